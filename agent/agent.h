@@ -1,0 +1,147 @@
+/* agent.h - the cold path: modules of the agent thread and how they meet.
+ *
+ * Everything declared here runs on the agent thread (or on the exiting
+ * thread after the agent has been stopped), never on an application thread,
+ * so agent modules keep plain, unlocked state. Memory comes from mimalloc
+ * (vkm_malloc & co.; cJSON and uthash are hooked to it in agent.c).
+ *
+ * The tick (every vkm_config.tick_ms, default 100 ms):
+ *   1. vkm_rings_drain -> vkm_sites_on_event / vkm_runtime_on_event
+ *   2. vkm_counters_sum -> vkm_tick_t (rates)
+ *   3. vkm_os_sample / vkm_allocstats_sample (each rate-limits itself)
+ *   4. vkm_sites_tick (epochs, leak analysis), vkm_runtime_tick
+ *   5. vkm_history_push
+ *   6. vkm_http_broadcast_tick (SSE)
+ * Between ticks the thread sits in vkm_http_poll.
+ */
+#ifndef VKM_AGENT_H
+#define VKM_AGENT_H
+
+#include "../interpose/vkm.h"
+#include <cjson/cJSON.h>
+
+/* ---------------------------------------------------------------------------
+ * One tick's view of the process (agent.c fills it)
+ * ------------------------------------------------------------------------- */
+typedef struct vkm_tick_s {
+  uint64_t seq;             /* tick number since start (SSE id) */
+  uint64_t t_ns;            /* monotonic */
+  uint64_t unix_ms;         /* wall clock */
+  double dt_s;              /* seconds since the previous tick */
+  vkm_counters_t c;         /* cumulative totals */
+  int64_t live_bytes;       /* alloc_usable - free_usable, exact */
+  int64_t live_count;       /* alloc_count - free_count */
+  int64_t peak_live_bytes;  /* high-water of flushed live heap (see vkm_live_peak) */
+  double alloc_bps, free_bps;       /* usable bytes/s over the last tick */
+  double alloc_ops, free_ops;       /* calls/s */
+  double pressure_pct;      /* (alloc - reclaim) / alloc over a 5 s window, 0 when reclaim keeps up */
+  int pressure_warn;        /* 1 when pressure stayed above 50 % for 5 s */
+  uint64_t rss_bytes, vms_bytes, peak_rss_bytes;   /* from the OS reader */
+  uint64_t self_bytes;
+  uint64_t dropped_events;
+} vkm_tick_t;
+
+const vkm_tick_t *vkm_tick_current(void);
+
+/* ---------------------------------------------------------------------------
+ * Call sites, lifetimes, leaks (sites.c, symbols.c)
+ * ------------------------------------------------------------------------- */
+void vkm_sites_init(void);
+/* ALLOC and FREE events only. */
+void vkm_sites_on_event(const vkm_event_t *ev, const void *extra);
+/* Once per tick: epoch accounting and leak analysis. gc_cycles is the number
+ * of GC cycles the runtime API has reported so far (0 when none). */
+void vkm_sites_tick(const vkm_tick_t *t, uint64_t gc_cycles);
+/* Adds "sites", "sites_by_live", "sites_by_alloc", "leaks", "lifetimes" to
+ * obj. top: how many sites per ranking; 0 = every site (the gate uses that
+ * in exact mode to account for every live byte at exit). */
+void vkm_sites_json(cJSON *obj, unsigned top);
+
+/* ---------------------------------------------------------------------------
+ * Runtime API aggregation: GC, pools, frames, evals, roots (runtime.c)
+ * ------------------------------------------------------------------------- */
+void vkm_runtime_init(void);
+void vkm_runtime_on_event(const vkm_event_t *ev, const void *extra);
+void vkm_runtime_tick(const vkm_tick_t *t);
+uint64_t vkm_runtime_gc_cycles(void);
+/* Adds "gc", "pools", "frames", "evals", "roots" to obj. */
+void vkm_runtime_json(cJSON *obj);
+/* Short per-tick fields for history/SSE (gc pause this tick, frame ms...). */
+void vkm_runtime_tick_json(cJSON *obj);
+
+/* ---------------------------------------------------------------------------
+ * OS and allocator readers (os_linux.c / os_darwin.c, allocstats.c)
+ * ------------------------------------------------------------------------- */
+typedef struct vkm_os_s {
+  uint64_t rss, vms, peak_rss;            /* bytes */
+  uint64_t minor_faults, major_faults;
+  uint64_t threads;
+  int have_smaps;                          /* breakdown below is valid */
+  uint64_t smaps_heap, smaps_anon, smaps_file, smaps_stack, smaps_other; /* Rss by kind */
+  uint64_t smaps_at_ms;                    /* when the breakdown was taken */
+  uint64_t swap;
+} vkm_os_t;
+void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps);
+void vkm_os_json(const vkm_os_t *os, cJSON *obj);
+
+typedef struct vkm_allocstats_s {
+  const char *source;        /* "glibc", "mimalloc", "none" */
+  uint64_t held, in_use, free_held;
+  double frag_pct;           /* free_held / held * 100 */
+  int frag_warn;             /* frag_pct >= 25 */
+} vkm_allocstats_t;
+void vkm_allocstats_sample(vkm_allocstats_t *a, uint64_t now_ns);
+void vkm_allocstats_json(const vkm_allocstats_t *a, cJSON *obj);
+
+/* ---------------------------------------------------------------------------
+ * History (history.c): bounded rings at 100 ms x 600, 1 s x 3000,
+ * 10 s x 3600, downsampled with sums for counters and max for peaks.
+ * ------------------------------------------------------------------------- */
+void vkm_history_init(void);
+void vkm_history_push(const vkm_tick_t *t, const vkm_os_t *os, const vkm_allocstats_t *a);
+/* range: "1m", "5m", "1h", "10h". Returns a JSON array (caller owns), or
+ * NULL for an unknown range. since_seq > 0 returns only newer points (SSE
+ * catch-up). */
+cJSON *vkm_history_json(const char *range, uint64_t since_seq);
+uint64_t vkm_history_bytes(void);
+
+/* ---------------------------------------------------------------------------
+ * JSON documents (agent.c)
+ * ------------------------------------------------------------------------- */
+cJSON *vkm_snapshot_json(void);   /* current state: what the dashboard shows */
+cJSON *vkm_tick_json(void);       /* one SSE event's payload */
+cJSON *vkm_report_json(void);     /* snapshot + full sites + history: schema valkmem.report/1 */
+/* Writes the report atomically (temp + rename). 0 or -errno. */
+int vkm_report_write(const char *path);
+
+/* ---------------------------------------------------------------------------
+ * HTTP/SSE (http.c). All calls on the agent thread.
+ * ------------------------------------------------------------------------- */
+int vkm_http_start(void);                 /* 0, or -errno (message already said) */
+void vkm_http_poll(int timeout_ms);       /* serve until timeout */
+void vkm_http_broadcast_tick(void);       /* one SSE event to every stream */
+void vkm_http_stop(void);
+/* In a forked child: close the inherited sockets without touching the
+ * parent's clients (no shutdown(2), no writes), reset state. */
+void vkm_http_forget(void);
+int vkm_http_port(void);
+
+/* Embedded viewer assets (generated at build time from viewer/). */
+typedef struct vkm_asset_s {
+  const char *path;          /* "/index.html" */
+  const char *content_type;
+  const unsigned char *data;
+  size_t len;
+} vkm_asset_t;
+extern const vkm_asset_t vkm_assets[];
+extern const size_t vkm_assets_count;
+
+/* ---------------------------------------------------------------------------
+ * Exports (pprof.c): gzip-compressed profile.proto and folded stacks, from a
+ * report's "sites" array (so they work on a live report and a saved one).
+ * ------------------------------------------------------------------------- */
+int vkm_pprof_from_report(const cJSON *report, const char *type /* "alloc"|"inuse"|NULL=all */,
+                          unsigned char **out, size_t *out_len);
+int vkm_folded_from_report(const cJSON *report, const char *type, char **out, size_t *out_len);
+
+#endif
