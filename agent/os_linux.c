@@ -1,5 +1,417 @@
-/* os_linux.c - process memory from /proc. (stub) */
+/* os_linux.c - process memory from /proc, and glibc's malloc statistics.
+ *
+ * Cadence (each reader rate-limits itself on the caller's monotonic clock):
+ *   every tick   /proc/self/statm         rss, vms
+ *   every second /proc/self/status        peak rss (VmHWM), threads, swap
+ *                /proc/self/stat          minor/major faults
+ *                /proc/self/smaps_rollup  total Rss, to notice drift
+ *   every 10 s   /proc/self/smaps         Rss by kind: heap, stack, file,
+ *   (or forced,                           anon, other
+ *    or when the rollup drifted > 10 %)
+ *
+ * Everything is read with open/read into static buffers: no stdio and no
+ * allocation at all, so a reader can never touch the application's heap nor
+ * valkmem's. smaps can be megabytes for a process with many mappings; it is
+ * streamed through one 64 KiB buffer and parsed line by line.
+ *
+ * The last complete view is kept here and copied out whole on every call,
+ * so fields read once a second are never zero on the ticks in between.
+ * Agent thread only.
+ */
 #include "agent.h"
+#include "os_alloc.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
 #include <string.h>
-void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps) { (void)now_ns; (void)force_smaps; memset(os, 0, sizeof *os); }
-void vkm_os_json(const vkm_os_t *os, cJSON *obj) { (void)os; (void)obj; }
+#include <time.h>
+#include <unistd.h>
+
+#define NS_PER_S 1000000000ull
+#define STATUS_EVERY_NS (1 * NS_PER_S)
+#define SMAPS_EVERY_NS (10 * NS_PER_S)
+#define SMAPS_DRIFT_PCT 10
+
+static vkm_os_t cur;
+static uint64_t page_size;
+static uint64_t status_at_ns, smaps_at_ns;
+static int status_done, smaps_done;
+static uint64_t smaps_total_rss; /* Rss sum of the last breakdown */
+
+static char small_buf[8192];     /* statm, stat, status, smaps_rollup */
+static char smaps_buf[65536];    /* smaps chunks */
+
+/* ---------------------------------------------------------------------------
+ * Small helpers: read a whole small file, parse numbers
+ * ------------------------------------------------------------------------- */
+
+/* Reads up to sizeof small_buf - 1 bytes of path, NUL-terminated. Returns
+ * the length, or -errno. */
+static ssize_t read_small(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  size_t n = 0;
+  while (n < sizeof small_buf - 1) {
+    ssize_t r = read(fd, small_buf + n, sizeof small_buf - 1 - n);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd);
+      return -e;
+    }
+    if (r == 0) break;
+    n += (size_t)r;
+  }
+  close(fd);
+  small_buf[n] = 0;
+  return (ssize_t)n;
+}
+
+/* Parses a decimal number at *s, skipping leading blanks; advances *s. */
+static uint64_t parse_u64(const char **s) {
+  const char *p = *s;
+  while (*p == ' ' || *p == '\t') p++;
+  uint64_t v = 0;
+  while (*p >= '0' && *p <= '9') v = v * 10 + (uint64_t)(*p++ - '0');
+  *s = p;
+  return v;
+}
+
+static uint64_t parse_hex(const char **s) {
+  const char *p = *s;
+  uint64_t v = 0;
+  for (;; p++) {
+    int d;
+    if (*p >= '0' && *p <= '9') d = *p - '0';
+    else if (*p >= 'a' && *p <= 'f') d = *p - 'a' + 10;
+    else break;
+    v = (v << 4) | (uint64_t)d;
+  }
+  *s = p;
+  return v;
+}
+
+/* Value of a "Key:   123 kB" line in buf, in bytes (kB lines) or as is.
+ * Returns 0 when the key is absent. */
+static uint64_t field_value(const char *buf, const char *key, int kib) {
+  size_t klen = strlen(key);
+  for (const char *p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+    if (strncmp(p, key, klen) == 0 && p[klen] == ':') {
+      const char *v = p + klen + 1;
+      uint64_t n = parse_u64(&v);
+      return kib ? n * 1024 : n;
+    }
+  }
+  return 0;
+}
+
+static uint64_t unix_ms_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---------------------------------------------------------------------------
+ * statm (every tick), status + stat + rollup (every second)
+ * ------------------------------------------------------------------------- */
+
+static void read_statm(void) {
+  if (read_small("/proc/self/statm") <= 0) return;
+  const char *p = small_buf;
+  uint64_t size = parse_u64(&p);
+  uint64_t resident = parse_u64(&p);
+  cur.vms = size * page_size;
+  cur.rss = resident * page_size;
+}
+
+static void read_status(void) {
+  if (read_small("/proc/self/status") <= 0) return;
+  cur.peak_rss = field_value(small_buf, "VmHWM", 1);
+  cur.threads = field_value(small_buf, "Threads", 0);
+  cur.swap = field_value(small_buf, "VmSwap", 1);
+}
+
+static void read_stat(void) {
+  if (read_small("/proc/self/stat") <= 0) return;
+  /* comm may hold spaces and parentheses: fields start after the last ')'.
+   * Then: state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt. */
+  const char *p = strrchr(small_buf, ')');
+  if (!p) return;
+  p++;
+  for (int field = 3; *p && field <= 12; field++) {
+    while (*p == ' ') p++;
+    if (field == 10) cur.minor_faults = parse_u64(&p);
+    else if (field == 12) cur.major_faults = parse_u64(&p);
+    while (*p && *p != ' ') p++;
+  }
+}
+
+/* Total Rss from smaps_rollup (one line per key, no per-mapping text). */
+static uint64_t read_rollup_rss(void) {
+  if (read_small("/proc/self/smaps_rollup") <= 0) return 0;
+  uint64_t swap = field_value(small_buf, "Swap", 1);
+  if (swap > cur.swap) cur.swap = swap;
+  return field_value(small_buf, "Rss", 1);
+}
+
+/* ---------------------------------------------------------------------------
+ * smaps breakdown
+ *
+ * Each mapping opens with a header line
+ *   start-end perms offset dev inode [pathname]
+ * followed by "Key: value kB" lines. A mapping is classified once its Rss
+ * and Anonymous lines are in:
+ *   [heap]                      heap (the brk heap)
+ *   [stack], [stack:tid]        stack
+ *   anonymous rw-p directly above a small ---p anonymous guard
+ *                               stack (a pthread stack: glibc maps the
+ *                               guard page(s) at the low end)
+ *   other anonymous, [anon:x]   anon (malloc arenas and big blocks, mmap)
+ *   /path                       file, except its Anonymous pages (written
+ *                               private data: relocations, .data, .bss
+ *                               merged in) which are anon
+ *   [vdso], [vvar], ...         other
+ * A glibc arena's PROT_NONE tail sits *above* its rw part, so it never
+ * looks like a guard unless an arena is within a guard's size of full.
+ * ------------------------------------------------------------------------- */
+
+#define GUARD_MAX (1024 * 1024)
+
+enum vma_kind { VMA_NONE, VMA_HEAP, VMA_STACK, VMA_ANON, VMA_FILE, VMA_OTHER };
+
+typedef struct smaps_acc_s {
+  uint64_t heap, stack, anon, file, other;
+  /* the mapping being read */
+  int kind;
+  uint64_t rss, anonymous;
+  /* the previous mapping, for the guard-page test */
+  uint64_t prev_start, prev_end;
+  int prev_guard; /* anonymous ---p */
+} smaps_acc_t;
+
+static void vma_close(smaps_acc_t *s) {
+  switch (s->kind) {
+    case VMA_HEAP: s->heap += s->rss; break;
+    case VMA_STACK: s->stack += s->rss; break;
+    case VMA_ANON: s->anon += s->rss; break;
+    case VMA_FILE: {
+      uint64_t a = s->anonymous < s->rss ? s->anonymous : s->rss;
+      s->anon += a;
+      s->file += s->rss - a;
+      break;
+    }
+    case VMA_OTHER: s->other += s->rss; break;
+    default: break;
+  }
+  s->kind = VMA_NONE;
+  s->rss = s->anonymous = 0;
+}
+
+static void vma_open(smaps_acc_t *s, const char *line) {
+  vma_close(s);
+  const char *p = line;
+  uint64_t start = parse_hex(&p);
+  if (*p == '-') p++;
+  uint64_t end = parse_hex(&p);
+  while (*p == ' ') p++;
+  char perms[5] = {0};
+  for (int i = 0; i < 4 && *p && *p != ' '; i++) perms[i] = *p++;
+  /* offset, dev, inode */
+  for (int f = 0; f < 3; f++) {
+    while (*p == ' ') p++;
+    while (*p && *p != ' ' && *p != '\n') p++;
+  }
+  while (*p == ' ') p++;
+  const char *name = p; /* up to end of line */
+  int anonymous = (*name == '\n' || *name == 0);
+
+  if (strncmp(name, "[heap]", 6) == 0) s->kind = VMA_HEAP;
+  else if (strncmp(name, "[stack", 6) == 0) s->kind = VMA_STACK;
+  else if (strncmp(name, "[anon", 5) == 0) s->kind = VMA_ANON;
+  else if (*name == '/') s->kind = VMA_FILE;
+  else if (!anonymous) s->kind = VMA_OTHER;
+  else if (perms[0] == 'r' && perms[1] == 'w' && s->prev_guard && s->prev_end == start &&
+           s->prev_end - s->prev_start <= GUARD_MAX)
+    s->kind = VMA_STACK;
+  else s->kind = VMA_ANON;
+
+  s->prev_start = start;
+  s->prev_end = end;
+  s->prev_guard = anonymous && perms[0] == '-' && perms[1] == '-' && perms[2] == '-';
+}
+
+static int is_header(const char *line) {
+  /* Headers start with a lowercase hex address; keys start uppercase. */
+  char c = line[0];
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+static void smaps_line(smaps_acc_t *s, const char *line) {
+  if (is_header(line)) vma_open(s, line);
+  else if (strncmp(line, "Rss:", 4) == 0) {
+    const char *v = line + 4;
+    s->rss = parse_u64(&v) * 1024;
+  } else if (strncmp(line, "Anonymous:", 10) == 0) {
+    const char *v = line + 10;
+    s->anonymous = parse_u64(&v) * 1024;
+  }
+}
+
+/* Streams path through smaps_buf. 0 or -errno. */
+static int read_smaps(const char *path, smaps_acc_t *s) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  size_t have = 0;
+  for (;;) {
+    ssize_t r = read(fd, smaps_buf + have, sizeof smaps_buf - 1 - have);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd);
+      return -e;
+    }
+    if (r == 0) break;
+    have += (size_t)r;
+    smaps_buf[have] = 0;
+    char *line = smaps_buf, *nl;
+    while ((nl = memchr(line, '\n', have - (size_t)(line - smaps_buf))) != NULL) {
+      *nl = 0;
+      smaps_line(s, line);
+      line = nl + 1;
+    }
+    /* Keep the unfinished line for the next read. A line longer than the
+     * whole buffer cannot occur (paths are < PATH_MAX), but never spin. */
+    size_t rest = have - (size_t)(line - smaps_buf);
+    if (rest == sizeof smaps_buf - 1) rest = 0;
+    memmove(smaps_buf, line, rest);
+    have = rest;
+  }
+  close(fd);
+  if (have) {
+    smaps_buf[have] = 0;
+    smaps_line(s, smaps_buf);
+  }
+  vma_close(s);
+  return 0;
+}
+
+/* Exposed for the unit test (tests/live_os.c): the breakdown of any smaps
+ * file. Agent thread (the buffer is static). */
+int vkm_os_smaps_breakdown(const char *path, vkm_os_t *out);
+int vkm_os_smaps_breakdown(const char *path, vkm_os_t *out) {
+  smaps_acc_t s;
+  memset(&s, 0, sizeof s);
+  int rc = read_smaps(path, &s);
+  if (rc) return rc;
+  out->smaps_heap = s.heap;
+  out->smaps_stack = s.stack;
+  out->smaps_anon = s.anon;
+  out->smaps_file = s.file;
+  out->smaps_other = s.other;
+  out->have_smaps = 1;
+  out->smaps_at_ms = unix_ms_now();
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * The reader
+ * ------------------------------------------------------------------------- */
+
+void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps) {
+  if (!page_size) {
+    long ps = sysconf(_SC_PAGESIZE);
+    page_size = ps > 0 ? (uint64_t)ps : 4096;
+  }
+  read_statm();
+
+  int want_smaps = force_smaps || !smaps_done || now_ns - smaps_at_ns >= SMAPS_EVERY_NS;
+  if (!status_done || now_ns - status_at_ns >= STATUS_EVERY_NS) {
+    read_status();
+    read_stat();
+    uint64_t roll = read_rollup_rss();
+    /* Memory moved a lot since the last breakdown: refresh it now rather
+     * than show a stale split for up to 10 s. */
+    if (smaps_done && roll && smaps_total_rss &&
+        (roll > smaps_total_rss ? roll - smaps_total_rss : smaps_total_rss - roll) * 100 >
+            smaps_total_rss * SMAPS_DRIFT_PCT)
+      want_smaps = 1;
+    status_at_ns = now_ns;
+    status_done = 1;
+  }
+  if (want_smaps) {
+    if (vkm_os_smaps_breakdown("/proc/self/smaps", &cur) == 0)
+      smaps_total_rss = cur.smaps_heap + cur.smaps_stack + cur.smaps_anon + cur.smaps_file + cur.smaps_other;
+    smaps_at_ns = now_ns;
+    smaps_done = 1;
+  }
+  /* VmHWM is read once a second; statm is fresher. */
+  if (cur.rss > cur.peak_rss) cur.peak_rss = cur.rss;
+  *os = cur;
+}
+
+void vkm_os_json(const vkm_os_t *os, cJSON *obj) {
+  cJSON *o = cJSON_AddObjectToObject(obj, "os");
+  if (!o) return;
+  cJSON_AddNumberToObject(o, "rss", (double)os->rss);
+  cJSON_AddNumberToObject(o, "vms", (double)os->vms);
+  cJSON_AddNumberToObject(o, "peak_rss", (double)os->peak_rss);
+  cJSON_AddNumberToObject(o, "minor_faults", (double)os->minor_faults);
+  cJSON_AddNumberToObject(o, "major_faults", (double)os->major_faults);
+  cJSON_AddNumberToObject(o, "threads", (double)os->threads);
+  cJSON_AddNumberToObject(o, "swap", (double)os->swap);
+  if (!os->have_smaps) {
+    cJSON_AddNullToObject(o, "smaps");
+    return;
+  }
+  cJSON *s = cJSON_AddObjectToObject(o, "smaps");
+  if (!s) return;
+  cJSON_AddNumberToObject(s, "heap", (double)os->smaps_heap);
+  cJSON_AddNumberToObject(s, "anon", (double)os->smaps_anon);
+  cJSON_AddNumberToObject(s, "file", (double)os->smaps_file);
+  cJSON_AddNumberToObject(s, "stack", (double)os->smaps_stack);
+  cJSON_AddNumberToObject(s, "other", (double)os->smaps_other);
+  cJSON_AddNumberToObject(s, "at_ms", (double)os->smaps_at_ms);
+}
+
+/* ---------------------------------------------------------------------------
+ * glibc malloc statistics (allocator half of the seam, os_alloc.h)
+ * ------------------------------------------------------------------------- */
+
+typedef struct mallinfo2 (*mallinfo2_fn)(void);
+static int native_state; /* 0 unknown, 1 glibc, -1 something else */
+static mallinfo2_fn real_mallinfo2;
+
+/* The next malloc after us lives in libc.so (not a preloaded jemalloc,
+ * tcmalloc or mimalloc), and mallinfo2 comes from that same object. */
+static void native_detect(void) {
+  native_state = -1;
+  void *m = dlsym(RTLD_NEXT, "malloc");
+  Dl_info mi;
+  if (!m || !dladdr(m, &mi) || !mi.dli_fname) return;
+  const char *base = strrchr(mi.dli_fname, '/');
+  base = base ? base + 1 : mi.dli_fname;
+  if (strncmp(base, "libc.so", 7) != 0) return;
+  void *f = dlsym(RTLD_NEXT, "mallinfo2");
+  Dl_info fi;
+  if (!f || !dladdr(f, &fi) || fi.dli_fbase != mi.dli_fbase) return;
+  real_mallinfo2 = (mallinfo2_fn)f;
+  native_state = 1;
+}
+
+int vkm_os_native_malloc(void) {
+  if (!native_state) native_detect();
+  return native_state == 1;
+}
+
+int vkm_os_native_allocstats(vkm_allocstats_t *a) {
+  if (!vkm_os_native_malloc()) return -ENOTSUP;
+  /* Locks every arena in turn; the caller keeps this to once a second. */
+  struct mallinfo2 mi = real_mallinfo2();
+  a->source = "glibc";
+  a->held = (uint64_t)mi.arena + (uint64_t)mi.hblkhd;
+  a->in_use = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+  a->free_held = (uint64_t)mi.fordblks;
+  return 0;
+}

@@ -1,0 +1,33 @@
+# live.cmake - the live agent's readers: history rings, OS readers,
+# allocator statistics. Units compile the agent sources directly with
+# tests/live_stubs.c, so they never wait for the whole library.
+set(VKM_LIVE_AGENT ${CMAKE_SOURCE_DIR}/agent)
+
+vkm_test_exe(live_history live_history.c live_stubs.c ${VKM_LIVE_AGENT}/history.c)
+add_test(NAME live_history COMMAND live_history)
+set_tests_properties(live_history PROPERTIES TIMEOUT 60)
+
+if(VKM_PLATFORM STREQUAL "linux")
+  vkm_test_exe(live_os live_os.c live_stubs.c ${VKM_LIVE_AGENT}/os_linux.c)
+  add_test(NAME live_os COMMAND live_os)
+  set_tests_properties(live_os PROPERTIES TIMEOUT 60)
+endif()
+
+# The app's malloc is glibc's here: this executable must not link mimalloc
+# (libmimalloc.so exports malloc and would come first), so mi_process_info
+# is stubbed.
+vkm_test_exe(live_allocstats live_allocstats.c live_stubs.c ${VKM_LIVE_AGENT}/allocstats.c
+             ${VKM_LIVE_AGENT}/os_${VKM_PLATFORM}.c)
+target_compile_definitions(live_allocstats PRIVATE LIVE_STUB_MIMALLOC=1)
+add_test(NAME live_allocstats COMMAND live_allocstats glibc)
+set_tests_properties(live_allocstats PROPERTIES TIMEOUT 60)
+
+# Linked with mimalloc, whose malloc then is the next one: without
+# VALKMEM_ALLOCATOR the source must be "none"; with it, "mimalloc".
+vkm_test_exe(live_allocstats_mi live_allocstats.c live_stubs.c ${VKM_LIVE_AGENT}/allocstats.c
+             ${VKM_LIVE_AGENT}/os_${VKM_PLATFORM}.c)
+target_link_libraries(live_allocstats_mi PRIVATE mimalloc)
+target_link_options(live_allocstats_mi PRIVATE -Wl,--no-as-needed)
+add_test(NAME live_allocstats_none COMMAND live_allocstats_mi none)
+add_test(NAME live_allocstats_mimalloc COMMAND live_allocstats_mi mimalloc)
+set_tests_properties(live_allocstats_none live_allocstats_mimalloc PROPERTIES TIMEOUT 60)
