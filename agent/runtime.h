@@ -1,0 +1,80 @@
+/* runtime.h - what interpose/api.c (the exported valkmem_* runtime API) and
+ * agent/runtime.c (its aggregation on the agent thread) share: the pool
+ * handle with its counters, the pool registry, and the binary payloads that
+ * some runtime events carry. Nothing here is public.
+ *
+ * Event payloads (vkm_event_t fields; "name" = NUL-terminated extra):
+ *   GC_BEGIN       id = cycle number (process-wide, from 1)
+ *   GC_END         id = cycle number (0 for valkmem_gc_report), a = bytes
+ *                  before, b = bytes after, c = pause ns (measured on the
+ *                  calling thread from its GC_BEGIN, or given by
+ *                  valkmem_gc_report; 0 when neither)
+ *   POOL_REGISTER  id = pool id, a = capacity, b = object size, c = kind; name
+ *   POOL_OVERFLOW  id = pool id, a = bytes that did not fit, b = used then
+ *   POOL_RESET     not emitted: resets are counted in the handle
+ *   FRAME          id = frame number on this thread; extra = vkm_api_snap_t
+ *   ZONE_BEGIN     id = nesting depth before the begin; name
+ *   ZONE_END       id = nesting depth after the end
+ *   EVAL_BEGIN     id = eval number (process-wide); extra = vkm_api_snap_t
+ *                  followed by the label (NUL-terminated)
+ *   EVAL_END       id = eval number of the matching begin (0 if unknown);
+ *                  extra = vkm_api_snap_t
+ *   ROOT           a = retained bytes, b = objects; name
+ *   MARK           a = value; name
+ */
+#ifndef VKM_RUNTIME_H
+#define VKM_RUNTIME_H
+
+#include <stdint.h>
+#include "../include/valkmem.h"
+
+#define VKM_POOL_MAGIC 0x6c6f6f706d6b7676ull /* "vvkmpool" */
+
+/* The pool handle (valkmem_pool_t). Allocated with vkm_calloc by
+ * valkmem_pool_register and never freed: the agent may read it at any time.
+ *
+ * Memory ordering: the descriptive fields (id .. name) are written before
+ * the handle is published on the registry with a release CAS; the agent
+ * walks the registry from an acquire load of its head, so it always sees
+ * them complete. `next` is immutable once published. The counters are
+ * written by any application thread with relaxed atomic RMWs and read by
+ * the agent with relaxed loads: each counter is exact at the moment it is
+ * read, but two counters read one after the other may be a few operations
+ * apart (used vs alloc_bytes), which the dashboard tolerates. */
+struct valkmem_pool_s {
+  uint64_t magic;
+  uint32_t id;
+  int kind;                 /* VALKMEM_POOL_* */
+  uint64_t capacity;        /* 0 = unbounded */
+  uint64_t object_size;
+  char name[VALKMEM_NAME_MAX + 1];
+  struct valkmem_pool_s *next;
+  char pad0_[64];                  /* keeps the counters off the read-mostly line */
+  int64_t used;       /* may dip below 0 transiently under races; shown clamped */
+  uint64_t high_water;             /* max of used, CAS-max on the allocating thread */
+  uint64_t window_peak;            /* max of used since the last eval began (arena high water) */
+  uint64_t alloc_count, free_count;
+  uint64_t alloc_bytes, free_bytes;
+  uint64_t overflow_count, reset_count;
+  uint64_t held;                   /* last valkmem_pool_held, 0 = never reported */
+  char pad1_[64];                  /* and off the next handle's */
+};
+
+/* Head of the registry (newest first), acquire load. Agent side. */
+valkmem_pool_t *vkm_api_pools(void);
+
+/* What a FRAME or EVAL event carries: the calling thread's malloc counters
+ * and the process-wide pool totals at that instant (cumulative). */
+typedef struct vkm_api_snap_s {
+  uint64_t alloc_count;   /* the thread's malloc-family allocations */
+  uint64_t alloc_bytes;   /* the thread's requested bytes */
+  uint64_t alloc_usable;  /* the thread's usable bytes allocated */
+  uint64_t free_usable;   /* the thread's usable bytes freed */
+  uint64_t pool_alloc_count, pool_alloc_bytes, pool_free_bytes; /* all pools */
+  uint64_t arena_peak;    /* EVAL_END: sum over arena/bump pools of the peak used since the eval began */
+} vkm_api_snap_t;
+
+/* Agent-side extras beyond agent.h (runtime.c). */
+double vkm_runtime_gc_pause_ms_total(void);
+
+#endif

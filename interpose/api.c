@@ -1,0 +1,290 @@
+/* api.c - the exported runtime API (include/valkmem.h): GC cycles, pools,
+ * frames, zones, evals, roots, markers.
+ *
+ * Runs on application threads, so it follows the hot-path rules: no locks,
+ * no allocation through the app's heap, no stdio. Event calls build one
+ * vkm_event_t on the stack and hand it to vkm_emit (the calling thread's
+ * ring). Pool alloc/free/reset never emit: they update counters in the pool
+ * handle, which the agent reads every tick, so a runtime can call them for
+ * every object. Event payloads are listed in agent/runtime.h.
+ */
+#include <string.h>
+
+#include "hot.h"
+#include "vkm.h"
+#include "../agent/runtime.h"
+
+/* ---------------------------------------------------------------------------
+ * Small helpers
+ * ------------------------------------------------------------------------- */
+
+static uint64_t api_gc_seq;      /* cycles begun, process-wide */
+static uint64_t api_eval_seq;    /* evals begun, process-wide */
+static uint32_t api_pool_seq;    /* pool ids */
+static valkmem_pool_t *api_pools; /* registry head, newest first */
+
+#define API_EVAL_DEPTH 16
+/* Per-thread API state. Plain TLS written only by its thread. */
+static __thread uint64_t api_gc_begin_ns;
+static __thread uint64_t api_frame_seq;
+static __thread uint32_t api_zone_depth;
+static __thread uint32_t api_eval_depth;
+static __thread uint64_t api_eval_ids[API_EVAL_DEPTH];
+
+static size_t api_name_len(const char *name) {
+  if (!name) return 0;
+  size_t n = 0;
+  while (n < VALKMEM_NAME_MAX && name[n]) n++;
+  return n;
+}
+
+/* Emits an event whose extra is a name cut to VALKMEM_NAME_MAX. */
+static void api_emit_named(vkm_event_t *ev, const char *name) {
+  char buf[VALKMEM_NAME_MAX + 1];
+  size_t n = api_name_len(name);
+  if (n) memcpy(buf, name, n);
+  buf[n] = 0;
+  vkm_emit(ev, buf, n + 1);
+}
+
+static void api_event_init(vkm_event_t *ev, uint16_t type) {
+  memset(ev, 0, sizeof *ev);
+  ev->type = type;
+}
+
+/* The calling thread's malloc counters and the pool totals. Reads its own
+ * thread's counters (written only by this thread: plain order suffices) and
+ * every pool's counters with relaxed loads. */
+static void api_snap(vkm_api_snap_t *s, int with_arena_peak) {
+  memset(s, 0, sizeof *s);
+  vkm_tstate_t *ts = vkm_tls.ts;
+  if (ts) {
+    s->alloc_count = VKM_LOAD(&ts->c.alloc_count);
+    s->alloc_bytes = VKM_LOAD(&ts->c.alloc_bytes);
+    s->alloc_usable = VKM_LOAD(&ts->c.alloc_usable);
+    s->free_usable = VKM_LOAD(&ts->c.free_usable);
+  }
+  for (valkmem_pool_t *p = __atomic_load_n(&api_pools, __ATOMIC_ACQUIRE); p; p = p->next) {
+    s->pool_alloc_count += VKM_LOAD(&p->alloc_count);
+    s->pool_alloc_bytes += VKM_LOAD(&p->alloc_bytes);
+    s->pool_free_bytes += VKM_LOAD(&p->free_bytes);
+    if (with_arena_peak && p->kind != VALKMEM_POOL_SLAB) s->arena_peak += VKM_LOAD(&p->window_peak);
+  }
+}
+
+static void api_max(uint64_t *slot, uint64_t v) {
+  uint64_t cur = VKM_LOAD(slot);
+  while (v > cur && !__atomic_compare_exchange_n(slot, &cur, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+}
+
+valkmem_pool_t *vkm_api_pools(void) { return __atomic_load_n(&api_pools, __ATOMIC_ACQUIRE); }
+
+/* ---------------------------------------------------------------------------
+ * Version
+ * ------------------------------------------------------------------------- */
+
+int valkmem_version(void) { return VALKMEM_VERSION; }
+
+/* ---------------------------------------------------------------------------
+ * GC cycles
+ * ------------------------------------------------------------------------- */
+
+void valkmem_gc_begin(void) {
+  vkm_event_t ev;
+  api_event_init(&ev, VKM_EV_GC_BEGIN);
+  ev.id = __atomic_add_fetch(&api_gc_seq, 1, __ATOMIC_RELAXED);
+  ev.t_ns = vkm_now_ns();
+  api_gc_begin_ns = ev.t_ns;
+  vkm_emit(&ev, NULL, 0);
+}
+
+void valkmem_gc_end(uint64_t bytes_before, uint64_t bytes_after) {
+  vkm_event_t ev;
+  api_event_init(&ev, VKM_EV_GC_END);
+  ev.t_ns = vkm_now_ns();
+  ev.id = VKM_LOAD(&api_gc_seq);
+  ev.a = bytes_before;
+  ev.b = bytes_after;
+  /* A begin on this thread gives the pause; without one it is unknown (0). */
+  ev.c = api_gc_begin_ns && ev.t_ns >= api_gc_begin_ns ? ev.t_ns - api_gc_begin_ns : 0;
+  api_gc_begin_ns = 0;
+  vkm_emit(&ev, NULL, 0);
+}
+
+void valkmem_gc_report(uint64_t bytes_before, uint64_t bytes_after, uint64_t pause_ns) {
+  vkm_event_t ev;
+  api_event_init(&ev, VKM_EV_GC_END);
+  ev.t_ns = vkm_now_ns();
+  ev.a = bytes_before;
+  ev.b = bytes_after;
+  ev.c = pause_ns;
+  vkm_emit(&ev, NULL, 0);
+}
+
+/* ---------------------------------------------------------------------------
+ * Pools
+ * ------------------------------------------------------------------------- */
+
+valkmem_pool_t *valkmem_pool_register(const char *name, int kind, uint64_t capacity, uint64_t object_size) {
+  if (!vkm_config.enabled) return NULL;
+  /* Registration is rare; vkm_calloc is mimalloc, never the app's heap, and
+   * the guard keeps any mmap it makes out of the app's figures. */
+  vkm_guard_enter();
+  valkmem_pool_t *p = vkm_calloc(1, sizeof *p);
+  vkm_guard_leave();
+  if (!p) return NULL;
+  p->magic = VKM_POOL_MAGIC;
+  p->id = __atomic_add_fetch(&api_pool_seq, 1, __ATOMIC_RELAXED);
+  p->kind = kind >= VALKMEM_POOL_SLAB && kind <= VALKMEM_POOL_BUMP ? kind : VALKMEM_POOL_ARENA;
+  p->capacity = capacity;
+  p->object_size = object_size;
+  size_t n = api_name_len(name);
+  if (n) memcpy(p->name, name, n);
+  else memcpy(p->name, "pool", 5);
+  valkmem_pool_t *head = __atomic_load_n(&api_pools, __ATOMIC_RELAXED);
+  do {
+    p->next = head;
+  } while (!__atomic_compare_exchange_n(&api_pools, &head, p, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+
+  vkm_event_t ev;
+  api_event_init(&ev, VKM_EV_POOL_REGISTER);
+  ev.id = p->id;
+  ev.a = capacity;
+  ev.b = object_size;
+  ev.c = (uint64_t)p->kind;
+  api_emit_named(&ev, p->name);
+  return p;
+}
+
+void valkmem_pool_alloc(valkmem_pool_t *pool, uint64_t bytes) {
+  if (vkm_unlikely(!pool)) return;
+  __atomic_add_fetch(&pool->alloc_count, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&pool->alloc_bytes, bytes, __ATOMIC_RELAXED);
+  int64_t used = __atomic_add_fetch(&pool->used, (int64_t)bytes, __ATOMIC_RELAXED);
+  uint64_t u = used > 0 ? (uint64_t)used : 0;
+  /* Plain loads first: the CAS runs only when a peak is actually new. */
+  if (u > VKM_LOAD(&pool->high_water)) api_max(&pool->high_water, u);
+  if (u > VKM_LOAD(&pool->window_peak)) api_max(&pool->window_peak, u);
+  if (pool->capacity && u > pool->capacity) __atomic_add_fetch(&pool->overflow_count, 1, __ATOMIC_RELAXED);
+}
+
+void valkmem_pool_free(valkmem_pool_t *pool, uint64_t bytes) {
+  if (vkm_unlikely(!pool)) return;
+  __atomic_add_fetch(&pool->free_count, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&pool->free_bytes, bytes, __ATOMIC_RELAXED);
+  __atomic_sub_fetch(&pool->used, (int64_t)bytes, __ATOMIC_RELAXED);
+}
+
+void valkmem_pool_reset(valkmem_pool_t *pool) {
+  if (vkm_unlikely(!pool)) return;
+  /* Everything still in the arena counts as freed, so allocated - freed
+   * stays equal to used for every kind. */
+  int64_t was = __atomic_exchange_n(&pool->used, 0, __ATOMIC_RELAXED);
+  if (was > 0) __atomic_add_fetch(&pool->free_bytes, (uint64_t)was, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&pool->reset_count, 1, __ATOMIC_RELAXED);
+}
+
+void valkmem_pool_overflow(valkmem_pool_t *pool, uint64_t bytes) {
+  if (vkm_unlikely(!pool)) return;
+  __atomic_add_fetch(&pool->overflow_count, 1, __ATOMIC_RELAXED);
+  vkm_event_t ev;
+  api_event_init(&ev, VKM_EV_POOL_OVERFLOW);
+  ev.id = pool->id;
+  ev.a = bytes;
+  int64_t used = VKM_LOAD(&pool->used);
+  ev.b = used > 0 ? (uint64_t)used : 0;
+  vkm_emit(&ev, NULL, 0);
+}
+
+void valkmem_pool_held(valkmem_pool_t *pool, uint64_t held_bytes) {
+  if (vkm_unlikely(!pool)) return;
+  VKM_STORE(&pool->held, held_bytes);
+}
+
+/* ---------------------------------------------------------------------------
+ * Frames and zones
+ * ------------------------------------------------------------------------- */
+
+void valkmem_frame_mark(void) {
+  vkm_event_t ev;
+  vkm_api_snap_t s;
+  api_event_init(&ev, VKM_EV_FRAME);
+  api_snap(&s, 0);
+  ev.id = ++api_frame_seq;
+  vkm_emit(&ev, &s, sizeof s);
+}
+
+void valkmem_zone_begin(const char *name) {
+  vkm_event_t ev;
+  api_event_init(&ev, VKM_EV_ZONE_BEGIN);
+  ev.id = api_zone_depth++;
+  api_emit_named(&ev, name);
+}
+
+void valkmem_zone_end(void) {
+  if (api_zone_depth == 0) return; /* unbalanced: nothing to end */
+  vkm_event_t ev;
+  api_event_init(&ev, VKM_EV_ZONE_END);
+  ev.id = --api_zone_depth;
+  vkm_emit(&ev, NULL, 0);
+}
+
+/* ---------------------------------------------------------------------------
+ * Evals
+ * ------------------------------------------------------------------------- */
+
+void valkmem_eval_begin(const char *label) {
+  struct {
+    vkm_api_snap_t s;
+    char label[VALKMEM_NAME_MAX + 1];
+  } pl;
+  vkm_event_t ev;
+  api_event_init(&ev, VKM_EV_EVAL_BEGIN);
+  ev.id = __atomic_add_fetch(&api_eval_seq, 1, __ATOMIC_RELAXED);
+  if (api_eval_depth < API_EVAL_DEPTH) api_eval_ids[api_eval_depth] = ev.id;
+  api_eval_depth++;
+  /* Open a new arena-peak window: each arena/bump pool's peak restarts at
+   * its current use. Nested or concurrent evals share the window, so an
+   * outer eval sees the peak since the innermost begin. */
+  for (valkmem_pool_t *p = __atomic_load_n(&api_pools, __ATOMIC_ACQUIRE); p; p = p->next) {
+    if (p->kind == VALKMEM_POOL_SLAB) continue;
+    int64_t used = VKM_LOAD(&p->used);
+    VKM_STORE(&p->window_peak, used > 0 ? (uint64_t)used : 0);
+  }
+  api_snap(&pl.s, 0);
+  size_t n = api_name_len(label);
+  if (n) memcpy(pl.label, label, n);
+  pl.label[n] = 0;
+  vkm_emit(&ev, &pl, sizeof pl.s + n + 1);
+}
+
+void valkmem_eval_end(void) {
+  if (api_eval_depth == 0) return;
+  api_eval_depth--;
+  vkm_event_t ev;
+  vkm_api_snap_t s;
+  api_event_init(&ev, VKM_EV_EVAL_END);
+  ev.id = api_eval_depth < API_EVAL_DEPTH ? api_eval_ids[api_eval_depth] : 0;
+  api_snap(&s, 1);
+  vkm_emit(&ev, &s, sizeof s);
+}
+
+/* ---------------------------------------------------------------------------
+ * Roots and markers
+ * ------------------------------------------------------------------------- */
+
+void valkmem_root_report(const char *name, uint64_t retained_bytes, uint64_t objects) {
+  vkm_event_t ev;
+  api_event_init(&ev, VKM_EV_ROOT);
+  ev.a = retained_bytes;
+  ev.b = objects;
+  api_emit_named(&ev, name);
+}
+
+void valkmem_mark(const char *name, uint64_t value) {
+  vkm_event_t ev;
+  api_event_init(&ev, VKM_EV_MARK);
+  ev.a = value;
+  api_emit_named(&ev, name);
+}
