@@ -1,6 +1,709 @@
-/* sites.c - call sites: stack interning, live heap by site, lifetimes, leak suspects. (stub, owned by the sites work) */
+/* sites.c - call sites: stacks interned by hash, estimated allocated and
+ * live bytes per site, object lifetimes by epoch, and leak suspects.
+ *
+ * Agent thread only (or the exit path after the agent stopped): plain,
+ * unlocked state, memory from vkm_malloc.
+ *
+ * Weights. In exact mode (sample_bytes == 1, or sampling off) an event
+ * stands for exactly its own size and one object. Otherwise the sampler
+ * picks an allocation of `size` bytes with probability p = 1 - exp(-size /
+ * mean), so it stands for size / p bytes and 1 / p objects (unbiased). The
+ * size is the requested size (event field a): that is what the program
+ * asked for and what the accuracy tests know as truth. Weights are kept in
+ * integers (bytes, and objects in 1/65536 units) computed from the size
+ * alone, so a free subtracts exactly what its alloc added.
+ *
+ * Epochs. Object age is counted in GC cycles once the runtime API reports
+ * any (vkm_sites_tick's gc_cycles > 0); before that, in 1 s wall-clock
+ * epochs. One second keeps "died in the first epoch" meaning "short-lived"
+ * for request/frame style work, and gives a leak window of tens of points
+ * within the 60 s detection target. Objects born before the switch keep
+ * their age in the old unit plus GC cycles after it.
+ *
+ * Leak suspects. At every epoch boundary each site records its live bytes.
+ * A site is flagged when, over a window of the last W boundaries (>= NMIN):
+ *   - the least-squares slope of live bytes over time is positive and the
+ *     growth it implies over the window is at least G_min (three sample
+ *     means in sampled mode, so one or two lucky samples never flag);
+ *   - the rise is consistent: Kendall's tau of live bytes against time is
+ *     >= 0.6 (a bounded cache and churn fluctuate around a level: tau ~ 0);
+ *   - the growth is made of old objects: live bytes of objects at least
+ *     half the window old make up >= 25 % of the growth. A leak keeps
+ *     everything it allocated, so objects from the first half of the window
+ *     are all still there; a cache or a queue replaces its objects, so
+ *     little survives half a window.
+ * A flagged site stays flagged until its live bytes fall below half of what
+ * they were when it was flagged (it was a slow cache after all).
+ */
 #include "agent.h"
-void vkm_sites_init(void) {}
-void vkm_sites_on_event(const vkm_event_t *ev, const void *extra) { (void)ev; (void)extra; }
-void vkm_sites_tick(const vkm_tick_t *t, uint64_t gc_cycles) { (void)t; (void)gc_cycles; }
-void vkm_sites_json(cJSON *obj, unsigned top) { (void)obj; (void)top; }
+#include "symbols.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define uthash_malloc(sz) vkm_malloc(sz)
+#define uthash_free(ptr, sz) vkm_free(ptr)
+#define uthash_fatal(msg) abort()
+#include <uthash.h>
+
+#define OBJ_FP 65536       /* object counts are fixed point, 1/OBJ_FP units */
+#define AGE_RING 24        /* live weight per birth epoch for ages 0..23; older summed */
+#define HIST 32            /* boundaries kept per site for the leak window */
+#define TIME_EPOCH_NS 1000000000ull
+#define PENDING_TTL_TICKS 100 /* frees seen before their alloc wait this long (10 s at 100 ms) */
+#define W_TIME 30
+#define NMIN_TIME 20
+#define W_GC 10
+#define NMIN_GC 4
+#define TAU_MIN 0.6
+#define OLD_SHARE 0.25
+
+/* ---------------------------------------------------------------------------
+ * Sites
+ * ------------------------------------------------------------------------- */
+
+typedef struct site_s {
+  uint64_t key;      /* hash of the raw frames: uthash key */
+  UT_hash_handle hh; /* by key */
+  uint64_t sid;      /* stable id: hash of (module, offset) of the shown frames; 0 until symbolised */
+  UT_hash_handle hs; /* by sid */
+  uint32_t idx;
+  uint16_t nframes;
+  uintptr_t *frames; /* raw return addresses, leaf first */
+
+  int64_t alloc_bytes, alloc_usable, alloc_objs;  /* objs in OBJ_FP units */
+  int64_t live_bytes, live_usable, live_objs;
+  int64_t freed_objs[4];                          /* lifetime buckets, OBJ_FP units */
+  int64_t age_bytes[AGE_RING], age_objs[AGE_RING]; /* indexed by birth epoch % AGE_RING */
+  int64_t older_bytes, older_objs;                /* born AGE_RING or more epochs ago */
+
+  int64_t h_live[HIST];
+  double h_t[HIST];
+  uint32_t h_epoch[HIST];
+  uint32_t h_n; /* boundaries recorded (total) */
+
+  bool leak;
+  double leak_rate;
+  double leak_since_t;
+  uint32_t leak_epochs;
+  int64_t leak_level;
+
+  uint16_t nshow; /* frames after trimming allocator frames */
+  vkm_sym_t *show; /* NULL until symbolised */
+  char id[17];
+} site_t;
+
+static site_t *sites_by_key, *sites_by_sid;
+static site_t **site_arr;
+static uint32_t nsites, capsites;
+
+/* ---------------------------------------------------------------------------
+ * Sample table: open addressing on the sample id, linear probing with
+ * backward-shift deletion (no tombstones). Two instances: live samples, and
+ * frees that arrived before their alloc (cross-thread drain order).
+ * ------------------------------------------------------------------------- */
+
+#define SLOT_EMPTY UINT32_MAX
+
+typedef struct rec_s {
+  uint64_t id;
+  uint32_t site;  /* SLOT_EMPTY: free slot */
+  uint32_t born;  /* epoch; for pending frees: the tick it arrived */
+  uint64_t size;  /* requested */
+  uint64_t usable;
+} rec_t;
+
+typedef struct table_s {
+  rec_t *r;
+  size_t cap, n;
+} table_t;
+
+static table_t live_tab, pending_tab;
+
+static size_t id_hash(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  return (size_t)x;
+}
+
+static rec_t *tab_find(table_t *t, uint64_t id) {
+  if (!t->cap) return NULL;
+  size_t m = t->cap - 1, i = id_hash(id) & m;
+  while (t->r[i].site != SLOT_EMPTY) {
+    if (t->r[i].id == id) return &t->r[i];
+    i = (i + 1) & m;
+  }
+  return NULL;
+}
+
+static void tab_put_raw(table_t *t, const rec_t *rec) {
+  size_t m = t->cap - 1, i = id_hash(rec->id) & m;
+  while (t->r[i].site != SLOT_EMPTY) i = (i + 1) & m;
+  t->r[i] = *rec;
+  t->n++;
+}
+
+static int tab_put(table_t *t, const rec_t *rec) {
+  if ((t->n + 1) * 4 > t->cap * 3) { /* load <= 3/4 */
+    size_t nc = t->cap ? t->cap * 2 : 1024;
+    rec_t *nr = vkm_malloc(nc * sizeof *nr), *old = t->r;
+    if (!nr) return -1;
+    memset(nr, 0xff, nc * sizeof *nr);
+    size_t oc = t->cap;
+    t->r = nr;
+    t->cap = nc;
+    t->n = 0;
+    for (size_t i = 0; i < oc; i++)
+      if (old[i].site != SLOT_EMPTY) tab_put_raw(t, &old[i]);
+    vkm_free(old);
+  }
+  tab_put_raw(t, rec);
+  return 0;
+}
+
+static void tab_del(table_t *t, rec_t *slot) {
+  size_t m = t->cap - 1, i = (size_t)(slot - t->r), j = i;
+  for (;;) {
+    j = (j + 1) & m;
+    if (t->r[j].site == SLOT_EMPTY) break;
+    size_t k = id_hash(t->r[j].id) & m; /* home of the entry at j */
+    /* Move j into the hole at i unless its home lies cyclically in (i, j]. */
+    if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) {
+      t->r[i] = t->r[j];
+      i = j;
+    }
+  }
+  t->r[i].site = SLOT_EMPTY;
+  t->n--;
+}
+
+/* ---------------------------------------------------------------------------
+ * State: epochs and totals
+ * ------------------------------------------------------------------------- */
+
+static uint32_t epoch;          /* current epoch number */
+static bool gc_mode;
+static uint64_t last_gc;
+static uint64_t epoch_start_ns; /* time epochs: start of the current one */
+static uint64_t first_ns;       /* first tick: time origin for the leak window */
+static bool ticked;
+static uint64_t tick_no;
+static double now_s;
+
+static int64_t g_old_hist[HIST]; /* live objects aged 21+ at each boundary (OBJ_FP) */
+static double g_old_t[HIST];
+static uint32_t g_old_n;
+
+static bool exact_mode(void) { return vkm_config.exact || vkm_config.sample_bytes <= 1; }
+
+static void weigh(uint64_t size, int64_t *bytes, int64_t *objs) {
+  if (exact_mode()) {
+    *bytes = (int64_t)size;
+    *objs = OBJ_FP;
+    return;
+  }
+  if (size == 0) { /* never picked by a byte sampler; count it as itself */
+    *bytes = 0;
+    *objs = OBJ_FP;
+    return;
+  }
+  double p = -expm1(-(double)size / (double)vkm_config.sample_bytes);
+  *bytes = llround((double)size / p);
+  *objs = llround((double)OBJ_FP / p);
+}
+
+static int age_bucket(uint32_t age) { return age == 0 ? 0 : age <= 5 ? 1 : age <= 20 ? 2 : 3; }
+
+/* ---------------------------------------------------------------------------
+ * Interning
+ * ------------------------------------------------------------------------- */
+
+static uint64_t frames_hash(const uintptr_t *f, unsigned n) {
+  uint64_t h = 0xcbf29ce484222325ull ^ n;
+  for (unsigned i = 0; i < n; i++) {
+    h ^= (uint64_t)f[i];
+    h *= 0x100000001b3ull;
+    h ^= h >> 29;
+  }
+  return h;
+}
+
+static site_t *site_intern(const uintptr_t *f, unsigned n) {
+  uint64_t key = frames_hash(f, n);
+  for (;;) { /* on a 64-bit collision between different stacks, probe the next key */
+    site_t *s;
+    HASH_FIND(hh, sites_by_key, &key, sizeof key, s);
+    if (!s) break;
+    if (s->nframes == n && memcmp(s->frames, f, n * sizeof *f) == 0) return s;
+    key++;
+  }
+  if (nsites == capsites) {
+    uint32_t nc = capsites ? capsites * 2 : 256;
+    site_t **na = vkm_realloc(site_arr, nc * sizeof *na);
+    if (!na) return NULL;
+    site_arr = na;
+    capsites = nc;
+  }
+  site_t *s = vkm_calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->frames = vkm_malloc((n ? n : 1) * sizeof *f);
+  if (!s->frames) {
+    vkm_free(s);
+    return NULL;
+  }
+  memcpy(s->frames, f, n * sizeof *f);
+  s->nframes = (uint16_t)n;
+  s->key = key;
+  s->idx = nsites;
+  site_arr[nsites++] = s;
+  HASH_ADD(hh, sites_by_key, key, sizeof s->key, s);
+  return s;
+}
+
+/* ---------------------------------------------------------------------------
+ * Events
+ * ------------------------------------------------------------------------- */
+
+/* Usable bytes scale with the same weight as requested bytes. */
+static int64_t usable_weight(const rec_t *r, int64_t b) {
+  if (exact_mode() || !r->size) return (int64_t)r->usable;
+  return (int64_t)((double)b * ((double)r->usable / (double)r->size));
+}
+
+static void account_alloc(site_t *s, const rec_t *r, int64_t b, int64_t o) {
+  s->alloc_bytes += b;
+  s->alloc_usable += usable_weight(r, b);
+  s->alloc_objs += o;
+}
+
+static void live_add(site_t *s, const rec_t *r, int64_t sign) {
+  int64_t b, o;
+  weigh(r->size, &b, &o);
+  s->live_bytes += sign * b;
+  s->live_usable += sign * usable_weight(r, b);
+  s->live_objs += sign * o;
+  uint32_t age = epoch - r->born;
+  if (age >= AGE_RING) {
+    s->older_bytes += sign * b;
+    s->older_objs += sign * o;
+  } else {
+    s->age_bytes[r->born % AGE_RING] += sign * b;
+    s->age_objs[r->born % AGE_RING] += sign * o;
+  }
+}
+
+static void on_alloc(const vkm_event_t *ev, const void *extra) {
+  unsigned n = ev->nframes;
+  if (vkm_config.max_frames && n > vkm_config.max_frames) n = vkm_config.max_frames;
+  if ((size_t)n * sizeof(uintptr_t) > ev->extra_len) n = ev->extra_len / sizeof(uintptr_t);
+  uintptr_t fr[256];
+  if (n > 256) n = 256;
+  if (n) memcpy(fr, extra, n * sizeof *fr); /* extra is only 8-byte aligned by contract */
+  site_t *s = site_intern(fr, n);
+  if (!s) return;
+  rec_t r = {.id = ev->id, .site = s->idx, .born = epoch, .size = ev->a, .usable = ev->b};
+  int64_t b, o;
+  weigh(r.size, &b, &o);
+  account_alloc(s, &r, b, o);
+  rec_t *p = tab_find(&pending_tab, ev->id);
+  if (p) { /* its free was drained first (another thread's ring): born and died now */
+    tab_del(&pending_tab, p);
+    s->freed_objs[0] += o;
+    return;
+  }
+  live_add(s, &r, +1);
+  if (tab_put(&live_tab, &r) != 0) live_add(s, &r, -1); /* out of memory: cannot track its free */
+}
+
+static void on_free(const vkm_event_t *ev) {
+  rec_t *r = tab_find(&live_tab, ev->id);
+  if (!r) {
+    rec_t pr = {.id = ev->id, .site = 0, .born = (uint32_t)tick_no};
+    tab_put(&pending_tab, &pr);
+    return;
+  }
+  site_t *s = site_arr[r->site];
+  int64_t b, o;
+  weigh(r->size, &b, &o);
+  s->freed_objs[age_bucket(epoch - r->born)] += o;
+  live_add(s, r, -1);
+  tab_del(&live_tab, r);
+}
+
+void vkm_sites_on_event(const vkm_event_t *ev, const void *extra) {
+  if (ev->type == VKM_EV_ALLOC) on_alloc(ev, extra);
+  else if (ev->type == VKM_EV_FREE) on_free(ev);
+}
+
+/* ---------------------------------------------------------------------------
+ * Trends
+ * ------------------------------------------------------------------------- */
+
+typedef struct trend_s {
+  double slope; /* per second */
+  double growth; /* slope x time span */
+  double tau;    /* Kendall's tau-a against time */
+  double span_s;
+} trend_t;
+
+/* Over the last n points of a ring of HIST values (newest at (total-1)%HIST). */
+static trend_t trend(const int64_t *v, const double *t, uint32_t total, unsigned n) {
+  trend_t tr = {0, 0, 0, 0};
+  double x[HIST], y[HIST];
+  for (unsigned i = 0; i < n; i++) {
+    unsigned k = (total - n + i) % HIST;
+    x[i] = t[k];
+    y[i] = (double)v[k];
+  }
+  double mx = 0, my = 0;
+  for (unsigned i = 0; i < n; i++) mx += x[i], my += y[i];
+  mx /= n;
+  my /= n;
+  double sxy = 0, sxx = 0;
+  for (unsigned i = 0; i < n; i++) sxy += (x[i] - mx) * (y[i] - my), sxx += (x[i] - mx) * (x[i] - mx);
+  if (sxx <= 0) return tr;
+  tr.slope = sxy / sxx;
+  tr.span_s = x[n - 1] - x[0];
+  tr.growth = tr.slope * tr.span_s;
+  long s = 0;
+  for (unsigned i = 0; i < n; i++)
+    for (unsigned j = i + 1; j < n; j++) s += (y[j] > y[i]) - (y[j] < y[i]);
+  tr.tau = (double)s / ((double)n * (n - 1) / 2);
+  return tr;
+}
+
+/* Live bytes of the site's objects at least `age` epochs old. */
+static int64_t old_bytes(const site_t *s, uint32_t age) {
+  int64_t sum = s->older_bytes;
+  for (uint32_t a = age; a < AGE_RING && a <= epoch; a++) sum += s->age_bytes[(epoch - a) % AGE_RING];
+  return sum;
+}
+
+static void site_boundary(site_t *s) {
+  unsigned k = s->h_n % HIST;
+  s->h_live[k] = s->live_bytes;
+  s->h_t[k] = now_s;
+  s->h_epoch[k] = epoch;
+  s->h_n++;
+  if (s->leak) {
+    if (s->live_bytes * 2 < s->leak_level) s->leak = false;
+  }
+  unsigned w = gc_mode ? W_GC : W_TIME, nmin = gc_mode ? NMIN_GC : NMIN_TIME;
+  unsigned n = s->h_n < w ? s->h_n : w;
+  if (n < nmin || s->live_bytes <= 0) return;
+  unsigned first = (s->h_n - n) % HIST;
+  double gmin = exact_mode() ? 16384.0 : 3.0 * (double)vkm_config.sample_bytes;
+  if ((double)(s->live_bytes - s->h_live[first]) < gmin / 2 && !s->leak) return; /* cheap pre-check */
+  trend_t tr = trend(s->h_live, s->h_t, s->h_n, n);
+  if (s->leak) { /* keep the rate current while it still grows */
+    if (tr.slope > 0) s->leak_rate = tr.slope;
+    s->leak_epochs = epoch - s->h_epoch[first];
+    return;
+  }
+  if (tr.slope <= 0 || tr.growth < gmin || tr.tau < TAU_MIN) return;
+  uint32_t span = epoch - s->h_epoch[first];
+  /* An age of k epochs means older than k - 1 whole epochs: ask one more. */
+  uint32_t half = (span + 1) / 2 + 1;
+  if ((double)old_bytes(s, half) < OLD_SHARE * tr.growth) return;
+  s->leak = true;
+  s->leak_rate = tr.slope;
+  s->leak_since_t = s->h_t[first];
+  s->leak_epochs = span;
+  s->leak_level = s->live_bytes;
+}
+
+/* Moves the birth-epoch slot that is about to be reused into `older`. */
+static void site_roll(site_t *s) {
+  unsigned k = (epoch + 1) % AGE_RING;
+  s->older_bytes += s->age_bytes[k];
+  s->older_objs += s->age_objs[k];
+  s->age_bytes[k] = s->age_objs[k] = 0;
+}
+
+static void global_boundary(void) {
+  int64_t old = 0;
+  for (uint32_t i = 0; i < nsites; i++) {
+    site_t *s = site_arr[i];
+    old += s->older_objs;
+    for (uint32_t a = 21; a < AGE_RING && a <= epoch; a++) old += s->age_objs[(epoch - a) % AGE_RING];
+  }
+  unsigned k = g_old_n % HIST;
+  g_old_hist[k] = old;
+  g_old_t[k] = now_s;
+  g_old_n++;
+}
+
+static void advance(unsigned steps) {
+  for (unsigned i = 0; i < steps && i < AGE_RING; i++) {
+    for (uint32_t j = 0; j < nsites; j++) site_roll(site_arr[j]);
+    epoch++;
+  }
+  if (steps > AGE_RING) epoch += steps - AGE_RING;
+  for (uint32_t j = 0; j < nsites; j++) site_boundary(site_arr[j]);
+  global_boundary();
+}
+
+static void purge_pending(void) {
+  if (!pending_tab.n) return;
+  for (size_t i = 0; i < pending_tab.cap;) {
+    rec_t *r = &pending_tab.r[i];
+    if (r->site != SLOT_EMPTY && tick_no - r->born > PENDING_TTL_TICKS) tab_del(&pending_tab, r);
+    else i++; /* after a delete, slot i holds a shifted entry: look again */
+  }
+}
+
+void vkm_sites_tick(const vkm_tick_t *t, uint64_t gc_cycles) {
+  uint64_t now = t ? t->t_ns : vkm_now_ns();
+  if (!ticked) {
+    ticked = true;
+    first_ns = epoch_start_ns = now;
+  }
+  tick_no++;
+  now_s = (double)(now - first_ns) / 1e9;
+  unsigned steps = 0;
+  if (gc_cycles > 0) {
+    if (!gc_mode) {
+      gc_mode = true;
+      steps = 1;
+      for (uint32_t j = 0; j < nsites; j++) site_arr[j]->h_n = 0; /* new unit: restart the windows */
+      g_old_n = 0;
+    } else if (gc_cycles > last_gc) {
+      steps = (unsigned)(gc_cycles - last_gc > 1000 ? 1000 : gc_cycles - last_gc);
+    }
+    last_gc = gc_cycles;
+  } else {
+    while (now - epoch_start_ns >= TIME_EPOCH_NS && steps < 1000) {
+      epoch_start_ns += TIME_EPOCH_NS;
+      steps++;
+    }
+    if (now - epoch_start_ns >= TIME_EPOCH_NS) epoch_start_ns = now; /* long stall: resync */
+  }
+  if (steps) advance(steps);
+  purge_pending();
+}
+
+void vkm_sites_init(void) {
+  HASH_CLEAR(hh, sites_by_key);
+  HASH_CLEAR(hs, sites_by_sid);
+  for (uint32_t i = 0; i < nsites; i++) {
+    vkm_free(site_arr[i]->frames);
+    vkm_free(site_arr[i]->show);
+    vkm_free(site_arr[i]);
+  }
+  vkm_free(site_arr);
+  site_arr = NULL;
+  nsites = capsites = 0;
+  vkm_free(live_tab.r);
+  vkm_free(pending_tab.r);
+  memset(&live_tab, 0, sizeof live_tab);
+  memset(&pending_tab, 0, sizeof pending_tab);
+  epoch = 0;
+  gc_mode = false;
+  last_gc = 0;
+  ticked = false;
+  tick_no = 0;
+  now_s = 0;
+  g_old_n = 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Symbolisation of a site (lazy: only sites that are reported)
+ * ------------------------------------------------------------------------- */
+
+static void site_symbolise(site_t *s) {
+  if (s->show) return;
+  unsigned n = s->nframes;
+  vkm_sym_t *v = vkm_malloc((n ? n : 1) * sizeof *v);
+  if (!v) return;
+  unsigned first = 0;
+  for (unsigned i = 0; i < n; i++) {
+    /* Return addresses: look up the call instruction, one byte before. */
+    vkm_sym_lookup(s->frames[i] - 1, &v[i]);
+  }
+  while (first < n && v[first].alloc_frame) first++;
+  if (first == n) first = 0; /* nothing but allocator frames: show them all */
+  memmove(v, v + first, (n - first) * sizeof *v);
+  s->nshow = (uint16_t)(n - first);
+  s->show = v;
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned i = 0; i < s->nshow; i++) {
+    for (const char *c = v[i].module; *c; c++) h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+    uint64_t off = v[i].module[0] == '?' ? s->frames[first + i] : v[i].offset;
+    for (int b = 0; b < 64; b += 8) h = (h ^ ((off >> b) & 0xff)) * 0x100000001b3ull;
+  }
+  if (!h) h = 1;
+  for (;;) { /* two stacks that differ only in trimmed frames must not share an id */
+    site_t *o;
+    HASH_FIND(hs, sites_by_sid, &h, sizeof h, o);
+    if (!o) break;
+    h = h * 0x9e3779b97f4a7c15ull + s->key;
+  }
+  s->sid = h;
+  HASH_ADD(hs, sites_by_sid, sid, sizeof s->sid, s);
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 0; i < 16; i++) s->id[i] = hex[(h >> (60 - 4 * i)) & 15];
+  s->id[16] = 0;
+}
+
+static const char *frame_function(const vkm_sym_t *f, char *buf, size_t len) {
+  if (f->function) return f->function;
+  /* Unknown: name it by module and offset, which is what a symbolizer needs. */
+  int n = 0;
+  const char *m = f->module;
+  while (m[n] && (size_t)n + 20 < len) buf[n] = m[n], n++;
+  buf[n++] = '+';
+  buf[n++] = '0';
+  buf[n++] = 'x';
+  char tmp[17];
+  int k = 0;
+  uint64_t off = f->offset;
+  do tmp[k++] = "0123456789abcdef"[off & 15], off >>= 4;
+  while (off && k < 16);
+  while (k) buf[n++] = tmp[--k];
+  buf[n] = 0;
+  return buf;
+}
+
+static const char *site_function(site_t *s, char *buf, size_t len) {
+  site_symbolise(s);
+  if (!s->show || !s->nshow) return "[unknown]";
+  return frame_function(&s->show[0], buf, len);
+}
+
+/* ---------------------------------------------------------------------------
+ * JSON
+ * ------------------------------------------------------------------------- */
+
+static double objs_num(int64_t fp) { return (double)llround((double)fp / OBJ_FP); }
+
+static cJSON *site_json(site_t *s) {
+  site_symbolise(s);
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "id", s->show ? s->id : "0");
+  cJSON *fr = cJSON_AddArrayToObject(o, "frames");
+  char buf[300];
+  for (unsigned i = 0; s->show && i < s->nshow; i++) {
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "function", frame_function(&s->show[i], buf, sizeof buf));
+    cJSON_AddStringToObject(f, "module", s->show[i].module);
+    cJSON_AddNumberToObject(f, "offset", (double)s->show[i].offset);
+    cJSON_AddItemToArray(fr, f);
+  }
+  cJSON_AddNumberToObject(o, "alloc_bytes", (double)s->alloc_bytes);
+  cJSON_AddNumberToObject(o, "alloc_count", objs_num(s->alloc_objs));
+  cJSON_AddNumberToObject(o, "live_bytes", (double)(s->live_bytes > 0 ? s->live_bytes : 0));
+  cJSON_AddNumberToObject(o, "live_count", objs_num(s->live_objs > 0 ? s->live_objs : 0));
+  cJSON_AddNumberToObject(o, "alloc_usable_bytes", (double)s->alloc_usable);
+  cJSON_AddNumberToObject(o, "live_usable_bytes", (double)(s->live_usable > 0 ? s->live_usable : 0));
+  cJSON *lt = cJSON_AddArrayToObject(o, "lifetimes");
+  for (int i = 0; i < 4; i++) cJSON_AddItemToArray(lt, cJSON_CreateNumber(objs_num(s->freed_objs[i])));
+  return o;
+}
+
+static int by_live(const void *a, const void *b) {
+  const site_t *x = *(site_t *const *)a, *y = *(site_t *const *)b;
+  if (x->live_bytes != y->live_bytes) return x->live_bytes > y->live_bytes ? -1 : 1;
+  if (x->alloc_bytes != y->alloc_bytes) return x->alloc_bytes > y->alloc_bytes ? -1 : 1;
+  return x->key < y->key ? -1 : x->key > y->key;
+}
+
+static int by_alloc(const void *a, const void *b) {
+  const site_t *x = *(site_t *const *)a, *y = *(site_t *const *)b;
+  if (x->alloc_bytes != y->alloc_bytes) return x->alloc_bytes > y->alloc_bytes ? -1 : 1;
+  if (x->live_bytes != y->live_bytes) return x->live_bytes > y->live_bytes ? -1 : 1;
+  return x->key < y->key ? -1 : x->key > y->key;
+}
+
+static void lifetimes_json(cJSON *obj) {
+  cJSON *l = cJSON_AddObjectToObject(obj, "lifetimes");
+  cJSON_AddStringToObject(l, "epoch", gc_mode ? "gc" : "time");
+  const char *labels[4] = {"first", "1-5", "6-20", "21+"};
+  cJSON_AddItemToObject(l, "labels", cJSON_CreateStringArray(labels, 4));
+  int64_t freed[4] = {0}, live[4] = {0};
+  for (uint32_t i = 0; i < nsites; i++) {
+    site_t *s = site_arr[i];
+    for (int b = 0; b < 4; b++) freed[b] += s->freed_objs[b];
+    live[3] += s->older_objs;
+    for (uint32_t a = 0; a < AGE_RING && a <= epoch; a++) live[age_bucket(a)] += s->age_objs[(epoch - a) % AGE_RING];
+  }
+  cJSON *fa = cJSON_AddArrayToObject(l, "freed"), *la = cJSON_AddArrayToObject(l, "live");
+  for (int b = 0; b < 4; b++) {
+    cJSON_AddItemToArray(fa, cJSON_CreateNumber(objs_num(freed[b])));
+    cJSON_AddItemToArray(la, cJSON_CreateNumber(objs_num(live[b] > 0 ? live[b] : 0)));
+  }
+  /* The oldest bucket keeps growing: the same trend test as a leak, on the
+   * count of live objects aged 21+ epochs. */
+  bool growing = false;
+  unsigned w = gc_mode ? W_GC : W_TIME, nmin = gc_mode ? NMIN_GC : NMIN_TIME;
+  unsigned n = g_old_n < w ? g_old_n : w;
+  if (n >= nmin) {
+    trend_t tr = trend(g_old_hist, g_old_t, g_old_n, n);
+    growing = tr.slope > 0 && tr.tau >= TAU_MIN;
+  }
+  cJSON_AddBoolToObject(l, "oldest_growing", growing);
+}
+
+void vkm_sites_json(cJSON *obj, unsigned top) {
+  site_t **bl = vkm_malloc((nsites ? nsites : 1) * sizeof *bl);
+  site_t **ba = vkm_malloc((nsites ? nsites : 1) * sizeof *ba);
+  if (!bl || !ba) {
+    vkm_free(bl);
+    vkm_free(ba);
+    return;
+  }
+  memcpy(bl, site_arr, nsites * sizeof *bl);
+  memcpy(ba, site_arr, nsites * sizeof *ba);
+  qsort(bl, nsites, sizeof *bl, by_live);
+  qsort(ba, nsites, sizeof *ba, by_alloc);
+  unsigned n = top && top < nsites ? top : nsites;
+  unsigned nl = n;
+  if (top) /* a live ranking lists sites that hold something */
+    while (nl && bl[nl - 1]->live_bytes <= 0) nl--;
+  cJSON *sites = cJSON_AddArrayToObject(obj, "sites");
+  cJSON *sl = cJSON_AddArrayToObject(obj, "sites_by_live");
+  cJSON *sa = cJSON_AddArrayToObject(obj, "sites_by_alloc");
+  /* "sites": the union, each once; `emitted` marks by site index. */
+  uint8_t *emitted = vkm_calloc(nsites ? nsites : 1, 1);
+  for (unsigned i = 0; i < nl; i++) {
+    site_symbolise(bl[i]);
+    cJSON_AddItemToArray(sl, cJSON_CreateString(bl[i]->id));
+    if (emitted && !emitted[bl[i]->idx]) {
+      emitted[bl[i]->idx] = 1;
+      cJSON_AddItemToArray(sites, site_json(bl[i]));
+    }
+  }
+  for (unsigned i = 0; i < n; i++) {
+    site_symbolise(ba[i]);
+    cJSON_AddItemToArray(sa, cJSON_CreateString(ba[i]->id));
+    if (emitted && !emitted[ba[i]->idx]) {
+      emitted[ba[i]->idx] = 1;
+      cJSON_AddItemToArray(sites, site_json(ba[i]));
+    }
+  }
+  vkm_free(emitted);
+
+  cJSON *leaks = cJSON_AddArrayToObject(obj, "leaks");
+  char buf[300];
+  for (unsigned i = 0; i < nsites; i++) { /* bl is ordered by live bytes: biggest leak first */
+    site_t *s = bl[i];
+    if (!s->leak) continue;
+    cJSON *l = cJSON_CreateObject();
+    site_symbolise(s);
+    cJSON_AddStringToObject(l, "site", s->id);
+    cJSON_AddStringToObject(l, "function", site_function(s, buf, sizeof buf));
+    cJSON_AddStringToObject(l, "module", s->show && s->nshow ? s->show[0].module : "?");
+    cJSON_AddNumberToObject(l, "live_bytes", (double)(s->live_bytes > 0 ? s->live_bytes : 0));
+    cJSON_AddNumberToObject(l, "live_count", objs_num(s->live_objs > 0 ? s->live_objs : 0));
+    cJSON_AddNumberToObject(l, "growth_bytes_per_s", round(s->leak_rate));
+    cJSON_AddNumberToObject(l, "epochs", s->leak_epochs);
+    cJSON_AddNumberToObject(l, "since_s", round((now_s - s->leak_since_t) * 10) / 10);
+    cJSON_AddItemToArray(leaks, l);
+  }
+  vkm_free(bl);
+  vkm_free(ba);
+  lifetimes_json(obj);
+}

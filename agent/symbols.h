@@ -1,0 +1,36 @@
+/* symbols.h - address -> (function, module, offset) for the agent.
+ *
+ * Agent thread only (no locking). Modules come from dl_iterate_phdr; each
+ * module's ELF .symtab and .dynsym are read from its file on disk (mmap'd
+ * read-only, kept mapped: symbol names point into the mapping), because
+ * dladdr alone only sees exported (.dynsym) symbols and misses static
+ * functions. dladdr is the fallback (vdso, unreadable files). All memory
+ * from vkm_malloc. Results are cached per address.
+ */
+#ifndef VKM_SYMBOLS_H
+#define VKM_SYMBOLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct vkm_sym_s {
+  const char *function; /* symbol name (mangled for C++), or NULL when unknown; owned by the cache */
+  const char *module;   /* basename of the module, or "?"; owned by the cache */
+  uint64_t offset;      /* address - module load bias: what addr2line -e <module> wants */
+  uint64_t fn_offset;   /* address - function start (valid when function != NULL) */
+  bool alloc_frame;     /* an allocation function in valkmem, libc, libstdc++ or an allocator
+                           library: trimmed from the top of a stack */
+} vkm_sym_t;
+
+/* Symbolises a code address. `pc` should already point inside the call
+ * instruction (return address - 1) for caller frames. Never fails: unknown
+ * addresses get function NULL and module "?". Pointers in *out stay valid
+ * until vkm_symbols_reset. */
+void vkm_sym_lookup(uintptr_t pc, vkm_sym_t *out);
+
+/* Forgets every module and cached address (e.g. in a forked child before
+ * new dlopens matter, or between unit tests). */
+void vkm_symbols_reset(void);
+
+#endif

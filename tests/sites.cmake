@@ -1,0 +1,8 @@
+# sites.cmake - call sites, symbols, lifetimes, leaks (agent/sites.c,
+# agent/symbols.c) and the pprof/folded exports (agent/pprof.c).
+
+# Units: the agent sources compiled straight in, with stubs for the rest.
+vkm_test_exe(sites_unit ${CMAKE_CURRENT_SOURCE_DIR}/sites_unit.c ${CMAKE_CURRENT_SOURCE_DIR}/sites_stubs.c
+             ${CMAKE_SOURCE_DIR}/agent/sites.c ${CMAKE_SOURCE_DIR}/agent/symbols.c)
+add_test(NAME sites_unit COMMAND sites_unit)
+set_tests_properties(sites_unit PROPERTIES TIMEOUT 120)

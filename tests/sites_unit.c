@@ -1,0 +1,387 @@
+/* sites_unit.c - sites.c + symbols.c fed with synthetic events: exact
+ * numbers in exact mode, weights in sampled mode, frees drained before
+ * their allocs, lifetime buckets, symbolisation of static functions and
+ * trimming of allocator frames, and leak flagging on simulated workloads
+ * (a planted leak among churn and a bounded cache, sampled at 512 KiB). */
+#include "agent.h"
+#include "check.h"
+#include "symbols.h"
+
+#include <math.h>
+
+/* ---------------------------------------------------------------------------
+ * Call sites: real code addresses inside functions of this program.
+ * ------------------------------------------------------------------------- */
+__attribute__((noinline)) static uintptr_t ret_addr(void) { return (uintptr_t)__builtin_return_address(0); }
+__attribute__((noinline)) static uintptr_t leaky_put(void) { uintptr_t r = ret_addr(); __asm__ volatile(""); return r; }
+__attribute__((noinline)) static uintptr_t churn_request(void) { uintptr_t r = ret_addr(); __asm__ volatile(""); return r; }
+__attribute__((noinline)) static uintptr_t cache_insert(void) { uintptr_t r = ret_addr(); __asm__ volatile(""); return r; }
+__attribute__((noinline)) static uintptr_t outer_caller(void) { uintptr_t r = ret_addr(); __asm__ volatile(""); return r; }
+
+static uintptr_t st_leak[3], st_churn[3], st_cache[3], st_plain[2];
+
+static void make_stacks(void) {
+  /* Leaf first, as unw_backtrace gives them: an allocator frame on top. */
+  uintptr_t m = (uintptr_t)&malloc + 24;
+  st_leak[0] = m, st_leak[1] = leaky_put(), st_leak[2] = outer_caller();
+  st_churn[0] = m, st_churn[1] = churn_request(), st_churn[2] = outer_caller();
+  st_cache[0] = m, st_cache[1] = cache_insert(), st_cache[2] = outer_caller();
+  st_plain[0] = cache_insert(), st_plain[1] = leaky_put();
+}
+
+/* ---------------------------------------------------------------------------
+ * Event helpers
+ * ------------------------------------------------------------------------- */
+static uint64_t T_ns = 1000000000ull;
+
+static void ev_alloc(uint64_t id, uint64_t size, const uintptr_t *fr, unsigned n) {
+  vkm_event_t ev = {.type = VKM_EV_ALLOC, .nframes = (uint16_t)n, .extra_len = (uint16_t)(n * sizeof *fr),
+                    .id = id, .a = size, .b = (size + 8 + 15) & ~15ull, .c = 0x1000 + id * 16, .t_ns = T_ns};
+  vkm_sites_on_event(&ev, fr);
+}
+
+static void ev_free(uint64_t id) {
+  vkm_event_t ev = {.type = VKM_EV_FREE, .id = id, .c = 0x1000 + id * 16, .t_ns = T_ns};
+  vkm_sites_on_event(&ev, NULL);
+}
+
+static void tick(uint64_t ms, uint64_t gc) {
+  T_ns += ms * 1000000ull;
+  vkm_tick_t t = {.t_ns = T_ns};
+  vkm_sites_tick(&t, gc);
+}
+
+static cJSON *report(unsigned top) {
+  cJSON *o = cJSON_CreateObject();
+  vkm_sites_json(o, top);
+  return o;
+}
+
+static const cJSON *site_named(const cJSON *rep, const char *fn) {
+  const cJSON *s;
+  cJSON_ArrayForEach(s, cJSON_GetObjectItem(rep, "sites")) {
+    const cJSON *f0 = cJSON_GetArrayItem(cJSON_GetObjectItem(s, "frames"), 0);
+    const char *name = f0 ? cJSON_GetStringValue(cJSON_GetObjectItem(f0, "function")) : NULL;
+    if (name && strcmp(name, fn) == 0) return s;
+  }
+  return NULL;
+}
+
+static double num(const cJSON *o, const char *k) {
+  const cJSON *v = cJSON_GetObjectItem(o, k);
+  return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+static void set_mode(uint64_t sample_bytes) {
+  vkm_config.sample_bytes = sample_bytes;
+  vkm_config.exact = sample_bytes == 1;
+  vkm_sites_init();
+  T_ns = 1000000000ull;
+}
+
+/* ---------------------------------------------------------------------------
+ * Exact mode: numbers equal truth; symbols; trimming
+ * ------------------------------------------------------------------------- */
+static void test_exact(void) {
+  set_mode(1);
+  tick(100, 0);
+  for (uint64_t i = 0; i < 100; i++) ev_alloc(i + 1, 1000, st_leak, 3);
+  for (uint64_t i = 0; i < 50; i++) ev_alloc(1000 + i, 64, st_churn, 3);
+  for (uint64_t i = 0; i < 60; i++) ev_free(i + 1);
+  for (uint64_t i = 0; i < 50; i++) ev_free(1000 + i);
+  ev_alloc(5000, 7, st_plain, 2);
+  cJSON *rep = report(0);
+  const cJSON *a = site_named(rep, "leaky_put"), *b = site_named(rep, "churn_request");
+  const cJSON *c = site_named(rep, "cache_insert");
+  CHECK(a && b && c);
+  CHECK_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(rep, "sites")), 3);
+  if (a) {
+    CHECK_EQ(num(a, "alloc_bytes"), 100000);
+    CHECK_EQ(num(a, "alloc_count"), 100);
+    CHECK_EQ(num(a, "live_bytes"), 40000);
+    CHECK_EQ(num(a, "live_count"), 40);
+    CHECK_EQ(num(a, "live_usable_bytes"), 40 * 1008);
+    const cJSON *fr = cJSON_GetObjectItem(a, "frames");
+    CHECK_EQ(cJSON_GetArraySize(fr), 2); /* malloc trimmed */
+    const cJSON *f0 = cJSON_GetArrayItem(fr, 0), *f1 = cJSON_GetArrayItem(fr, 1);
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(f0, "module")), "sites_unit");
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(f1, "function")), "outer_caller");
+    CHECK_GT(num(f0, "offset"), 0);
+    const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(a, "id"));
+    CHECK(id && strlen(id) == 16);
+    const cJSON *lt = cJSON_GetObjectItem(a, "lifetimes");
+    CHECK_EQ(cJSON_GetArrayItem(lt, 0)->valuedouble, 60);
+  }
+  if (b) {
+    CHECK_EQ(num(b, "alloc_bytes"), 3200);
+    CHECK_EQ(num(b, "live_bytes"), 0);
+    CHECK_EQ(num(b, "live_count"), 0);
+  }
+  if (c) { /* a stack with no allocator frame keeps its top frame */
+    CHECK_EQ(num(c, "live_bytes"), 7);
+    CHECK_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(c, "frames")), 2);
+  }
+  /* Rankings: live first is leaky_put (40000), by alloc too. */
+  const char *top_live = cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(rep, "sites_by_live"), 0));
+  CHECK_STREQ(top_live, a ? cJSON_GetStringValue(cJSON_GetObjectItem(a, "id")) : "?");
+  /* top=1: union of top-1 by live and top-1 by alloc (the same site). */
+  cJSON *r1 = report(1);
+  CHECK_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(r1, "sites")), 1);
+  cJSON_Delete(r1);
+  /* ids are stable across reports */
+  cJSON *r2 = report(0);
+  const cJSON *a2 = site_named(r2, "leaky_put");
+  CHECK_STREQ(a2 ? cJSON_GetStringValue(cJSON_GetObjectItem(a2, "id")) : "",
+              a ? cJSON_GetStringValue(cJSON_GetObjectItem(a, "id")) : "x");
+  cJSON_Delete(r2);
+  cJSON_Delete(rep);
+}
+
+static void test_symbols(void) {
+  vkm_sym_t s;
+  vkm_sym_lookup(leaky_put() - 1, &s);
+  CHECK_STREQ(s.function, "leaky_put"); /* static: only in .symtab */
+  CHECK_STREQ(s.module, "sites_unit");
+  vkm_sym_lookup((uintptr_t)&qsort + 4, &s);
+  CHECK_STREQ(s.function, "qsort");
+  CHECK(strncmp(s.module, "libc.so", 7) == 0);
+  CHECK(!s.alloc_frame);
+  vkm_sym_lookup((uintptr_t)&malloc + 4, &s);
+  CHECK(s.alloc_frame);
+  CHECK_EQ(s.fn_offset, 4);
+}
+
+/* A free drained before its alloc (the two came from different threads'
+ * rings) must still free it: no lost frees. */
+static void test_out_of_order(void) {
+  set_mode(1);
+  tick(100, 0);
+  ev_free(42);
+  ev_free(43);
+  tick(100, 0);
+  ev_alloc(42, 4096, st_leak, 3);
+  ev_alloc(44, 100, st_leak, 3);
+  ev_alloc(43, 4096, st_leak, 3);
+  cJSON *rep = report(0);
+  const cJSON *a = site_named(rep, "leaky_put");
+  CHECK(a != NULL);
+  if (a) {
+    CHECK_EQ(num(a, "alloc_bytes"), 8292);
+    CHECK_EQ(num(a, "alloc_count"), 3);
+    CHECK_EQ(num(a, "live_bytes"), 100);
+    CHECK_EQ(num(a, "live_count"), 1);
+  }
+  cJSON_Delete(rep);
+  /* A free whose alloc never comes (dropped) is forgotten after a while and
+   * never cancels a later, unrelated sample. */
+  ev_free(777);
+  for (int i = 0; i < 150; i++) tick(100, 0);
+  ev_alloc(777, 10, st_leak, 3);
+  rep = report(0);
+  a = site_named(rep, "leaky_put");
+  CHECK_EQ(a ? num(a, "live_bytes") : -1, 110);
+  cJSON_Delete(rep);
+}
+
+static void test_lifetimes(void) {
+  set_mode(1);
+  tick(100, 0);
+  for (uint64_t i = 1; i <= 6; i++) ev_alloc(i, 10, st_cache, 3);
+  ev_free(1); /* age 0 */
+  for (int e = 1; e <= 30; e++) {
+    tick(1000, 0); /* one time epoch */
+    if (e == 3) ev_free(2);
+    if (e == 10) ev_free(3);
+    if (e == 25) ev_free(4);
+    if (e == 28) ev_alloc(7, 10, st_cache, 3);
+  }
+  cJSON *rep = report(0);
+  const cJSON *s = site_named(rep, "cache_insert");
+  const cJSON *lt = s ? cJSON_GetObjectItem(s, "lifetimes") : NULL;
+  CHECK(lt != NULL);
+  for (int b = 0; lt && b < 4; b++) CHECK_EQ(cJSON_GetArrayItem(lt, b)->valuedouble, 1);
+  const cJSON *g = cJSON_GetObjectItem(rep, "lifetimes");
+  CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(g, "epoch")), "time");
+  const cJSON *live = cJSON_GetObjectItem(g, "live");
+  /* ids 5 and 6 are 30 epochs old, id 7 is 2 epochs old */
+  CHECK_EQ(cJSON_GetArrayItem(live, 0)->valuedouble, 0);
+  CHECK_EQ(cJSON_GetArrayItem(live, 1)->valuedouble, 1);
+  CHECK_EQ(cJSON_GetArrayItem(live, 2)->valuedouble, 0);
+  CHECK_EQ(cJSON_GetArrayItem(live, 3)->valuedouble, 2);
+  const cJSON *fr = cJSON_GetObjectItem(g, "freed");
+  for (int b = 0; b < 4; b++) CHECK_EQ(cJSON_GetArrayItem(fr, b)->valuedouble, 1);
+  cJSON_Delete(rep);
+  /* GC epochs: once cycles are reported, age counts cycles. */
+  tick(100, 1);
+  ev_alloc(100, 10, st_churn, 3);
+  tick(100, 2);
+  tick(100, 4); /* two cycles in one tick */
+  ev_free(100);
+  rep = report(0);
+  g = cJSON_GetObjectItem(rep, "lifetimes");
+  CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(g, "epoch")), "gc");
+  s = site_named(rep, "churn_request");
+  lt = s ? cJSON_GetObjectItem(s, "lifetimes") : NULL;
+  CHECK_EQ(lt ? cJSON_GetArrayItem(lt, 1)->valuedouble : -1, 1); /* age 3 cycles */
+  cJSON_Delete(rep);
+}
+
+/* Sampled mode: each event weighs size / (1 - exp(-size/mean)). */
+static void test_weights(void) {
+  const uint64_t mean = 524288;
+  set_mode(mean);
+  tick(100, 0);
+  ev_alloc(1, 1000, st_leak, 3);
+  ev_alloc(2, 1000, st_leak, 3);
+  ev_alloc(3, 64ull << 20, st_churn, 3);
+  ev_free(2);
+  cJSON *rep = report(0);
+  const cJSON *a = site_named(rep, "leaky_put"), *b = site_named(rep, "churn_request");
+  double w = 1000.0 / -expm1(-1000.0 / mean);
+  CHECK(a && b);
+  if (a) {
+    CHECK_NEAR(num(a, "alloc_bytes"), 2 * w, 2);
+    CHECK_NEAR(num(a, "alloc_count"), 2 * w / 1000, 1);
+    CHECK_NEAR(num(a, "live_bytes"), w, 1);
+    CHECK_NEAR(num(a, "live_count"), w / 1000, 1);
+  }
+  if (b) {
+    CHECK_NEAR(num(b, "live_bytes"), 64 << 20, 1);
+    CHECK_EQ(num(b, "live_count"), 1);
+  }
+  cJSON_Delete(rep);
+}
+
+/* ---------------------------------------------------------------------------
+ * Leak detection on a simulated process: per 100 ms tick, churn of 20 MiB/s
+ * in 4 KiB objects freed within the tick, a bounded FIFO cache of 8 MiB in
+ * 16 KiB entries replaced at 1 MiB/s, and a leak of 250 KiB/s in 1 KiB
+ * objects. A Poisson byte sampler (mean 512 KiB) picks the events.
+ * ------------------------------------------------------------------------- */
+static uint64_t rng;
+static double urand(void) {
+  rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+  return ((rng >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+typedef struct sim_s {
+  double countdown;
+  uint64_t next_id;
+  uint64_t cache_ids[512]; /* 0: not sampled */
+  unsigned cache_head;
+} sim_t;
+
+/* Returns the sample id if the sampler picks this allocation, else 0. */
+static uint64_t sim_alloc(sim_t *s, uint64_t size, const uintptr_t *st, double mean) {
+  s->countdown -= (double)size;
+  uint64_t id = ++s->next_id;
+  if (s->countdown > 0) return 0;
+  s->countdown = -log(urand()) * mean;
+  ev_alloc(id, size, st, 3);
+  return id;
+}
+
+static bool leak_flagged(const cJSON *rep, const char *fn, int *others) {
+  bool found = false;
+  const cJSON *l;
+  cJSON_ArrayForEach(l, cJSON_GetObjectItem(rep, "leaks")) {
+    const char *f = cJSON_GetStringValue(cJSON_GetObjectItem(l, "function"));
+    if (f && strcmp(f, fn) == 0) found = true;
+    else {
+      (*others)++;
+      fprintf(stderr, "false flag: %s live %.0f rate %.0f\n", f ? f : "?", num(l, "live_bytes"), num(l, "growth_bytes_per_s"));
+    }
+  }
+  return found;
+}
+
+/* Runs until the leak is flagged or `limit_s` passes. gc_every_ticks > 0
+ * reports a GC cycle that often. Returns seconds (or cycles) to flag, -1. */
+static double sim_run(uint64_t seed, double limit_s, unsigned gc_every_ticks, int leak_objs, int *false_flags,
+                      double *rate) {
+  const double mean = 524288;
+  set_mode((uint64_t)mean);
+  rng = seed * 0x9e3779b97f4a7c15ull + 1;
+  sim_t s = {.countdown = -log(urand()) * mean};
+  uint64_t gc = 0;
+  for (unsigned t = 1; t <= limit_s * 10; t++) {
+    uint64_t churn[512];
+    for (int i = 0; i < 512; i++) churn[i] = sim_alloc(&s, 4096, st_churn, mean);
+    for (int i = 0; i < 512; i++)
+      if (churn[i]) ev_free(churn[i]);
+    unsigned puts = t <= 5 ? 103 : (t % 5 == 0 ? 7 : 6); /* fill in 0.5 s, then ~1 MiB/s */
+    for (unsigned i = 0; i < puts; i++) {
+      uint64_t *slot = &s.cache_ids[s.cache_head++ % 512];
+      if (*slot) ev_free(*slot);
+      *slot = sim_alloc(&s, 16384, st_cache, mean);
+    }
+    for (int i = 0; i < leak_objs; i++) sim_alloc(&s, 1024, st_leak, mean);
+    if (gc_every_ticks && t % gc_every_ticks == 0) gc++;
+    tick(100, gc);
+    if (t % 10 == 0 || (gc_every_ticks && t % gc_every_ticks == 0)) {
+      cJSON *rep = report(50);
+      int others = 0;
+      bool hit = leak_flagged(rep, "leaky_put", &others);
+      *false_flags += others;
+      if (hit) {
+        const cJSON *l = cJSON_GetArrayItem(cJSON_GetObjectItem(rep, "leaks"), 0);
+        *rate = num(l, "growth_bytes_per_s");
+      }
+      cJSON_Delete(rep);
+      if (hit) return gc_every_ticks ? (double)gc : t / 10.0;
+    }
+  }
+  return -1;
+}
+
+static void test_leaks(void) {
+  double worst = 0, sum_rate = 0;
+  int false_flags = 0, misses = 0;
+  const int runs = getenv("SITES_RUNS") ? atoi(getenv("SITES_RUNS")) : 20; /* more for measuring */
+  for (int seed = 1; seed <= runs; seed++) {
+    double rate = 0;
+    double at = sim_run((uint64_t)seed, 60, 0, 25, &false_flags, &rate);
+    if (at < 0) misses++;
+    if (at > worst) worst = at;
+    sum_rate += rate;
+  }
+  fprintf(stderr, "time epochs: %d runs, worst %.1f s to flag, mean rate %.0f B/s, %d misses, %d false flags\n",
+          runs, worst, sum_rate / runs, misses, false_flags);
+  CHECK_EQ(misses, 0);
+  CHECK_EQ(false_flags, 0);
+  CHECK_NEAR(sum_rate / runs, 256000, 256000 * 0.3);
+
+  /* GC reported every 5 s: flagged within 5 cycles. */
+  double worst_gc = 0;
+  int misses_gc = 0, false_gc = 0;
+  for (int seed = 1; seed <= runs; seed++) {
+    double rate = 0;
+    double at = sim_run((uint64_t)seed + 1000, 25.0, 50, 25, &false_gc, &rate);
+    if (at < 0) misses_gc++;
+    if (at > worst_gc) worst_gc = at;
+  }
+  fprintf(stderr, "gc epochs: %d runs, worst %.0f cycles to flag, %d misses, %d false flags\n", runs, worst_gc,
+          misses_gc, false_gc);
+  CHECK_EQ(misses_gc, 0);
+  CHECK_EQ(false_gc, 0);
+
+  /* Nothing leaks: the cache and the churn stay unflagged for 5 minutes. */
+  int false_long = 0;
+  for (int seed = 1; seed <= 3; seed++) {
+    double rate = 0;
+    CHECK_EQ(sim_run((uint64_t)seed + 2000, 300, 0, 0, &false_long, &rate), -1);
+    CHECK_EQ(sim_run((uint64_t)seed + 3000, 300, 50, 0, &false_long, &rate), -1);
+  }
+  CHECK_EQ(false_long, 0);
+}
+
+int main(void) {
+  make_stacks();
+  test_symbols();
+  test_exact();
+  test_out_of_order();
+  test_lifetimes();
+  test_weights();
+  test_leaks();
+  return check_done("sites_unit");
+}
