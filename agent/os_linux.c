@@ -7,7 +7,12 @@
  *                /proc/self/smaps_rollup  total Rss, to notice drift
  *   every 10 s   /proc/self/smaps         Rss by kind: heap, stack, file,
  *   (or forced,                           anon, other
- *    or when the rollup drifted > 10 %)
+ *    or when the rollup drifted > 3 %)
+ *
+ * A drift-triggered re-read waits at least 100x as long as the last smaps
+ * read took, so a process with tens of thousands of mappings (where smaps
+ * costs tens of milliseconds) never spends more than ~1 % of the agent
+ * thread on it.
  *
  * Everything is read with open/read into static buffers: no stdio and no
  * allocation at all, so a reader can never touch the application's heap nor
@@ -32,13 +37,16 @@
 #define NS_PER_S 1000000000ull
 #define STATUS_EVERY_NS (1 * NS_PER_S)
 #define SMAPS_EVERY_NS (10 * NS_PER_S)
-#define SMAPS_DRIFT_PCT 10
+#define SMAPS_DRIFT_PCT 3
+#define SMAPS_DUTY 100 /* drift re-reads at most 1/SMAPS_DUTY of the time */
 
 static vkm_os_t cur;
 static uint64_t page_size;
 static uint64_t status_at_ns, smaps_at_ns;
 static int status_done, smaps_done;
 static uint64_t smaps_total_rss; /* Rss sum of the last breakdown */
+static uint64_t smaps_cost_ns;   /* how long the last breakdown took */
+static pid_t state_pid;          /* a forked child starts over */
 
 static char small_buf[8192];     /* statm, stat, status, smaps_rollup */
 static char smaps_buf[65536];    /* smaps chunks */
@@ -319,7 +327,21 @@ int vkm_os_smaps_breakdown(const char *path, vkm_os_t *out) {
  * The reader
  * ------------------------------------------------------------------------- */
 
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps) {
+  pid_t pid = getpid();
+  if (pid != state_pid) {
+    /* First call, or a forked child holding its parent's view. */
+    memset(&cur, 0, sizeof cur);
+    status_done = smaps_done = 0;
+    smaps_total_rss = smaps_cost_ns = 0;
+    state_pid = pid;
+  }
   if (!page_size) {
     long ps = sysconf(_SC_PAGESIZE);
     page_size = ps > 0 ? (uint64_t)ps : 4096;
@@ -331,17 +353,21 @@ void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps) {
     read_status();
     read_stat();
     uint64_t roll = read_rollup_rss();
-    /* Memory moved a lot since the last breakdown: refresh it now rather
-     * than show a stale split for up to 10 s. */
+    /* Memory moved since the last breakdown: refresh it now rather than
+     * show a stale split for up to 10 s. */
     if (smaps_done && roll && smaps_total_rss &&
         (roll > smaps_total_rss ? roll - smaps_total_rss : smaps_total_rss - roll) * 100 >
-            smaps_total_rss * SMAPS_DRIFT_PCT)
+            smaps_total_rss * SMAPS_DRIFT_PCT &&
+        now_ns - smaps_at_ns >= smaps_cost_ns * SMAPS_DUTY)
       want_smaps = 1;
     status_at_ns = now_ns;
     status_done = 1;
   }
   if (want_smaps) {
-    if (vkm_os_smaps_breakdown("/proc/self/smaps", &cur) == 0)
+    uint64_t t0 = mono_ns();
+    int rc = vkm_os_smaps_breakdown("/proc/self/smaps", &cur);
+    smaps_cost_ns = mono_ns() - t0;
+    if (rc == 0)
       smaps_total_rss = cur.smaps_heap + cur.smaps_stack + cur.smaps_anon + cur.smaps_file + cur.smaps_other;
     smaps_at_ns = now_ns;
     smaps_done = 1;

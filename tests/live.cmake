@@ -31,3 +31,11 @@ target_link_options(live_allocstats_mi PRIVATE -Wl,--no-as-needed)
 add_test(NAME live_allocstats_none COMMAND live_allocstats_mi none)
 add_test(NAME live_allocstats_mimalloc COMMAND live_allocstats_mi mimalloc)
 set_tests_properties(live_allocstats_none live_allocstats_mimalloc PROPERTIES TIMEOUT 60)
+
+# End to end under the shim: planted heap, anon and thread stacks, checked
+# in the exit report (smaps vs RSS, glibc fragmentation, history sums).
+if(VKM_PLATFORM STREQUAL "linux")
+  vkm_test_exe(live_preload live_preload.c)
+  add_test(NAME live_preload COMMAND live_preload ${VKM_LIB})
+  set_tests_properties(live_preload PROPERTIES TIMEOUT 60)
+endif()
