@@ -6,3 +6,12 @@ vkm_test_exe(runtime_unit runtime_unit.c ${CMAKE_SOURCE_DIR}/agent/runtime.c ${C
 target_compile_definitions(runtime_unit PRIVATE VALKMEM_BUILDING_LIBRARY=1)
 add_test(NAME runtime_unit COMMAND runtime_unit)
 set_tests_properties(runtime_unit PROPERTIES TIMEOUT 30)
+
+# Known truth through the public header only: without the library every call
+# is a no-op and the program exits 0; under LD_PRELOAD its snapshot and exit
+# report show exactly the figures it reported.
+vkm_test_exe(runtime_api runtime_api.c)
+add_test(NAME runtime_api_nolib COMMAND runtime_api --workload)
+add_test(NAME runtime_api_preload COMMAND runtime_api --drive ${VKM_LIB})
+set_tests_properties(runtime_api_nolib PROPERTIES TIMEOUT 30)
+set_tests_properties(runtime_api_preload PROPERTIES TIMEOUT 60)
