@@ -6,3 +6,10 @@ vkm_test_exe(sites_unit ${CMAKE_CURRENT_SOURCE_DIR}/sites_unit.c ${CMAKE_CURRENT
              ${CMAKE_SOURCE_DIR}/agent/sites.c ${CMAKE_SOURCE_DIR}/agent/symbols.c)
 add_test(NAME sites_unit COMMAND sites_unit)
 set_tests_properties(sites_unit PROPERTIES TIMEOUT 120)
+
+# pprof/folded exports, read back by go tool pprof (offline: HOME, GOFLAGS,
+# GOPROXY=off are set by the test itself).
+vkm_test_exe(pprof_unit ${CMAKE_CURRENT_SOURCE_DIR}/pprof_unit.c ${CMAKE_CURRENT_SOURCE_DIR}/sites_stubs.c
+             ${CMAKE_SOURCE_DIR}/agent/pprof.c)
+add_test(NAME pprof_unit COMMAND pprof_unit)
+set_tests_properties(pprof_unit PROPERTIES TIMEOUT 120)
