@@ -1,0 +1,269 @@
+// app.js - wires the dashboard together: boot, the header controls (profile,
+// range, pause, export/import), the key-metrics strip, the panel grid and
+// the footer, keyboard navigation, and the per-event render.
+//
+// Each SSE tick is handled synchronously: parse, store, re-render the visible
+// panels (morphing into the live DOM), draw the charts. The time it takes is
+// kept in window.__vkmPerf so the browser tests can report it.
+'use strict';
+var VKM = window.VKM || (window.VKM = {});
+
+(function () {
+  var U = VKM.util, el = U.el, metric = U.metric;
+  var PANELS = VKM.panels.list.concat(VKM.views.list, VKM.planner.list);
+  var byId = {};
+  PANELS.forEach(function (p) { byId[p.id] = p; });
+
+  var snap = null, profile = VKM.profiles.initial(), importedFrom = null;
+  var $ = function (id) { return document.getElementById(id); };
+  var perf = window.__vkmPerf = { events: [], renders: [], count: 0, maxKeep: 2000 };
+
+  /* ------------------------------------------------------------ panels */
+  function buildPanels() {
+    var grid = $('grid');
+    PANELS.forEach(function (p) {
+      var body = el('div', { class: 'body' });
+      var stat = p.setup ? el('div', { class: 'static' }) : null;
+      var sec = el('section', { class: 'panel', id: 'panel-' + p.id, 'data-panel': p.id, tabindex: '0', 'aria-label': p.title, hidden: '' },
+                   el('h2', { text: p.title }), stat, body);
+      if (p.setup) p.setup(stat, function () { render(); });
+      p.section = sec; p.body = body;
+      grid.appendChild(sec);
+    });
+  }
+
+  function applyProfile(name) {
+    profile = name;
+    var def = VKM.profiles.defs[name];
+    PANELS.forEach(function (p) {
+      var i = def.panels.indexOf(p.id);
+      if (i < 0) { p.section.hidden = true; p.section.style.order = ''; }
+      else { p.section.hidden = false; p.section.style.order = String(i); }
+    });
+    var btns = $('profiles').querySelectorAll('button');
+    for (var i = 0; i < btns.length; i++) btns[i].setAttribute('aria-pressed', btns[i].value === name ? 'true' : 'false');
+    document.body.setAttribute('data-profile', name);
+    $('profiles').title = 'Profile: ' + def.about;
+    render();
+  }
+
+  function visiblePanels() {
+    return VKM.profiles.defs[profile].panels.map(function (id) { return byId[id]; });
+  }
+
+  /* ------------------------------------------------------------ render */
+  function ctx() {
+    var pts = VKM.history.points();
+    var tEnd = pts.length ? pts[pts.length - 1].t_ms : (snap ? snap.t_ms : 0);
+    if (snap && !VKM.history.isImported() && snap.t_ms > tEnd) tEnd = snap.t_ms;
+    return { points: pts, span_ms: VKM.history.span_ms(), step_ms: VKM.history.step_ms(), range: VKM.history.range(), t_end: tEnd };
+  }
+
+  function keyStrip(s) {
+    var os = s.os || {}, r = s.rates || {}, g = s.gc, leaks = s.leaks || [];
+    var src = s.platform === 'darwin' ? 'task_info (phys_footprint)' : '/proc/self/statm';
+    return el('div', { class: 'keys' },
+      metric(s.platform === 'darwin' ? 'footprint' : 'RSS', U.bytes(os.rss), 'Memory of the process in RAM now. Source: ' + src + ', read by the agent each tick', 'k-rss'),
+      metric('live heap', U.bytes((s.live || {}).bytes), 'Bytes allocated and not freed, exact (allocated usable − freed usable). Source: the shim\'s per-thread counters', 'k-live'),
+      metric('peak RSS', U.bytes(os.peak_rss), 'Highest RSS since start. Source: ' + (s.platform === 'darwin' ? 'task_info' : '/proc/self/status VmHWM')),
+      metric('alloc', U.rate(r.alloc_bps), 'Bytes allocated per second over the last tick. Source: the shim\'s counters, agent.c', 'k-alloc'),
+      metric('reclaim', U.rate(r.free_bps), 'Bytes freed per second over the last tick. Source: the shim\'s counters, agent.c', 'k-reclaim'),
+      metric('pressure', U.pct(r.pressure_pct), '(allocated − reclaimed) / allocated over 5 s; warns when above 50 % for 5 s. Source: agent.c', r.pressure_warn ? 'is-warn' : ''),
+      metric('leak suspects', String(leaks.length), leaks.length ? 'Sites whose live bytes keep rising: ' + leaks.map(function (l) { return l.function || l.site; }).join(', ') + '. Source: sites.c' :
+             'No site is growing steadily. Source: leak analysis in sites.c', leaks.length ? 'is-warn' : ''),
+      g ? metric('GC p95 pause', U.ms((g.pause || {}).p95_ms), '95th percentile GC pause over ' + U.count(g.cycles) + ' cycles. Source: runtime API (runtime.c)', (g.pause || {}).warn ? 'is-warn' : '') : null,
+      metric('threads', U.count((s.threads || {}).live), 'Threads the shim sees alive (max ' + U.count((s.threads || {}).max) + ', ' + U.count((s.threads || {}).total) + ' ever). Source: the shim\'s thread registry'));
+  }
+
+  function footer(s) {
+    var exact = s.sample_bytes === 1;
+    var parts = [
+      el('span', { title: 'Schema of the data shown (agent/SCHEMA.md)' }, s.schema || ''),
+      el('span', null, 'pid ', U.num(String(s.pid), 'Process id of the program. Source: the agent')),
+      el('span', null, 'up ', U.num(U.dur(s.uptime_s || 0), 'Time since valkmem was loaded into the process. Source: the agent')),
+      el('span', null, 'tick ', U.num(String(s.seq), 'Agent tick number of this snapshot (one every 100 ms by default; the SSE id)')),
+      el('span', null, exact ? 'exact attribution' : 'sample every ', exact ? null : U.num(U.bytes(s.sample_bytes), 'Mean sampling interval for call-site attribution (VALKMEM_SAMPLE_BYTES)')),
+      el('span', null, 'valkmem self ', U.num(U.bytes(s.self_bytes), 'Memory valkmem uses for itself (mimalloc, rings, history): not counted in the program\'s heap')),
+      el('span', null, 'history ', U.num(String(VKM.history.points().length) + ' pts', 'History points held by this page for the selected range (bounded: at most 3600)'))
+    ];
+    if (s.platform === 'darwin' && s.os) {
+      parts.push(el('span', { class: 'vms', 'data-metric': 'vms' }, 'VMS ',
+        U.num(U.bytes(s.os.vms), 'Virtual size: on macOS this counts the shared cache and reservations, so it is huge and says little about memory use. Source: task_info')));
+    }
+    return el('div', { class: 'foot' }, parts);
+  }
+
+  function procLine(s) {
+    var argv = (s.argv || []).join(' ');
+    return el('span', { class: 'proc', title: 'Command line: ' + argv + ' — platform ' + s.platform },
+              el('b', { text: s.program || '?' }), ' ', U.num('pid ' + s.pid, 'Process id. Source: the agent'), ' ',
+              el('small', { text: s.platform || '' }));
+  }
+
+  var rendering = false;
+  function render() {
+    if (!snap || rendering) return;
+    rendering = true;
+    try {
+      var t0 = performance.now();
+      var c = ctx();
+      U.morph($('keys').firstChild || $('keys').appendChild(el('div')), keyStrip(snap));
+      U.morph($('proc').firstChild || $('proc').appendChild(el('span')), procLine(snap));
+      visiblePanels().forEach(function (p) {
+        var r;
+        try { r = p.render(snap, c); }
+        catch (e) { console.warn('valkmem: panel ' + p.id + ': ' + e.message); r = { body: el('div', { class: 'nodata', title: e.message }, 'cannot show: ' + e.message), has_data: false }; }
+        U.morph(p.body, el('div', { class: 'body' }, r.body));
+        p.section.setAttribute('data-has-data', r.has_data ? '1' : '0');
+      });
+      U.morph($('foot').firstChild || $('foot').appendChild(el('div')), footer(snap));
+      var R = VKM.history.RANGES[c.range];
+      $('span').textContent = 'span ' + c.range + ' · ' + c.points.length + ' pts · step ' + (c.step_ms >= 1000 ? c.step_ms / 1000 + ' s' : c.step_ms + ' ms');
+      $('span').setAttribute('data-span-ms', String(R.span_ms));
+      VKM.charts.flush();
+      perf.renders.push(performance.now() - t0);
+      if (perf.renders.length > perf.maxKeep) perf.renders.shift();
+    } finally { rendering = false; }
+  }
+
+  /* ------------------------------------------------------------ stream */
+  function onTick(s, t0) {
+    snap = s;
+    if (s.point) VKM.history.push(s.point);
+    render();
+    perf.count++;
+    perf.events.push(performance.now() - t0);
+    if (perf.events.length > perf.maxKeep) perf.events.shift();
+  }
+
+  var STATE_TEXT = { connecting: 'connecting', live: 'live', paused: 'paused', exited: 'process exited', offline: 'offline' };
+  function onState(st, why) {
+    var b = $('conn');
+    b.setAttribute('data-state', st);
+    b.textContent = STATE_TEXT[st] + (st === 'offline' && importedFrom ? ': ' + importedFrom : '');
+    b.title = {
+      connecting: 'Opening the live stream (/api/events)' + (why ? ': ' + why : ''),
+      live: 'Receiving one update per agent tick over /api/events',
+      paused: 'Stream paused: press space or the button to resume',
+      exited: 'The process has exited' + (why ? ' (' + why + ')' : '') + '; the last state stays on screen',
+      offline: 'Showing an imported file; no live process'
+    }[st];
+    var p = $('pause');
+    p.textContent = st === 'paused' ? 'resume' : 'pause';
+    p.disabled = st === 'exited' || st === 'offline';
+    p.setAttribute('aria-pressed', st === 'paused' ? 'true' : 'false');
+    document.body.setAttribute('data-conn', st);
+    if (st === 'live' && resumeReload) { resumeReload = false; VKM.history.load(VKM.history.range()).then(render, showError); }
+  }
+  var resumeReload = false;
+
+  function togglePause() {
+    if (VKM.stream.state() === 'paused') { resumeReload = true; VKM.stream.resume(); }
+    else VKM.stream.pause();
+  }
+
+  /* ------------------------------------------------------------- misc */
+  function showError(e) {
+    var msg = e && e.message ? e.message : String(e);
+    U.fill($('banner'), el('div', { class: 'warn', role: 'alert', title: msg }, msg,
+      el('button', { type: 'button', class: 'x', title: 'Dismiss' }, '×')));
+    $('banner').querySelector('button').addEventListener('click', function () { U.fill($('banner')); });
+  }
+
+  function setRange(r) {
+    var btns = $('ranges').querySelectorAll('button');
+    for (var i = 0; i < btns.length; i++) btns[i].setAttribute('aria-pressed', btns[i].value === r ? 'true' : 'false');
+    return VKM.history.load(r).then(render, showError);
+  }
+
+  function applyImport(doc, name) {
+    importedFrom = name;
+    VKM.stream.offline();
+    VKM.history.setImported(doc.history || {});
+    snap = doc.snapshot;
+    var r = doc.range && VKM.history.RANGES[doc.range] ? doc.range : VKM.history.range();
+    U.fill($('banner'), el('div', { class: 'info', title: 'Imported ' + doc.kind + ' ' + name },
+      'Showing ', el('b', { text: name }), ' (' + doc.kind + ' of ' + (snap.program || '?') + ', pid ' + snap.pid + ', ' + (snap.platform || '?') + ') — offline ',
+      el('button', { type: 'button', id: 'back-live', title: 'Reload the page to return to the live process' }, 'back to live')));
+    $('back-live').addEventListener('click', function () { location.reload(); });
+    return setRange(r);
+  }
+
+  function nextPanel(dir) {
+    var vis = visiblePanels().map(function (p) { return p.section; });
+    if (!vis.length) return;
+    var cur = vis.indexOf(document.activeElement);
+    if (cur < 0) cur = vis.indexOf(document.querySelector('.panel.is-current'));
+    var n = cur < 0 ? (dir > 0 ? 0 : vis.length - 1) : Math.max(0, Math.min(vis.length - 1, cur + dir));
+    PANELS.forEach(function (p) { p.section.classList.remove('is-current'); });
+    vis[n].classList.add('is-current');
+    vis[n].focus({ preventScroll: true });
+    vis[n].scrollIntoView({ block: 'nearest' });
+  }
+
+  function onKey(e) {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    var t = e.target, tag = t && t.tagName;
+    if (tag === 'INPUT' || tag === 'SELECT' || tag === 'TEXTAREA' || (t && t.isContentEditable)) return;
+    if (e.key === 'j') { nextPanel(1); e.preventDefault(); }
+    else if (e.key === 'k') { nextPanel(-1); e.preventDefault(); }
+    else if (e.key === ' ' || e.code === 'Space') { e.preventDefault(); if (!e.repeat) togglePause(); }
+  }
+
+  /* ------------------------------------------------------------- boot */
+  function boot() {
+    var pr = $('profiles');
+    VKM.profiles.order.forEach(function (n) {
+      pr.appendChild(el('button', { type: 'button', value: n, title: 'Profile "' + n + '": ' + VKM.profiles.defs[n].about + ' (remembered; ?profile=' + n + ')' }, n));
+    });
+    pr.addEventListener('click', function (e) {
+      var b = e.target.closest('button');
+      if (b && VKM.profiles.choose(b.value)) applyProfile(b.value);
+    });
+    $('ranges').addEventListener('click', function (e) {
+      var b = e.target.closest('button');
+      if (b) setRange(b.value);
+    });
+    // Buttons must not keep the focus: space would then also click them.
+    document.querySelectorAll('header button').forEach(function (b) { b.addEventListener('keydown', function (e) { if (e.key === ' ') e.preventDefault(); }); });
+    $('pause').addEventListener('click', togglePause);
+    $('export').addEventListener('click', function () {
+      if (!snap) return;
+      VKM.io.exportNow(snap, profile, VKM.history.range()).catch(showError);
+    });
+    $('import-file').addEventListener('change', function () {
+      var f = this.files && this.files[0];
+      if (!f) return;
+      VKM.io.readFile(f).then(function (doc) { return applyImport(doc, f.name); }).catch(showError);
+      this.value = '';
+    });
+    document.addEventListener('keydown', onKey);
+    window.addEventListener('resize', function () {
+      document.querySelectorAll('canvas.chart').forEach(function (c) { c._dirty = true; });
+      VKM.charts.flush();
+    });
+    buildPanels();
+    applyProfile(profile);
+    onState('connecting', '');
+
+    // `valkmem view file.json` serves a saved report or export as the
+    // snapshot: show it offline instead of opening a stream.
+    fetch('api/snapshot', { cache: 'no-store' }).then(function (res) {
+      if (!res.ok) throw new Error('GET /api/snapshot: HTTP ' + res.status);
+      return res.text();
+    }).then(function (text) {
+      var d = JSON.parse(text);
+      if (d.schema === 'valkmem.report/1' || d.schema === 'valkmem.export/1')
+        return applyImport(VKM.io.parse(text), (d.program || 'report') + ' (saved)');
+      snap = d;
+      return setRange(VKM.history.range()).then(function () { VKM.stream.start(onTick, onState); });
+    }).catch(function (e) {
+      showError(e);
+      VKM.stream.start(onTick, onState);
+    });
+  }
+
+  VKM.app = { render: render, applyImport: applyImport, setRange: setRange, profile: function () { return profile; },
+              snapshot: function () { return snap; } };
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', boot); else boot();
+})();

@@ -1,0 +1,130 @@
+// history.js - the time range selector's data: /api/history?range= points,
+// extended live with each tick's "point" and bounded in memory.
+//
+// Points are merged into buckets of the range's step (sums for counters, max
+// for peaks, last for levels: the same rules as the agent's history.c), and
+// never more than the range's capacity are kept, so the dashboard stays far
+// below 10 MB whatever the uptime.
+'use strict';
+var VKM = window.VKM || (window.VKM = {});
+
+VKM.history = (function () {
+  var RANGES = {
+    '1m':  { span_ms: 60e3,    step_ms: 100,   cap: 600 },
+    '5m':  { span_ms: 300e3,   step_ms: 1000,  cap: 300 },
+    '1h':  { span_ms: 3600e3,  step_ms: 1000,  cap: 3600 },
+    '10h': { span_ms: 36000e3, step_ms: 10000, cap: 3600 }
+  };
+  var SUMS = ['alloc_bytes', 'free_bytes', 'alloc_ops', 'free_ops', 'gc_cycles', 'gc_pause_ms'];
+  var MAXES = ['peak_live_bytes', 'peak_rss', 'frag_pct', 'pressure_pct'];
+  var LASTS = ['seq', 'live_bytes', 'rss'];
+  var PENDING_CAP = 200;
+
+  var range = '1m', points = [], step_ms = 100, loadedAt = 0;
+  var pending = [];              // recent tick points, replayed after a load
+  var imported = null;           // {range: [points]} when showing a file
+  var loadToken = 0;             // a newer load makes an older answer stale
+
+  /* Merge p (a 100 ms tick point) into pts at bucket size step. */
+  function add(pts, p, step, cap, span) {
+    var last = pts[pts.length - 1];
+    if (last && p.seq && last.seq && p.seq <= last.seq) return;   // already there
+    var b = Math.floor(p.t_ms / step) * step;
+    if (last && step > 100 && Math.floor(last.t_ms / step) * step === b) {
+      SUMS.forEach(function (k) { last[k] = (last[k] || 0) + (p[k] || 0); });
+      MAXES.forEach(function (k) { last[k] = Math.max(last[k] || 0, p[k] || 0); });
+      LASTS.forEach(function (k) { last[k] = p[k]; });
+      var n = (last._n || 1) + 1;
+      last.alloc_bps = ((last.alloc_bps || 0) * (n - 1) + (p.alloc_bps || 0)) / n;
+      last.free_bps = ((last.free_bps || 0) * (n - 1) + (p.free_bps || 0)) / n;
+      last._n = n;
+    } else {
+      var q = {};
+      for (var k in p) q[k] = p[k];
+      if (step > 100) { q.t_ms = b; q._n = 1; }
+      pts.push(q);
+    }
+    trim(pts, cap, span);
+  }
+  function trim(pts, cap, span) {
+    var end = pts.length ? pts[pts.length - 1].t_ms : 0, drop = 0;
+    while (drop < pts.length && pts[drop].t_ms < end - span) drop++;
+    drop = Math.max(drop, pts.length - cap);
+    if (drop > 0) pts.splice(0, drop);
+  }
+
+  /* Points for range r from an imported file's histories: the exact range
+   * when the file has it, otherwise the finest history that covers it,
+   * cut to the range's span. */
+  function fromImported(r) {
+    var R = RANGES[r], best = null;
+    if (imported[r]) best = imported[r];
+    else {
+      var order = ['1m', '5m', '1h', '10h'];
+      var cands = order.filter(function (k) { return imported[k] && imported[k].length; });
+      for (var i = 0; i < cands.length; i++) {
+        var pts = imported[cands[i]];
+        if (pts[pts.length - 1].t_ms - pts[0].t_ms >= R.span_ms * 0.9 || i === cands.length - 1) { best = pts; break; }
+      }
+    }
+    best = (best || []).slice();
+    trim(best, Infinity, R.span_ms);
+    return best;
+  }
+  function stepOf(pts, dflt) {
+    return pts.length > 1 ? Math.max(1, Math.round((pts[pts.length - 1].t_ms - pts[0].t_ms) / (pts.length - 1))) : dflt;
+  }
+
+  /* Load range r: from the agent, or from the imported file. Resolves to
+   * the number of points. */
+  function load(r) {
+    if (!RANGES[r]) return Promise.reject(new Error('unknown range ' + r));
+    if (imported) {
+      range = r; points = fromImported(r); step_ms = stepOf(points, RANGES[r].step_ms);
+      return Promise.resolve(points.length);
+    }
+    var token = ++loadToken;
+    return fetch('api/history?range=' + encodeURIComponent(r), { cache: 'no-store' }).then(function (res) {
+      if (!res.ok) throw new Error('GET /api/history?range=' + r + ': HTTP ' + res.status);
+      return res.json();
+    }).then(function (h) {
+      if (token !== loadToken) return points.length;
+      var R = RANGES[r];
+      var pts = Array.isArray(h) ? h : (h.points || []);
+      range = r; step_ms = h.step_ms || R.step_ms;
+      points = pts.slice(-R.cap);
+      pending.forEach(function (p) { add(points, p, step_ms, R.cap, R.span_ms); });
+      loadedAt = Date.now();
+      return points.length;
+    });
+  }
+
+  /* One live tick's point. */
+  function push(p) {
+    if (!p || !p.t_ms || imported) return;
+    pending.push(p);
+    if (pending.length > PENDING_CAP) pending.shift();
+    var R = RANGES[range];
+    add(points, p, step_ms, R.cap, R.span_ms);
+  }
+
+  /* Show a file's histories: {"1m": [...], "10h": [...], ...}. */
+  function setImported(h) { imported = h; pending = []; }
+
+  /* Every range's points as an object, for export (live: fetch each). */
+  function all() {
+    if (imported) return Promise.resolve(imported);
+    var out = {};
+    return Promise.all(Object.keys(RANGES).map(function (r) {
+      return fetch('api/history?range=' + r, { cache: 'no-store' }).then(function (res) { return res.ok ? res.json() : null; })
+        .then(function (h) { out[r] = h ? (Array.isArray(h) ? h : h.points || []) : []; });
+    })).then(function () { return out; });
+  }
+
+  return {
+    RANGES: RANGES, load: load, push: push, all: all, setImported: setImported,
+    range: function () { return range; }, points: function () { return points; },
+    step_ms: function () { return step_ms; }, span_ms: function () { return RANGES[range].span_ms; },
+    isImported: function () { return !!imported; }
+  };
+})();
