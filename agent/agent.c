@@ -1,0 +1,486 @@
+/* agent.c - the agent thread: tick loop, rates, the JSON documents, the
+ * report and its checkpoints, shutdown and signals.
+ *
+ * One thread, started at load with every signal blocked and the re-entry
+ * guard held for its whole life (so whatever it allocates through libc is
+ * not counted as the application's). Between ticks it serves HTTP; every
+ * 20 ms it drains the event rings so they stay short.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DRAIN_MS 20
+#define PRESSURE_WINDOW 50 /* ticks (5 s at 100 ms) */
+
+static pthread_t agent_thread;
+static int agent_running;       /* atomic */
+static int agent_stop;          /* atomic */
+static int signal_pending;      /* atomic: SIGTERM/SIGINT number waiting for a report */
+static int signal_done;         /* atomic */
+static int exited;              /* the report is final */
+
+static vkm_tick_t cur, prev;
+static vkm_os_t os_now;
+static vkm_allocstats_t alloc_now;
+static cJSON *view_doc;         /* VALKMEM_VIEW: a saved report served instead of live data */
+static uint64_t last_checkpoint_ns;
+static int report_error_said;
+
+/* Pressure window: usable bytes allocated and reclaimed per tick. */
+static double win_alloc[PRESSURE_WINDOW], win_free[PRESSURE_WINDOW];
+static unsigned win_pos, win_fill, pressure_high_ticks;
+
+const vkm_tick_t *vkm_tick_current(void) { return &cur; }
+
+static void *cjson_malloc(size_t n) { return vkm_malloc(n); }
+static void cjson_free(void *p) { vkm_free(p); }
+
+/* ---------------------------------------------------------------------------
+ * Events
+ * ------------------------------------------------------------------------- */
+static void on_event(const vkm_event_t *ev, const void *extra, void *ud) {
+  (void)ud;
+  if (ev->type == VKM_EV_ALLOC || ev->type == VKM_EV_FREE) vkm_sites_on_event(ev, extra);
+  else vkm_runtime_on_event(ev, extra);
+}
+
+/* ---------------------------------------------------------------------------
+ * The tick
+ * ------------------------------------------------------------------------- */
+static uint64_t unix_ms_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void compute_tick(void) {
+  prev = cur;
+  cur.seq = prev.seq + 1;
+  cur.t_ns = vkm_now_ns();
+  cur.unix_ms = unix_ms_now();
+  cur.dt_s = prev.t_ns ? (double)(cur.t_ns - prev.t_ns) / 1e9 : (double)(cur.t_ns - vkm_start_ns()) / 1e9;
+  if (cur.dt_s <= 0) cur.dt_s = 1e-3;
+  vkm_counters_sum(&cur.c);
+  cur.live_bytes = (int64_t)(cur.c.alloc_usable - cur.c.free_usable);
+  cur.live_count = (int64_t)(cur.c.alloc_count - cur.c.free_count);
+  int64_t peak = vkm_live_peak();
+  if (cur.live_bytes > peak) peak = cur.live_bytes;
+  if (prev.peak_live_bytes > peak) peak = prev.peak_live_bytes;
+  cur.peak_live_bytes = peak;
+  double da = (double)(cur.c.alloc_usable - prev.c.alloc_usable);
+  double df = (double)(cur.c.free_usable - prev.c.free_usable);
+  cur.alloc_bps = da / cur.dt_s;
+  cur.free_bps = df / cur.dt_s;
+  cur.alloc_ops = (double)(cur.c.alloc_count - prev.c.alloc_count) / cur.dt_s;
+  cur.free_ops = (double)(cur.c.free_count - prev.c.free_count) / cur.dt_s;
+
+  /* Pressure: how far allocation outruns reclaim over the window. */
+  win_alloc[win_pos] = da;
+  win_free[win_pos] = df;
+  win_pos = (win_pos + 1) % PRESSURE_WINDOW;
+  if (win_fill < PRESSURE_WINDOW) win_fill++;
+  double A = 0, F = 0;
+  for (unsigned i = 0; i < win_fill; i++) {
+    A += win_alloc[i];
+    F += win_free[i];
+  }
+  cur.pressure_pct = A > 0 && A > F ? (A - F) / A * 100.0 : 0.0;
+  double window_s = win_fill * (vkm_config.tick_ms / 1000.0);
+  /* Sustained: above 50 % for a whole window, at a rate worth a warning. */
+  if (cur.pressure_pct >= 50.0 && A / (window_s > 0 ? window_s : 1) >= 1024 * 1024) pressure_high_ticks++;
+  else pressure_high_ticks = 0;
+  cur.pressure_warn = pressure_high_ticks >= PRESSURE_WINDOW;
+
+  vkm_os_sample(&os_now, cur.t_ns, 0);
+  vkm_allocstats_sample(&alloc_now, cur.t_ns);
+  cur.rss_bytes = os_now.rss;
+  cur.vms_bytes = os_now.vms;
+  cur.peak_rss_bytes = os_now.peak_rss > prev.peak_rss_bytes ? os_now.peak_rss : prev.peak_rss_bytes;
+  if (cur.rss_bytes > cur.peak_rss_bytes) cur.peak_rss_bytes = cur.rss_bytes;
+  cur.dropped_events = vkm_dropped_events();
+  cur.self_bytes = vkm_self_bytes();
+}
+
+static void tick(void) {
+  vkm_rings_drain(on_event, NULL);
+  compute_tick();
+  vkm_sites_tick(&cur, vkm_runtime_gc_cycles());
+  vkm_runtime_tick(&cur);
+  vkm_history_push(&cur, &os_now, &alloc_now);
+}
+
+/* ---------------------------------------------------------------------------
+ * JSON documents
+ * ------------------------------------------------------------------------- */
+static const char *program_name(void) {
+  char **argv;
+  int argc = vkm_argv(&argv);
+  if (argc < 1 || !argv[0]) return "?";
+  const char *s = strrchr(argv[0], '/');
+  return s ? s + 1 : argv[0];
+}
+
+static void add_u64(cJSON *o, const char *k, uint64_t v) { cJSON_AddNumberToObject(o, k, (double)v); }
+
+static void add_totals(cJSON *o, const vkm_counters_t *c) {
+  cJSON *t = cJSON_AddObjectToObject(o, "totals");
+  add_u64(t, "alloc_count", c->alloc_count);
+  add_u64(t, "free_count", c->free_count);
+  add_u64(t, "realloc_count", c->realloc_count);
+  add_u64(t, "failed_count", c->failed_count);
+  add_u64(t, "alloc_bytes", c->alloc_bytes);
+  add_u64(t, "alloc_usable_bytes", c->alloc_usable);
+  add_u64(t, "free_usable_bytes", c->free_usable);
+  add_u64(t, "mmap_count", c->mmap_count);
+  add_u64(t, "munmap_count", c->munmap_count);
+  add_u64(t, "mremap_count", c->mremap_count);
+  add_u64(t, "mmap_bytes", c->mmap_bytes);
+  add_u64(t, "munmap_bytes", c->munmap_bytes);
+  cJSON *h = cJSON_AddArrayToObject(t, "size_hist");
+  for (int i = 0; i < VKM_HIST_BUCKETS; i++) cJSON_AddItemToArray(h, cJSON_CreateNumber((double)c->size_hist[i]));
+}
+
+static cJSON *document(const char *schema, unsigned top_sites) {
+  cJSON *o = cJSON_CreateObject();
+  char **argv;
+  int argc = vkm_argv(&argv);
+  cJSON_AddStringToObject(o, "schema", schema);
+  cJSON_AddStringToObject(o, "platform", vkm_platform());
+  cJSON_AddNumberToObject(o, "pid", (double)getpid());
+  cJSON_AddStringToObject(o, "program", program_name());
+  cJSON *av = cJSON_AddArrayToObject(o, "argv");
+  for (int i = 0; i < argc; i++) cJSON_AddItemToArray(av, cJSON_CreateString(argv[i]));
+  add_u64(o, "started_at", vkm_started_at_unix_ms());
+  double up = (double)(cur.t_ns - vkm_start_ns()) / 1e9;
+  cJSON_AddNumberToObject(o, "uptime_s", up);
+  cJSON_AddNumberToObject(o, "duration_s", up);
+  add_u64(o, "seq", cur.seq);
+  add_u64(o, "t_ms", cur.unix_ms);
+  cJSON_AddStringToObject(o, "state", exited ? "exited" : "running");
+  add_u64(o, "sample_bytes", vkm_config.sample_bytes);
+  add_u64(o, "dropped_events", cur.dropped_events);
+  add_u64(o, "self_bytes", cur.self_bytes);
+  add_totals(o, &cur.c);
+  cJSON *live = cJSON_AddObjectToObject(o, "live");
+  cJSON_AddNumberToObject(live, "bytes", (double)cur.live_bytes);
+  cJSON_AddNumberToObject(live, "count", (double)cur.live_count);
+  cJSON *peak = cJSON_AddObjectToObject(o, "peak");
+  cJSON_AddNumberToObject(peak, "live_bytes", (double)cur.peak_live_bytes);
+  add_u64(peak, "live_error_bytes", vkm_live_peak_error_bound());
+  add_u64(peak, "rss_bytes", cur.peak_rss_bytes);
+  cJSON *r = cJSON_AddObjectToObject(o, "rates");
+  cJSON_AddNumberToObject(r, "alloc_bps", cur.alloc_bps);
+  cJSON_AddNumberToObject(r, "free_bps", cur.free_bps);
+  cJSON_AddNumberToObject(r, "alloc_ops", cur.alloc_ops);
+  cJSON_AddNumberToObject(r, "free_ops", cur.free_ops);
+  cJSON_AddNumberToObject(r, "pressure_pct", cur.pressure_pct);
+  cJSON_AddBoolToObject(r, "pressure_warn", cur.pressure_warn);
+  cJSON *th = cJSON_AddObjectToObject(o, "threads");
+  add_u64(th, "live", vkm_threads_live());
+  add_u64(th, "max", vkm_threads_max());
+  add_u64(th, "total", vkm_threads_total());
+  vkm_os_json(&os_now, o);
+  vkm_allocstats_json(&alloc_now, o);
+  vkm_sites_json(o, top_sites);
+  vkm_runtime_json(o);
+  return o;
+}
+
+static cJSON *newest_point(void) {
+  cJSON *h = vkm_history_json("1m", cur.seq ? cur.seq - 1 : 0);
+  if (!h) return NULL;
+  cJSON *pts = cJSON_IsArray(h) ? h : cJSON_GetObjectItem(h, "points");
+  cJSON *last = cJSON_GetArrayItem(pts, cJSON_GetArraySize(pts) - 1);
+  cJSON *copy = last ? cJSON_Duplicate(last, 1) : NULL;
+  cJSON_Delete(h);
+  return copy;
+}
+
+static cJSON *view_copy(const char *schema) {
+  cJSON *o = cJSON_Duplicate(view_doc, 1);
+  cJSON_ReplaceItemInObject(o, "schema", cJSON_CreateString(schema));
+  if (!cJSON_GetObjectItem(o, "state")) cJSON_AddStringToObject(o, "state", "exited");
+  cJSON_AddBoolToObject(o, "view", 1);
+  return o;
+}
+
+cJSON *vkm_snapshot_json(void) {
+  if (view_doc) return view_copy("valkmem.snapshot/1");
+  cJSON *o = document("valkmem.snapshot/1", vkm_config.top_sites ? vkm_config.top_sites : 50);
+  cJSON *p = newest_point();
+  if (p) cJSON_AddItemToObject(o, "point", p);
+  return o;
+}
+
+cJSON *vkm_tick_json(void) {
+  if (view_doc) return view_copy("valkmem.snapshot/1");
+  cJSON *o = document("valkmem.snapshot/1", 20);
+  cJSON *p = newest_point();
+  cJSON_AddItemToObject(o, "point", p ? p : cJSON_CreateObject());
+  vkm_runtime_tick_json(o);
+  return o;
+}
+
+cJSON *vkm_report_json(void) {
+  if (view_doc) return view_copy("valkmem.report/1");
+  cJSON *o = document("valkmem.report/1", vkm_config.top_sites);
+  cJSON *h = cJSON_AddObjectToObject(o, "history");
+  static const char *ranges[] = {"1m", "10h"};
+  for (int i = 0; i < 2; i++) {
+    cJSON *r = vkm_history_json(ranges[i], 0);
+    if (r) cJSON_AddItemToObject(h, ranges[i], r);
+  }
+  return o;
+}
+
+/* ---------------------------------------------------------------------------
+ * Report file
+ * ------------------------------------------------------------------------- */
+static void expand_path(const char *in, char *out, size_t cap) {
+  size_t n = 0;
+  for (const char *s = in; *s && n + 1 < cap; s++) {
+    if (s[0] == '%' && s[1] == 'p') {
+      n += (size_t)snprintf(out + n, cap - n, "%d", (int)getpid());
+      s++;
+    } else {
+      out[n++] = *s;
+    }
+  }
+  out[n < cap ? n : cap - 1] = 0;
+}
+
+static int write_all(int fd, const char *buf, size_t len) {
+  while (len) {
+    ssize_t w = write(fd, buf, len);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    buf += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+int vkm_report_write(const char *path) {
+  cJSON *doc = vkm_report_json();
+  char *text = cJSON_Print(doc);
+  cJSON_Delete(doc);
+  if (!text) return -ENOMEM;
+  char tmp[1200];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+  int rc = 0;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) rc = -errno;
+  else {
+    rc = write_all(fd, text, strlen(text));
+    if (!rc) rc = write_all(fd, "\n", 1);
+    if (close(fd) && !rc) rc = -errno;
+    if (!rc && rename(tmp, path)) rc = -errno;
+    if (rc) unlink(tmp);
+  }
+  vkm_free(text);
+  return rc;
+}
+
+static void write_report_if_owner(void) {
+  if (!vkm_config.report[0] || !vkm_is_report_owner() || view_doc) return;
+  char path[1100];
+  expand_path(vkm_config.report, path, sizeof path);
+  int rc = vkm_report_write(path);
+  if (rc && !report_error_said) {
+    report_error_said = 1;
+    vkm_say("error", "cannot write report %s: %s", path, strerror(-rc));
+  }
+}
+
+/* ---------------------------------------------------------------------------
+ * Signals: SIGTERM/SIGINT still produce a report. Installed only where the
+ * program left the default action; the handler hands over to the agent,
+ * waits (bounded) for the report, then dies by the same signal.
+ * ------------------------------------------------------------------------- */
+static void on_fatal_signal(int sig) {
+  int saved = errno;
+  __atomic_store_n(&signal_pending, sig, __ATOMIC_RELEASE);
+  for (int i = 0; i < 300 && __atomic_load_n(&agent_running, __ATOMIC_ACQUIRE) &&
+                  !__atomic_load_n(&signal_done, __ATOMIC_ACQUIRE); i++) {
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  signal(sig, SIG_DFL);
+  errno = saved;
+  raise(sig);
+}
+
+static void install_signal_handlers(void) {
+  if (!vkm_config.report[0]) return;
+  static const int sigs[] = {SIGTERM, SIGINT};
+  for (int i = 0; i < 2; i++) {
+    struct sigaction old;
+    if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO)) {
+      struct sigaction sa;
+      memset(&sa, 0, sizeof sa);
+      sa.sa_handler = on_fatal_signal;
+      sigemptyset(&sa.sa_mask);
+      sa.sa_flags = SA_RESTART;
+      sigaction(sigs[i], &sa, NULL);
+    }
+  }
+}
+
+/* ---------------------------------------------------------------------------
+ * View mode: VALKMEM_VIEW=file serves a saved report or snapshot export.
+ * ------------------------------------------------------------------------- */
+static void load_view(void) {
+  const char *path = getenv("VALKMEM_VIEW");
+  if (!path || !*path) return;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    vkm_say("error", "VALKMEM_VIEW=%s: %s", path, strerror(errno));
+    return;
+  }
+  struct stat st;
+  char *buf = NULL;
+  if (fstat(fd, &st) == 0 && (buf = vkm_malloc((size_t)st.st_size + 1))) {
+    ssize_t n = read(fd, buf, (size_t)st.st_size);
+    buf[n > 0 ? n : 0] = 0;
+    view_doc = cJSON_Parse(buf);
+    if (!view_doc) vkm_say("error", "VALKMEM_VIEW=%s: not valid JSON near byte %ld", path,
+                           (long)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - buf : 0));
+  }
+  vkm_free(buf);
+  close(fd);
+}
+
+const cJSON *vkm_view_doc(void) { return view_doc; }
+
+/* ---------------------------------------------------------------------------
+ * The thread
+ * ------------------------------------------------------------------------- */
+static void modules_init(void) {
+  memset(&cur, 0, sizeof cur);
+  memset(&prev, 0, sizeof prev);
+  win_pos = win_fill = pressure_high_ticks = 0;
+  vkm_sites_init();
+  vkm_runtime_init();
+  vkm_history_init();
+}
+
+static void *agent_main(void *arg) {
+  (void)arg;
+  vkm_guard_enter(); /* for the whole life of this thread */
+  if (vkm_config.http && vkm_http_start() != 0) vkm_config.http = false;
+  uint64_t tick_ns = (uint64_t)vkm_config.tick_ms * 1000000ull;
+  uint64_t next_tick = vkm_now_ns() + tick_ns;
+  while (!__atomic_load_n(&agent_stop, __ATOMIC_ACQUIRE)) {
+    uint64_t now = vkm_now_ns();
+    if (now >= next_tick) {
+      tick();
+      if (vkm_config.http) vkm_http_broadcast_tick();
+      next_tick += tick_ns;
+      if (next_tick < now) next_tick = now + tick_ns; /* we were stopped: skip, do not burst */
+      if (vkm_config.checkpoint_ms && now - last_checkpoint_ns >= (uint64_t)vkm_config.checkpoint_ms * 1000000ull) {
+        last_checkpoint_ns = now;
+        write_report_if_owner();
+      }
+    } else {
+      vkm_rings_drain(on_event, NULL);
+    }
+    int sig = __atomic_load_n(&signal_pending, __ATOMIC_ACQUIRE);
+    if (sig && !__atomic_load_n(&signal_done, __ATOMIC_ACQUIRE)) {
+      tick();
+      exited = 1;
+      write_report_if_owner();
+      __atomic_store_n(&signal_done, 1, __ATOMIC_RELEASE);
+    }
+    now = vkm_now_ns();
+    uint64_t wait_ns = next_tick > now ? next_tick - now : 0;
+    int wait_ms = (int)(wait_ns / 1000000);
+    if (wait_ms > DRAIN_MS) wait_ms = DRAIN_MS;
+    if (vkm_config.http) vkm_http_poll(wait_ms);
+    else if (wait_ms > 0) {
+      struct timespec ts = {0, (long)wait_ms * 1000000L};
+      nanosleep(&ts, NULL);
+    }
+  }
+  vkm_guard_leave();
+  return NULL;
+}
+
+static int spawn_agent(void) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 512 * 1024);
+  int rc = pthread_create(&agent_thread, &attr, agent_main, NULL);
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc) {
+    vkm_say("error", "cannot start the agent thread: pthread_create: %s; counting without it", strerror(rc));
+    return -rc;
+  }
+  __atomic_store_n(&agent_running, 1, __ATOMIC_RELEASE);
+  return 0;
+}
+
+void vkm_agent_start(void) {
+  vkm_guard_enter();
+  cJSON_Hooks hooks = {cjson_malloc, cjson_free};
+  cJSON_InitHooks(&hooks);
+  load_view();
+  modules_init();
+  install_signal_handlers();
+  spawn_agent();
+  vkm_guard_leave();
+}
+
+void vkm_agent_stop_and_report(const char *why) {
+  (void)why;
+  vkm_guard_enter();
+  if (__atomic_exchange_n(&agent_running, 0, __ATOMIC_ACQ_REL)) {
+    __atomic_store_n(&agent_stop, 1, __ATOMIC_RELEASE);
+    pthread_join(agent_thread, NULL);
+  }
+  if (!exited) {
+    tick();
+    exited = 1;
+    if (vkm_config.http) vkm_http_broadcast_tick(); /* the last event says "exited" */
+    write_report_if_owner();
+  }
+  if (vkm_config.http) vkm_http_stop();
+  vkm_guard_leave();
+}
+
+/* In the child of fork() only the forking thread exists: the agent thread
+ * is gone and its state may be mid-update, so start over from scratch. */
+void vkm_agent_after_fork_child(void) {
+  vkm_guard_enter();
+  int was_running = agent_running;
+  agent_running = 0;
+  agent_stop = 0;
+  signal_pending = 0;
+  signal_done = 0;
+  exited = 0;
+  last_checkpoint_ns = 0;
+  if (vkm_config.http) vkm_http_forget();
+  if (was_running && vkm_config.follow_fork) {
+    modules_init();
+    spawn_agent();
+  } else {
+    vkm_config.http = false;
+  }
+  vkm_guard_leave();
+}

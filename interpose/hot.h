@@ -1,0 +1,135 @@
+/* hot.h - state shared by the files of the hot path (interpose/ only).
+ *
+ * Per-thread state lives in a vkm_tstate_t that is never freed: the agent
+ * may read it at any time. Its owner thread reaches it through one
+ * initial-exec TLS block. At thread exit the counters are folded into the
+ * retired total and the state goes back to the registry for reuse once the
+ * agent has drained its ring.
+ */
+#ifndef VKM_HOT_H
+#define VKM_HOT_H
+
+#include "platform.h"
+#include "vkm.h"
+
+/* ---------------------------------------------------------------------------
+ * Thread state
+ * ------------------------------------------------------------------------- */
+enum { VKM_TS_FREE = 0, VKM_TS_LIVE = 1, VKM_TS_DEAD = 2 };
+
+typedef struct vkm_ring_s vkm_ring_t;
+
+/* Aligned and padded to 128 bytes (two cache lines, the adjacent-line
+ * prefetcher's unit): neighbouring states are written by different threads
+ * on every call, and must not share a line. */
+typedef struct __attribute__((aligned(128))) vkm_tstate_s {
+  vkm_counters_t c;           /* owner writes (VKM_BUMP), agent reads (VKM_LOAD);
+                                 c.alloc_count is not kept here: it is the sum
+                                 of c.size_hist, one store fewer per malloc */
+  int64_t live_mark;          /* owner only: alloc_usable - free_usable at the last flush */
+  uint64_t next_sample_at;    /* owner only: sample when c.alloc_bytes reaches this */
+  uint64_t rng;               /* owner only: xorshift64* state */
+  uint64_t sample_seq;        /* owner only: sample ids are (index << 40) | seq */
+  uint32_t index;             /* position in the registry, stable */
+  uint32_t os_tid;
+  int status;                 /* VKM_TS_*; atomic */
+  vkm_ring_t *ring;           /* allocated at first event; kept across reuse */
+  struct vkm_tstate_s *next;  /* registry list; immutable once published */
+} vkm_tstate_t;
+
+/* One TLS load on the fast path: while the re-entry guard is held, `ts`
+ * is parked in `saved` and reads NULL, so a single test sends both "not
+ * attached yet" and "re-entered" to the slow path. */
+typedef struct vkm_tls_s {
+  vkm_tstate_t *ts;           /* NULL until attached, and while guarded */
+  vkm_tstate_t *saved;        /* ts while the guard is held */
+  int guard;                  /* re-entry depth: >0 means pass through */
+  int exiting;                /* past the thread-exit destructor */
+} vkm_tls_t;
+
+extern __thread vkm_tls_t vkm_tls __attribute__((tls_model("initial-exec")));
+
+/* The calling thread's state whether or not it holds the guard (NULL when
+ * not attached). Use this, not vkm_tls.ts, outside the wrappers. */
+VKM_INLINE vkm_tstate_t *vkm_self_state(void) { return vkm_tls.guard ? vkm_tls.saved : vkm_tls.ts; }
+/* Allocations made by a thread so far (the sum of its size classes). */
+uint64_t vkm_state_alloc_count(const vkm_tstate_t *ts);
+
+/* Becomes 1 once the real functions are resolved and tracking may start. */
+extern int vkm_ready;
+extern int vkm_sampling;       /* sample_bytes != 0 */
+extern vkm_real_t vkm_real;
+extern int vkm_usable_mode;
+
+/* thread.c */
+vkm_tstate_t *vkm_thread_attach(void);       /* slow path: get a state for this thread, or NULL */
+void vkm_live_flush(vkm_tstate_t *ts);       /* publish the net change since live_mark */
+#define VKM_NET(ts) ((int64_t)(VKM_LOAD(&(ts)->c.alloc_usable) - VKM_LOAD(&(ts)->c.free_usable)) - (ts)->live_mark)
+void vkm_count_orphan(int kind, size_t req, size_t usable); /* counts after thread exit */
+void vkm_thread_fork_prepare(void);
+void vkm_thread_fork_parent(void);
+void vkm_thread_fork_child(void);
+vkm_tstate_t *vkm_registry_head(void);
+
+/* sample.c */
+void vkm_sample_init(void);
+void vkm_sample_reset_interval(vkm_tstate_t *ts);
+void vkm_sample_alloc(vkm_tstate_t *ts, void *p, size_t req, size_t usable);
+void vkm_sample_free(vkm_tstate_t *ts, void *p);
+/* realloc: take p out of the table before the real realloc, so a concurrent
+ * malloc elsewhere cannot see its address reused while it is still listed;
+ * put it back if the realloc fails. */
+uint64_t vkm_sample_take(void *p);
+void vkm_sample_put_back(void *p, uint64_t id);
+void vkm_sample_emit_free(vkm_tstate_t *ts, void *p, uint64_t id);
+void vkm_sample_fork_prepare(void);
+void vkm_sample_fork_parent(void);
+void vkm_sample_fork_child(void);
+#define VKM_FILTER_BITS 16
+/* Counting filter in front of the address table; static so that free()
+ * reaches it without loading a pointer (all zero while sampling is off). */
+extern uint8_t vkm_sample_filter[1u << VKM_FILTER_BITS];
+
+VKM_INLINE size_t vkm_filter_slot(const void *p) {
+  return (size_t)(((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull >> (64 - VKM_FILTER_BITS));
+}
+VKM_INLINE int vkm_maybe_sampled(const void *p) {
+  return VKM_LOAD(&vkm_sample_filter[vkm_filter_slot(p)]) != 0;
+}
+
+/* ring.c */
+void vkm_rings_fork_child(vkm_tstate_t *keep);
+void vkm_ring_release_dead(void);
+
+/* init.c */
+#define VKM_BOOT_SIZE (256 * 1024)
+extern unsigned char vkm_boot_buf[VKM_BOOT_SIZE];
+VKM_INLINE int vkm_is_bootstrap(const void *p) {
+  return (uintptr_t)p - (uintptr_t)vkm_boot_buf < VKM_BOOT_SIZE;
+}
+void vkm_init_real(void);
+void vkm_self_track(int64_t delta);
+
+/* ---------------------------------------------------------------------------
+ * Usable size, the biggest single cost of exact byte counting.
+ *
+ * glibc keeps the chunk size in the word before the block; its
+ * malloc_usable_size is (size - 8), or (size - 16) for mmapped chunks (bit
+ * 1). Reading it inline saves a call through a dlsym'd pointer on both
+ * paths. The mode is chosen once at start-up after checking the real
+ * allocator is glibc's and that both methods agree on a probe.
+ * ------------------------------------------------------------------------- */
+VKM_INLINE size_t vkm_usable(void *p) {
+  if (vkm_likely(vkm_usable_mode == VKM_USABLE_GLIBC)) {
+    size_t h = ((size_t *)p)[-1];
+    return (h & ~(size_t)7) - ((h & 2) ? 16 : 8);
+  }
+  return vkm_real.usable_size(p);
+}
+
+VKM_INLINE unsigned vkm_size_class(size_t n) {
+  unsigned b = n ? 64u - (unsigned)__builtin_clzll((unsigned long long)n) : 0u;
+  return b < VKM_HIST_BUCKETS ? b : VKM_HIST_BUCKETS - 1;
+}
+
+#endif

@@ -1,0 +1,59 @@
+/* linux.c - the platform seam on Linux (glibc). See platform.h. */
+#include "platform.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+void *vkm_plat_next(const char *name) { return dlsym(RTLD_NEXT, name); }
+
+/* dladdr takes the loader lock but never allocates; it runs once at start. */
+int vkm_plat_is_libc_malloc(void *fn) {
+  Dl_info info;
+  if (!fn || !dladdr(fn, &info) || !info.dli_fname) return 0;
+  const char *base = strrchr(info.dli_fname, '/');
+  base = base ? base + 1 : info.dli_fname;
+  return strncmp(base, "libc.so", 7) == 0 || strncmp(base, "libc-", 5) == 0;
+}
+
+uint32_t vkm_plat_tid(void) { return (uint32_t)syscall(SYS_gettid); }
+
+void vkm_plat_write_err(const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(2, buf, len);
+    if (n <= 0) return;
+    buf += n;
+    len -= (size_t)n;
+  }
+}
+
+/* A raw syscall, so our own mappings never pass through the mmap wrapper. */
+void *vkm_plat_map(size_t len) {
+  void *p = (void *)syscall(SYS_mmap, NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return (p == MAP_FAILED || (uintptr_t)p > (uintptr_t)-4096) ? NULL : p;
+}
+
+void vkm_plat_unmap(void *p, size_t len) {
+  if (p) syscall(SYS_munmap, p, len);
+}
+
+int vkm_plat_cmdline(char *buf, size_t cap, size_t *used) {
+  int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  size_t n = 0;
+  ssize_t r;
+  while (n + 1 < cap && (r = read(fd, buf + n, cap - 1 - n)) > 0) n += (size_t)r;
+  close(fd);
+  buf[n] = 0;
+  int argc = 0;
+  for (size_t i = 0; i < n; i++)
+    if (buf[i] == 0) argc++;
+  if (n > 0 && buf[n - 1] != 0) argc++; /* truncated last argument */
+  *used = n;
+  return argc;
+}
+
+const char *vkm_plat_name(void) { return "linux"; }

@@ -1,0 +1,56 @@
+/* platform.h - the platform seam of the hot path.
+ *
+ * One contract, implemented once per platform (linux.c, darwin.c), chosen
+ * in CMakeLists.txt rather than with #ifdef walls (mimalloc's prim.h).
+ * Everything here may be called from inside a malloc hook: no allocation
+ * through the application's heap, no stdio, no locks of ours.
+ */
+#ifndef VKM_PLATFORM_H
+#define VKM_PLATFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The allocator functions valkmem forwards to. Resolved once (RTLD_NEXT);
+ * with VALKMEM_ALLOCATOR=mimalloc they point at mimalloc instead. */
+typedef struct vkm_real_s {
+  void *(*malloc)(size_t);
+  void (*free)(void *);
+  void *(*calloc)(size_t, size_t);
+  void *(*realloc)(void *, size_t);
+  void *(*reallocarray)(void *, size_t, size_t);
+  int (*posix_memalign)(void **, size_t, size_t);
+  void *(*aligned_alloc)(size_t, size_t);
+  void *(*memalign)(size_t, size_t);
+  void *(*valloc)(size_t);
+  void *(*pvalloc)(size_t);
+  size_t (*usable_size)(void *);
+  void *(*mmap)(void *, size_t, int, int, int, off_t);
+  int (*munmap)(void *, size_t);
+  void *(*mremap)(void *, size_t, size_t, int, ...);
+} vkm_real_t;
+
+/* How the usable size of a live block is read. GLIBC reads the chunk
+ * header inline (what malloc_usable_size does, without the call); NEXT
+ * calls the real allocator's malloc_usable_size (jemalloc, tcmalloc,
+ * mimalloc preloaded behind us). */
+enum vkm_usable_mode { VKM_USABLE_NEXT = 0, VKM_USABLE_GLIBC = 1 };
+
+/* Resolve the next definition of `name` after this library. NULL if none. */
+void *vkm_plat_next(const char *name);
+/* Is `fn` defined in the C library's own malloc (glibc on Linux)? */
+int vkm_plat_is_libc_malloc(void *fn);
+/* Kernel thread id of the caller (cached by the caller). */
+uint32_t vkm_plat_tid(void);
+/* Raw write to stderr, no buffering, no allocation. */
+void vkm_plat_write_err(const char *buf, size_t len);
+/* Anonymous memory straight from the OS (not counted as the app's). */
+void *vkm_plat_map(size_t len);
+void vkm_plat_unmap(void *p, size_t len);
+/* The process's argv, read without the app's heap into `buf`: NUL-separated
+ * strings. Returns argc, or 0. */
+int vkm_plat_cmdline(char *buf, size_t cap, size_t *used);
+const char *vkm_plat_name(void);
+
+#endif

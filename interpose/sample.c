@@ -1,0 +1,253 @@
+/* sample.c - attribution: the byte-interval sampler, stack capture, and the
+ * table that recognises sampled blocks again at free().
+ *
+ * Sampling is Poisson over bytes: each thread counts down an exponentially
+ * distributed number of bytes (mean VALKMEM_SAMPLE_BYTES) and the
+ * allocation that crosses zero is sampled. The agent weights a sample of
+ * size s by s / (1 - exp(-s/mean)), which keeps estimates unbiased.
+ *
+ * Finding a sampled block at free() from any thread, without a global lock:
+ *   1. a counting filter (one byte per address-hash bucket, saturating and
+ *      then sticky) answers "certainly not sampled" for almost every free
+ *      with one load from a 64 KiB table; a count never undercounts, so a
+ *      collision can only cause a needless lookup, never a missed free;
+ *   2. behind it, an open-addressing table of (address -> sample id) with
+ *      linear probing, CAS insertion and tombstones. It grows by chaining a
+ *      table of twice the size in front of the full one; lookups walk the
+ *      chain. A block is removed by the thread that frees it, before the
+ *      real free, so an address is never in the table twice.
+ */
+#include "hot.h"
+
+#include <libunwind.h>
+#include <math.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+
+uint8_t vkm_sample_filter[1u << VKM_FILTER_BITS];
+static uint64_t sampled_live;         /* atomic */
+static int fork_gate;                 /* atomic: 1 while fork() is in progress */
+static int64_t samplers_inflight;     /* atomic */
+
+/* ---------------------------------------------------------------------------
+ * Address table
+ * ------------------------------------------------------------------------- */
+#define KEY_EMPTY ((uintptr_t)0)
+#define KEY_TOMB ((uintptr_t)1)
+
+typedef struct slot_s {
+  uintptr_t key;  /* atomic */
+  uint64_t id;    /* written by the inserter before the block is returned */
+} slot_t;
+
+typedef struct table_s {
+  size_t mask;
+  size_t used;              /* atomic: slots ever taken from EMPTY */
+  struct table_s *older;    /* immutable */
+  size_t bytes;
+  slot_t slots[];
+} table_t;
+
+static table_t *newest; /* atomic */
+
+static size_t addr_hash(uintptr_t p) { return (size_t)((p >> 4) * 0x9E3779B97F4A7C15ull >> 17); }
+
+static table_t *table_new(size_t nslots, table_t *older) {
+  size_t bytes = sizeof(table_t) + nslots * sizeof(slot_t);
+  table_t *t = vkm_plat_map(bytes); /* zeroed: every slot EMPTY */
+  if (!t) return NULL;
+  t->mask = nslots - 1;
+  t->older = older;
+  t->bytes = bytes;
+  vkm_self_track((int64_t)bytes);
+  return t;
+}
+
+static table_t *table_for_insert(void) {
+  table_t *t = __atomic_load_n(&newest, __ATOMIC_ACQUIRE);
+  if (vkm_likely(__atomic_load_n(&t->used, __ATOMIC_RELAXED) * 2 < t->mask)) return t;
+  table_t *bigger = table_new((t->mask + 1) * 2, t);
+  if (!bigger) return t; /* keep probing the full one; insert may fail */
+  if (!__atomic_compare_exchange_n(&newest, &t, bigger, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    vkm_self_track(-(int64_t)bigger->bytes);
+    vkm_plat_unmap(bigger, bigger->bytes);
+    return t; /* someone else grew it; t is now their table */
+  }
+  return bigger;
+}
+
+static int table_insert(uintptr_t p, uint64_t id) {
+  table_t *t = table_for_insert();
+  size_t i = addr_hash(p) & t->mask;
+  for (size_t n = 0; n <= t->mask; n++, i = (i + 1) & t->mask) {
+    uintptr_t k = __atomic_load_n(&t->slots[i].key, __ATOMIC_RELAXED);
+    if (k != KEY_EMPTY && k != KEY_TOMB) continue;
+    t->slots[i].id = id;
+    if (__atomic_compare_exchange_n(&t->slots[i].key, &k, p, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+      if (k == KEY_EMPTY) __atomic_add_fetch(&t->used, 1, __ATOMIC_RELAXED);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Removes p; returns its sample id, or 0 when p was never sampled. */
+static uint64_t table_remove(uintptr_t p) {
+  for (table_t *t = __atomic_load_n(&newest, __ATOMIC_ACQUIRE); t; t = t->older) {
+    size_t i = addr_hash(p) & t->mask;
+    for (size_t n = 0; n <= t->mask; n++, i = (i + 1) & t->mask) {
+      uintptr_t k = __atomic_load_n(&t->slots[i].key, __ATOMIC_ACQUIRE);
+      if (k == KEY_EMPTY) break;
+      if (k == p) {
+        uint64_t id = t->slots[i].id;
+        __atomic_store_n(&t->slots[i].key, KEY_TOMB, __ATOMIC_RELEASE);
+        return id;
+      }
+    }
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Filter
+ * ------------------------------------------------------------------------- */
+static void filter_inc(const void *p) {
+  uint8_t *c = &vkm_sample_filter[vkm_filter_slot(p)];
+  uint8_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
+  while (v != 255 && !__atomic_compare_exchange_n(c, &v, (uint8_t)(v + 1), 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+  }
+}
+
+static void filter_dec(const void *p) {
+  uint8_t *c = &vkm_sample_filter[vkm_filter_slot(p)];
+  uint8_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
+  while (v != 255 && v != 0 && !__atomic_compare_exchange_n(c, &v, (uint8_t)(v - 1), 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+}
+
+uint64_t vkm_sampled_live(void) { return __atomic_load_n(&sampled_live, __ATOMIC_RELAXED); }
+
+/* ---------------------------------------------------------------------------
+ * Sampler
+ * ------------------------------------------------------------------------- */
+void vkm_sample_init(void) {
+  if (!vkm_sampling) return;
+  table_t *t = table_new(vkm_config.exact ? (1u << 20) : (1u << 14), NULL);
+  if (!t) {
+    vkm_say("error", "sampling off: cannot map its address table");
+    vkm_sampling = 0;
+    return;
+  }
+  vkm_self_track((int64_t)sizeof vkm_sample_filter);
+  newest = t;
+}
+
+static uint64_t rng_next(vkm_tstate_t *ts) {
+  uint64_t x = ts->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  ts->rng = x;
+  return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* Called at attach and after every sample: the next sample is taken when
+ * the thread's requested bytes reach next_sample_at. Exact mode sets it to
+ * the current total, so that every allocation, even of 0 bytes, reaches it. */
+void vkm_sample_reset_interval(vkm_tstate_t *ts) {
+  uint64_t now = VKM_LOAD(&ts->c.alloc_bytes);
+  if (!vkm_sampling) {
+    ts->next_sample_at = UINT64_MAX;
+  } else if (vkm_config.exact) {
+    ts->next_sample_at = now;
+  } else {
+    double u = ((double)(rng_next(ts) >> 11) + 1.0) * (1.0 / 9007199254740993.0); /* (0, 1] */
+    double next = -log(u) * (double)vkm_config.sample_bytes;
+    ts->next_sample_at = now + (next > 4e18 ? (uint64_t)4e18 : (uint64_t)next);
+  }
+}
+
+static void gate_enter(void) {
+  for (;;) {
+    __atomic_add_fetch(&samplers_inflight, 1, __ATOMIC_SEQ_CST);
+    if (!__atomic_load_n(&fork_gate, __ATOMIC_SEQ_CST)) return;
+    __atomic_sub_fetch(&samplers_inflight, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&fork_gate, __ATOMIC_ACQUIRE)) sched_yield();
+  }
+}
+static void gate_leave(void) { __atomic_sub_fetch(&samplers_inflight, 1, __ATOMIC_RELEASE); }
+
+void vkm_sample_alloc(vkm_tstate_t *ts, void *p, size_t req, size_t usable) {
+  vkm_sample_reset_interval(ts);
+  if (!vkm_sampling) return;
+  vkm_guard_enter();
+  gate_enter();
+  void *frames[256];
+  int n = unw_backtrace(frames, (int)(vkm_config.max_frames < 256 ? vkm_config.max_frames : 256));
+  if (n < 0) n = 0;
+  uint64_t id = ((uint64_t)(ts->index + 1) << 40) | (++ts->sample_seq & ((1ull << 40) - 1));
+  if (table_insert((uintptr_t)p, id)) {
+    filter_inc(p);
+    __atomic_add_fetch(&sampled_live, 1, __ATOMIC_RELAXED);
+    vkm_event_t ev = {.type = VKM_EV_ALLOC, .nframes = (uint16_t)n, .id = id,
+                      .a = req, .b = usable, .c = (uintptr_t)p};
+    vkm_emit(&ev, frames, (size_t)n * sizeof(void *));
+  }
+  gate_leave();
+  vkm_guard_leave();
+}
+
+void vkm_sample_emit_free(vkm_tstate_t *ts, void *p, uint64_t id) {
+  (void)ts;
+  vkm_guard_enter();
+  vkm_event_t ev = {.type = VKM_EV_FREE, .id = id, .c = (uintptr_t)p};
+  vkm_emit(&ev, NULL, 0);
+  vkm_guard_leave();
+}
+
+uint64_t vkm_sample_take(void *p) {
+  uint64_t id = table_remove((uintptr_t)p);
+  if (id) {
+    filter_dec(p);
+    __atomic_sub_fetch(&sampled_live, 1, __ATOMIC_RELAXED);
+  }
+  return id;
+}
+
+void vkm_sample_put_back(void *p, uint64_t id) {
+  if (table_insert((uintptr_t)p, id)) {
+    filter_inc(p);
+    __atomic_add_fetch(&sampled_live, 1, __ATOMIC_RELAXED);
+  }
+}
+
+void vkm_sample_free(vkm_tstate_t *ts, void *p) {
+  uint64_t id = vkm_sample_take(p);
+  if (id) vkm_sample_emit_free(ts, p, id);
+}
+
+/* ---------------------------------------------------------------------------
+ * fork: no thread may be inside libunwind (which has locks of its own) or
+ * half-way through a table insert when the process is copied.
+ * ------------------------------------------------------------------------- */
+void vkm_sample_fork_prepare(void) {
+  __atomic_store_n(&fork_gate, 1, __ATOMIC_SEQ_CST);
+  while (__atomic_load_n(&samplers_inflight, __ATOMIC_SEQ_CST) > 0) sched_yield();
+}
+
+void vkm_sample_fork_parent(void) { __atomic_store_n(&fork_gate, 0, __ATOMIC_RELEASE); }
+
+/* The child starts with an empty table: its agent starts afresh, and blocks
+ * sampled by the parent are simply unsampled in the child. */
+void vkm_sample_fork_child(void) {
+  fork_gate = 0;
+  samplers_inflight = 0;
+  if (!vkm_sampling) return;
+  for (table_t *t = newest; t; t = t->older) {
+    memset(t->slots, 0, (t->mask + 1) * sizeof(slot_t));
+    t->used = 0;
+  }
+  memset(vkm_sample_filter, 0, sizeof vkm_sample_filter);
+  sampled_live = 0;
+}

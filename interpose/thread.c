@@ -1,0 +1,257 @@
+/* thread.c - per-thread state: registry, attach, exit, live heap, fork.
+ *
+ * States are allocated once and never freed, so the agent can read any of
+ * them at any time without a lock. A thread attaches on its first tracked
+ * call; at exit a pthread-key destructor folds its counters into `retired`
+ * and marks the state DEAD; the agent drains its ring and marks it FREE for
+ * the next new thread to reuse.
+ *
+ * Summing is consistent with thread exit through a sequence lock: a dying
+ * thread bumps `retire_seq` to odd, moves its counters, bumps it to even;
+ * the agent retries a sum that overlapped a fold. Dying threads serialise
+ * on a spinlock among themselves - thread exit is not the hot path.
+ */
+#include "hot.h"
+
+#include <mimalloc.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+
+__thread vkm_tls_t vkm_tls __attribute__((tls_model("initial-exec")));
+
+static vkm_tstate_t *registry;       /* list head; atomic */
+static uint32_t registry_count;      /* states ever created; atomic */
+static uint32_t threads_live;        /* atomic */
+static uint32_t threads_max;         /* atomic */
+static uint64_t threads_total;       /* atomic */
+
+static vkm_counters_t retired;       /* guarded by retire_lock, read under retire_seq */
+static int retire_lock;
+static uint64_t retire_seq;
+
+static int64_t live_flushed;         /* atomic */
+static int64_t live_peak;            /* atomic */
+
+static pthread_key_t exit_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static void spin_lock(int *l) {
+  while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+    while (__atomic_load_n(l, __ATOMIC_RELAXED)) sched_yield();
+}
+static void spin_unlock(int *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
+
+void vkm_guard_enter(void) {
+  if (vkm_tls.guard++ == 0) {
+    vkm_tls.saved = vkm_tls.ts;
+    vkm_tls.ts = NULL;
+  }
+}
+void vkm_guard_leave(void) {
+  if (--vkm_tls.guard == 0) {
+    vkm_tls.ts = vkm_tls.saved;
+    vkm_tls.saved = NULL;
+  }
+}
+#define self_state vkm_self_state
+
+uint64_t vkm_state_alloc_count(const vkm_tstate_t *ts) {
+  uint64_t n = 0;
+  for (int i = 0; i < VKM_HIST_BUCKETS; i++) n += VKM_LOAD(&ts->c.size_hist[i]);
+  return n;
+}
+
+vkm_tstate_t *vkm_registry_head(void) { return __atomic_load_n(&registry, __ATOMIC_ACQUIRE); }
+
+/* ---------------------------------------------------------------------------
+ * Live heap: flushed per thread in quanta, with a global high-water mark.
+ * ------------------------------------------------------------------------- */
+void vkm_live_flush(vkm_tstate_t *ts) {
+  int64_t d = VKM_NET(ts);
+  ts->live_mark += d;
+  int64_t now = __atomic_add_fetch(&live_flushed, d, __ATOMIC_RELAXED);
+  int64_t peak = __atomic_load_n(&live_peak, __ATOMIC_RELAXED);
+  while (now > peak && !__atomic_compare_exchange_n(&live_peak, &peak, now, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+}
+
+int64_t vkm_live_flushed(void) { return __atomic_load_n(&live_flushed, __ATOMIC_RELAXED); }
+int64_t vkm_live_peak(void) { return __atomic_load_n(&live_peak, __ATOMIC_RELAXED); }
+uint64_t vkm_live_peak_error_bound(void) { return (uint64_t)vkm_threads_max() * VKM_LIVE_QUANTUM; }
+uint32_t vkm_threads_live(void) { return __atomic_load_n(&threads_live, __ATOMIC_RELAXED); }
+uint32_t vkm_threads_max(void) { return __atomic_load_n(&threads_max, __ATOMIC_RELAXED); }
+uint64_t vkm_threads_total(void) { return __atomic_load_n(&threads_total, __ATOMIC_RELAXED); }
+
+/* ---------------------------------------------------------------------------
+ * Counter folding and summing
+ * ------------------------------------------------------------------------- */
+#define NCOUNTERS (sizeof(vkm_counters_t) / sizeof(uint64_t))
+
+static void counters_add(vkm_counters_t *dst, const vkm_counters_t *src) {
+  uint64_t *d = (uint64_t *)dst;
+  const uint64_t *s = (const uint64_t *)src;
+  for (size_t i = 0; i < NCOUNTERS; i++) VKM_STORE(&d[i], VKM_LOAD(&d[i]) + VKM_LOAD(&s[i]));
+}
+
+static void counters_zero(vkm_counters_t *c) {
+  uint64_t *d = (uint64_t *)c;
+  for (size_t i = 0; i < NCOUNTERS; i++) VKM_STORE(&d[i], 0);
+}
+
+/* alloc_count is not kept on the hot path: it is the sum of size_hist. */
+static void derive(vkm_counters_t *c) {
+  uint64_t n = 0;
+  for (int i = 0; i < VKM_HIST_BUCKETS; i++) n += c->size_hist[i];
+  c->alloc_count = n;
+}
+
+void vkm_counters_sum(vkm_counters_t *out) {
+  for (;;) {
+    uint64_t s1 = __atomic_load_n(&retire_seq, __ATOMIC_ACQUIRE);
+    if (s1 & 1) {
+      sched_yield();
+      continue;
+    }
+    memset(out, 0, sizeof *out);
+    counters_add(out, &retired);
+    for (vkm_tstate_t *ts = vkm_registry_head(); ts; ts = ts->next)
+      if (__atomic_load_n(&ts->status, __ATOMIC_ACQUIRE) == VKM_TS_LIVE) counters_add(out, &ts->c);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&retire_seq, __ATOMIC_RELAXED) == s1) {
+      derive(out);
+      return;
+    }
+  }
+}
+
+/* Called with retire_lock held. */
+static void fold_locked(vkm_tstate_t *ts) {
+  __atomic_add_fetch(&retire_seq, 1, __ATOMIC_ACQ_REL);
+  counters_add(&retired, &ts->c);
+  counters_zero(&ts->c);
+  __atomic_store_n(&ts->status, VKM_TS_DEAD, __ATOMIC_RELEASE);
+  __atomic_add_fetch(&retire_seq, 1, __ATOMIC_ACQ_REL);
+}
+
+/* After the exit destructor a thread can still allocate and free (later TLS
+ * destructors, libc's own clean-up). Those calls go straight into the
+ * retired total with the fold lock held: rare and exact. */
+void vkm_count_orphan(int kind, size_t req, size_t usable) {
+  spin_lock(&retire_lock);
+  __atomic_add_fetch(&retire_seq, 1, __ATOMIC_ACQ_REL);
+  switch (kind) {
+  case 0:
+    VKM_BUMP(&retired.alloc_bytes, req);
+    VKM_BUMP(&retired.alloc_usable, usable);
+    VKM_BUMP(&retired.size_hist[vkm_size_class(req)], 1);
+    break;
+  case 1:
+    VKM_BUMP(&retired.free_count, 1);
+    VKM_BUMP(&retired.free_usable, usable);
+    break;
+  default:
+    VKM_BUMP(&retired.failed_count, 1);
+  }
+  __atomic_add_fetch(&retire_seq, 1, __ATOMIC_ACQ_REL);
+  spin_unlock(&retire_lock);
+  int64_t d = kind == 0 ? (int64_t)usable : kind == 1 ? -(int64_t)usable : 0;
+  if (d) {
+    int64_t now = __atomic_add_fetch(&live_flushed, d, __ATOMIC_RELAXED);
+    int64_t peak = __atomic_load_n(&live_peak, __ATOMIC_RELAXED);
+    while (now > peak && !__atomic_compare_exchange_n(&live_peak, &peak, now, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+  }
+}
+
+/* ---------------------------------------------------------------------------
+ * Attach and exit
+ * ------------------------------------------------------------------------- */
+static void thread_exit(void *arg) {
+  vkm_tstate_t *ts = arg;
+  if (!ts || self_state() != ts) return;
+  vkm_guard_enter();
+  if (VKM_NET(ts)) vkm_live_flush(ts);
+  spin_lock(&retire_lock);
+  fold_locked(ts);
+  ts->live_mark = 0;
+  spin_unlock(&retire_lock);
+  vkm_tls.saved = NULL; /* stays detached after the guard */
+  vkm_tls.exiting = 1;
+  __atomic_sub_fetch(&threads_live, 1, __ATOMIC_RELAXED);
+  vkm_guard_leave();
+}
+
+static void make_key(void) { pthread_key_create(&exit_key, thread_exit); }
+
+static vkm_tstate_t *state_acquire(void) {
+  for (vkm_tstate_t *ts = vkm_registry_head(); ts; ts = ts->next) {
+    int expect = VKM_TS_FREE;
+    if (__atomic_load_n(&ts->status, __ATOMIC_RELAXED) == VKM_TS_FREE &&
+        __atomic_compare_exchange_n(&ts->status, &expect, VKM_TS_LIVE, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+      return ts;
+  }
+  vkm_tstate_t *ts = mi_zalloc_aligned(sizeof *ts, _Alignof(vkm_tstate_t));
+  if (!ts) return NULL;
+  vkm_self_track((int64_t)sizeof *ts);
+  ts->index = __atomic_fetch_add(&registry_count, 1, __ATOMIC_RELAXED);
+  ts->status = VKM_TS_LIVE;
+  vkm_tstate_t *head = vkm_registry_head();
+  do ts->next = head;
+  while (!__atomic_compare_exchange_n(&registry, &head, ts, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+  return ts;
+}
+
+vkm_tstate_t *vkm_thread_attach(void) {
+  if (vkm_tls.exiting || !vkm_config.enabled) return NULL;
+  vkm_guard_enter();
+  pthread_once(&key_once, make_key);
+  vkm_tstate_t *ts = state_acquire();
+  if (ts) {
+    ts->os_tid = vkm_plat_tid();
+    ts->live_mark = 0;
+    if (!ts->rng) ts->rng = ((uint64_t)ts->os_tid * 0x9E3779B97F4A7C15ull) ^ vkm_now_ns() ^ (uintptr_t)ts;
+    vkm_sample_reset_interval(ts);
+    pthread_setspecific(exit_key, ts);
+    uint32_t n = __atomic_add_fetch(&threads_live, 1, __ATOMIC_RELAXED);
+    uint32_t m = __atomic_load_n(&threads_max, __ATOMIC_RELAXED);
+    while (n > m && !__atomic_compare_exchange_n(&threads_max, &m, n, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+    __atomic_add_fetch(&threads_total, 1, __ATOMIC_RELAXED);
+    vkm_tls.saved = ts; /* becomes vkm_tls.ts when the guard is left */
+  }
+  vkm_guard_leave();
+  return ts;
+}
+
+/* ---------------------------------------------------------------------------
+ * fork: the child keeps the forking thread's state and the totals (its
+ * heap is a copy of the parent's, so are its counts); every other thread is
+ * gone, so their states are folded and recycled.
+ * ------------------------------------------------------------------------- */
+void vkm_thread_fork_prepare(void) { spin_lock(&retire_lock); }
+void vkm_thread_fork_parent(void) { spin_unlock(&retire_lock); }
+
+void vkm_thread_fork_child(void) {
+  vkm_tstate_t *self = self_state();
+  retire_seq = 0;
+  uint32_t live = 0;
+  for (vkm_tstate_t *ts = vkm_registry_head(); ts; ts = ts->next) {
+    if (ts == self) {
+      live++;
+      continue;
+    }
+    if (ts->status == VKM_TS_LIVE) {
+      live_flushed += VKM_NET(ts); /* not flushed by its (now gone) owner */
+      ts->live_mark = 0;
+      counters_add(&retired, &ts->c);
+      counters_zero(&ts->c);
+    }
+    ts->status = VKM_TS_FREE;
+  }
+  threads_live = live;
+  threads_max = live ? live : 1;
+  spin_unlock(&retire_lock);
+  if (self) self->os_tid = vkm_plat_tid();
+  vkm_rings_fork_child(self);
+}

@@ -1,0 +1,308 @@
+/* wrap.c - the malloc-family wrappers: the hot path.
+ *
+ * Every wrapper has one shape: guard -> call the real function -> record ->
+ * return. The fast path touches only the caller's own vkm_tstate_t (plain
+ * stores), the glibc chunk header, and a byte of the sampling filter on
+ * free. Anything rare - first use on a thread, re-entry, sampling, the live
+ * heap flush - is a separate cold function.
+ */
+#include "hot.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define VKM_WRAP VKM_EXPORT
+
+/* ---------------------------------------------------------------------------
+ * Recording (inline into every wrapper)
+ * ------------------------------------------------------------------------- */
+VKM_INLINE void record_alloc(vkm_tstate_t *ts, void *p, size_t req) {
+  size_t u = vkm_usable(p);
+  uint64_t bytes = VKM_LOAD(&ts->c.alloc_bytes) + req;
+  VKM_STORE(&ts->c.alloc_bytes, bytes);
+  VKM_BUMP(&ts->c.alloc_usable, u);
+  VKM_BUMP(&ts->c.size_hist[vkm_size_class(req)], 1); /* also the alloc count */
+  if (vkm_unlikely(VKM_NET(ts) >= VKM_LIVE_QUANTUM)) vkm_live_flush(ts);
+  if (vkm_unlikely(bytes >= ts->next_sample_at)) vkm_sample_alloc(ts, p, req, u);
+}
+
+VKM_INLINE void record_free(vkm_tstate_t *ts, size_t u) {
+  VKM_BUMP(&ts->c.free_count, 1);
+  VKM_BUMP(&ts->c.free_usable, u);
+  if (vkm_unlikely(VKM_NET(ts) <= -VKM_LIVE_QUANTUM)) vkm_live_flush(ts);
+}
+
+VKM_INLINE void *record_result(vkm_tstate_t *ts, void *p, size_t req) {
+  if (vkm_likely(p != NULL)) record_alloc(ts, p, req);
+  else VKM_BUMP(&ts->c.failed_count, 1);
+  return p;
+}
+
+/* ---------------------------------------------------------------------------
+ * Slow entry: first call on a thread, re-entry, before init, after exit.
+ * Returns the state to record into, or NULL to pass through uncounted.
+ * ------------------------------------------------------------------------- */
+static VKM_COLD vkm_tstate_t *enter_slow(void) {
+  if (!vkm_ready) vkm_init_real();
+  if (!vkm_ready || vkm_tls.guard) return NULL;
+  return vkm_thread_attach(); /* NULL when exiting or disabled */
+}
+
+#define ENTER(ts)        \
+  vkm_tstate_t *ts = vkm_tls.ts; \
+  if (vkm_unlikely(ts == NULL)) ts = enter_slow()
+
+/* Bootstrap allocations (dlsym's own calloc during init) never reach the
+ * real allocator; see init.c. */
+void *vkm_bootstrap_alloc(size_t n, size_t align);
+size_t vkm_bootstrap_size(const void *p);
+
+/* Passing through while not tracking: still correct, just uncounted. When
+ * the thread is past its exit destructor the call is counted into the
+ * retired total directly (vkm_count_orphan), so nothing is lost. */
+enum { ORPHAN_ALLOC = 0, ORPHAN_FREE = 1, ORPHAN_FAIL = 2 };
+#define ORPHAN_ALLOC_RESULT(p, req)                                                 \
+  do {                                                                              \
+    if (vkm_tls.exiting && !vkm_tls.guard) {                                        \
+      if (p) vkm_count_orphan(ORPHAN_ALLOC, (req), vkm_usable(p));                  \
+      else vkm_count_orphan(ORPHAN_FAIL, (req), 0);                                 \
+    }                                                                               \
+  } while (0)
+
+/* ---------------------------------------------------------------------------
+ * malloc family
+ * ------------------------------------------------------------------------- */
+VKM_WRAP void *malloc(size_t n) {
+  ENTER(ts);
+  if (vkm_unlikely(!ts)) {
+    if (!vkm_real.malloc) return vkm_bootstrap_alloc(n, 16);
+    void *p = vkm_real.malloc(n);
+    ORPHAN_ALLOC_RESULT(p, n);
+    return p;
+  }
+  return record_result(ts, vkm_real.malloc(n), n);
+}
+
+VKM_WRAP void free(void *p) {
+  if (vkm_unlikely(p == NULL || vkm_is_bootstrap(p))) return;
+  ENTER(ts);
+  if (vkm_unlikely(!ts)) {
+    if (vkm_tls.exiting && !vkm_tls.guard) {
+      size_t u = vkm_usable(p);
+      if (vkm_maybe_sampled(p)) vkm_sample_free(NULL, p);
+      vkm_real.free(p);
+      vkm_count_orphan(ORPHAN_FREE, 0, u);
+      return;
+    }
+    if (vkm_real.free) vkm_real.free(p);
+    return;
+  }
+  size_t u = vkm_usable(p);
+  /* Before the real free: once it returns, another thread may be handed the
+   * same address and sample it. */
+  if (vkm_unlikely(vkm_maybe_sampled(p))) vkm_sample_free(ts, p);
+  vkm_real.free(p);
+  record_free(ts, u);
+}
+
+VKM_WRAP void *calloc(size_t a, size_t b) {
+  ENTER(ts);
+  size_t req;
+  int overflow = __builtin_mul_overflow(a, b, &req);
+  if (vkm_unlikely(!ts)) {
+    if (!vkm_real.calloc) {
+      if (overflow) return NULL;
+      void *p = vkm_bootstrap_alloc(req, 16);
+      return p; /* bootstrap memory is zeroed (static) */
+    }
+    void *p = vkm_real.calloc(a, b);
+    ORPHAN_ALLOC_RESULT(p, overflow ? SIZE_MAX : req);
+    return p;
+  }
+  void *p = vkm_real.calloc(a, b);
+  if (vkm_unlikely(overflow)) {
+    /* The real calloc has already refused (ENOMEM); count the failure. */
+    if (p) vkm_real.free(p);
+    VKM_BUMP(&ts->c.failed_count, 1);
+    errno = ENOMEM;
+    return NULL;
+  }
+  return record_result(ts, p, req);
+}
+
+/* realloc's bookkeeping: the old block leaves as a free of its usable size,
+ * the new one arrives as requested/usable bytes; alloc_count/free_count
+ * change only for realloc(NULL, n) and realloc(p, 0). */
+static void *realloc_common(vkm_tstate_t *ts, void *p, size_t n) {
+  if (p == NULL) {
+    void *q = vkm_real.realloc(NULL, n);
+    if (q) VKM_BUMP(&ts->c.realloc_count, 1);
+    return record_result(ts, q, n);
+  }
+  size_t old_u = vkm_usable(p);
+  uint64_t sid = vkm_maybe_sampled(p) ? vkm_sample_take(p) : 0;
+  void *q = vkm_real.realloc(p, n);
+  if (q == NULL) {
+    if (n == 0) { /* glibc: realloc(p, 0) frees p */
+      VKM_BUMP(&ts->c.realloc_count, 1);
+      if (sid) vkm_sample_emit_free(ts, p, sid);
+      record_free(ts, old_u);
+      return NULL;
+    }
+    if (sid) vkm_sample_put_back(p, sid); /* p is intact */
+    VKM_BUMP(&ts->c.failed_count, 1);
+    return NULL;
+  }
+  size_t new_u = vkm_usable(q);
+  if (sid) vkm_sample_emit_free(ts, p, sid);
+  uint64_t bytes = VKM_LOAD(&ts->c.alloc_bytes) + n;
+  VKM_BUMP(&ts->c.realloc_count, 1);
+  VKM_STORE(&ts->c.alloc_bytes, bytes);
+  VKM_BUMP(&ts->c.alloc_usable, new_u);
+  VKM_BUMP(&ts->c.free_usable, old_u);
+  int64_t net = VKM_NET(ts);
+  if (vkm_unlikely(net >= VKM_LIVE_QUANTUM || net <= -VKM_LIVE_QUANTUM)) vkm_live_flush(ts);
+  if (vkm_unlikely(bytes >= ts->next_sample_at)) vkm_sample_alloc(ts, q, n, new_u);
+  return q;
+}
+
+static VKM_COLD void *realloc_untracked(void *p, size_t n) {
+  if (p && vkm_is_bootstrap(p)) {
+    size_t old = vkm_bootstrap_size(p);
+    void *q = malloc(n); /* through the wrapper: counted if tracking */
+    if (q) memcpy(q, p, old < n ? old : n);
+    return q;
+  }
+  if (!vkm_real.realloc) return p ? NULL : vkm_bootstrap_alloc(n, 16);
+  if (vkm_tls.exiting && !vkm_tls.guard) {
+    size_t old_u = p ? vkm_usable(p) : 0;
+    if (p && vkm_maybe_sampled(p)) vkm_sample_free(NULL, p);
+    void *q = vkm_real.realloc(p, n);
+    if (q) {
+      if (p) vkm_count_orphan(ORPHAN_FREE, 0, old_u);
+      vkm_count_orphan(ORPHAN_ALLOC, n, vkm_usable(q));
+    }
+    return q;
+  }
+  return vkm_real.realloc(p, n);
+}
+
+VKM_WRAP void *realloc(void *p, size_t n) {
+  ENTER(ts);
+  if (vkm_unlikely(!ts || (p && vkm_is_bootstrap(p)))) return realloc_untracked(p, n);
+  return realloc_common(ts, p, n);
+}
+
+VKM_WRAP void *reallocarray(void *p, size_t a, size_t b) {
+  size_t n;
+  if (__builtin_mul_overflow(a, b, &n)) {
+    ENTER(ts);
+    if (ts) VKM_BUMP(&ts->c.failed_count, 1);
+    errno = ENOMEM;
+    return NULL;
+  }
+  return realloc(p, n);
+}
+
+VKM_WRAP int posix_memalign(void **out, size_t align, size_t n) {
+  ENTER(ts);
+  if (vkm_unlikely(!ts)) {
+    if (!vkm_real.posix_memalign) {
+      if (align < sizeof(void *) || (align & (align - 1))) return EINVAL;
+      *out = vkm_bootstrap_alloc(n, align);
+      return *out ? 0 : ENOMEM;
+    }
+    int rc = vkm_real.posix_memalign(out, align, n);
+    ORPHAN_ALLOC_RESULT(rc == 0 ? *out : NULL, n);
+    return rc;
+  }
+  int rc = vkm_real.posix_memalign(out, align, n);
+  record_result(ts, rc == 0 ? *out : NULL, n);
+  return rc;
+}
+
+#define ALIGNED_WRAPPER(name, params, args, req)                  \
+  VKM_WRAP void *name params {                                    \
+    ENTER(ts);                                                    \
+    if (vkm_unlikely(!ts)) {                                      \
+      if (!vkm_real.name) return vkm_bootstrap_alloc((req), 4096); \
+      void *p = vkm_real.name args;                               \
+      ORPHAN_ALLOC_RESULT(p, (req));                              \
+      return p;                                                   \
+    }                                                             \
+    return record_result(ts, vkm_real.name args, (req));          \
+  }
+
+ALIGNED_WRAPPER(aligned_alloc, (size_t align, size_t n), (align, n), n)
+ALIGNED_WRAPPER(memalign, (size_t align, size_t n), (align, n), n)
+ALIGNED_WRAPPER(valloc, (size_t n), (n), n)
+ALIGNED_WRAPPER(pvalloc, (size_t n), (n), n)
+
+VKM_WRAP size_t malloc_usable_size(void *p) {
+  if (p == NULL) return 0;
+  if (vkm_is_bootstrap(p)) return vkm_bootstrap_size(p);
+  if (!vkm_real.usable_size) vkm_init_real();
+  return vkm_real.usable_size ? vkm_real.usable_size(p) : 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Mapped memory, counted apart from the heap. glibc's malloc maps its large
+ * chunks through its internal __mmap, so these count the program's own maps
+ * (and other allocators' arenas when one is preloaded).
+ * ------------------------------------------------------------------------- */
+static vkm_tstate_t *map_state(void) {
+  vkm_tstate_t *ts = vkm_tls.ts;
+  if (vkm_likely(ts != NULL)) return ts;
+  if (!vkm_ready || vkm_tls.guard || vkm_tls.exiting) return NULL;
+  return vkm_thread_attach();
+}
+
+VKM_WRAP void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  if (vkm_unlikely(!vkm_real.mmap)) return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+  void *r = vkm_real.mmap(addr, len, prot, flags, fd, off);
+  vkm_tstate_t *ts;
+  if (r != MAP_FAILED && (ts = map_state()) != NULL) {
+    VKM_BUMP(&ts->c.mmap_count, 1);
+    VKM_BUMP(&ts->c.mmap_bytes, len);
+  }
+  return r;
+}
+
+VKM_WRAP void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  return mmap(addr, len, prot, flags, fd, off);
+}
+
+VKM_WRAP int munmap(void *addr, size_t len) {
+  if (vkm_unlikely(!vkm_real.munmap)) return (int)syscall(SYS_munmap, addr, len);
+  int rc = vkm_real.munmap(addr, len);
+  vkm_tstate_t *ts;
+  if (rc == 0 && (ts = map_state()) != NULL) {
+    VKM_BUMP(&ts->c.munmap_count, 1);
+    VKM_BUMP(&ts->c.munmap_bytes, len);
+  }
+  return rc;
+}
+
+VKM_WRAP void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...) {
+  void *new_addr = NULL;
+  if (flags & MREMAP_FIXED) {
+    va_list ap;
+    va_start(ap, flags);
+    new_addr = va_arg(ap, void *);
+    va_end(ap);
+  }
+  void *r;
+  if (vkm_unlikely(!vkm_real.mremap)) r = (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+  else r = vkm_real.mremap(old, old_len, new_len, flags, new_addr);
+  vkm_tstate_t *ts;
+  if (r != MAP_FAILED && (ts = map_state()) != NULL) {
+    VKM_BUMP(&ts->c.mremap_count, 1);
+    if (new_len > old_len) VKM_BUMP(&ts->c.mmap_bytes, new_len - old_len);
+    else VKM_BUMP(&ts->c.munmap_bytes, old_len - new_len);
+  }
+  return r;
+}
