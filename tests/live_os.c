@@ -1,7 +1,7 @@
 /* live_os.c - the Linux /proc readers. Compiles agent/os_linux.c directly.
  *  1. a planted smaps file (known kinds and sizes, > 64 KiB so lines cross
  *     read chunks) gives the exact breakdown;
- *  2. this very process, with a planted brk heap, 32 MiB of anonymous
+ *  2. this very process, with a planted brk heap (sbrk), 32 MiB of anonymous
  *     memory and four threads with touched stacks: the breakdown sums to
  *     within 5 % of RSS and each kind holds what we put there;
  *  3. cadence: statm every call, smaps only every 10 s, when forced, or
@@ -10,6 +10,7 @@
 #include "agent.h"
 
 #include <pthread.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 int vkm_os_smaps_breakdown(const char *path, vkm_os_t *out);
@@ -106,17 +107,23 @@ static void touch(char *p, size_t n) {
   for (size_t i = 0; i < n; i += 4096) p[i] = 1;
 }
 
+/* Memory is planted with sbrk and mmap directly, not malloc, so the test
+ * holds under any allocator (ASan's never uses brk and quarantines frees). */
+static char *map_anon(size_t n) {
+  char *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(p != MAP_FAILED);
+  touch(p, n);
+  return p;
+}
+
 static void test_self(void) {
-  /* brk heap: small blocks from the main arena */
+  /* brk heap: 4 MiB past the current break, touched */
   enum { NSMALL = 4096 };
-  static char *small[NSMALL];
-  for (int i = 0; i < NSMALL; i++) {
-    small[i] = malloc(1024);
-    memset(small[i], 1, 1024);
-  }
-  /* anonymous: above the mmap threshold */
-  char *big = malloc(32 * MB);
-  touch(big, 32 * MB);
+  char *brk_area = sbrk(NSMALL * 1024);
+  CHECK(brk_area != (void *)-1);
+  touch(brk_area, NSMALL * 1024);
+  /* anonymous */
+  char *big = map_anon(32 * MB);
 
   pthread_barrier_init(&ready, NULL, NTHREADS + 1);
   pthread_barrier_init(&done, NULL, NTHREADS + 1);
@@ -152,8 +159,7 @@ static void test_self(void) {
   for (int i = 0; i < NTHREADS; i++) pthread_join(th[i], NULL);
 
   /* 3. cadence. 100 ms later: statm is fresh, the breakdown is kept. */
-  char *more = malloc(24 * MB);
-  touch(more, 24 * MB);
+  char *more = map_anon(24 * MB);
   vkm_os_t o2;
   vkm_os_sample(&o2, t0 + SEC / 10, 0);
   CHECK_GE(o2.rss, os.rss + 20 * MB);
@@ -169,7 +175,7 @@ static void test_self(void) {
   CHECK_GE(o2.smaps_anon, os.smaps_anon + 20 * MB);
   CHECK_NEAR((double)sum_smaps(&o2), (double)o2.rss, 0.05 * (double)o2.rss);
   /* freed memory shows in statm at once, in the breakdown only later */
-  free(more);
+  munmap(more, 24 * MB);
   vkm_os_t o3;
   vkm_os_sample(&o3, t0 + 13 * SEC / 10, 0);
   CHECK_LE(o3.rss, o2.rss - 20 * MB);
@@ -201,8 +207,8 @@ static void test_self(void) {
   CHECK(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "os"), "smaps")));
   cJSON_Delete(obj);
 
-  free(big);
-  for (int i = 0; i < NSMALL; i++) free(small[i]);
+  munmap(big, 32 * MB);
+  sbrk(-(intptr_t)(NSMALL * 1024));
 }
 
 int main(void) {
