@@ -9,10 +9,11 @@
  *   (or forced,                           anon, other
  *    or when the rollup drifted > 3 %)
  *
- * A drift-triggered re-read waits at least 100x as long as the last smaps
- * read took, so a process with tens of thousands of mappings (where smaps
- * costs tens of milliseconds) never spends more than ~1 % of the agent
- * thread on it.
+ * smaps and smaps_rollup walk every mapping: with 10,000 mappings they cost
+ * ~30 ms and ~12 ms here. Each waits at least 100x as long as its last read
+ * took (SMAPS_DUTY), so neither ever takes more than ~1 % of the agent
+ * thread, however many mappings the process has; a forced breakdown (the
+ * caller asked) is the one exception.
  *
  * Everything is read with open/read into static buffers: no stdio and no
  * allocation at all, so a reader can never touch the application's heap nor
@@ -46,6 +47,7 @@ static uint64_t status_at_ns, smaps_at_ns;
 static int status_done, smaps_done;
 static uint64_t smaps_total_rss; /* Rss sum of the last breakdown */
 static uint64_t smaps_cost_ns;   /* how long the last breakdown took */
+static uint64_t rollup_at_ns, rollup_cost_ns;
 static pid_t state_pid;          /* a forked child starts over */
 
 static char small_buf[8192];     /* statm, stat, status, smaps_rollup */
@@ -339,7 +341,7 @@ void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps) {
     /* First call, or a forked child holding its parent's view. */
     memset(&cur, 0, sizeof cur);
     status_done = smaps_done = 0;
-    smaps_total_rss = smaps_cost_ns = 0;
+    smaps_total_rss = smaps_cost_ns = rollup_at_ns = rollup_cost_ns = 0;
     state_pid = pid;
   }
   if (!page_size) {
@@ -348,11 +350,19 @@ void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps) {
   }
   read_statm();
 
-  int want_smaps = force_smaps || !smaps_done || now_ns - smaps_at_ns >= SMAPS_EVERY_NS;
+  uint64_t smaps_gap = smaps_cost_ns * SMAPS_DUTY;
+  int want_smaps = force_smaps || !smaps_done ||
+                   now_ns - smaps_at_ns >= (smaps_gap > SMAPS_EVERY_NS ? smaps_gap : SMAPS_EVERY_NS);
   if (!status_done || now_ns - status_at_ns >= STATUS_EVERY_NS) {
     read_status();
     read_stat();
-    uint64_t roll = read_rollup_rss();
+    uint64_t roll = 0;
+    if (!rollup_at_ns || now_ns - rollup_at_ns >= rollup_cost_ns * SMAPS_DUTY) {
+      uint64_t t0 = mono_ns();
+      roll = read_rollup_rss();
+      rollup_cost_ns = mono_ns() - t0;
+      rollup_at_ns = now_ns;
+    }
     /* Memory moved since the last breakdown: refresh it now rather than
      * show a stale split for up to 10 s. */
     if (smaps_done && roll && smaps_total_rss &&
