@@ -19,14 +19,10 @@
  * All calls on the agent thread (or the exit path after it stopped).
  */
 #include "agent.h"
+#include "runtime.h" /* vkm_runtime_gc_pause_ms_total: cumulative GC pause */
 
 #include <math.h>
 #include <string.h>
-
-/* Cumulative GC pause time from runtime.c, when it provides one. Weak so this
- * file links before runtime.c grows the hook; see the report for the exact
- * contract (milliseconds of GC pause reported so far, agent thread). */
-VKM_HIDDEN double vkm_runtime_gc_pause_ms_total(void) __attribute__((weak));
 
 /* ---------------------------------------------------------------------------
  * Points: 96 bytes. Levels that are page-granular (RSS) are kept in KiB,
@@ -209,12 +205,9 @@ static void tick_point(hpoint_t *p, const vkm_tick_t *t, const vkm_os_t *os, con
   uint64_t dc = delta_u64(cycles, prev.gc_cycles);
   p->gc_cycles = dc > UINT32_MAX ? UINT32_MAX : (uint32_t)dc;
   prev.gc_cycles = cycles;
-  if (vkm_runtime_gc_pause_ms_total) {
-    double ms = vkm_runtime_gc_pause_ms_total();
-    double d = ms >= prev.gc_pause_ms ? ms - prev.gc_pause_ms : ms;
-    p->gc_pause_ms = (float)d;
-    prev.gc_pause_ms = ms;
-  }
+  double ms = vkm_runtime_gc_pause_ms_total();
+  p->gc_pause_ms = (float)(ms >= prev.gc_pause_ms ? ms - prev.gc_pause_ms : ms);
+  prev.gc_pause_ms = ms;
 
   p->frag_pct = (a && a->held) ? clamp_pct(a->frag_pct) : 0;
   p->pressure_pct = clamp_pct(t->pressure_pct);
