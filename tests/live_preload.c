@@ -5,16 +5,18 @@
  *   live_preload --app     the workload: a planted brk heap with every other
  *                          block freed (fragmentation), 16 MiB of touched
  *                          anonymous mmap, two threads with touched stacks;
- *                          holds it all for 1.5 s (a status read, so the
+ *                          reports 7 GC cycles of 2.5 ms through the
+ *                          runtime API, holds it all for 1.5 s (a status read, so the
  *                          smaps breakdown is refreshed) and exits.
  *
  * Checks: smaps breakdown sums to within 5 % of RSS and each kind holds what
  * was planted; allocator is glibc with free_held ~ the freed bytes and
  * fragmentation over the warning line; history point counts match the tick
- * count and its sums match the report's exact totals. */
+ * count and its sums match the report's exact totals and GC figures. */
 #include "check.h"
 
 #include <cjson/cJSON.h>
+#include <valkmem.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <sys/mman.h>
@@ -29,6 +31,8 @@
 #define ANON_BYTES (16u << 20)
 #define NTHREADS 2
 #define STACK_TOUCH (512 * 1024)
+#define NGC 7
+#define GC_PAUSE_NS 2500000ull /* 2.5 ms */
 
 static pthread_barrier_t ready;
 
@@ -64,6 +68,12 @@ static int app(void) {
   pthread_t th[NTHREADS];
   for (int i = 0; i < NTHREADS; i++) pthread_create(&th[i], NULL, thread_main, NULL);
   pthread_barrier_wait(&ready);
+  /* GC cycles through the runtime API, with pauses of known length, spread
+   * over a few ticks so they land in different points. */
+  for (int i = 0; i < NGC; i++) {
+    if (valkmem_gc_report) valkmem_gc_report(1000000, 400000, GC_PAUSE_NS);
+    usleep(30 * 1000);
+  }
   /* the checker needs the freed total; stdout is ours */
   printf("%zu\n", freed);
   fflush(stdout);
@@ -176,6 +186,12 @@ int main(int argc, char **argv) {
   cJSON_ArrayForEach(p, h10) if (num(p, "peak_live_bytes") > peak) peak = num(p, "peak_live_bytes");
   CHECK_GE(peak, NSMALL * 1024.0 + NFRAG / 2 * (double)FRAG_BLOCK);
   CHECK_GE(sum(h10, "frag_pct"), 25.0);
+  /* GC: the runtime API's cycles and pauses, summed over the interval */
+  CHECK_EQ(sum(h10, "gc_cycles"), NGC);
+  CHECK_EQ(sum(m1, "gc_cycles"), NGC);
+  CHECK_NEAR(sum(h10, "gc_pause_ms"), NGC * GC_PAUSE_NS / 1e6, 1e-3);
+  CHECK_NEAR(sum(m1, "gc_pause_ms"), NGC * GC_PAUSE_NS / 1e6, 1e-3);
+  CHECK_EQ(num(obj(rep, "gc"), "cycles"), NGC);
   cJSON_Delete(rep);
   return check_done("live_preload");
 }
