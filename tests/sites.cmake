@@ -13,3 +13,10 @@ vkm_test_exe(pprof_unit ${CMAKE_CURRENT_SOURCE_DIR}/pprof_unit.c ${CMAKE_CURRENT
              ${CMAKE_SOURCE_DIR}/agent/pprof.c)
 add_test(NAME pprof_unit COMMAND pprof_unit)
 set_tests_properties(pprof_unit PROPERTIES TIMEOUT 120)
+
+# End to end under LD_PRELOAD: each driver runs itself as the workload child.
+vkm_test_exe(attr_accuracy ${CMAKE_CURRENT_SOURCE_DIR}/attr_accuracy.c)
+add_dependencies(attr_accuracy valkmem)
+add_test(NAME attr_accuracy_sampled COMMAND attr_accuracy ${VKM_LIB} sampled)
+add_test(NAME attr_accuracy_exact COMMAND attr_accuracy ${VKM_LIB} exact)
+set_tests_properties(attr_accuracy_sampled attr_accuracy_exact PROPERTIES TIMEOUT 180)
