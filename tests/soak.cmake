@@ -1,0 +1,67 @@
+# tests/soak.cmake - the soak suite, quick form (tests/soak/README.md has the
+# long form): fault and stress programs with exact counts, real servers
+# under load. Every case has a TIMEOUT, and soak_check.py / servers.py put
+# their own timeout on every process they start.
+find_program(VKM_SOAK_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(NOT VKM_SOAK_PYTHON)
+  find_program(VKM_SOAK_PYTHON NAMES python3)
+endif()
+set(VKM_SOAK_DIR ${CMAKE_CURRENT_SOURCE_DIR}/soak)
+
+foreach(prog realloc large rlimit signals threads fork dlopen)
+  vkm_test_exe(soak_${prog} ${VKM_SOAK_DIR}/soak_${prog}.c)
+  # -fno-builtin: the compiler must not fold or drop the allocations whose
+  # failure or count the test is about.
+  target_compile_options(soak_${prog} PRIVATE -fno-builtin)
+endforeach()
+add_library(soak_dlib MODULE ${VKM_SOAK_DIR}/soak_dlib.c)
+target_compile_options(soak_dlib PRIVATE -O1 -fno-builtin)
+target_compile_definitions(soak_dlib PRIVATE _GNU_SOURCE)
+set_target_properties(soak_dlib PROPERTIES C_VISIBILITY_PRESET hidden)
+
+if(NOT VKM_SOAK_PYTHON)
+  message(STATUS "soak: python3 not found, soak tests skipped")
+  return()
+endif()
+
+# vkm_soak(name timeout [soak_check options] -- program args...)
+function(vkm_soak name timeout)
+  add_test(NAME soak_${name}
+           COMMAND ${VKM_SOAK_PYTHON} ${VKM_SOAK_DIR}/soak_check.py --lib ${VKM_LIB} --timeout ${timeout} ${ARGN})
+  math(EXPR whole "${timeout} * 4 + 30")
+  set_tests_properties(soak_${name} PROPERTIES TIMEOUT ${whole} LABELS "soak;preload")
+endfunction()
+
+foreach(mode sampled exact)
+  vkm_soak(realloc_${mode} 120 --mode ${mode} --scale-arg 0 -- $<TARGET_FILE:soak_realloc> 20000)
+  vkm_soak(large_${mode} 120 --mode ${mode} --scale-arg 1 -- $<TARGET_FILE:soak_large> big 2)
+  vkm_soak(alloc_fail_${mode} 60 --mode ${mode} --scale-arg 1 -- $<TARGET_FILE:soak_large> fail 3)
+  vkm_soak(rlimit_${mode} 60 --mode ${mode} --scale-arg 0 -- $<TARGET_FILE:soak_rlimit> 10)
+  vkm_soak(threads_${mode} 120 --mode ${mode} --scale-arg 0 -- $<TARGET_FILE:soak_threads> 5 10000)
+  vkm_soak(fork_${mode} 120 --mode ${mode} --scale-arg 0 -- $<TARGET_FILE:soak_fork> 500 20)
+  vkm_soak(dlopen_${mode} 120 --mode ${mode} --scale-arg 0 -- $<TARGET_FILE:soak_dlopen> 500 $<TARGET_FILE:soak_dlib> 5)
+endforeach()
+# Exact mode captures a stack per allocation: fewer rounds, same checks.
+vkm_soak(signals_sampled 120 --mode sampled --scale-arg 0 -- $<TARGET_FILE:soak_signals> 1000000)
+vkm_soak(signals_exact 120 --mode exact --scale-arg 0 -- $<TARGET_FILE:soak_signals> 100000)
+# Forked children write their own reports (%p): each shows its own work only.
+vkm_soak(fork_child_reports 120 --child-reports --no-delta -- $<TARGET_FILE:soak_fork> 50 20)
+
+find_program(VKM_SOAK_REDIS redis-server)
+find_program(VKM_SOAK_REDIS_BENCH redis-benchmark)
+if(VKM_SOAK_REDIS AND VKM_SOAK_REDIS_BENCH)
+  add_test(NAME soak_redis COMMAND ${VKM_SOAK_PYTHON} ${VKM_SOAK_DIR}/servers.py redis --lib ${VKM_LIB}
+                                   --rounds 1 --requests 20000)
+  set_tests_properties(soak_redis PROPERTIES TIMEOUT 300 LABELS "soak;preload;server")
+else()
+  message(STATUS "soak: redis-server/redis-benchmark not found, soak_redis skipped")
+endif()
+find_program(VKM_SOAK_NGINX nginx PATHS /usr/sbin)
+find_program(VKM_SOAK_WRK wrk)
+if(VKM_SOAK_NGINX AND VKM_SOAK_WRK)
+  add_test(NAME soak_nginx COMMAND ${VKM_SOAK_PYTHON} ${VKM_SOAK_DIR}/servers.py nginx --lib ${VKM_LIB}
+                                   --rounds 1 --duration 3)
+  set_tests_properties(soak_nginx PROPERTIES TIMEOUT 300 LABELS "soak;preload;server")
+else()
+  message(STATUS "soak: nginx/wrk not found, soak_nginx skipped")
+endif()
