@@ -20,3 +20,8 @@ add_dependencies(attr_accuracy valkmem)
 add_test(NAME attr_accuracy_sampled COMMAND attr_accuracy ${VKM_LIB} sampled)
 add_test(NAME attr_accuracy_exact COMMAND attr_accuracy ${VKM_LIB} exact)
 set_tests_properties(attr_accuracy_sampled attr_accuracy_exact PROPERTIES TIMEOUT 180)
+
+vkm_test_exe(attr_threads ${CMAKE_CURRENT_SOURCE_DIR}/attr_threads.c)
+add_dependencies(attr_threads valkmem)
+add_test(NAME attr_threads COMMAND attr_threads ${VKM_LIB})
+set_tests_properties(attr_threads PROPERTIES TIMEOUT 120)
