@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int vkm_ready;
@@ -26,6 +27,7 @@ int vkm_usable_mode = VKM_USABLE_NEXT;
 static int init_busy;        /* atomic: resolution in progress */
 static uint64_t start_ns, start_unix_ms;
 static int report_owner;
+static pid_t my_pid;         /* set at load and in fork children; a vfork child differs */
 static int64_t self_bytes;   /* atomic */
 
 /* ---------------------------------------------------------------------------
@@ -282,9 +284,10 @@ static void fork_parent(void) {
 }
 
 static void fork_child(void) {
+  my_pid = getpid();
   vkm_thread_fork_child();
   vkm_sample_fork_child();
-  if (!strstr(vkm_config.report, "%p")) report_owner = 0;
+  if (!strstr(vkm_config.report, "%p") || !vkm_config.follow_fork) report_owner = 0;
   vkm_guard_leave();
   vkm_agent_after_fork_child();
 }
@@ -295,6 +298,7 @@ static void fork_child(void) {
 __attribute__((constructor(101))) static void vkm_load(void) {
   vkm_init_real();
   vkm_guard_enter();
+  my_pid = getpid();
   capture_argv();
   decide_report_owner();
   if (!vkm_config.follow_exec) drop_from_preload();
@@ -306,3 +310,20 @@ __attribute__((constructor(101))) static void vkm_load(void) {
 __attribute__((destructor(101))) static void vkm_unload(void) {
   if (vkm_config.enabled) vkm_agent_stop_and_report("exit");
 }
+
+/* Programs that leave through _exit (dash, many forked children) skip
+ * destructors; the report is written here instead. Only in the process that
+ * loaded us or forked with our handlers: a vfork child shares its parent's
+ * memory and must touch nothing. */
+static void exit_now(void) {
+  if (vkm_config.enabled && vkm_ready && my_pid == getpid() && !vkm_tls.guard) vkm_agent_stop_and_report("_exit");
+}
+
+VKM_EXPORT void _exit(int code) {
+  exit_now();
+  void (*real)(int) = (void (*)(int))vkm_plat_next("_exit");
+  if (real) real(code);
+  for (;;) syscall(SYS_exit_group, code);
+}
+
+VKM_EXPORT void _Exit(int code) { _exit(code); }

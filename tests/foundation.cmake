@@ -1,0 +1,12 @@
+# foundation.cmake - exact counting, threads, fork/exec, report writing
+# (issue 2). tests/found_test.py runs tests/found_prog.c under the shim.
+find_package(Python3 COMPONENTS Interpreter QUIET)
+vkm_test_exe(found_prog ${CMAKE_CURRENT_SOURCE_DIR}/found_prog.c)
+if(Python3_FOUND)
+  foreach(case exact threads fork exec exit signal)
+    add_test(NAME found_${case}
+             COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/found_test.py
+                     $<TARGET_FILE:valkmem> $<TARGET_FILE:found_prog> ${case})
+    set_tests_properties(found_${case} PROPERTIES TIMEOUT 300)
+  endforeach()
+endif()
