@@ -1,0 +1,272 @@
+/* launch.c - finding libvalkmem.so and running a command under it.
+ *
+ * The library is looked for, in order: $VALKMEM_LIB (a file, used as given:
+ * an unusable path is an error, never silently skipped), next to the
+ * `valkmem` executable (the build tree), ../lib* / relative to it (an
+ * install prefix: lib, lib64, lib/<multiarch>), and the configured install
+ * directory VKM_LIBDIR. */
+#include "cli.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef VKM_LIBDIR
+#define VKM_LIBDIR "/usr/local/lib"
+#endif
+
+#define LIBNAME "libvalkmem.so"
+
+extern char **environ;
+
+/* 0 when path is a readable ELF shared object, else a reason. */
+static const char *library_problem(const char *path) {
+  static char why[128];
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    snprintf(why, sizeof why, "%s", strerror(errno));
+    return why;
+  }
+  if (S_ISDIR(st.st_mode)) return "is a directory";
+  if (!S_ISREG(st.st_mode)) return "not a regular file";
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(why, sizeof why, "%s", strerror(errno));
+    return why;
+  }
+  unsigned char magic[4];
+  ssize_t n = read(fd, magic, 4);
+  close(fd);
+  if (n != 4 || memcmp(magic, "\x7f" "ELF", 4) != 0) return "not an ELF shared library";
+  return NULL;
+}
+
+static bool try_path(char *out, size_t len, const char *dir, const char *sub) {
+  char p[PATH_MAX];
+  int n = snprintf(p, sizeof p, "%s%s%s/" LIBNAME, dir, sub[0] ? "/" : "", sub);
+  if (n <= 0 || (size_t)n >= sizeof p || library_problem(p)) return false;
+  if (!realpath(p, out) || strlen(out) >= len) snprintf(out, len, "%s", p);
+  return true;
+}
+
+int vkm_find_library(char *path, size_t len) {
+  const char *env = getenv("VALKMEM_LIB");
+  if (env && *env) {
+    const char *why = library_problem(env);
+    if (why) {
+      vkm_cli_err("VALKMEM_LIB=%s is unusable: %s", env, why);
+      return -ENOENT;
+    }
+    if (env[0] != '/') {
+      if (!realpath(env, path)) snprintf(path, len, "%s", env);
+    } else {
+      snprintf(path, len, "%s", env);
+    }
+    return 0;
+  }
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  char dir[PATH_MAX] = "";
+  if (n > 0) {
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) {
+      *slash = 0;
+      snprintf(dir, sizeof dir, "%s", exe);
+    }
+  }
+  if (dir[0]) {
+    if (try_path(path, len, dir, "")) return 0;
+    /* ../lib* relative to the executable, then one level of multiarch
+     * subdirectories below each (lib/x86_64-linux-gnu). */
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s/..", dir);
+    DIR *d = opendir(parent);
+    if (d) {
+      struct dirent *e;
+      char found[PATH_MAX] = "";
+      while (!found[0] && (e = readdir(d))) {
+        if (strncmp(e->d_name, "lib", 3) != 0) continue;
+        char sub[PATH_MAX];
+        if (snprintf(sub, sizeof sub, "%s/%s", parent, e->d_name) >= (int)sizeof sub) continue;
+        if (try_path(found, sizeof found, sub, "")) break;
+        DIR *d2 = opendir(sub);
+        if (!d2) continue;
+        struct dirent *e2;
+        while ((e2 = readdir(d2))) {
+          if (e2->d_name[0] == '.') continue;
+          if (try_path(found, sizeof found, sub, e2->d_name)) break;
+        }
+        closedir(d2);
+      }
+      closedir(d);
+      if (found[0]) {
+        snprintf(path, len, "%s", found);
+        return 0;
+      }
+    }
+  }
+  if (try_path(path, len, VKM_LIBDIR, "")) return 0;
+  vkm_cli_err("cannot find " LIBNAME ": looked next to %s, in %s/../lib*/ and in " VKM_LIBDIR
+              "; set VALKMEM_LIB=/path/to/" LIBNAME,
+              dir[0] ? dir : "the valkmem executable", dir[0] ? dir : ".");
+  return -ENOENT;
+}
+
+const char *vkm_signal_name(int sig) {
+  switch (sig) {
+  case SIGSEGV: return "SIGSEGV";
+  case SIGABRT: return "SIGABRT";
+  case SIGBUS: return "SIGBUS";
+  case SIGFPE: return "SIGFPE";
+  case SIGILL: return "SIGILL";
+  case SIGKILL: return "SIGKILL";
+  case SIGTERM: return "SIGTERM";
+  case SIGINT: return "SIGINT";
+  case SIGHUP: return "SIGHUP";
+  case SIGQUIT: return "SIGQUIT";
+  case SIGPIPE: return "SIGPIPE";
+  case SIGTRAP: return "SIGTRAP";
+  case SIGSYS: return "SIGSYS";
+  case SIGXCPU: return "SIGXCPU";
+  case SIGXFSZ: return "SIGXFSZ";
+  case SIGALRM: return "SIGALRM";
+  case SIGUSR1: return "SIGUSR1";
+  case SIGUSR2: return "SIGUSR2";
+  default: return "signal";
+  }
+}
+
+int vkm_temp_report(char *path, size_t len) {
+  const char *tmp = getenv("TMPDIR");
+  if (!tmp || !*tmp) tmp = "/tmp";
+  snprintf(path, len, "%s/valkmem-report-XXXXXX.json", tmp);
+  int fd = mkstemps(path, 5);
+  if (fd < 0) {
+    int e = errno;
+    vkm_cli_err("cannot create a temporary report file in %s: %s", tmp, strerror(e));
+    return -e;
+  }
+  close(fd);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Running the child
+ * ------------------------------------------------------------------------- */
+static volatile sig_atomic_t child_pid;
+
+static void forward_signal(int sig) {
+  if (child_pid > 0) kill((pid_t)child_pid, sig);
+}
+
+/* Builds LD_PRELOAD: ours first, so a malloc replacement the user already
+ * preloads (jemalloc, tcmalloc) becomes the "next" allocator our wrappers
+ * call through to. Appended after it, ours would never see a malloc call. */
+static char *make_preload(const char *lib) {
+  const char *old = getenv("LD_PRELOAD");
+  size_t n = strlen(lib) + (old ? strlen(old) : 0) + 2;
+  char *v = malloc(n);
+  if (!v) return NULL;
+  if (!old || !*old) {
+    snprintf(v, n, "%s", lib);
+    return v;
+  }
+  /* Already there (valkmem run inside valkmem run): keep it as it is. */
+  const char *base = strrchr(lib, '/');
+  base = base ? base + 1 : lib;
+  if (strstr(old, base)) {
+    snprintf(v, n, "%s", old);
+    return v;
+  }
+  snprintf(v, n, "%s:%s", lib, old);
+  return v;
+}
+
+int vkm_run_child(const char *lib, char *const argv[], const char *const env[], vkm_child_t *out) {
+  memset(out, 0, sizeof *out);
+  int pfd[2];
+  if (pipe2(pfd, O_CLOEXEC) != 0) return -errno;
+  char *preload = lib ? make_preload(lib) : NULL;
+  if (lib && !preload) return -ENOMEM;
+  fflush(NULL);
+  struct sigaction ign = {.sa_handler = SIG_IGN}, fwd = {.sa_handler = forward_signal};
+  struct sigaction old_int, old_quit, old_term, old_hup;
+  sigemptyset(&ign.sa_mask);
+  sigemptyset(&fwd.sa_mask);
+  sigaction(SIGINT, &ign, &old_int);
+  sigaction(SIGQUIT, &ign, &old_quit);
+  sigaction(SIGTERM, &fwd, &old_term);
+  sigaction(SIGHUP, &fwd, &old_hup);
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
+    free(preload);
+    close(pfd[0]);
+    close(pfd[1]);
+    return -e;
+  }
+  if (pid == 0) {
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    close(pfd[0]);
+    if (preload) setenv("LD_PRELOAD", preload, 1);
+    for (size_t i = 0; env && env[i]; i++) {
+      const char *eq = strchr(env[i], '=');
+      if (eq) {
+        char name[256];
+        size_t nl = (size_t)(eq - env[i]);
+        if (nl >= sizeof name) continue;
+        memcpy(name, env[i], nl);
+        name[nl] = 0;
+        setenv(name, eq + 1, 1);
+      } else {
+        unsetenv(env[i]);
+      }
+    }
+    execvp(argv[0], argv);
+    int e = errno;
+    ssize_t w = write(pfd[1], &e, sizeof e);
+    (void)w;
+    _exit(e == ENOENT ? 127 : 126);
+  }
+  child_pid = pid;
+  close(pfd[1]);
+  free(preload);
+  int e = 0;
+  ssize_t r;
+  do r = read(pfd[0], &e, sizeof e);
+  while (r < 0 && errno == EINTR);
+  close(pfd[0]);
+  if (r == (ssize_t)sizeof e) out->exec_errno = e;
+  int status = 0;
+  pid_t w;
+  do w = waitpid(pid, &status, 0);
+  while (w < 0 && errno == EINTR);
+  child_pid = 0;
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGQUIT, &old_quit, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  sigaction(SIGHUP, &old_hup, NULL);
+  if (w < 0) return -errno;
+  if (WIFEXITED(status)) {
+    out->exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    out->signal = WTERMSIG(status);
+    out->exit_code = 128 + out->signal;
+  }
+  return 0;
+}

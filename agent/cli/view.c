@@ -1,0 +1,129 @@
+/* view.c - `valkmem view FILE`: the dashboard for a saved report or an
+ * exported snapshot, without the process that produced it.
+ *
+ * The agent already knows how to serve the dashboard, so the CLI does not
+ * grow an HTTP server: it runs a tiny idle child (this executable's hidden
+ * `__idle` command) under the shim with VALKMEM_VIEW=FILE, and the agent
+ * serves FILE as its snapshot/report/history with state "exited". The
+ * child's own allocations are irrelevant; it only hosts the agent. */
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+static const char view_usage[] =
+    "usage: valkmem view FILE [--listen ADDR]\n"
+    "\n"
+    "Serves the dashboard for a saved report (VALKMEM_REPORT, valkmem gate --report)\n"
+    "or a snapshot exported from the dashboard. Stop it with Ctrl-C.\n"
+    "\n"
+    "  --listen ADDR   HOST:PORT or PORT to listen on (default 127.0.0.1:0, a free port;\n"
+    "                  the URL is printed). Anything but loopback needs VALKMEM_TOKEN.\n";
+
+int vkm_cmd_idle(int argc, char **argv) {
+  /* Die with the `valkmem view` that started us. */
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() == 1) return 0;
+  for (;;) pause();
+  return 0;
+}
+
+/* Checks FILE the way the agent will need it; says what is wrong. */
+static int validate(const char *path) {
+  cJSON *root = vkm_cli_json_load("file", path);
+  if (!root) return -EINVAL;
+  const char *why = vkm_schema_problem(root);
+  cJSON_Delete(root);
+  if (why) {
+    vkm_cli_err("view: %s cannot be viewed: %s (expected a valkmem report or exported snapshot)", path, why);
+    return -EINVAL;
+  }
+  return 0;
+}
+
+static bool valid_listen(const char *a, char *out, size_t len) {
+  const char *colon = strrchr(a, ':');
+  const char *port = colon ? colon + 1 : a;
+  if (!*port || strlen(port) > 5) return false;
+  for (const char *p = port; *p; p++)
+    if (*p < '0' || *p > '9') return false;
+  if (atoi(port) > 65535) return false;
+  if (!colon) snprintf(out, len, "127.0.0.1:%s", port);
+  else if (colon == a) snprintf(out, len, "127.0.0.1%s", a);
+  else snprintf(out, len, "%s", a);
+  return true;
+}
+
+int vkm_cmd_view(int argc, char **argv) {
+  const char *file = NULL, *listen = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      fputs(view_usage, stdout);
+      return 0;
+    }
+    if (strcmp(a, "--listen") == 0 || strncmp(a, "--listen=", 9) == 0) {
+      if (a[8] == '=') listen = a + 9;
+      else if (i + 1 < argc) listen = argv[++i];
+      else listen = "";
+      continue;
+    }
+    if (a[0] == '-' && a[1]) {
+      vkm_cli_err("view: unknown option \"%s\" (see valkmem view --help)", a);
+      return VKM_EXIT_USAGE;
+    }
+    if (file) {
+      vkm_cli_err("view: more than one file given (\"%s\" and \"%s\")", file, a);
+      return VKM_EXIT_USAGE;
+    }
+    file = a;
+  }
+  if (!file) {
+    vkm_cli_err("view: no file given: valkmem view report.json [--listen ADDR]");
+    return VKM_EXIT_USAGE;
+  }
+  char addr[300] = "";
+  if (listen && !valid_listen(listen, addr, sizeof addr)) {
+    vkm_cli_err("view: --listen: bad address \"%s\" (expected HOST:PORT or PORT, e.g. 127.0.0.1:8080)", listen);
+    return VKM_EXIT_USAGE;
+  }
+  if (validate(file) < 0) return VKM_EXIT_USAGE;
+  char abs[PATH_MAX];
+  if (!realpath(file, abs)) {
+    vkm_cli_err("view: cannot resolve %s: %s", file, strerror(errno));
+    return VKM_EXIT_USAGE;
+  }
+  char lib[PATH_MAX], self[PATH_MAX];
+  if (vkm_find_library(lib, sizeof lib) < 0) return VKM_EXIT_USAGE;
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) {
+    vkm_cli_err("view: cannot find my own executable: %s", strerror(errno));
+    return VKM_EXIT_USAGE;
+  }
+  self[n] = 0;
+  char env_view[PATH_MAX + 32], env_listen[340];
+  snprintf(env_view, sizeof env_view, "VALKMEM_VIEW=%s", abs);
+  snprintf(env_listen, sizeof env_listen, "VALKMEM_LISTEN=%s", addr);
+  const char *env[] = {env_view, "VALKMEM_HTTP=1", "VALKMEM_REPORT", "VALKMEM_SAMPLE_BYTES=0",
+                       "VALKMEM_QUIET=0", addr[0] ? env_listen : NULL, NULL};
+  char *cargv[] = {self, "__idle", NULL};
+  fprintf(stderr, "valkmem: serving %s (Ctrl-C to stop)\n", abs);
+  vkm_child_t child;
+  int rc = vkm_run_child(lib, cargv, env, &child);
+  if (rc < 0) {
+    vkm_cli_err("view: cannot start the viewer process: %s", strerror(-rc));
+    return VKM_EXIT_USAGE;
+  }
+  if (child.exec_errno) {
+    vkm_cli_err("view: cannot start %s: %s", self, strerror(child.exec_errno));
+    return VKM_EXIT_USAGE;
+  }
+  /* Stopped by the user: that is the normal end. */
+  if (child.signal == SIGINT || child.signal == SIGTERM || child.signal == SIGHUP) return 0;
+  return child.exit_code;
+}
