@@ -241,6 +241,10 @@ void vkm_history_push(const vkm_tick_t *t, const vkm_os_t *os, const vkm_allocst
  * JSON
  * ------------------------------------------------------------------------- */
 
+/* Stored floats print their binary noise (0.28292933106...): show what was
+ * measured, to a thousandth. */
+static double milli(float v) { return round((double)v * 1000.0) / 1000.0; }
+
 static void point_json(cJSON *arr, const hpoint_t *p, int partial) {
   cJSON *o = cJSON_CreateObject();
   if (!o) return;
@@ -255,12 +259,12 @@ static void point_json(cJSON *arr, const hpoint_t *p, int partial) {
   cJSON_AddNumberToObject(o, "free_bytes", (double)p->free_bytes);
   cJSON_AddNumberToObject(o, "alloc_ops", (double)p->alloc_ops);
   cJSON_AddNumberToObject(o, "free_ops", (double)p->free_ops);
-  cJSON_AddNumberToObject(o, "alloc_bps", dt_s > 0 ? (double)p->alloc_bytes / dt_s : 0);
-  cJSON_AddNumberToObject(o, "free_bps", dt_s > 0 ? (double)p->free_bytes / dt_s : 0);
+  cJSON_AddNumberToObject(o, "alloc_bps", dt_s > 0 ? round((double)p->alloc_bytes / dt_s) : 0);
+  cJSON_AddNumberToObject(o, "free_bps", dt_s > 0 ? round((double)p->free_bytes / dt_s) : 0);
   cJSON_AddNumberToObject(o, "gc_cycles", (double)p->gc_cycles);
-  cJSON_AddNumberToObject(o, "gc_pause_ms", (double)p->gc_pause_ms);
-  cJSON_AddNumberToObject(o, "frag_pct", (double)p->frag_pct);
-  cJSON_AddNumberToObject(o, "pressure_pct", (double)p->pressure_pct);
+  cJSON_AddNumberToObject(o, "gc_pause_ms", milli(p->gc_pause_ms));
+  cJSON_AddNumberToObject(o, "frag_pct", milli(p->frag_pct));
+  cJSON_AddNumberToObject(o, "pressure_pct", milli(p->pressure_pct));
   if (partial) cJSON_AddTrueToObject(o, "partial");
   cJSON_AddItemToArray(arr, o);
 }
