@@ -1,0 +1,51 @@
+# http.cmake - tests for the HTTP/SSE server (agent/http.c), its request
+# parser (agent/http_parse.c) and the Prometheus exposition (agent/metrics.c).
+#
+#   http_unit     parser, query/cookie decoding, Host and token checks
+#   http_server   the poll loop against stub documents (tests/http_driver.c),
+#                 driven by tests/http_test.py: every endpoint, SSE, hostile
+#                 clients, token, listen forms, fork
+#   http_preload  the same client against a real program under LD_PRELOAD
+#   http_fuzz     libFuzzer on the parser for 20 s (skipped without clang)
+find_package(Python3 COMPONENTS Interpreter QUIET)
+find_program(VKM_PROMTOOL promtool)
+
+vkm_test_exe(http_unit ${CMAKE_CURRENT_SOURCE_DIR}/http_unit.c ${CMAKE_SOURCE_DIR}/agent/http_parse.c)
+add_test(NAME http_unit COMMAND http_unit)
+set_tests_properties(http_unit PROPERTIES TIMEOUT 30)
+
+vkm_test_exe(http_driver ${CMAKE_CURRENT_SOURCE_DIR}/http_driver.c ${CMAKE_SOURCE_DIR}/agent/http.c
+             ${CMAKE_SOURCE_DIR}/agent/http_parse.c ${CMAKE_SOURCE_DIR}/agent/metrics.c)
+
+if(Python3_FOUND)
+  add_test(NAME http_server
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/http_test.py --mode driver
+                   --promtool "${VKM_PROMTOOL}" -- $<TARGET_FILE:http_driver>)
+  set_tests_properties(http_server PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77)
+
+  vkm_test_exe(http_app ${CMAKE_CURRENT_SOURCE_DIR}/http_app.c)
+  add_test(NAME http_preload
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/http_test.py --mode preload
+                   --promtool "${VKM_PROMTOOL}" --preload ${VKM_LIB} -- $<TARGET_FILE:http_app>)
+  set_tests_properties(http_preload PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77)
+endif()
+
+# The fuzz target needs clang's libFuzzer runtime, whatever compiler builds
+# the rest, so it is built by a custom command rather than add_executable.
+find_program(VKM_CLANG NAMES clang clang-14)
+if(VKM_CLANG)
+  set(VKM_FUZZ_HTTP ${CMAKE_CURRENT_BINARY_DIR}/fuzz_http)
+  add_custom_command(
+    OUTPUT ${VKM_FUZZ_HTTP}
+    COMMAND ${VKM_CLANG} -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE
+            -I${CMAKE_SOURCE_DIR}/agent ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_http.c
+            ${CMAKE_SOURCE_DIR}/agent/http_parse.c -o ${VKM_FUZZ_HTTP}
+    DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_http.c ${CMAKE_SOURCE_DIR}/agent/http_parse.c
+            ${CMAKE_SOURCE_DIR}/agent/http_parse.h
+    COMMENT "Building the libFuzzer target fuzz_http")
+  add_custom_target(fuzz_http ALL DEPENDS ${VKM_FUZZ_HTTP})
+endif()
+add_test(NAME http_fuzz
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/http_fuzz.sh "${VKM_FUZZ_HTTP}"
+                 ${CMAKE_CURRENT_BINARY_DIR}/fuzz_http_corpus)
+set_tests_properties(http_fuzz PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77)
