@@ -15,3 +15,12 @@ add_test(NAME runtime_api_nolib COMMAND runtime_api --workload)
 add_test(NAME runtime_api_preload COMMAND runtime_api --drive ${VKM_LIB})
 set_tests_properties(runtime_api_nolib PROPERTIES TIMEOUT 30)
 set_tests_properties(runtime_api_preload PROPERTIES TIMEOUT 60)
+
+# The demo runtime program (public header only): README's demo command.
+add_executable(valkmem-demo demo/demo.c demo/vm.c demo/modes.c)
+target_include_directories(valkmem-demo PRIVATE ${CMAKE_SOURCE_DIR}/include)
+target_compile_definitions(valkmem-demo PRIVATE _GNU_SOURCE)
+target_link_libraries(valkmem-demo PRIVATE pthread)
+# Frame pointers and no inlining of the named sites keep stacks readable.
+target_compile_options(valkmem-demo PRIVATE -fno-omit-frame-pointer)
+install(TARGETS valkmem-demo RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
