@@ -87,7 +87,9 @@ typedef struct site_s {
   double leak_rate;
   double leak_since_t;
   uint32_t leak_epochs;
+  uint32_t leak_since_epoch;
   int64_t leak_level;
+  int64_t leak_anchor; /* live bytes at leak_since_t */
 
   uint16_t nshow; /* frames after trimming allocator frames */
   vkm_sym_t *show; /* NULL until symbolised */
@@ -399,9 +401,12 @@ static void site_boundary(site_t *s) {
   double gmin = exact_mode() ? 16384.0 : 3.0 * (double)vkm_config.sample_bytes;
   if ((double)(s->live_bytes - s->h_live[first]) < gmin / 2 && !s->leak) return; /* cheap pre-check */
   trend_t tr = trend(s->h_live, s->h_t, s->h_n, n);
-  if (s->leak) { /* keep the rate current while it still grows */
-    if (tr.slope > 0) s->leak_rate = tr.slope;
-    s->leak_epochs = epoch - s->h_epoch[first];
+  if (s->leak) {
+    /* The rate over everything seen since the window that flagged it: its
+     * error shrinks as the leak runs, where a fixed window's would not. */
+    if (now_s > s->leak_since_t + 1e-9 && s->live_bytes > s->leak_anchor)
+      s->leak_rate = (double)(s->live_bytes - s->leak_anchor) / (now_s - s->leak_since_t);
+    s->leak_epochs = epoch - s->leak_since_epoch;
     return;
   }
   if (tr.slope <= 0 || tr.growth < gmin || tr.tau < TAU_MIN) return;
@@ -412,6 +417,8 @@ static void site_boundary(site_t *s) {
   s->leak = true;
   s->leak_rate = tr.slope;
   s->leak_since_t = s->h_t[first];
+  s->leak_since_epoch = s->h_epoch[first];
+  s->leak_anchor = s->h_live[first];
   s->leak_epochs = span;
   s->leak_level = s->live_bytes;
 }

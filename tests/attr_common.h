@@ -6,6 +6,7 @@
 #include "check.h"
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>

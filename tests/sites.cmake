@@ -25,3 +25,10 @@ vkm_test_exe(attr_threads ${CMAKE_CURRENT_SOURCE_DIR}/attr_threads.c)
 add_dependencies(attr_threads valkmem)
 add_test(NAME attr_threads COMMAND attr_threads ${VKM_LIB})
 set_tests_properties(attr_threads PROPERTIES TIMEOUT 120)
+
+# Leak detection at the default rate: ~20-45 s each (stops once flagged).
+vkm_test_exe(attr_leak ${CMAKE_CURRENT_SOURCE_DIR}/attr_leak.c)
+add_dependencies(attr_leak valkmem)
+add_test(NAME attr_leak_time COMMAND attr_leak ${VKM_LIB} time)
+add_test(NAME attr_leak_gc COMMAND attr_leak ${VKM_LIB} gc)
+set_tests_properties(attr_leak_time attr_leak_gc PROPERTIES TIMEOUT 120)
