@@ -178,7 +178,8 @@ static uint64_t read_rollup_rss(void) {
  *   anonymous rw-p directly above a small ---p anonymous guard
  *                               stack (a pthread stack: glibc maps the
  *                               guard page(s) at the low end)
- *   other anonymous, [anon:x]   anon (malloc arenas and big blocks, mmap)
+ *   other anonymous, [anon:x]   anon (malloc arenas and big blocks, mmap;
+ *   /dev/zero, /memfd:, /SYSV   shared anonymous memory and memfds too)
  *   /path                       file, except its Anonymous pages (written
  *                               private data: relocations, .data, .bss
  *                               merged in) which are anon
@@ -240,6 +241,9 @@ static void vma_open(smaps_acc_t *s, const char *line) {
   if (strncmp(name, "[heap]", 6) == 0) s->kind = VMA_HEAP;
   else if (strncmp(name, "[stack", 6) == 0) s->kind = VMA_STACK;
   else if (strncmp(name, "[anon", 5) == 0) s->kind = VMA_ANON;
+  else if (strncmp(name, "/dev/zero", 9) == 0 || strncmp(name, "/memfd:", 7) == 0 ||
+           strncmp(name, "/SYSV", 5) == 0)
+    s->kind = VMA_ANON; /* shared anonymous memory has a name but no file behind it */
   else if (*name == '/') s->kind = VMA_FILE;
   else if (!anonymous) s->kind = VMA_OTHER;
   else if (perms[0] == 'r' && perms[1] == 'w' && s->prev_guard && s->prev_end == start &&

@@ -65,6 +65,8 @@ static void test_planted_smaps(void) {
     a += 64 * KB;
     vma(f, &a, 64 * KB, "rw-p", "[anon:mylabel]", 5, 5);
     vma(f, &a, 64 * KB, "rw-p", "/tmp/a file (deleted)", 7, 0);
+    vma(f, &a, 64 * KB, "rw-s", "/dev/zero (deleted)", 11, 0);  /* shared anonymous */
+    vma(f, &a, 64 * KB, "rw-s", "/memfd:pool (deleted)", 13, 0);
     vma(f, &a, 2 * MB, "---p", "", 0, 0);              /* too big for a guard */
     vma(f, &a, 1 * MB, "rw-p", "", 30, 30);
     a += 64 * KB;
@@ -77,7 +79,7 @@ static void test_planted_smaps(void) {
   CHECK_EQ(os.have_smaps, 1);
   CHECK_EQ(os.smaps_heap, groups * 100 * KB);
   CHECK_EQ(os.smaps_stack, groups * (200 + 16) * KB);
-  CHECK_EQ(os.smaps_anon, groups * (300 + 50 + 1000 + 5 + 30) * KB);
+  CHECK_EQ(os.smaps_anon, groups * (300 + 50 + 1000 + 5 + 30 + 11 + 13) * KB);
   CHECK_EQ(os.smaps_file, groups * (350 + 7) * KB);
   CHECK_EQ(os.smaps_other, groups * 8 * KB);
   CHECK(vkm_os_smaps_breakdown("/nonexistent/smaps", &os) < 0);
