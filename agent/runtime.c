@@ -25,7 +25,7 @@
 #define RT_FRAMES_RECENT 120  /* two seconds at 60 fps */
 #define RT_FRAME_ZONES 8      /* zones kept per recent frame */
 #define RT_EVALS_RECENT 64
-#define RT_EVAL_WARN_RUN 5    /* consecutive evals with net > 0 before the warning */
+#define RT_EVAL_WARN_RUN 5    /* consecutive judged evals with net > 0 before the warning */
 #define RT_THREADS 256        /* threads using frames/zones/evals/GC at once */
 #define RT_ZONES 64           /* distinct zone names; the last one collects the rest */
 #define RT_ZONE_DEPTH 16
@@ -127,7 +127,7 @@ typedef struct rt_eval_rec_s {
   char label[RT_NAME];
   uint64_t id, t_ns, ns, allocated, freed, gc_ns, arena_hw, retained;
   int64_t net;
-  int has_retained;
+  int has_retained, judged;
   uint32_t thread;
 } rt_eval_rec_t;
 
@@ -384,7 +384,12 @@ static void rt_on_eval_end(const vkm_event_t *ev, const void *extra, rt_thread_t
   rt_ev.count++;
   rt_ev.allocated += r->allocated;
   rt_ev.net += r->net;
-  rt_ev.net_run = r->net > 0 ? rt_ev.net_run + 1 : 0;
+  /* Which evals judge the trend: in a collected runtime an eval's garbage
+   * is freed by a later GC, so only evals with a GC inside them show what
+   * they kept; evals without one leave the run as it is. A runtime that
+   * reports no GC at all frees eagerly: every eval counts. */
+  r->judged = r->has_retained || rt_gc.cycles == 0;
+  if (r->judged) rt_ev.net_run = r->net > 0 ? rt_ev.net_run + 1 : 0;
 }
 
 /* ---------------------------------------------------------------------------
@@ -732,6 +737,7 @@ static cJSON *rt_evals_json(void) {
     rt_num(o, "duration_ms", rt_ms(r->ns));
     rt_num(o, "gc_ms", rt_ms(r->gc_ns));
     rt_num(o, "arena_high_water", (double)r->arena_hw);
+    cJSON_AddBoolToObject(o, "judged", r->judged);
     rt_num(o, "thread", r->thread);
     cJSON_AddItemToArray(rec, o);
   }

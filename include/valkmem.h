@@ -164,7 +164,9 @@ VALKMEM_API_ void valkmem_zone_end(void);
  * ("retained"; run a GC before valkmem_eval_end for an exact figure),
  * duration, GC pause time inside it and the arena high water (sum of the
  * peaks of arena and bump pools during it). A warning is raised when net
- * stays above 0 across consecutive evals. Evals nest.
+ * stays above 0 across 5 consecutive evals that had a GC inside them (in a
+ * collected runtime, an eval without one has not freed its garbage yet;
+ * when no GC is ever reported, every eval counts). Evals nest.
  * ------------------------------------------------------------------------- */
 VALKMEM_API_ void valkmem_eval_begin(const char *label);
 VALKMEM_API_ void valkmem_eval_end(void);

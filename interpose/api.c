@@ -47,9 +47,20 @@ static void api_emit_named(vkm_event_t *ev, const char *name) {
   vkm_emit(ev, buf, n + 1);
 }
 
+/* The calling thread's state, attaching the thread if this API call is the
+ * first thing it does under valkmem: its events must go to its own ring
+ * (not the shared orphan ring), or they would lose their per-thread order
+ * against its later ones. */
+static vkm_tstate_t *api_self(void) {
+  vkm_tstate_t *ts = vkm_self_state();
+  if (vkm_unlikely(!ts) && vkm_ready && !vkm_tls.guard && !vkm_tls.exiting) ts = vkm_thread_attach();
+  return ts;
+}
+
 static void api_event_init(vkm_event_t *ev, uint16_t type) {
   memset(ev, 0, sizeof *ev);
   ev->type = type;
+  (void)api_self();
 }
 
 /* The calling thread's malloc counters and the pool totals. Reads its own
@@ -57,9 +68,9 @@ static void api_event_init(vkm_event_t *ev, uint16_t type) {
  * every pool's counters with relaxed loads. */
 static void api_snap(vkm_api_snap_t *s, int with_arena_peak) {
   memset(s, 0, sizeof *s);
-  vkm_tstate_t *ts = vkm_tls.ts;
+  vkm_tstate_t *ts = api_self();
   if (ts) {
-    s->alloc_count = VKM_LOAD(&ts->c.alloc_count);
+    s->alloc_count = vkm_state_alloc_count(ts);
     s->alloc_bytes = VKM_LOAD(&ts->c.alloc_bytes);
     s->alloc_usable = VKM_LOAD(&ts->c.alloc_usable);
     s->free_usable = VKM_LOAD(&ts->c.free_usable);

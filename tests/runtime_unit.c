@@ -16,6 +16,9 @@
  * Stubs for what the library's other files provide
  * ------------------------------------------------------------------------- */
 __thread vkm_tls_t vkm_tls;
+int vkm_ready = 1;
+uint64_t vkm_state_alloc_count(const vkm_tstate_t *ts) { return ts->c.alloc_count; }
+vkm_tstate_t *vkm_thread_attach(void) { return NULL; }
 vkm_config_t vkm_config = {.enabled = true};
 
 #define MS_NS_ 1000000ull
@@ -333,34 +336,53 @@ static void test_evals(void) {
   CHECK_EQ(rj_bool(s, "evals.warn"), 0);
   cJSON_Delete(s);
 
-  /* four more growing evals (no GC: retained is null) -> 5 in a row -> warn */
+  /* growing evals without a GC inside (retained null) are not judged: the
+   * garbage they made is freed by a later GC, so the run does not move */
+  for (int i = 0; i < 6; i++) {
+    valkmem_eval_begin("tmp = f(x)");
+    valkmem_pool_alloc(heap, 64);
+    valkmem_eval_end();
+  }
+  s = snapshot();
+  CHECK_EQ(rj_num(s, "evals.count"), 7);
+  CHECK_EQ(rj_num(s, "evals.net_positive_run"), 1);
+  CHECK_EQ(rj_bool(s, "evals.warn"), 0);
+  CHECK(cJSON_IsNull(rj_get(s, "evals.recent[6].retained")));
+  CHECK_EQ(rj_bool(s, "evals.recent[6].judged"), 0);
+  cJSON_Delete(s);
+  /* four more growing evals, each with a GC inside -> 5 judged in a row -> warn */
   for (int i = 0; i < 4; i++) {
     valkmem_eval_begin("cache.append(x)");
     valkmem_pool_alloc(heap, 64);
     advance_ms(1);
+    valkmem_gc_report(1000, 900 + (uint64_t)i, 1000);
     valkmem_eval_end();
   }
   s = snapshot();
-  CHECK_EQ(rj_num(s, "evals.count"), 5);
+  CHECK_EQ(rj_num(s, "evals.count"), 11);
   CHECK_EQ(rj_num(s, "evals.net_positive_run"), 5);
   CHECK_EQ(rj_bool(s, "evals.warn"), 1);
-  CHECK(cJSON_IsNull(rj_get(s, "evals.recent[4].retained")));
-  CHECK_EQ(rj_num(s, "evals.recent[4].net"), 64);
+  CHECK_EQ(rj_num(s, "evals.recent[10].retained"), 903);
+  CHECK_EQ(rj_num(s, "evals.recent[10].net"), 64);
+  CHECK_EQ(rj_bool(s, "evals.recent[10].judged"), 1);
   cJSON_Delete(s);
-  /* nested: the inner eval is recorded first; a balanced one clears the warning */
+  /* nested: the inner eval is recorded first; a judged one with net <= 0
+   * clears the warning */
   valkmem_eval_begin("outer");
   valkmem_eval_begin("inner");
   valkmem_pool_alloc(heap, 64);
   valkmem_pool_free(heap, 64);
   valkmem_eval_end();
   valkmem_pool_free(heap, 64);
+  valkmem_gc_report(1000, 800, 1000);
   valkmem_eval_end();
   s = snapshot();
-  CHECK_EQ(rj_num(s, "evals.count"), 7);
-  CHECK_STREQ(rj_str(s, "evals.recent[5].label"), "inner");
-  CHECK_EQ(rj_num(s, "evals.recent[5].net"), 0);
-  CHECK_STREQ(rj_str(s, "evals.recent[6].label"), "outer");
-  CHECK_EQ(rj_num(s, "evals.recent[6].net"), -64);
+  CHECK_EQ(rj_num(s, "evals.count"), 13);
+  CHECK_STREQ(rj_str(s, "evals.recent[11].label"), "inner");
+  CHECK_EQ(rj_num(s, "evals.recent[11].net"), 0);
+  CHECK_STREQ(rj_str(s, "evals.recent[12].label"), "outer");
+  CHECK_EQ(rj_num(s, "evals.recent[12].net"), -64);
+  CHECK_EQ(rj_num(s, "evals.recent[12].retained"), 800);
   CHECK_EQ(rj_bool(s, "evals.warn"), 0);
   cJSON_Delete(s);
   valkmem_eval_end(); /* unbalanced: ignored */
