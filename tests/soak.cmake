@@ -38,7 +38,12 @@ foreach(mode sampled exact)
   vkm_soak(alloc_fail_${mode} 60 --mode ${mode} --scale-arg 1 -- $<TARGET_FILE:soak_large> fail 3)
   vkm_soak(rlimit_${mode} 60 --mode ${mode} --scale-arg 0 -- $<TARGET_FILE:soak_rlimit> 10)
   vkm_soak(threads_${mode} 120 --mode ${mode} --scale-arg 0 -- $<TARGET_FILE:soak_threads> 5 10000)
-  vkm_soak(fork_${mode} 120 --mode ${mode} --scale-arg 0 -- $<TARGET_FILE:soak_fork> 500 20)
+  # 500 forks, then 1000 (sampled); exact mode waits for the agent more: 200, then 400.
+  if(mode STREQUAL "exact")
+    vkm_soak(fork_${mode} 120 --mode ${mode} --scale-arg 0 -- $<TARGET_FILE:soak_fork> 200 20)
+  else()
+    vkm_soak(fork_${mode} 120 --mode ${mode} --scale-arg 0 -- $<TARGET_FILE:soak_fork> 500 20)
+  endif()
   vkm_soak(dlopen_${mode} 120 --mode ${mode} --scale-arg 0 -- $<TARGET_FILE:soak_dlopen> 500 $<TARGET_FILE:soak_dlib> 5)
 endforeach()
 # Exact mode captures a stack per allocation: fewer rounds, same checks.

@@ -70,6 +70,7 @@ int main(int argc, char **argv) {
       live_count++;
     }
   }
+  free(kept); /* its size scales with N: it must not stay in the live figures */
 
   soak_obj_t planted = {0}, exact = {0}, atleast = {0};
   soak_put(&planted, "live.count", (int64_t)live_count);

@@ -78,6 +78,14 @@ int main(int argc, char **argv) {
   /* The reader blocks; only the write end stays non-blocking. */
   fcntl(pipefd[0], F_SETFL, fcntl(pipefd[0], F_GETFL) & ~O_NONBLOCK);
 
+  /* Handlers first: the signaller starts sending at once. */
+  struct sigaction sa = {0};
+  sa.sa_flags = SA_RESTART;
+  sa.sa_handler = on_alarm;
+  sigaction(SIGALRM, &sa, NULL);
+  sa.sa_handler = on_usr1;
+  sigaction(SIGUSR1, &sa, NULL);
+
   /* Helper threads do not take the signals: they must land on main. */
   sigset_t block, old;
   sigemptyset(&block);
@@ -89,12 +97,6 @@ int main(int argc, char **argv) {
     soak_die("pthread_create");
   pthread_sigmask(SIG_SETMASK, &old, NULL);
 
-  struct sigaction sa = {0};
-  sa.sa_flags = SA_RESTART;
-  sa.sa_handler = on_alarm;
-  sigaction(SIGALRM, &sa, NULL);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
   struct itimerval it = {{0, 50}, {0, 50}};
   setitimer(ITIMER_REAL, &it, NULL);
 
