@@ -26,7 +26,7 @@ typedef struct __attribute__((aligned(128))) vkm_tstate_s {
   vkm_counters_t c;           /* owner writes (VKM_BUMP), agent reads (VKM_LOAD);
                                  c.alloc_count is not kept here: it is the sum
                                  of c.size_hist, one store fewer per malloc */
-  int64_t live_mark;          /* owner only: alloc_usable - free_usable at the last flush */
+  int64_t live_delta;         /* owner only: net usable bytes since the last flush */
   uint64_t next_sample_at;    /* owner only: sample when c.alloc_bytes reaches this */
   uint64_t rng;               /* owner only: xorshift64* state */
   uint64_t sample_seq;        /* owner only: sample ids are (index << 40) | seq */
@@ -56,15 +56,15 @@ VKM_INLINE vkm_tstate_t *vkm_self_state(void) { return vkm_tls.guard ? vkm_tls.s
 uint64_t vkm_state_alloc_count(const vkm_tstate_t *ts);
 
 /* Becomes 1 once the real functions are resolved and tracking may start. */
-extern int vkm_ready;
-extern int vkm_sampling;       /* sample_bytes != 0 */
-extern vkm_real_t vkm_real;
-extern int vkm_usable_mode;
+/* Hidden, so the hot path reaches them PC-relative rather than via the GOT. */
+extern int vkm_ready VKM_HIDDEN;
+extern int vkm_sampling VKM_HIDDEN;       /* sample_bytes != 0 */
+extern vkm_real_t vkm_real VKM_HIDDEN;
+extern int vkm_usable_mode VKM_HIDDEN;
 
 /* thread.c */
 vkm_tstate_t *vkm_thread_attach(void);       /* slow path: get a state for this thread, or NULL */
-void vkm_live_flush(vkm_tstate_t *ts);       /* publish the net change since live_mark */
-#define VKM_NET(ts) ((int64_t)(VKM_LOAD(&(ts)->c.alloc_usable) - VKM_LOAD(&(ts)->c.free_usable)) - (ts)->live_mark)
+void vkm_live_flush(vkm_tstate_t *ts);       /* publish live_delta */
 void vkm_count_orphan(int kind, size_t req, size_t usable); /* counts after thread exit */
 void vkm_thread_fork_prepare(void);
 void vkm_thread_fork_parent(void);
@@ -88,7 +88,7 @@ void vkm_sample_fork_child(void);
 #define VKM_FILTER_BITS 16
 /* Counting filter in front of the address table; static so that free()
  * reaches it without loading a pointer (all zero while sampling is off). */
-extern uint8_t vkm_sample_filter[1u << VKM_FILTER_BITS];
+extern uint8_t vkm_sample_filter[1u << VKM_FILTER_BITS] VKM_HIDDEN;
 
 VKM_INLINE size_t vkm_filter_slot(const void *p) {
   return (size_t)(((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull >> (64 - VKM_FILTER_BITS));
@@ -103,7 +103,7 @@ void vkm_ring_release_dead(void);
 
 /* init.c */
 #define VKM_BOOT_SIZE (256 * 1024)
-extern unsigned char vkm_boot_buf[VKM_BOOT_SIZE];
+extern unsigned char vkm_boot_buf[VKM_BOOT_SIZE] VKM_HIDDEN;
 VKM_INLINE int vkm_is_bootstrap(const void *p) {
   return (uintptr_t)p - (uintptr_t)vkm_boot_buf < VKM_BOOT_SIZE;
 }
@@ -122,14 +122,12 @@ void vkm_self_track(int64_t delta);
 VKM_INLINE size_t vkm_usable(void *p) {
   if (vkm_likely(vkm_usable_mode == VKM_USABLE_GLIBC)) {
     size_t h = ((size_t *)p)[-1];
-    return (h & ~(size_t)7) - ((h & 2) ? 16 : 8);
+    return (h & ~(size_t)7) - 8 - ((h & 2) << 2); /* mmapped (bit 1): 16 */
   }
   return vkm_real.usable_size(p);
 }
 
-VKM_INLINE unsigned vkm_size_class(size_t n) {
-  unsigned b = n ? 64u - (unsigned)__builtin_clzll((unsigned long long)n) : 0u;
-  return b < VKM_HIST_BUCKETS ? b : VKM_HIST_BUCKETS - 1;
-}
+/* floor(log2(n)), with 0 in bucket 0: two instructions, no branch. */
+VKM_INLINE unsigned vkm_size_class(size_t n) { return 63u ^ (unsigned)__builtin_clzll((unsigned long long)(n | 1)); }
 
 #endif

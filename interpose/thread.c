@@ -68,8 +68,8 @@ vkm_tstate_t *vkm_registry_head(void) { return __atomic_load_n(&registry, __ATOM
  * Live heap: flushed per thread in quanta, with a global high-water mark.
  * ------------------------------------------------------------------------- */
 void vkm_live_flush(vkm_tstate_t *ts) {
-  int64_t d = VKM_NET(ts);
-  ts->live_mark += d;
+  int64_t d = ts->live_delta;
+  ts->live_delta = 0;
   int64_t now = __atomic_add_fetch(&live_flushed, d, __ATOMIC_RELAXED);
   int64_t peak = __atomic_load_n(&live_peak, __ATOMIC_RELAXED);
   while (now > peak && !__atomic_compare_exchange_n(&live_peak, &peak, now, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
@@ -171,10 +171,9 @@ static void thread_exit(void *arg) {
   vkm_tstate_t *ts = arg;
   if (!ts || self_state() != ts) return;
   vkm_guard_enter();
-  if (VKM_NET(ts)) vkm_live_flush(ts);
+  if (ts->live_delta) vkm_live_flush(ts);
   spin_lock(&retire_lock);
   fold_locked(ts);
-  ts->live_mark = 0;
   spin_unlock(&retire_lock);
   vkm_tls.saved = NULL; /* stays detached after the guard */
   vkm_tls.exiting = 1;
@@ -209,7 +208,7 @@ vkm_tstate_t *vkm_thread_attach(void) {
   vkm_tstate_t *ts = state_acquire();
   if (ts) {
     ts->os_tid = vkm_plat_tid();
-    ts->live_mark = 0;
+    ts->live_delta = 0;
     if (!ts->rng) ts->rng = ((uint64_t)ts->os_tid * 0x9E3779B97F4A7C15ull) ^ vkm_now_ns() ^ (uintptr_t)ts;
     vkm_sample_reset_interval(ts);
     pthread_setspecific(exit_key, ts);
@@ -242,8 +241,8 @@ void vkm_thread_fork_child(void) {
       continue;
     }
     if (ts->status == VKM_TS_LIVE) {
-      live_flushed += VKM_NET(ts); /* not flushed by its (now gone) owner */
-      ts->live_mark = 0;
+      live_flushed += ts->live_delta; /* not flushed by its (now gone) owner */
+      ts->live_delta = 0;
       counters_add(&retired, &ts->c);
       counters_zero(&ts->c);
     }

@@ -32,7 +32,7 @@
  * Counters
  * ------------------------------------------------------------------------- */
 
-#define VKM_HIST_BUCKETS 48 /* log2 size classes: bucket b holds sizes in [2^(b-1), 2^b) ; 0 holds size 0 */
+#define VKM_HIST_BUCKETS 64 /* log2 size classes: bucket b holds requested sizes in [2^b, 2^(b+1)); sizes 0 and 1 share bucket 0 */
 
 typedef struct vkm_counters_s {
   uint64_t alloc_count;    /* successful allocations (malloc, calloc, memalign family, realloc(NULL, n)) */

@@ -20,26 +20,40 @@
 /* ---------------------------------------------------------------------------
  * Recording (inline into every wrapper)
  * ------------------------------------------------------------------------- */
-VKM_INLINE void record_alloc(vkm_tstate_t *ts, void *p, size_t req) {
+/* The rare half of recording: a live-heap flush and/or a sample. Returns p
+ * so that the wrappers can tail-call it and keep nothing alive across it. */
+static VKM_COLD void *record_rare(vkm_tstate_t *ts, void *p, size_t req, size_t u, uint64_t bytes) {
+  if (ts->live_delta >= VKM_LIVE_QUANTUM || ts->live_delta <= -VKM_LIVE_QUANTUM) vkm_live_flush(ts);
+  if (bytes >= ts->next_sample_at) vkm_sample_alloc(ts, p, req, u);
+  return p;
+}
+
+static VKM_COLD void *record_failure(vkm_tstate_t *ts) {
+  VKM_BUMP(&ts->c.failed_count, 1);
+  return NULL;
+}
+
+/* Records a successful allocation of `req` bytes at p; returns p. */
+VKM_INLINE void *record_alloc(vkm_tstate_t *ts, void *p, size_t req) {
   size_t u = vkm_usable(p);
   uint64_t bytes = VKM_LOAD(&ts->c.alloc_bytes) + req;
   VKM_STORE(&ts->c.alloc_bytes, bytes);
   VKM_BUMP(&ts->c.alloc_usable, u);
   VKM_BUMP(&ts->c.size_hist[vkm_size_class(req)], 1); /* also the alloc count */
-  if (vkm_unlikely(VKM_NET(ts) >= VKM_LIVE_QUANTUM)) vkm_live_flush(ts);
-  if (vkm_unlikely(bytes >= ts->next_sample_at)) vkm_sample_alloc(ts, p, req, u);
+  int64_t live = ts->live_delta += (int64_t)u;
+  if (vkm_unlikely(live >= VKM_LIVE_QUANTUM || bytes >= ts->next_sample_at)) return record_rare(ts, p, req, u, bytes);
+  return p;
 }
 
 VKM_INLINE void record_free(vkm_tstate_t *ts, size_t u) {
   VKM_BUMP(&ts->c.free_count, 1);
   VKM_BUMP(&ts->c.free_usable, u);
-  if (vkm_unlikely(VKM_NET(ts) <= -VKM_LIVE_QUANTUM)) vkm_live_flush(ts);
+  if (vkm_unlikely((ts->live_delta -= (int64_t)u) <= -VKM_LIVE_QUANTUM)) vkm_live_flush(ts);
 }
 
 VKM_INLINE void *record_result(vkm_tstate_t *ts, void *p, size_t req) {
-  if (vkm_likely(p != NULL)) record_alloc(ts, p, req);
-  else VKM_BUMP(&ts->c.failed_count, 1);
-  return p;
+  if (vkm_unlikely(p == NULL)) return record_failure(ts);
+  return record_alloc(ts, p, req);
 }
 
 /* ---------------------------------------------------------------------------
@@ -101,12 +115,11 @@ VKM_WRAP void free(void *p) {
     if (vkm_real.free) vkm_real.free(p);
     return;
   }
-  size_t u = vkm_usable(p);
-  /* Before the real free: once it returns, another thread may be handed the
-   * same address and sample it. */
+  /* All before the real free, which is then a tail call: once it returns,
+   * another thread may be handed the same address and sample it. */
   if (vkm_unlikely(vkm_maybe_sampled(p))) vkm_sample_free(ts, p);
+  record_free(ts, vkm_usable(p));
   vkm_real.free(p);
-  record_free(ts, u);
 }
 
 VKM_WRAP void *calloc(size_t a, size_t b) {
@@ -164,7 +177,7 @@ static void *realloc_common(vkm_tstate_t *ts, void *p, size_t n) {
   VKM_STORE(&ts->c.alloc_bytes, bytes);
   VKM_BUMP(&ts->c.alloc_usable, new_u);
   VKM_BUMP(&ts->c.free_usable, old_u);
-  int64_t net = VKM_NET(ts);
+  int64_t net = ts->live_delta += (int64_t)new_u - (int64_t)old_u;
   if (vkm_unlikely(net >= VKM_LIVE_QUANTUM || net <= -VKM_LIVE_QUANTUM)) vkm_live_flush(ts);
   if (vkm_unlikely(bytes >= ts->next_sample_at)) vkm_sample_alloc(ts, q, n, new_u);
   return q;

@@ -81,10 +81,10 @@ def case_exact():
         check_eq(diff(a, b, "munmap_bytes"), 8192 * n, mode + " munmap_bytes")
         hist = [y - x for x, y in zip(a["totals"]["size_hist"], b["totals"]["size_hist"])]
         want = [0] * len(hist)
-        for cls, k in ((6, 2), (7, 3), (8, 1), (9, 2), (10, 2)):
+        for cls, k in ((5, 2), (6, 3), (7, 1), (8, 2), (9, 2)):  # floor(log2(size))
             want[cls] = k * n
-        want[(201 * 8).bit_length()] -= 1   # the leak array: 1608 bytes in the N run,
-        want[(401 * 8).bit_length()] += 1   # 3208 in the 2N run
+        want[(201 * 8).bit_length() - 1] -= 1   # the leak array: 1608 bytes in the N run,
+        want[(401 * 8).bit_length() - 1] += 1   # 3208 in the 2N run
         check_eq(hist, want, mode + " size_hist")
         check_eq(b["live"]["count"] - a["live"]["count"], n, mode + " live count")
         leak_usable = (tb["alloc_usable"] - tb["free_usable"]) - (ta["alloc_usable"] - ta["free_usable"])
