@@ -47,7 +47,8 @@ static const char gate_usage[] =
     "annotations and a table is appended to $GITHUB_STEP_SUMMARY.\n"
     "\n"
     "Exit status: CMD's status when every check holds; 3 (--error-exitcode) when one\n"
-    "fails; 2 for a usage or configuration error; 127/126 when CMD cannot be started.\n";
+    "fails; 2 for a usage or configuration error; 127/126 when CMD cannot be started.\n"
+    "A command that crashes before the first report checkpoint keeps its own status.\n";
 
 static const char *opt_value(int argc, char **argv, int *i, const char *name, bool *missing) {
   size_t n = strlen(name);
@@ -249,9 +250,22 @@ int vkm_cmd_gate(int argc, char **argv) {
   size_t len = 0;
   if (vkm_cli_slurp(tmp, &text, &len) < 0 || len == 0) {
     free(text);
-    vkm_cli_err("gate: %s left no report%s, so nothing could be checked (is it statically linked, or "
-                "setting VALKMEM_DISABLE?)", argv[cmd], run.crashed ? " (it crashed before the first checkpoint)" : "");
-    status = fail_code;
+    /* Nothing measured. A command that failed on its own keeps its status
+     * (the build fails either way, for the right reason); one that exited
+     * 0 must not pass a gate nobody checked. */
+    if (run.crashed)
+      vkm_cli_err("gate: %s crashed before the first report checkpoint, so no limit could be checked", argv[cmd]);
+    else
+      vkm_cli_err("gate: %s left no report, so no limit could be checked (is it statically linked, or does it "
+                  "set VALKMEM_DISABLE?)", argv[cmd]);
+    status = run.child.exit_code ? run.child.exit_code : fail_code;
+    const char *gha = getenv("GITHUB_ACTIONS");
+    if (run.crashed && gha && strcmp(gha, "true") == 0) {
+      char *s = vkm_gate_annotations(&res, &run, getenv("GITHUB_WORKSPACE"));
+      fputs(s, stdout);
+      fflush(stdout);
+      free(s);
+    }
     goto out;
   }
   char err[256];

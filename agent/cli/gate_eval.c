@@ -99,26 +99,26 @@ static void locate(vkm_check_t *c, const vkm_site_t *s) {
 static void describe_site(vkm_check_t *c, int rank, const vkm_site_t *s, rank_t by) {
   char a[32], b[32];
   if (by == BY_LIVE)
-    append(c->detail, sizeof c->detail, "  %d. %s live in %llu object(s) at exit\n", rank,
+    append(c->detail, sizeof c->detail, "      %d. %s live in %llu object(s) at exit\n", rank,
            vkm_fmt_size(s->live_bytes, a, sizeof a), (unsigned long long)s->live_count);
   else if (by == BY_ALLOC_BYTES)
-    append(c->detail, sizeof c->detail, "  %d. %s allocated in %llu call(s)\n", rank,
+    append(c->detail, sizeof c->detail, "      %d. %s allocated in %llu call(s)\n", rank,
            vkm_fmt_size(s->alloc_bytes, a, sizeof a), (unsigned long long)s->alloc_count);
   else
-    append(c->detail, sizeof c->detail, "  %d. %llu allocation(s), %s\n", rank,
+    append(c->detail, sizeof c->detail, "      %d. %llu allocation(s), %s\n", rank,
            (unsigned long long)s->alloc_count, vkm_fmt_size(s->alloc_bytes, b, sizeof b));
   const cJSON *frames = cJSON_GetObjectItemCaseSensitive(s->json, "frames"), *f;
   int i = 0;
   cJSON_ArrayForEach(f, frames) {
     char fr[512];
     if (i == 8) {
-      append(c->detail, sizeof c->detail, "       ...\n");
+      append(c->detail, sizeof c->detail, "           ...\n");
       break;
     }
-    append(c->detail, sizeof c->detail, "       #%d %s\n", i, vkm_frame_str(f, fr, sizeof fr));
+    append(c->detail, sizeof c->detail, "           #%d %s\n", i, vkm_frame_str(f, fr, sizeof fr));
     i++;
   }
-  if (!i) append(c->detail, sizeof c->detail, "       (no stack)\n");
+  if (!i) append(c->detail, sizeof c->detail, "           (no stack)\n");
 }
 
 /* Lists the top `max` unsuppressed sites by `by` whose value exceeds
@@ -126,7 +126,7 @@ static void describe_site(vkm_check_t *c, int rank, const vkm_site_t *s, rank_t 
 static void top_sites(vkm_check_t *c, const vkm_report_t *r, rank_t by, uint64_t over, int max,
                       bool skip_suppressed) {
   if (!r->have_sites || !r->nsites) {
-    if (!r->have_sites) append(c->detail, sizeof c->detail, "  (the report has no call sites)\n");
+    if (!r->have_sites) append(c->detail, sizeof c->detail, "      (the report has no call sites)\n");
     return;
   }
   bool *used = calloc(r->nsites, 1);
@@ -230,12 +230,12 @@ static void baseline_site_check(const vkm_gate_opts_t *o, vkm_gate_result_t *res
     c->ok = false;
     if (listed < 5) {
       char a[32], b[32], d[32];
-      append(c->detail, sizeof c->detail, "  %s: %s -> %s (%s)\n", nv[i].key, vkm_fmt_size(old, a, sizeof a),
+      append(c->detail, sizeof c->detail, "      %s: %s -> %s (%s)\n", nv[i].key, vkm_fmt_size(old, a, sizeof a),
              vkm_fmt_size(now, b, sizeof b), vkm_fmt_delta((int64_t)(now - old), d, sizeof d));
     }
     listed++;
   }
-  if (listed > 5) append(c->detail, sizeof c->detail, "  ... and %d more site(s)\n", listed - 5);
+  if (listed > 5) append(c->detail, sizeof c->detail, "      ... and %d more site(s)\n", listed - 5);
   if (!c->ok) res->failures++;
 }
 
@@ -271,14 +271,14 @@ void vkm_gate_evaluate(const vkm_gate_opts_t *o, vkm_supp_list_t *supp, vkm_repo
     case VKM_LIM_PEAK:
       if (r->peak_live_error_bytes) {
         char e[32];
-        append(c->detail, sizeof c->detail, "  (peak is exact to within %s)\n",
+        append(c->detail, sizeof c->detail, "      (the peak is exact to within %s)\n",
                vkm_fmt_size(r->peak_live_error_bytes, e, sizeof e));
       }
-      append(c->detail, sizeof c->detail, "  top call sites by bytes allocated:\n");
+      append(c->detail, sizeof c->detail, "      top call sites by bytes allocated:\n");
       top_sites(c, r, BY_ALLOC_BYTES, 0, 3, false);
       break;
     case VKM_LIM_RSS:
-      append(c->detail, sizeof c->detail, "  top call sites by live bytes at exit:\n");
+      append(c->detail, sizeof c->detail, "      top call sites by live bytes at exit:\n");
       top_sites(c, r, BY_LIVE, 0, 3, false);
       break;
     case VKM_LIM_LEAK:

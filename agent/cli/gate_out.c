@@ -81,10 +81,11 @@ void vkm_gate_print_human(FILE *f, const vkm_gate_opts_t *o, const vkm_supp_list
     vkm_buf_printf(&b, "  the command crashed: these numbers are from the last report checkpoint%s\n",
                    r->state && strcmp(r->state, "exited") == 0 ? " (written at exit)" : " before the crash");
   char a[64], c2[64];
-  vkm_buf_printf(&b, "  measured: peak live heap %s, peak RSS %s, %llu allocations (%s), leak at exit %s\n",
+  char d[64], e[64];
+  vkm_buf_printf(&b, "  measured: peak live heap %s, peak RSS %s, %llu allocations of %s, %s %s\n",
                  vkm_fmt_size(r->peak_live_bytes, a, sizeof a), vkm_fmt_size(r->peak_rss_bytes, c2, sizeof c2),
-                 (unsigned long long)r->alloc_count, fmt_val(true, r->alloc_bytes, (char[64]){0}, 64),
-                 fmt_val(true, res->leak_bytes, (char[64]){0}, 64));
+                 (unsigned long long)r->alloc_count, vkm_fmt_size(r->alloc_bytes, d, sizeof d),
+                 run->crashed ? "live at the checkpoint" : "leak at exit", vkm_fmt_size(res->leak_bytes, e, sizeof e));
   for (size_t i = 0; i < res->n; i++) {
     const vkm_check_t *c = &res->checks[i];
     vkm_buf_printf(&b, "  %s ", c->ok ? "ok  " : "FAIL");

@@ -224,6 +224,9 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
     signal(SIGHUP, SIG_DFL);
     close(pfd[0]);
     if (preload) setenv("LD_PRELOAD", preload, 1);
+    /* The CLI's own setting, not the shim's (which warns about unknown
+     * VALKMEM_* names). */
+    unsetenv("VALKMEM_LIB");
     for (size_t i = 0; env && env[i]; i++) {
       const char *eq = strchr(env[i], '=');
       if (eq) {

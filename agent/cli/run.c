@@ -36,18 +36,19 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name) {
   return argv[++*i];
 }
 
+/* "0 B", "1 B", "64-127 B", "4-8 KiB": log2 class b holds [2^(b-1), 2^b). */
+static const char *pow2(unsigned k, char *buf, size_t len) {
+  static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  snprintf(buf, len, "%llu %s", 1ull << (k % 10), u[k / 10 < 7 ? k / 10 : 6]);
+  return buf;
+}
+
 static const char *bucket_label(int b, char *buf, size_t len) {
-  if (b == 0) {
-    snprintf(buf, len, "0 B");
-    return buf;
-  }
-  uint64_t lo = 1ull << (b - 1), hi = (b < 64 ? (1ull << b) : 0) - 1;
   char l[32], h[32];
-  if (lo < 1024) snprintf(l, sizeof l, "%llu", (unsigned long long)lo);
-  else vkm_fmt_size(lo, l, sizeof l);
-  if (hi < 1024) snprintf(h, sizeof h, "%llu B", (unsigned long long)hi);
-  else vkm_fmt_size(hi + 1, h, sizeof h);
-  if (snprintf(buf, len, "%s-%s%s", l, hi < 1024 ? "" : "<", h) >= (int)len) buf[len - 1] = 0;
+  if (b == 0) snprintf(buf, len, "0 B");
+  else if (b == 1) snprintf(buf, len, "1 B");
+  else if (b <= 10) snprintf(buf, len, "%llu-%llu B", 1ull << (b - 1), (1ull << b) - 1);
+  else snprintf(buf, len, "%s-%s", pow2((unsigned)b - 1, l, sizeof l), pow2((unsigned)b, h, sizeof h));
   return buf;
 }
 
