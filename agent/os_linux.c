@@ -7,7 +7,7 @@
  *                /proc/self/smaps_rollup  total Rss, to notice drift
  *   every 10 s   /proc/self/smaps         Rss by kind: heap, stack, file,
  *   (or forced,                           anon, other
- *    or when the rollup drifted > 3 %)
+ *    or when the rollup drifted > 1 %)
  *
  * smaps and smaps_rollup walk every mapping: with 10,000 mappings they cost
  * ~30 ms and ~12 ms here. Each waits at least 100x as long as its last read
@@ -38,7 +38,7 @@
 #define NS_PER_S 1000000000ull
 #define STATUS_EVERY_NS (1 * NS_PER_S)
 #define SMAPS_EVERY_NS (10 * NS_PER_S)
-#define SMAPS_DRIFT_PCT 3
+#define SMAPS_DRIFT_PCT 1
 #define SMAPS_DUTY 100 /* drift re-reads at most 1/SMAPS_DUTY of the time */
 
 static vkm_os_t cur;
