@@ -802,10 +802,11 @@ void vkm_runtime_tick_json(cJSON *obj) {
     int64_t u = VKM_LOAD(&p->used);
     used += u > 0 ? (uint64_t)u : 0;
   }
+  /* top-level keys of the SSE event: none may collide with a snapshot key */
   rt_num(obj, "gc_cycles", (double)rt_gc.cycles);
   rt_num(obj, "gc_pause_ms", rt_ms(rt_gc.pause_total_ns));
-  rt_num(obj, "frames", (double)rt_fr.count);
+  rt_num(obj, "frame_count", (double)rt_fr.count);
   rt_num(obj, "frame_ms", rt_ms(rt_fr.last_ns));
-  rt_num(obj, "evals", (double)rt_ev.count);
+  rt_num(obj, "eval_count", (double)rt_ev.count);
   rt_num(obj, "pool_used", (double)used);
 }

@@ -24,3 +24,12 @@ target_link_libraries(valkmem-demo PRIVATE pthread)
 # Frame pointers and no inlining of the named sites keep stacks readable.
 target_compile_options(valkmem-demo PRIVATE -fno-omit-frame-pointer)
 install(TARGETS valkmem-demo RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+
+# The demo: runs without the library; under it, its planted leak is flagged
+# within 5 GC cycles and nothing is flagged without --leak.
+add_test(NAME runtime_demo_nolib COMMAND valkmem-demo --seconds 1)
+vkm_test_exe(runtime_demo runtime_demo.c)
+add_test(NAME runtime_demo_leak COMMAND runtime_demo ${VKM_LIB} $<TARGET_FILE:valkmem-demo> --leak)
+add_test(NAME runtime_demo_noleak COMMAND runtime_demo ${VKM_LIB} $<TARGET_FILE:valkmem-demo>)
+set_tests_properties(runtime_demo_nolib PROPERTIES TIMEOUT 30)
+set_tests_properties(runtime_demo_leak runtime_demo_noleak PROPERTIES TIMEOUT 120)

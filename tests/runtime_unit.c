@@ -139,6 +139,8 @@ static void test_gc(void) {
   vkm_runtime_tick_json(tj);
   CHECK_EQ(rj_num(tj, "gc_cycles"), 10);
   CHECK_NEAR(rj_num(tj, "gc_pause_ms"), pause_sum, 1e-6);
+  CHECK_EQ(rj_num(tj, "frame_count"), 0);
+  CHECK_EQ(rj_num(tj, "eval_count"), 0);
   cJSON_Delete(tj);
 
   /* A self-timed cycle; and 90 more short ones bring over-10 under 10 %. */
