@@ -78,10 +78,8 @@ typedef struct site_s {
   int64_t age_bytes[AGE_RING], age_objs[AGE_RING]; /* indexed by birth epoch % AGE_RING */
   int64_t older_bytes, older_objs;                /* born AGE_RING or more epochs ago */
 
-  int64_t h_live[HIST];
-  double h_t[HIST];
-  uint32_t h_epoch[HIST];
-  uint32_t h_n; /* boundaries recorded (total) */
+  int64_t h_live[HIST]; /* live bytes at boundary b, at b % HIST */
+  uint32_t h_first;     /* the first boundary this site saw */
 
   bool leak;
   double leak_rate;
@@ -197,8 +195,11 @@ static uint64_t tick_no;
 static double now_s;
 
 static int64_t g_old_hist[HIST]; /* live objects aged 21+ at each boundary (OBJ_FP) */
-static double g_old_t[HIST];
-static uint32_t g_old_n;
+/* Epoch boundaries, shared by every site: boundary b is at b % HIST. */
+static double b_t[HIST];
+static uint32_t b_epoch[HIST];
+static uint32_t b_n;     /* boundaries so far */
+static uint32_t b_floor; /* first boundary in the current epoch unit (time, then gc) */
 
 static bool exact_mode(void) { return vkm_config.exact || vkm_config.sample_bytes <= 1; }
 
@@ -260,6 +261,7 @@ static site_t *site_intern(const uintptr_t *f, unsigned n) {
   memcpy(s->frames, f, n * sizeof *f);
   s->nframes = (uint16_t)n;
   s->key = key;
+  s->h_first = b_n;
   s->idx = nsites;
   site_arr[nsites++] = s;
   HASH_ADD(hh, sites_by_key, key, sizeof s->key, s);
@@ -385,22 +387,19 @@ static int64_t old_bytes(const site_t *s, uint32_t age) {
   return sum;
 }
 
+/* After boundary b_n - 1 was recorded: leak analysis of one site. */
 static void site_boundary(site_t *s) {
-  unsigned k = s->h_n % HIST;
-  s->h_live[k] = s->live_bytes;
-  s->h_t[k] = now_s;
-  s->h_epoch[k] = epoch;
-  s->h_n++;
   if (s->leak) {
     if (s->live_bytes * 2 < s->leak_level) s->leak = false;
   }
   unsigned w = gc_mode ? W_GC : W_TIME, nmin = gc_mode ? NMIN_GC : NMIN_TIME;
-  unsigned n = s->h_n < w ? s->h_n : w;
+  uint32_t since = s->h_first > b_floor ? s->h_first : b_floor;
+  unsigned n = b_n - since < w ? b_n - since : w;
   if (n < nmin || s->live_bytes <= 0) return;
-  unsigned first = (s->h_n - n) % HIST;
+  unsigned first = (b_n - n) % HIST;
   double gmin = exact_mode() ? 16384.0 : 3.0 * (double)vkm_config.sample_bytes;
   if ((double)(s->live_bytes - s->h_live[first]) < gmin / 2 && !s->leak) return; /* cheap pre-check */
-  trend_t tr = trend(s->h_live, s->h_t, s->h_n, n);
+  trend_t tr = trend(s->h_live, b_t, b_n, n);
   if (s->leak) {
     /* The rate over everything seen since the window that flagged it: its
      * error shrinks as the leak runs, where a fixed window's would not. */
@@ -410,14 +409,14 @@ static void site_boundary(site_t *s) {
     return;
   }
   if (tr.slope <= 0 || tr.growth < gmin || tr.tau < TAU_MIN) return;
-  uint32_t span = epoch - s->h_epoch[first];
+  uint32_t span = epoch - b_epoch[first];
   /* An age of k epochs means older than k - 1 whole epochs: ask one more. */
   uint32_t half = (span + 1) / 2 + 1;
   if ((double)old_bytes(s, half) < OLD_SHARE * tr.growth) return;
   s->leak = true;
   s->leak_rate = tr.slope;
-  s->leak_since_t = s->h_t[first];
-  s->leak_since_epoch = s->h_epoch[first];
+  s->leak_since_t = b_t[first];
+  s->leak_since_epoch = b_epoch[first];
   s->leak_anchor = s->h_live[first];
   s->leak_epochs = span;
   s->leak_level = s->live_bytes;
@@ -438,10 +437,7 @@ static void global_boundary(void) {
     old += s->older_objs;
     for (uint32_t a = 21; a < AGE_RING && a <= epoch; a++) old += s->age_objs[(epoch - a) % AGE_RING];
   }
-  unsigned k = g_old_n % HIST;
-  g_old_hist[k] = old;
-  g_old_t[k] = now_s;
-  g_old_n++;
+  g_old_hist[b_n % HIST] = old;
 }
 
 static void advance(unsigned steps) {
@@ -450,8 +446,13 @@ static void advance(unsigned steps) {
     epoch++;
   }
   if (steps > AGE_RING) epoch += steps - AGE_RING;
-  for (uint32_t j = 0; j < nsites; j++) site_boundary(site_arr[j]);
+  unsigned k = b_n % HIST;
+  b_t[k] = now_s;
+  b_epoch[k] = epoch;
+  for (uint32_t j = 0; j < nsites; j++) site_arr[j]->h_live[k] = site_arr[j]->live_bytes;
   global_boundary();
+  b_n++;
+  for (uint32_t j = 0; j < nsites; j++) site_boundary(site_arr[j]);
 }
 
 static void purge_pending(void) {
@@ -476,8 +477,7 @@ void vkm_sites_tick(const vkm_tick_t *t, uint64_t gc_cycles) {
     if (!gc_mode) {
       gc_mode = true;
       steps = 1;
-      for (uint32_t j = 0; j < nsites; j++) site_arr[j]->h_n = 0; /* new unit: restart the windows */
-      g_old_n = 0;
+      b_floor = b_n; /* new unit: windows restart at the switch's boundary */
     } else if (gc_cycles > last_gc) {
       steps = (unsigned)(gc_cycles - last_gc > 1000 ? 1000 : gc_cycles - last_gc);
     }
@@ -514,7 +514,7 @@ void vkm_sites_init(void) {
   ticked = false;
   tick_no = 0;
   now_s = 0;
-  g_old_n = 0;
+  b_n = b_floor = 0;
 }
 
 /* ---------------------------------------------------------------------------
@@ -646,58 +646,80 @@ static void lifetimes_json(cJSON *obj) {
    * count of live objects aged 21+ epochs. */
   bool growing = false;
   unsigned w = gc_mode ? W_GC : W_TIME, nmin = gc_mode ? NMIN_GC : NMIN_TIME;
-  unsigned n = g_old_n < w ? g_old_n : w;
+  unsigned n = b_n - b_floor < w ? b_n - b_floor : w;
   if (n >= nmin) {
-    trend_t tr = trend(g_old_hist, g_old_t, g_old_n, n);
+    trend_t tr = trend(g_old_hist, b_t, b_n, n);
     growing = tr.slope > 0 && tr.tau >= TAU_MIN;
   }
   cJSON_AddBoolToObject(l, "oldest_growing", growing);
 }
 
+/* The first n sites under cmp, in order, into out: a bounded insertion
+ * sort, so a snapshot with 100k sites costs one comparison for most of them
+ * instead of a full sort. top == 0: every site, sorted. */
+static unsigned select_top(site_t **out, unsigned n, int (*cmp)(const void *, const void *)) {
+  if (n == 0 || n >= nsites) {
+    memcpy(out, site_arr, nsites * sizeof *out);
+    qsort(out, nsites, sizeof *out, cmp);
+    return nsites;
+  }
+  unsigned k = 0;
+  for (uint32_t i = 0; i < nsites; i++) {
+    site_t *s = site_arr[i];
+    if (k == n && cmp(&s, &out[k - 1]) >= 0) continue;
+    unsigned j = k < n ? k++ : n - 1;
+    while (j > 0 && cmp(&s, &out[j - 1]) < 0) {
+      out[j] = out[j - 1];
+      j--;
+    }
+    out[j] = s;
+  }
+  return k;
+}
+
 void vkm_sites_json(cJSON *obj, unsigned top) {
   site_t **bl = vkm_malloc((nsites ? nsites : 1) * sizeof *bl);
   site_t **ba = vkm_malloc((nsites ? nsites : 1) * sizeof *ba);
-  if (!bl || !ba) {
+  uint8_t *emitted = vkm_calloc(nsites ? nsites : 1, 1); /* by site index: "sites" lists each once */
+  if (!bl || !ba || !emitted) {
     vkm_free(bl);
     vkm_free(ba);
+    vkm_free(emitted);
     return;
   }
-  memcpy(bl, site_arr, nsites * sizeof *bl);
-  memcpy(ba, site_arr, nsites * sizeof *ba);
-  qsort(bl, nsites, sizeof *bl, by_live);
-  qsort(ba, nsites, sizeof *ba, by_alloc);
-  unsigned n = top && top < nsites ? top : nsites;
-  unsigned nl = n;
+  unsigned nl = select_top(bl, top, by_live), na = select_top(ba, top, by_alloc);
   if (top) /* a live ranking lists sites that hold something */
     while (nl && bl[nl - 1]->live_bytes <= 0) nl--;
   cJSON *sites = cJSON_AddArrayToObject(obj, "sites");
   cJSON *sl = cJSON_AddArrayToObject(obj, "sites_by_live");
   cJSON *sa = cJSON_AddArrayToObject(obj, "sites_by_alloc");
-  /* "sites": the union, each once; `emitted` marks by site index. */
-  uint8_t *emitted = vkm_calloc(nsites ? nsites : 1, 1);
   for (unsigned i = 0; i < nl; i++) {
     site_symbolise(bl[i]);
     cJSON_AddItemToArray(sl, cJSON_CreateString(bl[i]->id));
-    if (emitted && !emitted[bl[i]->idx]) {
+    if (!emitted[bl[i]->idx]) {
       emitted[bl[i]->idx] = 1;
       cJSON_AddItemToArray(sites, site_json(bl[i]));
     }
   }
-  for (unsigned i = 0; i < n; i++) {
+  for (unsigned i = 0; i < na; i++) {
     site_symbolise(ba[i]);
     cJSON_AddItemToArray(sa, cJSON_CreateString(ba[i]->id));
-    if (emitted && !emitted[ba[i]->idx]) {
+    if (!emitted[ba[i]->idx]) {
       emitted[ba[i]->idx] = 1;
       cJSON_AddItemToArray(sites, site_json(ba[i]));
     }
   }
   vkm_free(emitted);
 
+  /* Leaks, biggest first (reusing bl). */
+  unsigned nk = 0;
+  for (uint32_t i = 0; i < nsites; i++)
+    if (site_arr[i]->leak) bl[nk++] = site_arr[i];
+  qsort(bl, nk, sizeof *bl, by_live);
   cJSON *leaks = cJSON_AddArrayToObject(obj, "leaks");
   char buf[300];
-  for (unsigned i = 0; i < nsites; i++) { /* bl is ordered by live bytes: biggest leak first */
+  for (unsigned i = 0; i < nk; i++) {
     site_t *s = bl[i];
-    if (!s->leak) continue;
     cJSON *l = cJSON_CreateObject();
     site_symbolise(s);
     cJSON_AddStringToObject(l, "site", s->id);

@@ -52,7 +52,8 @@ static bool has_prefix(const char *s, const char *p) { return strncmp(s, p, strl
 static bool is_alloc_module(const char *name) {
   return has_prefix(name, "libc.so") || has_prefix(name, "libc-") || has_prefix(name, "libstdc++") ||
          has_prefix(name, "libmimalloc") || has_prefix(name, "libjemalloc") ||
-         has_prefix(name, "libtcmalloc") || has_prefix(name, "libvalkmem");
+         has_prefix(name, "libtcmalloc") || has_prefix(name, "libvalkmem") || has_prefix(name, "libasan") ||
+         has_prefix(name, "libtsan");
 }
 
 /* Allocation entry points whose frames say nothing about the caller. */
@@ -67,7 +68,9 @@ static bool is_alloc_function(const char *fn) {
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (strcmp(fn, names[i]) == 0) return true;
   return has_prefix(fn, "_Znw") || has_prefix(fn, "_Zna") || has_prefix(fn, "mi_") ||
-         has_prefix(fn, "_mi_") || has_prefix(fn, "je_") || has_prefix(fn, "tc_");
+         has_prefix(fn, "_mi_") || has_prefix(fn, "je_") || has_prefix(fn, "tc_") ||
+         (has_prefix(fn, "__interceptor_") && is_alloc_function(fn + 14)) || /* sanitizer runtimes */
+         (has_prefix(fn, "___interceptor_") && is_alloc_function(fn + 15));
 }
 
 static int phdr_cb(struct dl_phdr_info *info, size_t size, void *ud) {

@@ -8,6 +8,7 @@
 #include "symbols.h"
 
 #include <math.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------------------
  * Call sites: real code addresses inside functions of this program.
@@ -18,6 +19,7 @@ __attribute__((noinline)) static uintptr_t churn_request(void) { uintptr_t r = r
 __attribute__((noinline)) static uintptr_t cache_insert(void) { uintptr_t r = ret_addr(); __asm__ volatile(""); return r; }
 __attribute__((noinline)) static uintptr_t outer_caller(void) { uintptr_t r = ret_addr(); __asm__ volatile(""); return r; }
 
+static char self_name[256]; /* basename of this executable */
 static uintptr_t st_leak[3], st_churn[3], st_cache[3], st_plain[2];
 
 static void make_stacks(void) {
@@ -104,7 +106,7 @@ static void test_exact(void) {
     const cJSON *fr = cJSON_GetObjectItem(a, "frames");
     CHECK_EQ(cJSON_GetArraySize(fr), 2); /* malloc trimmed */
     const cJSON *f0 = cJSON_GetArrayItem(fr, 0), *f1 = cJSON_GetArrayItem(fr, 1);
-    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(f0, "module")), "sites_unit");
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(f0, "module")), self_name);
     CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(f1, "function")), "outer_caller");
     CHECK_GT(num(f0, "offset"), 0);
     const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(a, "id"));
@@ -141,9 +143,9 @@ static void test_symbols(void) {
   vkm_sym_t s;
   vkm_sym_lookup(leaky_put() - 1, &s);
   CHECK_STREQ(s.function, "leaky_put"); /* static: only in .symtab */
-  CHECK_STREQ(s.module, "sites_unit");
-  vkm_sym_lookup((uintptr_t)&qsort + 4, &s);
-  CHECK_STREQ(s.function, "qsort");
+  CHECK_STREQ(s.module, self_name);
+  vkm_sym_lookup((uintptr_t)&labs + 1, &s);
+  CHECK_STREQ(s.function, "labs");
   CHECK(strncmp(s.module, "libc.so", 7) == 0);
   CHECK(!s.alloc_frame);
   vkm_sym_lookup((uintptr_t)&malloc + 4, &s);
@@ -249,6 +251,49 @@ static void test_weights(void) {
     CHECK_NEAR(num(b, "live_bytes"), 64 << 20, 1);
     CHECK_EQ(num(b, "live_count"), 1);
   }
+  cJSON_Delete(rep);
+}
+
+/* Rankings with many sites: top N by live and by alloc, in order, and the
+ * union in "sites"; every id distinct. */
+static void test_top_n(void) {
+  set_mode(1);
+  tick(100, 0);
+  const unsigned n = 500;
+  for (unsigned i = 0; i < n; i++) {
+    uintptr_t fr[2] = {leaky_put(), 0x10000 + i * 64}; /* distinct stacks */
+    /* live grows with i, alloc shrinks with i */
+    ev_alloc(10 * i + 1, 1000 + i, fr, 2);
+    ev_alloc(10 * i + 2, 100000 - 100 * i, fr, 2);
+    ev_free(10 * i + 2);
+  }
+  cJSON *rep = report(10);
+  const cJSON *bl = cJSON_GetObjectItem(rep, "sites_by_live"), *ba = cJSON_GetObjectItem(rep, "sites_by_alloc");
+  CHECK_EQ(cJSON_GetArraySize(bl), 10);
+  CHECK_EQ(cJSON_GetArraySize(ba), 10);
+  CHECK_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(rep, "sites")), 20);
+  /* sites_by_live[k] must be the site with live 1000 + (n-1-k) */
+  for (int k = 0; k < 10; k++) {
+    const char *id = cJSON_GetStringValue(cJSON_GetArrayItem(bl, k));
+    const cJSON *s;
+    double live = -1;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItem(rep, "sites"))
+      if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(s, "id")), id) == 0) live = num(s, "live_bytes");
+    CHECK_EQ(live, 1000 + (n - 1 - k));
+  }
+  cJSON_Delete(rep);
+  rep = report(0);
+  const cJSON *all = cJSON_GetObjectItem(rep, "sites"), *s, *t;
+  CHECK_EQ(cJSON_GetArraySize(all), n);
+  int dup = 0;
+  cJSON_ArrayForEach(s, all) cJSON_ArrayForEach(t, all) if (s != t && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(s, "id")), cJSON_GetStringValue(cJSON_GetObjectItem(t, "id"))) == 0) dup++;
+  CHECK_EQ(dup, 0);
+  /* the first by alloc is site 0 */
+  const cJSON *first = cJSON_GetArrayItem(all, 0);
+  (void)first;
+  const char *top_alloc = cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(rep, "sites_by_alloc"), 0));
+  cJSON_ArrayForEach(s, all) if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(s, "id")), top_alloc) == 0)
+      CHECK_EQ(num(s, "alloc_bytes"), 1000 + 100000);
   cJSON_Delete(rep);
 }
 
@@ -376,12 +421,17 @@ static void test_leaks(void) {
 }
 
 int main(void) {
+  char exe[256] = "";
+  ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  exe[len > 0 ? len : 0] = 0;
+  snprintf(self_name, sizeof self_name, "%s", strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe);
   make_stacks();
   test_symbols();
   test_exact();
   test_out_of_order();
   test_lifetimes();
   test_weights();
+  test_top_n();
   test_leaks();
   return check_done("sites_unit");
 }
