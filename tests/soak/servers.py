@@ -62,8 +62,9 @@ def wait_port(port, proc, timeout=15):
 
 
 class Poller(threading.Thread):
-    """Fetches /api/snapshot from whatever URL the URL file names, every
-    250 ms, until stopped. Counts answers and failures after the first
+    """Fetches /api/snapshot from every URL the URL files name (the file, and
+    FILE.<pid> written by forked children such as nginx's worker), every
+    250 ms, until stopped. Counts answers, and failures after a URL's first
     success (before it the agent may still be starting)."""
 
     def __init__(self, url_file):
@@ -73,36 +74,44 @@ class Poller(threading.Thread):
         self.ok = 0
         self.errors = []
         self.pids = set()
+        self.answered = set()
         self.last = None
 
-    def url(self):
-        try:
-            with open(self.url_file) as f:
-                words = [w for w in f.read().split() if w.startswith("http")]
-            return words[-1].rstrip("/") if words else None
-        except OSError:
-            return None
+    def urls(self):
+        out = []
+        for path in [self.url_file] + glob.glob(self.url_file + ".*"):
+            try:
+                with open(path) as f:
+                    words = [w for w in f.read().split() if w.startswith("http")]
+                if words:
+                    out.append(words[-1].rstrip("/"))
+            except OSError:
+                pass
+        return out
 
     def run(self):
         while not self.stop_ev.wait(0.25):
-            url = self.url()
-            if not url:
-                if self.ok:
-                    self.errors.append("URL file vanished")
-                continue
-            try:
-                with urllib.request.urlopen(url + "/api/snapshot", timeout=3) as r:
-                    body = r.read()
-                    ctype = r.headers.get("Content-Type", "")
-                snap = json.loads(body)
-                if "json" not in ctype or "totals" not in snap:
-                    raise ValueError("content type %r, keys %s" % (ctype, sorted(snap)[:8]))
-                self.ok += 1
-                self.pids.add(snap.get("pid"))
-                self.last = snap
-            except Exception as e:  # any failure counts; the message says which
-                if self.ok:
-                    self.errors.append("%s: %s" % (url, e))
+            urls = self.urls()
+            if not urls and self.ok:
+                self.errors.append("URL file vanished")
+            for url in urls:
+                self.poll(url)
+
+    def poll(self, url):
+        try:
+            with urllib.request.urlopen(url + "/api/snapshot", timeout=3) as r:
+                body = r.read()
+                ctype = r.headers.get("Content-Type", "")
+            snap = json.loads(body)
+            if "json" not in ctype or "totals" not in snap:
+                raise ValueError("content type %r, keys %s" % (ctype, sorted(snap)[:8]))
+            self.ok += 1
+            self.answered.add(url)
+            self.pids.add(snap.get("pid"))
+            self.last = snap
+        except Exception as e:  # any failure counts; the message says which
+            if url in self.answered:
+                self.errors.append("%s: %s" % (url, e))
 
     def stop(self):
         self.stop_ev.set()
@@ -235,7 +244,9 @@ http {{
 def nginx_round(args, shim, tmp):
     port = free_port()
     d = tempfile.mkdtemp(dir=tmp, prefix="nginx-")
-    os.chmod(d, 0o755)  # a root master's worker runs as nobody and must read html/
+    # A root master's worker runs as nobody: it must read html/ and write its
+    # own report (the shim says "cannot write report" otherwise).
+    os.chmod(d, 0o1777)
     os.makedirs(os.path.join(d, "html", "gz"))
     page = "".join("<p>valkmem soak line %d</p>\n" % i for i in range(150))
     for rel in ("index.html", "gz/index.html"):
@@ -292,11 +303,15 @@ def nginx_round(args, shim, tmp):
             rc = None
     if rc not in (0, None):
         fail("%s: exit code %d" % (label, rc))
-    if "valkmem: error" in srv.stderr.read().decode(errors="replace"):
-        fail("%s: the shim reported an error" % label)
+    errlog = open(os.path.join(d, "error.log"), errors="replace").read()
+    for text in (srv.stderr.read().decode(errors="replace"), errlog):
+        if "valkmem: error" in text:
+            fail("%s: the shim reported an error: %s" % (label, text[text.index("valkmem: error"):][:300]))
     if res and shim:
         res["polls"] = poller.ok
         res["poll_pids"] = sorted(p for p in poller.pids if p)
+        if len(res["poll_pids"]) < 2:
+            fail("%s: the dashboard answered for pids %s: master and worker expected" % (label, res["poll_pids"]))
         if poller.ok == 0:
             fail("%s: the dashboard never answered" % label)
         if poller.errors:
