@@ -333,9 +333,12 @@ int vkm_os_smaps_breakdown(const char *path, vkm_os_t *out) {
  * The reader
  * ------------------------------------------------------------------------- */
 
-static uint64_t mono_ns(void) {
+/* Costs are measured in this thread's CPU time (user + kernel): wall time
+ * would count the agent being descheduled on a busy machine and back off
+ * for no reason. */
+static uint64_t cpu_ns(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -362,9 +365,9 @@ void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps) {
     read_stat();
     uint64_t roll = 0;
     if (!rollup_at_ns || now_ns - rollup_at_ns >= rollup_cost_ns * SMAPS_DUTY) {
-      uint64_t t0 = mono_ns();
+      uint64_t t0 = cpu_ns();
       roll = read_rollup_rss();
-      rollup_cost_ns = mono_ns() - t0;
+      rollup_cost_ns = cpu_ns() - t0;
       rollup_at_ns = now_ns;
     }
     /* Memory moved since the last breakdown: refresh it now rather than
@@ -378,9 +381,9 @@ void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps) {
     status_done = 1;
   }
   if (want_smaps) {
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = cpu_ns();
     int rc = vkm_os_smaps_breakdown("/proc/self/smaps", &cur);
-    smaps_cost_ns = mono_ns() - t0;
+    smaps_cost_ns = cpu_ns() - t0;
     if (rc == 0)
       smaps_total_rss = cur.smaps_heap + cur.smaps_stack + cur.smaps_anon + cur.smaps_file + cur.smaps_other;
     smaps_at_ns = now_ns;
