@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct buf_s {
@@ -46,7 +47,16 @@ static void put_value(buf_t *b, double v) {
   if (isnan(v)) put(b, "NaN");
   else if (isinf(v)) put(b, v > 0 ? "+Inf" : "-Inf");
   else if (v == floor(v) && fabs(v) < 9007199254740992.0) put(b, "%.0f", v);
-  else put(b, "%.17g", v);
+  else {
+    /* The shortest of %.15g..%.17g that reads back as the same double:
+     * 0.030298, not 0.030297999999999999. */
+    char tmp[40];
+    for (int prec = 15; prec <= 17; prec++) {
+      snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+      if (strtod(tmp, NULL) == v) break;
+    }
+    put(b, "%s", tmp);
+  }
 }
 
 /* Follows a dotted path ("os.rss") through nested objects. */
@@ -77,11 +87,13 @@ static void family(buf_t *b, const char *name, const char *type, const char *hel
   put(b, "\n");
 }
 
-/* One family from one snapshot field, scaled; left out when absent. */
-static void field(buf_t *b, const cJSON *snap, const char *path, double scale, const char *name,
+/* One family from one snapshot field, divided into base units (a division
+ * is correctly rounded where multiplying by 1e-3 is not: ms 123 -> 0.123);
+ * left out when absent. */
+static void field(buf_t *b, const cJSON *snap, const char *path, double div, const char *name,
                   const char *type, const char *help) {
   double v;
-  if (num(snap, path, &v)) family(b, name, type, help, v * scale);
+  if (num(snap, path, &v)) family(b, name, type, help, v / div);
 }
 
 /* ---------------------------------------------------------------------------
@@ -95,7 +107,7 @@ static void process_families(buf_t *b, const cJSON *s, const vkm_metrics_extra_t
   if (x && x->max_fds >= 0) family(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.", x->max_fds);
   field(b, s, "os.rss", 1, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
   field(b, s, "os.vms", 1, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
-  field(b, s, "started_at", 1e-3, "process_start_time_seconds", "gauge",
+  field(b, s, "started_at", 1000, "process_start_time_seconds", "gauge",
         "Start time of the process since unix epoch in seconds.");
   field(b, s, "os.peak_rss", 1, "valkmem_peak_resident_memory_bytes", "gauge",
         "Peak resident memory size in bytes (VmHWM).");
@@ -123,12 +135,12 @@ static void heap_families(buf_t *b, const cJSON *s) {
   field(b, s, "live.bytes", 1, "valkmem_live_heap_bytes", "gauge", "Live heap: usable bytes allocated and not freed.");
   field(b, s, "live.count", 1, "valkmem_live_allocations", "gauge", "Allocations not yet freed.");
   field(b, s, "peak.live_bytes", 1, "valkmem_peak_live_heap_bytes", "gauge", "High-water mark of the live heap.");
-  field(b, s, "rates.pressure_pct", 1e-2, "valkmem_alloc_pressure_ratio", "gauge",
+  field(b, s, "rates.pressure_pct", 100, "valkmem_alloc_pressure_ratio", "gauge",
         "How far allocation outruns reclaim over 5 s (0 = reclaim keeps up).");
   field(b, s, "allocator.held", 1, "valkmem_allocator_held_bytes", "gauge", "Bytes the allocator holds from the OS.");
   field(b, s, "allocator.free_held", 1, "valkmem_allocator_free_held_bytes", "gauge",
         "Bytes the allocator holds but has not handed out.");
-  field(b, s, "allocator.frag_pct", 1e-2, "valkmem_allocator_fragmentation_ratio", "gauge",
+  field(b, s, "allocator.frag_pct", 100, "valkmem_allocator_fragmentation_ratio", "gauge",
         "Allocator fragmentation: free-but-held / held.");
   field(b, s, "dropped_events", 1, "valkmem_dropped_events_total", "counter",
         "Sampled events dropped because a ring was full.");

@@ -209,6 +209,8 @@ def test_endpoints(srv):
     else:
         check(r and r[0] == 200 and r[1]["content-type"] == "application/octet-stream" and r[2][:2] == b"\x1f\x8b",
               "profile is gzip (got %s)" % (r and r[0]))
+    if r and r[0] == 200 and ARGS.mode == "preload":
+        pprof_check(r[2])
     r = request(p, "/api/profile?type=bogus", token=tok)
     check(r and r[0] == 400, "profile type=bogus -> 400")
 
@@ -238,6 +240,23 @@ def test_endpoints(srv):
     check(r and r[0] == 405 and r[1].get("allow") == "GET", "HEAD /api/events -> 405 Allow: GET")
     r = request(p, "/api/snapshot", method="POST", headers={"Content-Length": "5"}, token=tok)
     check(r and r[0] == 413, "a request body -> 413")
+
+
+def pprof_check(data):
+    """The profile opens in a real pprof consumer (go tool pprof, offline)."""
+    import shutil
+    if not shutil.which("go"):
+        log("go not found: profile not read back")
+        return
+    d = tempfile.mkdtemp(prefix="vkm-pprof-")
+    f = os.path.join(d, "inuse.pb.gz")
+    open(f, "wb").write(data)
+    env = dict(os.environ, HOME=d, GOFLAGS="-mod=mod", GOPROXY="off", GOTOOLCHAIN="local", GOTELEMETRY="off",
+               PPROF_TMPDIR=d)
+    env.pop("LD_PRELOAD", None)
+    pr = subprocess.run(["go", "tool", "pprof", "-raw", f], env=env, capture_output=True, timeout=120)
+    check(pr.returncode == 0 and b"PeriodType" in pr.stdout,
+          "go tool pprof reads /api/profile: rc %d %s" % (pr.returncode, pr.stderr.decode()[-300:]))
 
 
 def promtool_check(text, what):
@@ -676,6 +695,8 @@ def main():
         print(srv.stop())
         return 1
     log("server pid %d port %d" % (srv.proc.pid, srv.port))
+    global FIRST_SNAPSHOT
+    FIRST_SNAPSHOT = json.loads(request(srv.port, "/api/snapshot")[2])
     test_endpoints(srv)
     test_keepalive(srv)
     test_sse(srv)
@@ -690,6 +711,9 @@ def main():
     test_endpoints(srv)  # everything still right afterwards
     check(srv.proc.poll() is None, "the server process survived")
     before = json.loads(request(srv.port, "/api/snapshot")[2])
+    check(before["totals"]["alloc_count"] > FIRST_SNAPSHOT["totals"]["alloc_count"],
+          "the app kept allocating (and the agent counting) through it all: %d -> %d"
+          % (FIRST_SNAPSHOT["totals"]["alloc_count"], before["totals"]["alloc_count"]))
     rc, out, err = srv.stop()
     check(rc == 0, "server exit code 0 (got %s): %s" % (rc, err[-800:]))
     if ARGS.mode == "driver":

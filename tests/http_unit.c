@@ -3,6 +3,11 @@
  * status, query/cookie decoding, Host and token checks. */
 #include "check.h"
 #include "http_parse.h"
+#include "metrics.h"
+
+/* metrics.c allocates through these. */
+void *vkm_realloc(void *p, size_t n) { return realloc(p, n); }
+void vkm_free(void *p) { free(p); }
 
 static int parse(const char *s, vkm_http_req_t *r) { return vkm_http_parse(s, strlen(s), r); }
 
@@ -165,11 +170,61 @@ static void test_host_token(void) {
 #undef H
 }
 
+static char *render(const char *json, const vkm_metrics_extra_t *x) {
+  cJSON *snap = cJSON_Parse(json);
+  char *out = NULL;
+  size_t len = 0;
+  CHECK(snap != NULL);
+  CHECK_EQ(vkm_metrics_render(snap, x, &out, &len), 0);
+  CHECK(out && strlen(out) == len);
+  cJSON_Delete(snap);
+  return out;
+}
+
+/* Exact lines from a known snapshot; absent fields leave their series out. */
+static void test_metrics(void) {
+  char *m = render("{}", NULL);
+  CHECK_STREQ(m, "");
+  free(m);
+  vkm_metrics_extra_t x = {1.25, 7, -1};
+  m = render("{\"started_at\": 1764172800123, \"totals\": {\"alloc_count\": 12345678901234, "
+             "\"alloc_usable_bytes\": 4096}, \"allocator\": {\"frag_pct\": 12.5}, \"gc\": null, "
+             "\"leaks\": [{\"live_bytes\": 100}, {\"live_bytes\": 23}], \"pools\": []}", &x);
+  CHECK(strstr(m, "\nprocess_cpu_seconds_total 1.25\n"));
+  CHECK(strstr(m, "\nprocess_open_fds 7\n"));
+  CHECK(!strstr(m, "process_max_fds"));
+  CHECK(strstr(m, "\nprocess_start_time_seconds 1764172800.123\n"));
+  CHECK(strstr(m, "# TYPE valkmem_allocations_total counter\nvalkmem_allocations_total 12345678901234\n"));
+  CHECK(strstr(m, "\nvalkmem_alloc_bytes_total 4096\n"));
+  CHECK(strstr(m, "\nvalkmem_allocator_fragmentation_ratio 0.125\n"));
+  CHECK(strstr(m, "\nvalkmem_leak_suspects 2\nvalkmem_leak_suspect_bytes 123\n") ||
+        strstr(m, "\nvalkmem_leak_suspect_bytes 123\n"));
+  CHECK(!strstr(m, "valkmem_free_bytes_total"));
+  CHECK(!strstr(m, "gc_"));
+  CHECK(!strstr(m, "pool"));
+  free(m);
+  /* A GC histogram of the wrong shape is left out rather than guessed. */
+  m = render("{\"gc\": {\"cycles\": 2, \"pause\": {\"hist\": [1, 1], \"count\": 2}}}", NULL);
+  CHECK(strstr(m, "valkmem_gc_cycles_total 2\n"));
+  CHECK(!strstr(m, "valkmem_gc_pause_seconds"));
+  free(m);
+  m = render("{\"gc\": {\"pause\": {\"hist\": [0, 2, 0, 0, 1], \"count\": 3, \"total_ms\": 30}}}", NULL);
+  CHECK(strstr(m, "valkmem_gc_pause_seconds_bucket{le=\"0.001\"} 0\n"
+                  "valkmem_gc_pause_seconds_bucket{le=\"0.005\"} 2\n"
+                  "valkmem_gc_pause_seconds_bucket{le=\"0.01\"} 2\n"
+                  "valkmem_gc_pause_seconds_bucket{le=\"0.0166\"} 2\n"
+                  "valkmem_gc_pause_seconds_bucket{le=\"+Inf\"} 3\n"
+                  "valkmem_gc_pause_seconds_sum 0.03\n"
+                  "valkmem_gc_pause_seconds_count 3\n"));
+  free(m);
+}
+
 int main(void) {
   test_valid();
   test_refused();
   test_limits();
   test_query();
   test_host_token();
+  test_metrics();
   return check_done("http_unit");
 }
