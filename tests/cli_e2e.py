@@ -372,5 +372,45 @@ if case("export"):
         check(rc == 0 and open(os.path.join(W, "exp.pb.gz"), "rb").read(2) == b"\x1f\x8b",
               "export --pprof writes a gzip file", show(rc, out, err))
 
+# ---------------------------------------------------------------------------
+# view: the agent serves a saved report from an idle child
+# ---------------------------------------------------------------------------
+if case("view"):
+    import signal
+    import time
+    import urllib.request
+    rc, out, err = run(["gate", "--report", "view.json", "--", prog("gate_leak"), "3"])
+    want = load("view.json")
+    urlf = os.path.join(W, "view.url")
+    env = base_env(VALKMEM_URL_FILE=urlf)
+    p = subprocess.Popen([CLI, "view", "view.json", "--listen", "127.0.0.1:0"], env=env, cwd=W,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = None
+    for _ in range(100):
+        if os.path.exists(urlf):
+            url = open(urlf).read().strip()
+            break
+        time.sleep(0.1)
+    check(url and url.startswith("http://127.0.0.1:"), "view: the agent announces a loopback URL", str(url))
+    if url:
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/api/report", timeout=10) as resp:
+                got = json.load(resp)
+            check(got.get("pid") == want["pid"] and got.get("state") == "exited" and
+                  got["totals"]["alloc_count"] == want["totals"]["alloc_count"],
+                  "view: /api/report serves the saved report (same pid and counts, state exited)",
+                  json.dumps({k: got.get(k) for k in ("pid", "state", "program")}))
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                check(resp.status == 200 and b"<" in resp.read(200), "view: the dashboard page is served")
+        except Exception as e:  # noqa: BLE001 - any failure to fetch is a test failure
+            check(False, "view: fetching from the viewer", repr(e))
+    p.send_signal(signal.SIGTERM)
+    try:
+        out, err = p.communicate(timeout=10)
+        check(p.returncode == 0, "view: stopped by SIGTERM exits 0", f"exit {p.returncode}\n{err}")
+    except subprocess.TimeoutExpired:
+        p.kill()
+        check(False, "view: stops on SIGTERM")
+
 print(f"cli_e2e: {len(failures)} failure(s)" if failures else "cli_e2e: ok", file=sys.stderr)
 sys.exit(1 if failures else 0)

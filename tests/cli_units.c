@@ -176,6 +176,27 @@ static void test_suppressions(void) {
   vkm_supp_add(&l4, "^leaky$", "t");
   CHECK_EQ(vkm_supp_find(&l4, site), -1);
   cJSON_Delete(site);
+  /* The built-in rule for stacks entirely inside the C/C++ runtime. */
+  vkm_supp_list_t d = {0};
+  vkm_supp_add_defaults(&d);
+  cJSON *rt = cJSON_Parse("{\"frames\":[{\"function\":\"libstdc++.so.6+0xa57b9\",\"module\":\"libstdc++.so.6\"},"
+                          "{\"function\":\"ld-linux-x86-64.so.2+0x4a1d\",\"module\":\"/lib64/ld-linux-x86-64.so.2\"}]}");
+  int k = vkm_supp_find(&d, rt);
+  CHECK(k >= 0 && d.v[k].system_only);
+  cJSON *app = cJSON_Parse("{\"frames\":[{\"function\":\"libstdc++.so.6+0x1\",\"module\":\"libstdc++.so.6\"},"
+                           "{\"function\":\"make_cache\",\"module\":\"app\"},"
+                           "{\"function\":\"x\",\"module\":\"libc.so.6\"}]}");
+  CHECK_EQ(vkm_supp_find(&d, app), -1); /* one frame of the program's own: not suppressed */
+  cJSON *nomod = cJSON_Parse("{\"frames\":[{\"function\":\"f\"}]}");
+  CHECK_EQ(vkm_supp_find(&d, nomod), -1);
+  cJSON *pw = cJSON_Parse("{\"frames\":[{\"function\":\"getpwuid\",\"module\":\"libc.so.6\"},"
+                          "{\"function\":\"main\",\"module\":\"app\"}]}");
+  CHECK(vkm_supp_find(&d, pw) >= 0);
+  cJSON_Delete(rt);
+  cJSON_Delete(app);
+  cJSON_Delete(nomod);
+  cJSON_Delete(pw);
+  vkm_supp_free(&d);
   vkm_supp_free(&l);
   vkm_supp_free(&l2);
   vkm_supp_free(&l3);

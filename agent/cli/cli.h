@@ -158,7 +158,8 @@ const char *vkm_schema_problem(const cJSON *root);
  * suppress.c
  * ------------------------------------------------------------------------- */
 typedef struct vkm_supp_s {
-  char *pattern;           /* the text after "leak:" */
+  char *pattern;           /* the text after "leak:" (for a built-in rule, its description) */
+  bool system_only;        /* built-in rule: every frame is in libc, ld.so, libstdc++ or libgcc_s */
   char *source;            /* "default", "config", or "FILE:LINE" */
   uint64_t sites, bytes;   /* matched sites and live bytes they removed */
 } vkm_supp_t;

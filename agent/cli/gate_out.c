@@ -107,7 +107,8 @@ void vkm_gate_print_human(FILE *f, const vkm_gate_opts_t *o, const vkm_supp_list
     vkm_buf_printf(&b, "  suppressed %s at exit:\n", vkm_fmt_size(res->suppressed_bytes, a, sizeof a));
     for (size_t i = 0; i < supp->n; i++) {
       if (!supp->v[i].sites) continue;
-      vkm_buf_printf(&b, "    leak:%s (%s): %llu site(s), %s\n", supp->v[i].pattern, supp->v[i].source,
+      vkm_buf_printf(&b, "    %s%s (%s): %llu site(s), %s\n", supp->v[i].system_only ? "" : "leak:",
+                   supp->v[i].pattern, supp->v[i].source,
                      (unsigned long long)supp->v[i].sites, vkm_fmt_size(supp->v[i].bytes, a, sizeof a));
     }
   }
@@ -167,7 +168,7 @@ void vkm_gate_json(cJSON *root, const vkm_gate_opts_t *o, const vkm_supp_list_t 
   for (size_t i = 0; i < supp->n; i++) {
     cJSON *j = cJSON_CreateObject();
     char pat[1100];
-    snprintf(pat, sizeof pat, "leak:%s", supp->v[i].pattern);
+    snprintf(pat, sizeof pat, "%s%s", supp->v[i].system_only ? "" : "leak:", supp->v[i].pattern);
     cJSON_AddStringToObject(j, "pattern", pat);
     cJSON_AddStringToObject(j, "source", supp->v[i].source);
     cJSON_AddNumberToObject(j, "matched_sites", (double)supp->v[i].sites);
@@ -325,7 +326,7 @@ char *vkm_gate_step_summary(const vkm_gate_result_t *res, const vkm_gate_run_t *
     if (!supp->v[i].sites) continue;
     if (!any) vkm_buf_printf(&b, "\n| Suppression | Source | Sites | Bytes |\n|---|---|---:|---:|\n");
     any = true;
-    vkm_buf_printf(&b, "| leak:");
+    vkm_buf_printf(&b, "| %s", supp->v[i].system_only ? "" : "leak:");
     vkm_md_escape(&b, supp->v[i].pattern);
     vkm_buf_printf(&b, " | ");
     vkm_md_escape(&b, supp->v[i].source);

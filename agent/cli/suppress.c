@@ -168,6 +168,15 @@ static const char *const default_supps[] = {
     "^tzset_internal$",
     "^__gconv_open",           /* iconv steps cached by glibc */
     "^__gconv_read_conf$",
+    "^getpw",                  /* getpwuid/getpwnam & co. keep one static result buffer */
+    "^getgr",
+    "^getsp",
+    "^gethostby",
+    "^getservby",
+    "^getprotoby",
+    "^getnetby",
+    "^getlogin$",
+    "^ttyname$",
     "^__nss_",                 /* NSS modules kept loaded */
     "^nss_",
     "emergency_pool",          /* libstdc++ EH emergency pool (symbolised builds) */
@@ -176,9 +185,39 @@ static const char *const default_supps[] = {
     "^__cxa_thread_atexit",
 };
 
+#define SYSTEM_ONLY_RULE "<every frame in libc, ld.so, libstdc++ or libgcc_s>"
+
 void vkm_supp_add_defaults(vkm_supp_list_t *l) {
   for (size_t i = 0; i < sizeof default_supps / sizeof default_supps[0]; i++)
     vkm_supp_add(l, default_supps[i], "default");
+  /* Allocations with no frame of the program at all: made by the runtime
+   * for itself, mostly from library constructors run by ld.so (libstdc++'s
+   * emergency exception pool is the classic one). Their functions are
+   * local symbols, so no name pattern can catch them: the rule is on the
+   * modules. A stack with any frame of the program's own code never
+   * matches. */
+  if (vkm_supp_add(l, SYSTEM_ONLY_RULE, "default") == 0) l->v[l->n - 1].system_only = true;
+}
+
+static bool system_module(const char *m) {
+  static const char *const prefixes[] = {"libc.so", "ld-linux", "ld64.so", "ld-musl", "libstdc++.so",
+                                         "libgcc_s.so", "libm.so", "libpthread.so", "libdl.so", "librt.so"};
+  const char *base = strrchr(m, '/');
+  base = base ? base + 1 : m;
+  for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+    if (strncmp(base, prefixes[i], strlen(prefixes[i])) == 0) return true;
+  return false;
+}
+
+static bool all_system(const cJSON *frames) {
+  const cJSON *f;
+  int n = 0;
+  cJSON_ArrayForEach(f, frames) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(f, "module");
+    if (!cJSON_IsString(m) || !system_module(m->valuestring)) return false;
+    n++;
+  }
+  return n > 0;
 }
 
 static bool frame_matches(const char *pat, const cJSON *f) {
@@ -198,6 +237,10 @@ static bool frame_matches(const char *pat, const cJSON *f) {
 int vkm_supp_find(const vkm_supp_list_t *l, const cJSON *site) {
   const cJSON *frames = cJSON_GetObjectItemCaseSensitive(site, "frames");
   for (size_t i = 0; i < l->n; i++) {
+    if (l->v[i].system_only) {
+      if (all_system(frames)) return (int)i;
+      continue;
+    }
     const cJSON *f;
     cJSON_ArrayForEach(f, frames) {
       if (frame_matches(l->v[i].pattern, f)) return (int)i;
