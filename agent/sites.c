@@ -598,6 +598,10 @@ static cJSON *site_json(site_t *s) {
     cJSON_AddStringToObject(f, "function", frame_function(&s->show[i], buf, sizeof buf));
     cJSON_AddStringToObject(f, "module", s->show[i].module);
     cJSON_AddNumberToObject(f, "offset", (double)s->show[i].offset);
+    if (s->show[i].file) {
+      cJSON_AddStringToObject(f, "file", s->show[i].file);
+      cJSON_AddNumberToObject(f, "line", s->show[i].line);
+    }
     cJSON_AddItemToArray(fr, f);
   }
   cJSON_AddNumberToObject(o, "alloc_bytes", (double)s->alloc_bytes);

@@ -37,7 +37,19 @@ typedef struct module_s {
   size_t nsyms;
   void *map;
   size_t map_len;
+  /* DWARF line tables (sections inside map), and an index of their units */
+  const uint8_t *dl, *dl_str, *d_str;
+  size_t dl_len, dl_str_len, d_str_len;
+  struct cu_s *cus;
+  size_t ncus;
 } module_t;
+
+typedef struct cu_s {
+  size_t off;      /* of the unit in .debug_line */
+  uint64_t lo, hi; /* addresses its sequences cover (module-relative) */
+} cu_t;
+
+static void dwarf_index(module_t *m);
 
 static module_t *mods;
 static size_t nmods, capmods;
@@ -194,18 +206,302 @@ static void load_symbols(module_t *m) {
   for (unsigned i = 0; i < eh->e_shnum; i++)
     if (shs[i].sh_type == SHT_SYMTAB || shs[i].sh_type == SHT_DYNSYM)
       add_symtab(m, f, len, &shs[i], shs, eh->e_shnum, &cap);
-  if (m->nsyms == 0) {
+  /* DWARF sections by name; compressed ones (SHF_COMPRESSED) would need
+   * zlib, which the shim does not link: those modules get no file:line. */
+  const Elf64_Shdr *names = eh->e_shstrndx < eh->e_shnum ? &shs[eh->e_shstrndx] : NULL;
+  for (unsigned i = 0; names && i < eh->e_shnum; i++) {
+    const Elf64_Shdr *sh = &shs[i];
+    if (sh->sh_type == SHT_NOBITS || (sh->sh_flags & SHF_COMPRESSED) || sh->sh_offset > len ||
+        sh->sh_size > len - sh->sh_offset || names->sh_offset > len || sh->sh_name >= names->sh_size ||
+        names->sh_size > len - names->sh_offset)
+      continue;
+    const char *nm = (const char *)f + names->sh_offset + sh->sh_name;
+    size_t room = names->sh_size - sh->sh_name;
+    if (strnlen(nm, room) == room) continue;
+    if (strcmp(nm, ".debug_line") == 0) m->dl = f + sh->sh_offset, m->dl_len = sh->sh_size;
+    else if (strcmp(nm, ".debug_line_str") == 0) m->dl_str = f + sh->sh_offset, m->dl_str_len = sh->sh_size;
+    else if (strcmp(nm, ".debug_str") == 0) m->d_str = f + sh->sh_offset, m->d_str_len = sh->sh_size;
+  }
+  if (m->nsyms == 0 && !m->dl) {
     munmap(map, len);
     return;
   }
+  m->map = map;
+  m->map_len = len;
+  if (m->dl) dwarf_index(m);
+  if (m->nsyms == 0) return;
   qsort(m->syms, m->nsyms, sizeof *m->syms, sym_cmp);
   /* Keep one symbol per address (the best-ranked, first after sorting). */
   size_t w = 0;
   for (size_t i = 0; i < m->nsyms; i++)
     if (w == 0 || m->syms[w - 1].value != m->syms[i].value) m->syms[w++] = m->syms[i];
   m->nsyms = w;
-  m->map = map;
-  m->map_len = len;
+}
+
+/* ---------------------------------------------------------------------------
+ * DWARF .debug_line (versions 2 to 5): the file:line of an address.
+ *
+ * At a module's first lookup, one pass over its line programs records the
+ * address range of each unit (a few words per unit); a lookup then runs
+ * only the programs whose range holds the address. Everything is read from
+ * the mapped file, bounds-checked: the file is untrusted input.
+ * ------------------------------------------------------------------------- */
+typedef struct rd_s {
+  const uint8_t *p, *end;
+  bool bad;
+} rd_t;
+
+static uint64_t rd_fixed(rd_t *r, unsigned n) {
+  if ((size_t)(r->end - r->p) < n) {
+    r->bad = true;
+    r->p = r->end;
+    return 0;
+  }
+  uint64_t v = 0;
+  for (unsigned i = 0; i < n && i < 8; i++) v |= (uint64_t)r->p[i] << (8 * i);
+  r->p += n;
+  return v;
+}
+
+static uint64_t rd_uleb(rd_t *r) {
+  uint64_t v = 0;
+  unsigned shift = 0;
+  while (r->p < r->end) {
+    uint8_t b = *r->p++;
+    if (shift < 64) v |= (uint64_t)(b & 0x7f) << shift;
+    shift += 7;
+    if (!(b & 0x80)) return v;
+  }
+  r->bad = true;
+  return v;
+}
+
+static int64_t rd_sleb(rd_t *r) {
+  uint64_t v = 0;
+  unsigned shift = 0;
+  while (r->p < r->end) {
+    uint8_t b = *r->p++;
+    if (shift < 64) v |= (uint64_t)(b & 0x7f) << shift;
+    shift += 7;
+    if (!(b & 0x80)) {
+      if (shift < 64 && (b & 0x40)) v |= ~(uint64_t)0 << shift;
+      return (int64_t)v;
+    }
+  }
+  r->bad = true;
+  return (int64_t)v;
+}
+
+static const char *rd_cstr(rd_t *r) {
+  const uint8_t *s = r->p;
+  while (r->p < r->end && *r->p) r->p++;
+  if (r->p >= r->end) {
+    r->bad = true;
+    return "";
+  }
+  r->p++;
+  return (const char *)s;
+}
+
+typedef struct lhdr_s {
+  unsigned version, offset_size, min_inst, line_range, opcode_base;
+  int line_base;
+  const uint8_t *std_lens;   /* opcode_base - 1 operand counts */
+  const uint8_t *tables;     /* directory and file tables */
+  const uint8_t *prog, *end; /* the line program */
+} lhdr_t;
+
+/* Parses the unit header at off. Returns the offset of the next unit (0 at
+ * the end or on a malformed header); h->prog is NULL for a unit to skip. */
+static size_t line_header(const module_t *m, size_t off, lhdr_t *h) {
+  memset(h, 0, sizeof *h);
+  rd_t r = {m->dl + off, m->dl + m->dl_len, false};
+  uint64_t ulen = rd_fixed(&r, 4);
+  h->offset_size = 4;
+  if (ulen == 0xffffffffu) {
+    ulen = rd_fixed(&r, 8);
+    h->offset_size = 8;
+  }
+  if (r.bad || ulen > (uint64_t)(r.end - r.p) || ulen < 2) return 0;
+  const uint8_t *uend = r.p + ulen;
+  size_t next = (size_t)(uend - m->dl);
+  r.end = uend;
+  h->version = (unsigned)rd_fixed(&r, 2);
+  if (h->version < 2 || h->version > 5) return next;
+  if (h->version >= 5) rd_fixed(&r, 2); /* address_size, segment_selector_size */
+  uint64_t hlen = rd_fixed(&r, h->offset_size);
+  if (r.bad || hlen > (uint64_t)(r.end - r.p)) return next;
+  const uint8_t *prog = r.p + hlen;
+  h->min_inst = (unsigned)rd_fixed(&r, 1);
+  if (h->version >= 4) rd_fixed(&r, 1); /* maximum_operations_per_instruction */
+  rd_fixed(&r, 1);                      /* default_is_stmt */
+  h->line_base = (int8_t)rd_fixed(&r, 1);
+  h->line_range = (unsigned)rd_fixed(&r, 1);
+  h->opcode_base = (unsigned)rd_fixed(&r, 1);
+  if (r.bad || h->line_range == 0 || h->opcode_base == 0 || (size_t)(prog - r.p) < h->opcode_base - 1) return next;
+  h->std_lens = r.p;
+  h->tables = r.p + h->opcode_base - 1;
+  h->prog = prog;
+  h->end = uend;
+  return next;
+}
+
+/* Reads one attribute of a v5 directory/file entry; strings come back in
+ * *str (or NULL), numbers in *num. False on a form we cannot skip. */
+static bool rd_form(rd_t *r, uint64_t form, const lhdr_t *h, const module_t *m, const char **str, uint64_t *num) {
+  *str = NULL;
+  *num = 0;
+  uint64_t o;
+  switch (form) {
+  case 0x08: *str = rd_cstr(r); break;                          /* DW_FORM_string */
+  case 0x1f:                                                    /* DW_FORM_line_strp */
+  case 0x0e:                                                    /* DW_FORM_strp */
+    o = rd_fixed(r, h->offset_size);
+    if (form == 0x1f && m->dl_str && o < m->dl_str_len && memchr(m->dl_str + o, 0, m->dl_str_len - o))
+      *str = (const char *)m->dl_str + o;
+    if (form == 0x0e && m->d_str && o < m->d_str_len && memchr(m->d_str + o, 0, m->d_str_len - o))
+      *str = (const char *)m->d_str + o;
+    break;
+  case 0x0f: *num = rd_uleb(r); break;       /* udata */
+  case 0x0d: *num = (uint64_t)rd_sleb(r); break; /* sdata */
+  case 0x0b: *num = rd_fixed(r, 1); break;   /* data1 */
+  case 0x05: *num = rd_fixed(r, 2); break;   /* data2 */
+  case 0x06: *num = rd_fixed(r, 4); break;   /* data4 */
+  case 0x07: *num = rd_fixed(r, 8); break;   /* data8 */
+  case 0x1e: rd_fixed(r, 16); break;         /* data16 (MD5) */
+  case 0x09: o = rd_uleb(r); if (o > (uint64_t)(r->end - r->p)) return false; r->p += o; break; /* block */
+  case 0x0a: o = rd_fixed(r, 1); if (o > (uint64_t)(r->end - r->p)) return false; r->p += o; break;
+  default: return false;
+  }
+  return !r->bad;
+}
+
+/* The name of file number idx of a unit, or NULL. */
+static const char *line_file(const module_t *m, const lhdr_t *h, uint64_t idx) {
+  rd_t r = {h->tables, h->prog, false};
+  if (h->version < 5) {
+    while (!r.bad && r.p < r.end && *r.p) rd_cstr(&r); /* include_directories */
+    r.p++;
+    for (uint64_t i = 1; !r.bad && r.p < r.end && *r.p; i++) {
+      const char *name = rd_cstr(&r);
+      rd_uleb(&r), rd_uleb(&r), rd_uleb(&r); /* directory, mtime, length */
+      if (i == idx) return r.bad ? NULL : name;
+    }
+    return NULL;
+  }
+  for (int table = 0; table < 2; table++) { /* directories, then files */
+    uint64_t fmt[16][2];
+    unsigned nfmt = (unsigned)rd_fixed(&r, 1);
+    if (nfmt > 16) return NULL;
+    for (unsigned k = 0; k < nfmt; k++) fmt[k][0] = rd_uleb(&r), fmt[k][1] = rd_uleb(&r);
+    uint64_t count = rd_uleb(&r);
+    for (uint64_t i = 0; i < count && !r.bad; i++) {
+      const char *path = NULL;
+      for (unsigned k = 0; k < nfmt; k++) {
+        const char *str;
+        uint64_t num;
+        if (!rd_form(&r, fmt[k][1], h, m, &str, &num)) return NULL;
+        if (fmt[k][0] == 1) path = str; /* DW_LNCT_path */
+      }
+      if (table == 1 && i == idx) return path;
+    }
+    if (r.bad) return NULL;
+  }
+  return NULL;
+}
+
+/* Runs a unit's line program. With find, stops at the row covering pc and
+ * returns its file index and line; always widens [*lo, *hi). */
+static bool line_run(const lhdr_t *h, bool find, uint64_t pc, uint64_t *lo, uint64_t *hi, uint64_t *file,
+                     uint64_t *line) {
+  rd_t r = {h->prog, h->end, false};
+  uint64_t addr = 0, f = 1, paddr = 0, pfile = 0;
+  int64_t ln = 1, pline = 0;
+  bool have_prev = false;
+  while (r.p < r.end && !r.bad) {
+    uint8_t op = *r.p++;
+    bool emit = false, endseq = false;
+    if (op >= h->opcode_base) { /* special opcode: advance both, emit a row */
+      unsigned adj = op - h->opcode_base;
+      addr += (uint64_t)(adj / h->line_range) * h->min_inst;
+      ln += h->line_base + (int)(adj % h->line_range);
+      emit = true;
+    } else if (op == 0) { /* extended */
+      uint64_t len = rd_uleb(&r);
+      if (r.bad || len == 0 || len > (uint64_t)(r.end - r.p)) break;
+      const uint8_t *next = r.p + len;
+      uint8_t sub = *r.p++;
+      if (sub == 1) emit = endseq = true; /* end_sequence */
+      else if (sub == 2) {              /* set_address */
+        rd_t a = {r.p, next, false};
+        addr = rd_fixed(&a, (unsigned)(len - 1 > 8 ? 8 : len - 1));
+      }
+      r.p = next;
+    } else {
+      switch (op) {
+      case 1: emit = true; break;                                    /* copy */
+      case 2: addr += rd_uleb(&r) * h->min_inst; break;              /* advance_pc */
+      case 3: ln += rd_sleb(&r); break;                              /* advance_line */
+      case 4: f = rd_uleb(&r); break;                                /* set_file */
+      case 8: addr += (uint64_t)((255 - h->opcode_base) / h->line_range) * h->min_inst; break; /* const_add_pc */
+      case 9: addr += rd_fixed(&r, 2); break;                        /* fixed_advance_pc */
+      default:                                                        /* operands we ignore */
+        for (unsigned i = 0; i < h->std_lens[op - 1]; i++) rd_uleb(&r);
+      }
+    }
+    if (!emit) continue;
+    if (addr < *lo) *lo = addr;
+    if (addr + 1 > *hi) *hi = addr + 1;
+    if (find && have_prev && paddr <= pc && pc < addr) {
+      *file = pfile;
+      *line = pline > 0 ? (uint64_t)pline : 0;
+      return true;
+    }
+    if (endseq) {
+      have_prev = false;
+      addr = 0, f = 1, ln = 1;
+    } else {
+      have_prev = true;
+      paddr = addr, pfile = f, pline = ln;
+    }
+  }
+  return false;
+}
+
+static void dwarf_index(module_t *m) {
+  size_t cap = 0;
+  for (size_t off = 0, next; off < m->dl_len; off = next) {
+    lhdr_t h;
+    next = line_header(m, off, &h);
+    if (next <= off) break;
+    if (!h.prog) continue;
+    uint64_t lo = UINT64_MAX, hi = 0, f, l;
+    line_run(&h, false, 0, &lo, &hi, &f, &l);
+    if (lo >= hi) continue;
+    if (m->ncus == cap) {
+      size_t nc = cap ? cap * 2 : 64;
+      cu_t *n = vkm_realloc(m->cus, nc * sizeof *n);
+      if (!n) return;
+      m->cus = n;
+      cap = nc;
+    }
+    m->cus[m->ncus++] = (cu_t){off, lo, hi};
+  }
+}
+
+static void find_line(const module_t *m, uint64_t rel, vkm_sym_t *out) {
+  for (size_t i = 0; i < m->ncus; i++) {
+    if (rel < m->cus[i].lo || rel >= m->cus[i].hi) continue;
+    lhdr_t h;
+    line_header(m, m->cus[i].off, &h);
+    uint64_t lo = UINT64_MAX, hi = 0, file = 0, line = 0;
+    if (!h.prog || !line_run(&h, true, rel, &lo, &hi, &file, &line)) continue;
+    const char *name = line_file(m, &h, file);
+    if (!name || !*name) return;
+    out->file = base_name(name);
+    out->line = (unsigned)line;
+    return;
+  }
 }
 
 /* The function containing module-relative address rel, or NULL. */
@@ -284,6 +580,7 @@ static void resolve(uintptr_t pc, vkm_sym_t *out) {
       out->function = s->name;
       out->fn_offset = pc - m->bias - s->value;
     }
+    if (m->ncus) find_line(m, pc - m->bias, out);
   }
   if (!out->function) {
     Dl_info di;
@@ -323,6 +620,7 @@ void vkm_symbols_reset(void) {
   for (size_t i = 0; i < nmods; i++) {
     if (mods[i].map) munmap(mods[i].map, mods[i].map_len);
     vkm_free(mods[i].syms);
+    vkm_free(mods[i].cus);
     vkm_free(mods[i].path);
   }
   vkm_free(mods);

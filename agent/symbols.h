@@ -4,7 +4,8 @@
  * module's ELF .symtab and .dynsym are read from its file on disk (mmap'd
  * read-only, kept mapped: symbol names point into the mapping), because
  * dladdr alone only sees exported (.dynsym) symbols and misses static
- * functions. dladdr is the fallback (vdso, unreadable files). All memory
+ * functions. dladdr is the fallback (vdso, unreadable files). file:line
+ * comes from the module's own DWARF .debug_line when present. All memory
  * from vkm_malloc. Results are cached per address.
  */
 #ifndef VKM_SYMBOLS_H
@@ -19,6 +20,8 @@ typedef struct vkm_sym_s {
   const char *module;   /* basename of the module, or "?"; owned by the cache */
   uint64_t offset;      /* address - module load bias: what addr2line -e <module> wants */
   uint64_t fn_offset;   /* address - function start (valid when function != NULL) */
+  const char *file;     /* source file (basename) from DWARF .debug_line, or NULL; owned by the cache */
+  unsigned line;        /* its line, valid when file != NULL */
   bool alloc_frame;     /* an allocation function in valkmem, libc, libstdc++ or an allocator
                            library: trimmed from the top of a stack */
 } vkm_sym_t;

@@ -14,6 +14,7 @@
  * Call sites: real code addresses inside functions of this program.
  * ------------------------------------------------------------------------- */
 __attribute__((noinline)) static uintptr_t ret_addr(void) { return (uintptr_t)__builtin_return_address(0); }
+static const unsigned leaky_put_line = __LINE__ + 1;
 __attribute__((noinline)) static uintptr_t leaky_put(void) { uintptr_t r = ret_addr(); __asm__ volatile(""); return r; }
 __attribute__((noinline)) static uintptr_t churn_request(void) { uintptr_t r = ret_addr(); __asm__ volatile(""); return r; }
 __attribute__((noinline)) static uintptr_t cache_insert(void) { uintptr_t r = ret_addr(); __asm__ volatile(""); return r; }
@@ -144,6 +145,8 @@ static void test_symbols(void) {
   vkm_sym_lookup(leaky_put() - 1, &s);
   CHECK_STREQ(s.function, "leaky_put"); /* static: only in .symtab */
   CHECK_STREQ(s.module, self_name);
+  CHECK_STREQ(s.file, "sites_unit.c"); /* DWARF .debug_line */
+  CHECK_EQ(s.line, leaky_put_line);
   vkm_sym_lookup((uintptr_t)&labs + 1, &s);
   CHECK_STREQ(s.function, "labs");
   CHECK(strncmp(s.module, "libc.so", 7) == 0);
