@@ -32,8 +32,10 @@
  *     everything it allocated, so objects from the first half of the window
  *     are all still there; a cache or a queue replaces its objects, so
  *     little survives half a window.
- * A flagged site stays flagged until its live bytes fall below half of what
- * they were when it was flagged (it was a slow cache after all).
+ * A flagged site stays flagged until its live bytes fall below half of
+ * their peak since (it was a slow cache after all). Its growth rate is then
+ * measured from the start of the flagging window to now, so it converges
+ * as the leak runs on.
  */
 #include "agent.h"
 #include "symbols.h"
@@ -86,7 +88,7 @@ typedef struct site_s {
   double leak_since_t;
   uint32_t leak_epochs;
   uint32_t leak_since_epoch;
-  int64_t leak_level;
+  int64_t leak_level;  /* peak live bytes since flagged */
   int64_t leak_anchor; /* live bytes at leak_since_t */
 
   uint16_t nshow; /* frames after trimming allocator frames */
@@ -390,7 +392,16 @@ static int64_t old_bytes(const site_t *s, uint32_t age) {
 /* After boundary b_n - 1 was recorded: leak analysis of one site. */
 static void site_boundary(site_t *s) {
   if (s->leak) {
-    if (s->live_bytes * 2 < s->leak_level) s->leak = false;
+    if (s->live_bytes > s->leak_level) s->leak_level = s->live_bytes;
+    if (s->live_bytes * 2 >= s->leak_level) {
+      /* The rate over everything seen since the window that flagged it: its
+       * error shrinks as the leak runs, where a fixed window's would not. */
+      if (now_s > s->leak_since_t + 1e-9 && s->live_bytes > s->leak_anchor)
+        s->leak_rate = (double)(s->live_bytes - s->leak_anchor) / (now_s - s->leak_since_t);
+      s->leak_epochs = epoch - s->leak_since_epoch;
+      return;
+    }
+    s->leak = false; /* half of its peak was given back: a slow cache after all */
   }
   unsigned w = gc_mode ? W_GC : W_TIME, nmin = gc_mode ? NMIN_GC : NMIN_TIME;
   uint32_t since = s->h_first > b_floor ? s->h_first : b_floor;
@@ -398,16 +409,8 @@ static void site_boundary(site_t *s) {
   if (n < nmin || s->live_bytes <= 0) return;
   unsigned first = (b_n - n) % HIST;
   double gmin = exact_mode() ? 16384.0 : 3.0 * (double)vkm_config.sample_bytes;
-  if ((double)(s->live_bytes - s->h_live[first]) < gmin / 2 && !s->leak) return; /* cheap pre-check */
+  if ((double)(s->live_bytes - s->h_live[first]) < gmin / 2) return; /* cheap pre-check */
   trend_t tr = trend(s->h_live, b_t, b_n, n);
-  if (s->leak) {
-    /* The rate over everything seen since the window that flagged it: its
-     * error shrinks as the leak runs, where a fixed window's would not. */
-    if (now_s > s->leak_since_t + 1e-9 && s->live_bytes > s->leak_anchor)
-      s->leak_rate = (double)(s->live_bytes - s->leak_anchor) / (now_s - s->leak_since_t);
-    s->leak_epochs = epoch - s->leak_since_epoch;
-    return;
-  }
   if (tr.slope <= 0 || tr.growth < gmin || tr.tau < TAU_MIN) return;
   uint32_t span = epoch - b_epoch[first];
   /* An age of k epochs means older than k - 1 whole epochs: ask one more. */

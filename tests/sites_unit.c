@@ -423,6 +423,34 @@ static void test_leaks(void) {
   CHECK_EQ(false_long, 0);
 }
 
+/* Exact mode: a steady leak's rate converges to the truth as it runs, and a
+ * leak that gives its memory back is no longer a suspect. */
+static void test_leak_exact(void) {
+  set_mode(1);
+  uint64_t id = 1;
+  for (int t = 1; t <= 1200; t++) { /* 120 s: 10 x 1000 B per 100 ms = 100000 B/s */
+    for (int i = 0; i < 10; i++) ev_alloc(id++, 1000, st_leak, 3);
+    for (int i = 0; i < 50; i++) ev_alloc(1000000 + t * 100 + i, 100, st_churn, 3), ev_free(1000000 + t * 100 + i);
+    tick(100, 0);
+  }
+  cJSON *rep = report(10);
+  const cJSON *l = cJSON_GetArrayItem(cJSON_GetObjectItem(rep, "leaks"), 0);
+  CHECK_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(rep, "leaks")), 1);
+  CHECK_STREQ(l ? cJSON_GetStringValue(cJSON_GetObjectItem(l, "function")) : "", "leaky_put");
+  CHECK_NEAR(l ? num(l, "growth_bytes_per_s") : 0, 100000, 1000);
+  CHECK_EQ(l ? num(l, "live_bytes") : 0, 1200 * 10 * 1000);
+  CHECK_GE(l ? num(l, "since_s") : 0, 90);
+  CHECK_GE(l ? num(l, "epochs") : 0, 90);
+  const cJSON *g = cJSON_GetObjectItem(rep, "lifetimes");
+  CHECK(cJSON_IsTrue(cJSON_GetObjectItem(g, "oldest_growing")));
+  cJSON_Delete(rep);
+  for (uint64_t k = 1; k < id; k++) ev_free(k);
+  tick(1000, 0);
+  rep = report(10);
+  CHECK_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(rep, "leaks")), 0);
+  cJSON_Delete(rep);
+}
+
 int main(void) {
   char exe[256] = "";
   ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -435,6 +463,7 @@ int main(void) {
   test_lifetimes();
   test_weights();
   test_top_n();
+  test_leak_exact();
   test_leaks();
   return check_done("sites_unit");
 }
