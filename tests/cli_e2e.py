@@ -233,11 +233,14 @@ if case("gate-outputs"):
     check(rc == 3, "outputs run fails two limits", show(rc, out, err))
     ann = [l for l in out.splitlines() if l.startswith("::error")]
     check(len(ann) == 2, "two ::error annotations on stdout", out)
+    import re
     for l in ann:
-        check(l.startswith("::error title=valkmem gate%3A max-") and "::" in l[9:],
-              "annotation title escaped (: -> %3A)", l)
+        check(re.match(r"::error (file=[^,:]+,line=\d+,)?title=valkmem gate%3A max-(leak|peak)::max-", l),
+              "annotation: optional file/line, title escaped (: -> %3A)", l)
         check("\r" not in l, "no raw CR in an annotation", l)
     leak_ann = [l for l in ann if "max-leak::" in l]
+    if leak_ann and "file=" in leak_ann[0]:
+        check("gate_leak.c,line=10," in leak_ann[0], "the leak annotation points at leaky_put's malloc line", leak_ann[0])
     check(leak_ann and "%0A" in leak_ann[0] and "leaky_put" in leak_ann[0],
           "the leak annotation carries the stack, newlines escaped as %0A", "\n".join(ann))
     md = open(summary).read()

@@ -90,7 +90,7 @@ static void locate(vkm_check_t *c, const vkm_site_t *s) {
     const cJSON *line = cJSON_GetObjectItemCaseSensitive(f, "line");
     if (cJSON_IsString(file) && file->valuestring[0]) {
       snprintf(c->file, sizeof c->file, "%s", file->valuestring);
-      c->line = cJSON_IsNumber(line) ? (int)line->valuedouble : 0;
+      c->line = cJSON_IsNumber(line) ? line->valueint : 0; /* cJSON clamps valueint */
       return;
     }
   }

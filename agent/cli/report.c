@@ -118,7 +118,7 @@ int vkm_report_from_json(cJSON *root, vkm_report_t *r, char *err, size_t errlen)
   const cJSON *ec = cJSON_GetObjectItemCaseSensitive(root, "exit_code");
   if (cJSON_IsNumber(ec) && isfinite(ec->valuedouble)) {
     r->have_exit_code = true;
-    r->exit_code = (int)ec->valuedouble;
+    r->exit_code = ec->valueint;
   }
   const cJSON *sites = cJSON_GetObjectItemCaseSensitive(root, "sites");
   if (!sites || cJSON_IsNull(sites)) return 0;
@@ -205,7 +205,7 @@ const char *vkm_frame_str(const cJSON *frame, char *buf, size_t len) {
   size_t n = 0;
   if (cJSON_IsString(fn) && fn->valuestring[0])
     n = (size_t)snprintf(buf, len, "%s", fn->valuestring);
-  else if (cJSON_IsNumber(off))
+  else if (cJSON_IsNumber(off) && off->valuedouble >= 0 && off->valuedouble < 18446744073709551616.0)
     n = (size_t)snprintf(buf, len, "?+0x%llx", (unsigned long long)off->valuedouble);
   else
     n = (size_t)snprintf(buf, len, "?");
@@ -213,7 +213,7 @@ const char *vkm_frame_str(const cJSON *frame, char *buf, size_t len) {
   if (n < len && cJSON_IsString(file) && file->valuestring[0]) {
     n += (size_t)snprintf(buf + n, len - n, " %s", file->valuestring);
     if (n < len && cJSON_IsNumber(line) && line->valuedouble > 0)
-      snprintf(buf + n, len - n, ":%d", (int)line->valuedouble);
+      snprintf(buf + n, len - n, ":%d", line->valueint);
   }
   return buf;
 }

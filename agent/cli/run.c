@@ -52,6 +52,12 @@ static const char *bucket_label(int b, char *buf, size_t len) {
   return buf;
 }
 
+/* A JSON number as bytes: negative, NaN or out of range reads as 0. */
+static uint64_t json_u64(const cJSON *v) {
+  if (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || v->valuedouble >= 18446744073709551616.0) return 0;
+  return (uint64_t)v->valuedouble;
+}
+
 void vkm_print_summary(FILE *f, const vkm_report_t *r) {
   char a[48], b[48], c[48];
   fprintf(f, "valkmem summary%s%s:\n", r->state && strcmp(r->state, "exited") != 0 ? " (checkpoint, state " : "",
@@ -132,8 +138,7 @@ void vkm_print_summary(FILE *f, const vkm_report_t *r) {
       const cJSON *lb = cJSON_GetObjectItemCaseSensitive(l, "live_bytes");
       const cJSON *g = cJSON_GetObjectItemCaseSensitive(l, "growth_bytes_per_s");
       fprintf(f, "    %s: %s live, growing %s/s\n", cJSON_IsString(fn) ? fn->valuestring : "?",
-              vkm_fmt_size(cJSON_IsNumber(lb) && lb->valuedouble > 0 ? (uint64_t)lb->valuedouble : 0, a, sizeof a),
-              vkm_fmt_size(cJSON_IsNumber(g) && g->valuedouble > 0 ? (uint64_t)g->valuedouble : 0, b, sizeof b));
+              vkm_fmt_size(json_u64(lb), a, sizeof a), vkm_fmt_size(json_u64(g), b, sizeof b));
     }
   }
   if (r->dropped_events)

@@ -49,6 +49,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     char *bj = vkm_gate_benchmark_json(&r, &res);
     FILE *devnull = fopen("/dev/null", "w");
     vkm_gate_print_human(devnull, &o, &o.supp, &r, &res, &run);
+    vkm_print_summary(devnull, &r);
     fclose(devnull);
     vkm_gate_json(r.root, &o, &o.supp, &res, &run, 3);
     free(j);
