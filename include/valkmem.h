@@ -18,10 +18,12 @@
  *
  * The program must refer to these symbols through its dynamic symbol table
  * for the preload to bind them: true for position-independent executables
- * (the default on Debian, Ubuntu, Fedora) and shared libraries. A non-PIE
- * executable built with -no-pie resolves weak undefined functions to 0 at
- * link time; link it with -Wl,-z,dynamic-undefined-weak, or define
- * VALKMEM_LINKED and link against libvalkmem directly.
+ * (the default of gcc and clang on Debian, Ubuntu, Fedora) and for shared
+ * libraries. A non-PIE executable (-no-pie) has its weak undefined
+ * functions resolved to 0 by the linker, so its calls stay no-ops even
+ * under the preload: build it as PIE, or define VALKMEM_LINKED and link
+ * against libvalkmem directly (then the library must be present). C and C++
+ * (C99 or later).
  *
  * Cost and threading: every call is thread-safe, lock-free and allocation-
  * free in the calling thread. Event calls (GC, frame, zone, eval, root,
