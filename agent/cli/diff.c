@@ -144,15 +144,15 @@ int vkm_cmd_diff(int argc, char **argv) {
     for (size_t i = 0; i < u && (int)shown < top; i++) {
       if (mag(&v[i]) == 0) break;
       if (!shown) printf("; largest changes:\n");
-      char a[48], b[48], c[48], d[48], p1[32], p2[32];
+      char a[48], b[48], c[48], d[48], e[48], f[48], p1[32], p2[32];
       pct(p1, sizeof p1, v[i].old_alloc, v[i].new_alloc);
       pct(p2, sizeof p2, v[i].old_live, v[i].new_live);
       printf("  %s%s\n", v[i].key, !v[i].in_old ? "  [new]" : !v[i].in_new ? "  [gone]" : "");
-      printf("      allocated %s -> %s (%s, %s)   live %s -> %s (",
+      printf("      allocated %s -> %s (%s, %s)   live %s -> %s (%s, %s)\n",
              vkm_fmt_size(v[i].old_alloc, a, sizeof a), vkm_fmt_size(v[i].new_alloc, b, sizeof b),
              vkm_fmt_delta((int64_t)(v[i].new_alloc - v[i].old_alloc), c, sizeof c), p1,
-             vkm_fmt_size(v[i].old_live, d, sizeof d), vkm_fmt_size(v[i].new_live, a, sizeof a));
-      printf("%s, %s)\n", vkm_fmt_delta((int64_t)(v[i].new_live - v[i].old_live), b, sizeof b), p2);
+             vkm_fmt_size(v[i].old_live, d, sizeof d), vkm_fmt_size(v[i].new_live, e, sizeof e),
+             vkm_fmt_delta((int64_t)(v[i].new_live - v[i].old_live), f, sizeof f), p2);
       shown++;
     }
     if (!shown) printf("\n");
