@@ -242,8 +242,8 @@ class Bench:
                "rss_diff_mib": (ru.ru_maxrss - ru_base.ru_maxrss) / 1024,
                "report_self_mib": rep.get("self_bytes", 0) / 2**20,
                "report_peak_live_mib": rep.get("peak", {}).get("live_bytes", 0) / 2**20,
-               "history_points": {k: len(v) for k, v in rep.get("history", {}).items()
-                                  if isinstance(v, list)},
+               "history_points": {k: len(v.get("points", [])) if isinstance(v, dict) else len(v)
+                                  for k, v in (rep.get("history") or {}).items()},
                "mid_run": mid}
         print("\n### self memory (bench_selfmem %ss, ~%d MiB heap, HTTP on, SSE client)\n" % (
             seconds, self.args.selfmem_heap_mb))
