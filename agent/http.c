@@ -361,9 +361,6 @@ static void serve_events(client_t *c, const vkm_http_req_t *req, const char *ext
    * hide a reader that stopped reading for minutes. */
   int sb = STREAM_SNDBUF;
   setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
-  vkm_free(c->in); /* a stream's input is only ever discarded */
-  c->in = NULL;
-  c->in_len = 0;
   if (req->last_event_id.n && req->last_event_id.n < 21) {
     uint64_t id = 0;
     bool ok = true;
@@ -374,6 +371,11 @@ static void serve_events(client_t *c, const vkm_http_req_t *req, const char *ext
     }
     if (ok && id > 0) sse_catchup(c, id);
   }
+  /* A stream's input is only ever discarded. Not before this point: req
+   * points into c->in. */
+  vkm_free(c->in);
+  c->in = NULL;
+  c->in_len = 0;
 }
 
 /* Token from the Authorization header, the ?token= parameter (a browser

@@ -697,18 +697,23 @@ def main():
     log("server pid %d port %d" % (srv.proc.pid, srv.port))
     global FIRST_SNAPSHOT
     FIRST_SNAPSHOT = json.loads(request(srv.port, "/api/snapshot")[2])
-    test_endpoints(srv)
-    test_keepalive(srv)
-    test_sse(srv)
-    test_malformed(srv)
-    test_host(srv)
-    # Slowloris, many connections and a reader that never reads, together.
-    slow = threading.Thread(target=test_slow_reader, args=(srv,))
-    slow.start()
-    test_many(srv)
-    test_slowloris(srv)
-    slow.join()
-    test_endpoints(srv)  # everything still right afterwards
+    try:
+        test_endpoints(srv)
+        test_keepalive(srv)
+        test_sse(srv)
+        test_malformed(srv)
+        test_host(srv)
+        # Slowloris, many connections and a reader that never reads, together.
+        slow = threading.Thread(target=test_slow_reader, args=(srv,))
+        slow.start()
+        test_many(srv)
+        test_slowloris(srv)
+        slow.join()
+        test_endpoints(srv)  # everything still right afterwards
+    except Exception:
+        rc, out, err = srv.stop()
+        print("server rc %s; its stderr:\n%s" % (rc, err[-4000:]))
+        raise
     check(srv.proc.poll() is None, "the server process survived")
     before = json.loads(request(srv.port, "/api/snapshot")[2])
     check(before["totals"]["alloc_count"] > FIRST_SNAPSHOT["totals"]["alloc_count"],
@@ -734,8 +739,8 @@ def main():
     test_token()
     test_url_line()
     test_listen_forms()
+    test_fork()
     if ARGS.mode == "driver":
-        test_fork()
         gc = Server(CMD, {"DRV_GC": "1", "DRV_PPROF": "1"})
         if gc.wait_url():
             r = request(gc.port, "/metrics")
