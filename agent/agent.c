@@ -64,6 +64,8 @@ static uint64_t unix_ms_now(void) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static int force_smaps; /* the final tick takes a fresh smaps breakdown */
+
 static void compute_tick(void) {
   prev = cur;
   cur.seq = prev.seq + 1;
@@ -102,7 +104,7 @@ static void compute_tick(void) {
   else pressure_high_ticks = 0;
   cur.pressure_warn = pressure_high_ticks >= PRESSURE_WINDOW;
 
-  vkm_os_sample(&os_now, cur.t_ns, 0);
+  vkm_os_sample(&os_now, cur.t_ns, force_smaps);
   vkm_allocstats_sample(&alloc_now, cur.t_ns);
   cur.rss_bytes = os_now.rss;
   cur.vms_bytes = os_now.vms;
@@ -455,6 +457,7 @@ void vkm_agent_stop_and_report(const char *why) {
     pthread_join(agent_thread, NULL);
   }
   if (!exited) {
+    force_smaps = 1;
     tick();
     exited = 1;
     if (vkm_config.http) vkm_http_broadcast_tick(); /* the last event says "exited" */

@@ -82,16 +82,16 @@ typedef struct vkm_os_s {
   uint64_t swap;
 } vkm_os_t;
 void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps);
-void vkm_os_json(const vkm_os_t *os, cJSON *obj);
+void vkm_os_json(const vkm_os_t *os, cJSON *obj);   /* adds "os" to obj */
 
 typedef struct vkm_allocstats_s {
-  const char *source;        /* "glibc", "mimalloc", "none" */
+  const char *source;        /* "glibc", "mimalloc", "malloc_zones" (darwin), "none" */
   uint64_t held, in_use, free_held;
   double frag_pct;           /* free_held / held * 100 */
   int frag_warn;             /* frag_pct >= 25 */
 } vkm_allocstats_t;
 void vkm_allocstats_sample(vkm_allocstats_t *a, uint64_t now_ns);
-void vkm_allocstats_json(const vkm_allocstats_t *a, cJSON *obj);
+void vkm_allocstats_json(const vkm_allocstats_t *a, cJSON *obj); /* adds "allocator" */
 
 /* ---------------------------------------------------------------------------
  * History (history.c): bounded rings at 100 ms x 600, 1 s x 3000,
@@ -99,8 +99,8 @@ void vkm_allocstats_json(const vkm_allocstats_t *a, cJSON *obj);
  * ------------------------------------------------------------------------- */
 void vkm_history_init(void);
 void vkm_history_push(const vkm_tick_t *t, const vkm_os_t *os, const vkm_allocstats_t *a);
-/* range: "1m", "5m", "1h", "10h". Returns a JSON array (caller owns), or
- * NULL for an unknown range. since_seq > 0 returns only newer points (SSE
+/* range: "1m", "5m", "1h", "10h". Returns {"range","step_ms","points":[...]}
+ * (caller owns), or NULL for an unknown range. since_seq > 0 returns only newer points (SSE
  * catch-up). */
 cJSON *vkm_history_json(const char *range, uint64_t since_seq);
 uint64_t vkm_history_bytes(void);

@@ -22,7 +22,7 @@ vkm_config_t vkm_config = {
     .listen = "127.0.0.1:0",
     .top_sites = 50,
     .tick_ms = 100,
-    .checkpoint_ms = 1000,
+    .checkpoint_ms = 10000,
 };
 
 enum opt_kind { OPT_BOOL, OPT_U64, OPT_U32, OPT_STR };

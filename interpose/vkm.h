@@ -134,7 +134,7 @@ typedef struct vkm_config_s {
   char allocator[32];        /* VALKMEM_ALLOCATOR: "" (the real next malloc) or "mimalloc" */
   uint32_t top_sites;        /* VALKMEM_TOP_SITES, default 50 */
   uint32_t tick_ms;          /* VALKMEM_TICK_MS, default 100 */
-  uint32_t checkpoint_ms;    /* VALKMEM_CHECKPOINT_MS: rewrite the report this often (0 = only at exit); default 1000 when a report is set */
+  uint32_t checkpoint_ms;    /* VALKMEM_CHECKPOINT_MS: rewrite the report this often (0 = only at exit); default 10000 when a report is set (a checkpoint with full 10 h history costs ~55 ms) */
   bool quiet;                /* VALKMEM_QUIET: no URL line, no warnings */
 } vkm_config_t;
 
