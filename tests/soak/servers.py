@@ -118,6 +118,27 @@ class Poller(threading.Thread):
         self.join(5)
 
 
+def proc_cpu(pid):
+    """CPU seconds (user + system, all threads) of pid and its children:
+    the server's cost per request, which unlike throughput does not depend
+    on how busy the rest of the machine is."""
+    total = 0
+    pids = [pid]
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            pids += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def check_reports(pattern, label, min_allocs=1):
     files = sorted(glob.glob(pattern))
     if not files:
@@ -164,6 +185,7 @@ def redis_round(args, shim, tmp):
             poller = Poller(env["VALKMEM_URL_FILE"])
             poller.start()
         tests = "set,get,incr,lpush,rpop,sadd,hset,zadd,lrange_100,mset"
+        cpu0 = proc_cpu(srv.pid)
         b = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-n", str(args.requests),
                             "-c", "20", "-q", "--csv", "-t", tests],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=args.timeout)
@@ -178,6 +200,7 @@ def redis_round(args, shim, tmp):
                     rps[cols[0]] = float(cols[1])
                 except ValueError:
                     pass
+        cpu = proc_cpu(srv.pid) - cpu0
         if len(rps) < 8:
             fail("%s: redis-benchmark gave %d results: %s" % (label, len(rps), b.stdout.decode()[-500:]))
             return None
@@ -200,7 +223,8 @@ def redis_round(args, shim, tmp):
         fail("%s: exit code %d" % (label, rc))
     if "valkmem: error" in srv.stderr.read().decode(errors="replace"):
         fail("%s: the shim reported an error" % label)
-    res = {"rps": rps, "total_rps": sum(rps.values())}
+    res = {"rps": rps, "total_rps": sum(rps.values()),
+           "cpu_us_per_request": cpu * 1e6 / (args.requests * (len(rps) + 1))}  # +1: LRANGE's LPUSH fill
     if shim:
         res["polls"] = poller.ok
         res["poll_errors"] = poller.errors
@@ -274,6 +298,7 @@ def nginx_round(args, shim, tmp):
             poller = Poller(env["VALKMEM_URL_FILE"])
             poller.start()
         out = {}
+        cpu0 = proc_cpu(srv.pid)
         for path in ("/index.html", "/gz/index.html"):
             w = subprocess.run(["wrk", "-t1", "-c32", "-d%ds" % args.duration,
                                 "-H", "Accept-Encoding: gzip" if path.startswith("/gz") else "X-Plain: 1",
@@ -290,6 +315,7 @@ def nginx_round(args, shim, tmp):
             out[path] = (float(m.group(1)), int(n.group(1)))
         res = {"rps": {p: v[0] for p, v in out.items()}, "total_rps": sum(v[0] for v in out.values()),
                "requests": sum(v[1] for v in out.values())}
+        res["cpu_us_per_request"] = (proc_cpu(srv.pid) - cpu0) * 1e6 / res["requests"]
     finally:
         if poller:
             poller.stop()
@@ -350,8 +376,8 @@ def main():
                 if res is None:
                     return 1
                 (shim if with_shim else plain).append(res)
-                print("  round %d %-5s: %.0f req/s%s" % (
-                    r + 1, "shim" if with_shim else "plain", res["total_rps"],
+                print("  round %d %-5s: %.0f req/s, server CPU %.2f us/request%s" % (
+                    r + 1, "shim" if with_shim else "plain", res["total_rps"], res["cpu_us_per_request"],
                     "  (dashboard polls ok: %d, report allocations: %d)" % (res["polls"], res["report_allocs"])
                     if with_shim else ""))
     finally:
@@ -363,9 +389,12 @@ def main():
     print("%s throughput ratio (with / without the shim; geometric mean over tests of the median of %d round(s)): %.3f"
           % (a.server, a.rounds, ratio))
     print("  per test: " + ", ".join("%s %.3f" % (k, v) for k, v in per.items()))
+    cpu_ratio = (statistics.median(x["cpu_us_per_request"] for x in shim) /
+                 statistics.median(x["cpu_us_per_request"] for x in plain))
+    print("%s server CPU per request ratio (with / without; lower is better): %.3f" % (a.server, cpu_ratio))
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"server": a.server, "ratio": ratio, "per_test": per, "plain": plain, "shim": shim}, f, indent=1)
+            json.dump({"server": a.server, "ratio": ratio, "cpu_ratio": cpu_ratio, "per_test": per, "plain": plain, "shim": shim}, f, indent=1)
     if failures:
         print("%s: FAILED (%d)" % (a.server, len(failures)))
         return 1
