@@ -34,6 +34,23 @@ endif()
 # Built with clang outside the main (gcc) toolchain by a custom command; a
 # machine without clang or libFuzzer skips them (exit 77).
 find_program(VKM_CLANG NAMES clang clang-16 clang-15 clang-14)
+# clang without its libFuzzer runtime (libclang-rt-*-dev) counts as absent:
+# probe once at configure time rather than break the build.
+if(VKM_CLANG AND NOT DEFINED VKM_CLANG_FUZZER_OK)
+  set(probe ${CMAKE_CURRENT_BINARY_DIR}/fuzz_probe.c)
+  file(WRITE ${probe} "#include <stddef.h>\nint LLVMFuzzerTestOneInput(const unsigned char *d, size_t n) { (void)d; (void)n; return 0; }\n")
+  execute_process(COMMAND ${VKM_CLANG} -fsanitize=fuzzer,address,undefined -o ${CMAKE_CURRENT_BINARY_DIR}/fuzz_probe ${probe}
+                  RESULT_VARIABLE probe_rc OUTPUT_QUIET ERROR_QUIET)
+  if(probe_rc EQUAL 0)
+    set(VKM_CLANG_FUZZER_OK ON CACHE INTERNAL "clang can build libFuzzer targets")
+  else()
+    set(VKM_CLANG_FUZZER_OK OFF CACHE INTERNAL "clang can build libFuzzer targets")
+    message(STATUS "clang cannot link -fsanitize=fuzzer (install libclang-rt-dev): CLI fuzz tests skipped")
+  endif()
+endif()
+if(NOT VKM_CLANG_FUZZER_OK)
+  set(VKM_CLANG "")
+endif()
 set(VKM_FUZZ_SEEDS_size "24 MB" "512KiB" "1.5GB" "0" "100" "10,64KiB")
 set(VKM_FUZZ_SEEDS_config "{\"max_leak\": \"0\", \"max_peak\": \"24 MB\", \"max_allocs\": 100, \"suppressions\": [\"leak:foo\"], \"tolerance\": \"10,1KiB\", \"sampled\": true}")
 set(VKM_FUZZ_SEEDS_suppress "# c\nleak:foo\nleak:^_dl_*object$\nleak:a*b*c\n")

@@ -101,6 +101,7 @@ if case("gate-basic"):
     check("leaky_put" in err, "the failure names the leaking function", err)
     check("max-leak" in err and "7000 B" in err, "the failure names the limit and the measured 7000 B", err)
     rep = load("leak.json")
+    check(rep.get("sample_bytes") == 1, "gate runs in exact mode (sample_bytes 1)", str(rep.get("sample_bytes")))
     g = rep.get("gate", {})
     check(g.get("result") == "fail" and g.get("leak_bytes") == 7000, "JSON report: gate fail, leak 7000", json.dumps(g)[:2000])
     stdio = [s for s in g.get("suppressions", []) if s["pattern"] == "leak:^_IO_file_doallocate$"]
@@ -125,6 +126,8 @@ if case("gate-basic"):
     rc, out, err = run(["gate", "--max-leak-per-site", "7000", "--", prog("gate_leak"), "7"])
     check(rc == 0, "--max-leak-per-site 7000 passes", show(rc, out, err))
 
+    rc, out, err = run(["gate", "--sampled", "--report", "sampled.json", "--", prog("gate_leak")])
+    check(rc == 0 and load("sampled.json").get("sample_bytes", 1) > 1, "--sampled leaves exact mode off", show(rc, out, err))
     rc, out, err = run(["gate", "--max-leak", "0", "--error-exitcode", "42", "--", prog("gate_leak")])
     check(rc == 42, "--error-exitcode 42 is the failure status", show(rc, out, err))
     rc, out, err = run(["gate", "--max-leak", "1MB", "--", prog("gate_allocs"), "0", "0", "5"])
@@ -369,6 +372,33 @@ if case("run"):
                        env=base_env(LD_PRELOAD="libm.so.6"))
     check(rc == 3 and os.path.getsize(os.path.join(W, "pre.json")) > 0,
           "run keeps an existing LD_PRELOAD and still writes the report", show(rc, out, err))
+
+# ---------------------------------------------------------------------------
+# the library search: next to the executable, ../lib*/ (multiarch too)
+# ---------------------------------------------------------------------------
+if case("libsearch"):
+    env = base_env()
+    del env["VALKMEM_LIB"]
+    for layout in ("bin", "lib", "lib/x86_64-linux-gnu"):
+        pre = os.path.join(W, "prefix-" + layout.replace("/", "-"))
+        os.makedirs(os.path.join(pre, "bin"))
+        os.makedirs(os.path.join(pre, layout), exist_ok=True)
+        shutil.copy(CLI, os.path.join(pre, "bin", "valkmem"))
+        shutil.copy(os.path.abspath(args.lib), os.path.join(pre, layout, "libvalkmem.so"))
+        rep = os.path.join(pre, "r.json")
+        p = subprocess.run([os.path.join(pre, "bin", "valkmem"), "run", "--no-http", "--report", rep, "--",
+                            prog("gate_allocs"), "10"], env=env, capture_output=True, text=True, timeout=60)
+        ok = p.returncode == 0 and os.path.exists(rep) and json.load(open(rep))["totals"]["alloc_count"] == 10
+        check(ok, f"run finds the library in {layout}/ of its prefix", p.stderr)
+    lone = os.path.join(W, "lone")
+    os.makedirs(os.path.join(lone, "bin"))
+    shutil.copy(CLI, os.path.join(lone, "bin", "valkmem"))
+    if not any(os.path.exists(os.path.join(d, "libvalkmem.so"))
+               for d in ("/usr/local/lib", "/usr/local/lib64", "/usr/lib", "/usr/lib/x86_64-linux-gnu")):
+        p = subprocess.run([os.path.join(lone, "bin", "valkmem"), "run", "--", "true"], env=env,
+                           capture_output=True, text=True, timeout=60)
+        check(p.returncode == 2 and "cannot find libvalkmem.so" in p.stderr and "VALKMEM_LIB" in p.stderr,
+              "no library anywhere: exit 2 saying where it looked", p.stderr)
 
 # ---------------------------------------------------------------------------
 # export (encoders from agent/pprof.c)

@@ -179,6 +179,7 @@ int vkm_supp_parse(vkm_supp_list_t *l, const char *text, size_t len, const char 
                    char *err, size_t errlen);
 int vkm_supp_load(vkm_supp_list_t *l, const char *path); /* says the problem */
 void vkm_supp_add_defaults(vkm_supp_list_t *l);
+void vkm_supp_print_defaults(FILE *f); /* for --help */
 /* Index of the first suppression matching any frame of a site, or -1. */
 int vkm_supp_find(const vkm_supp_list_t *l, const cJSON *site);
 void vkm_supp_free(vkm_supp_list_t *l);

@@ -198,6 +198,8 @@ int vkm_cmd_gate(int argc, char **argv) {
   int cmd = parse_args(argc, argv, &o, cmdline, &supp_files, &nsupp);
   if (cmd == 0) {
     fputs(gate_usage, stdout);
+    fputs("\nDefault suppressions (allocations the C/C++ runtime keeps until exit):\n", stdout);
+    vkm_supp_print_defaults(stdout);
     status = 0;
     goto out;
   }

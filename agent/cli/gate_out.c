@@ -100,7 +100,7 @@ void vkm_gate_print_human(FILE *f, const vkm_gate_opts_t *o, const vkm_supp_list
   }
   if (ndef)
     vkm_buf_printf(&b, "  default suppressions: %zu patterns for libc/ld.so/libstdc++ start-up allocations "
-                       "(--no-default-suppressions turns them off; the JSON report lists them)\n", ndef);
+                       "(valkmem gate --help lists them; --no-default-suppressions turns them off)\n", ndef);
   else if (o->no_default_supp)
     vkm_buf_printf(&b, "  default suppressions: off\n");
   if (matched) {

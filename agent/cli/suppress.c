@@ -199,6 +199,21 @@ void vkm_supp_add_defaults(vkm_supp_list_t *l) {
   if (vkm_supp_add(l, SYSTEM_ONLY_RULE, "default") == 0) l->v[l->n - 1].system_only = true;
 }
 
+void vkm_supp_print_defaults(FILE *f) {
+  size_t col = 2;
+  fputs("  ", f);
+  for (size_t i = 0; i < sizeof default_supps / sizeof default_supps[0]; i++) {
+    size_t n = strlen(default_supps[i]) + 6;
+    if (col + n > 78) {
+      fputs("\n  ", f);
+      col = 2;
+    }
+    fprintf(f, "leak:%s ", default_supps[i]);
+    col += n;
+  }
+  fputs("\n  and " SYSTEM_ONLY_RULE "\n", f);
+}
+
 static bool system_module(const char *m) {
   static const char *const prefixes[] = {"libc.so", "ld-linux", "ld64.so", "ld-musl", "libstdc++.so",
                                          "libgcc_s.so", "libm.so", "libpthread.so", "libdl.so", "librt.so"};
