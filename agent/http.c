@@ -48,7 +48,7 @@
 #define STALL_TIMEOUT_MS 15000  /* queued output, no progress: the reader is gone or hostile */
 #define STREAM_STALL_MS 10000   /* the same for SSE, which a live reader drains every tick */
 #define LINGER_MS 1000
-#define KEEPALIVE_MS 15000      /* SSE comment so proxies keep the stream open */
+#define KEEPALIVE_MS 15000      /* SSE comment, ticks or not: proxies and clients see the stream alive */
 #define POLL_SLICE_MS 250
 
 enum { C_FREE = 0, C_READ, C_WRITE, C_STREAM, C_LINGER };
@@ -881,7 +881,6 @@ void vkm_http_broadcast_tick(void) {
       client_close(c);
       continue;
     }
-    c->t_keepalive = now;
     flush(c, now);
   }
   cJSON_free(s);

@@ -397,6 +397,23 @@ def test_sse(srv):
         json.loads(e["data"])
 
 
+def test_sse_under_attack(srv, seconds=17.0):
+    """A well-behaved stream keeps its ticks, without a gap, while other
+    clients misbehave, and gets a keep-alive comment every ~15 s."""
+    s = sse_open(srv.port, srv.token)
+    status, _, events = sse_read(s, seconds)
+    s.close()
+    ticks = [e for e in events if e.get("event") == "tick"]
+    ids = [int(e["id"]) for e in ticks]
+    comments = sum(len(e.get("comments", [])) for e in events)
+    log("SSE under attack: %d ticks in %.0f s (%.1f/s), %d keep-alive comment(s)"
+        % (len(ticks), seconds, len(ticks) / seconds, comments))
+    check(status == 200 and len(ticks) >= 3 * seconds, "ticks keep flowing under attack: %d" % len(ticks))
+    check(comments >= 1, "a keep-alive comment within %.0f s" % seconds)
+    if ARGS.mode == "driver":
+        check(all(b == a + 1 for a, b in zip(ids, ids[1:])), "no tick lost under attack")
+
+
 def test_slow_reader(srv):
     """A stream reader that never reads is dropped, not buffered forever."""
     p, tok = srv.port, srv.token
@@ -704,11 +721,14 @@ def main():
         test_malformed(srv)
         test_host(srv)
         # Slowloris, many connections and a reader that never reads, together.
-        slow = threading.Thread(target=test_slow_reader, args=(srv,))
-        slow.start()
+        bg = [threading.Thread(target=test_slow_reader, args=(srv,)),
+              threading.Thread(target=test_sse_under_attack, args=(srv,))]
+        for t in bg:
+            t.start()
         test_many(srv)
         test_slowloris(srv)
-        slow.join()
+        for t in bg:
+            t.join()
         test_endpoints(srv)  # everything still right afterwards
     except Exception:
         rc, out, err = srv.stop()
