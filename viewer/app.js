@@ -26,11 +26,35 @@ var VKM = window.VKM || (window.VKM = {});
       var stat = p.setup ? el('div', { class: 'static' }) : null;
       var sec = el('section', { class: 'panel', id: 'panel-' + p.id, 'data-panel': p.id, tabindex: '0', 'aria-label': p.title, hidden: '' },
                    el('h2', { text: p.title }), stat, body);
-      if (p.setup) p.setup(stat, function () { render(); });
-      p.section = sec; p.body = body;
+      if (p.setup) p.setup(stat, function () { render(true); });
+      p.section = sec; p.body = body; p.onscreen = true;
       grid.appendChild(sec);
+      if (io) io.observe(sec);
     });
   }
+  var io = window.IntersectionObserver ? new IntersectionObserver(function (entries) {
+    var back = false;
+    entries.forEach(function (en) {
+      var p = byId[en.target.dataset.panel];
+      if (en.isIntersecting && !p.onscreen) back = true;
+      p.onscreen = en.isIntersecting;
+    });
+    if (back) render();
+  }) : null;
+
+  /* Render keys: a string that changes whenever what the panel shows would.
+   * Long-term views (stability, idle) follow the clock at 1 s. */
+  var J = JSON.stringify;
+  var KEYS = {
+    gc: function (s) { return J(s.gc); },
+    lifetimes: function (s) { return J(s.lifetimes); },
+    pools: function (s) { return J([s.pools, s.allocator]); },
+    evals: function (s) { return J(s.evals); },
+    stability: function (s, c) { return String(Math.floor(c.t_end / 1000)); },
+    idle: function (s, c) { return Math.floor(c.t_end / 1000) + ':' + Math.round(((s.live || {}).bytes || 0) / 65536); },
+    planner: function (s) { return J([s.pools, s.peak, (s.os || {}).peak_rss, s.self_bytes, VKM.planner.state()]); }
+  };
+  PANELS.forEach(function (p) { if (KEYS[p.id]) p.key = KEYS[p.id]; });
 
   function applyProfile(name) {
     profile = name;
@@ -44,7 +68,7 @@ var VKM = window.VKM || (window.VKM = {});
     for (var i = 0; i < btns.length; i++) btns[i].setAttribute('aria-pressed', btns[i].value === name ? 'true' : 'false');
     document.body.setAttribute('data-profile', name);
     $('profiles').title = 'Profile: ' + def.about;
-    render();
+    render(true);
   }
 
   function visiblePanels() {
@@ -101,7 +125,10 @@ var VKM = window.VKM || (window.VKM = {});
   }
 
   var rendering = false;
-  function render() {
+  /* force: re-render every visible panel even if offscreen or unchanged
+   * (profile or range switch, import, tests). */
+  function render(force) {
+    force = force === true;
     if (!snap || rendering) return;
     rendering = true;
     try {
@@ -109,7 +136,18 @@ var VKM = window.VKM || (window.VKM = {});
       var c = ctx();
       U.morph($('keys').firstChild || $('keys').appendChild(el('div')), keyStrip(snap));
       U.morph($('proc').firstChild || $('proc').appendChild(el('span')), procLine(snap));
+      var now = performance.now();
       visiblePanels().forEach(function (p) {
+        // Panels scrolled out of view follow at 1 Hz (and at once when they
+        // come back into view): with every panel open, the ones nobody can
+        // see must not cost every tick.
+        if (!p.onscreen && !force && p.section.hasAttribute('data-has-data') && now - (p.renderedAt || 0) < 1000) return;
+        // Panels whose inputs did not change since the last render keep
+        // their DOM (most ticks change no GC, pool or eval figure).
+        var key = p.key ? p.key(snap, c) + '|' + c.range + '|' + c.points.length : null;
+        if (!force && key !== null && key === p.lastKey && p.section.hasAttribute('data-has-data')) return;
+        p.renderedAt = now;
+        p.lastKey = key;
         var r;
         try { r = p.render(snap, c); }
         catch (e) { console.warn('valkmem: panel ' + p.id + ': ' + e.message); r = { body: el('div', { class: 'nodata', title: e.message }, 'cannot show: ' + e.message), has_data: false }; }
@@ -127,7 +165,26 @@ var VKM = window.VKM || (window.VKM = {});
   }
 
   /* ------------------------------------------------------------ stream */
+  /* Sections a tick must carry as objects (or null). The agent's tick JSON
+   * has also carried per-tick counters under the same names ("frames": 123,
+   * "evals": 4), which JSON.parse resolves to the number; when that happens
+   * keep the section from the last full /api/snapshot, refreshed once a
+   * second, instead of blanking the panel. */
+  var SECTIONS = ['gc', 'frames', 'evals', 'pools', 'roots'];
+  var fullSnap = null, fullAt = 0, fullBusy = false;
+  function mendTick(s) {
+    var bad = SECTIONS.filter(function (k) { return k in s && s[k] !== null && typeof s[k] !== 'object'; });
+    if (!bad.length) return;
+    bad.forEach(function (k) { s[k] = fullSnap && k in fullSnap ? fullSnap[k] : null; });
+    if (!fullBusy && Date.now() - fullAt > 1000) {
+      fullBusy = true;
+      fetch('api/snapshot', { cache: 'no-store' }).then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (d) { if (d) { fullSnap = d; fullAt = Date.now(); } fullBusy = false; }, function () { fullBusy = false; });
+    }
+  }
+
   function onTick(s, t0) {
+    mendTick(s);
     snap = s;
     if (s.point) VKM.history.push(s.point);
     render();
@@ -153,6 +210,7 @@ var VKM = window.VKM || (window.VKM = {});
     p.disabled = st === 'exited' || st === 'offline';
     p.setAttribute('aria-pressed', st === 'paused' ? 'true' : 'false');
     document.body.setAttribute('data-conn', st);
+    VKM.history.setLive(st === 'live', render);
     if (st === 'live' && resumeReload) { resumeReload = false; VKM.history.load(VKM.history.range()).then(render, showError); }
   }
   var resumeReload = false;
@@ -173,7 +231,7 @@ var VKM = window.VKM || (window.VKM = {});
   function setRange(r) {
     var btns = $('ranges').querySelectorAll('button');
     for (var i = 0; i < btns.length; i++) btns[i].setAttribute('aria-pressed', btns[i].value === r ? 'true' : 'false');
-    return VKM.history.load(r).then(render, showError);
+    return VKM.history.load(r).then(function () { render(true); }, showError);
   }
 
   function applyImport(doc, name) {
@@ -255,7 +313,7 @@ var VKM = window.VKM || (window.VKM = {});
       var d = JSON.parse(text);
       if (d.schema === 'valkmem.report/1' || d.schema === 'valkmem.export/1')
         return applyImport(VKM.io.parse(text), (d.program || 'report') + ' (saved)');
-      snap = d;
+      snap = fullSnap = d; fullAt = Date.now();
       return setRange(VKM.history.range()).then(function () { VKM.stream.start(onTick, onState); });
     }).catch(function (e) {
       showError(e);

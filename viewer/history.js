@@ -1,10 +1,13 @@
 // history.js - the time range selector's data: /api/history?range= points,
-// extended live with each tick's "point" and bounded in memory.
+// bounded in memory.
 //
-// Points are merged into buckets of the range's step (sums for counters, max
-// for peaks, last for levels: the same rules as the agent's history.c), and
-// never more than the range's capacity are kept, so the dashboard stays far
-// below 10 MB whatever the uptime.
+// 1m has one point per agent tick, so each SSE tick's "point" is appended
+// as it arrives. The coarse ranges (1 s and 10 s points) are bucketed by the
+// agent on its monotonic clock, with the newest bucket marked "partial";
+// rather than re-deriving the agent's buckets here, the page re-fetches a
+// coarse range once per step while the stream is live. No range ever keeps
+// more than its capacity, so the dashboard stays far below 10 MB whatever
+// the uptime.
 'use strict';
 var VKM = window.VKM || (window.VKM = {});
 
@@ -12,38 +15,22 @@ VKM.history = (function () {
   var RANGES = {
     '1m':  { span_ms: 60e3,    step_ms: 100,   cap: 600 },
     '5m':  { span_ms: 300e3,   step_ms: 1000,  cap: 300 },
-    '1h':  { span_ms: 3600e3,  step_ms: 1000,  cap: 3600 },
+    '1h':  { span_ms: 3600e3,  step_ms: 10000, cap: 3600 },
     '10h': { span_ms: 36000e3, step_ms: 10000, cap: 3600 }
   };
-  var SUMS = ['alloc_bytes', 'free_bytes', 'alloc_ops', 'free_ops', 'gc_cycles', 'gc_pause_ms'];
-  var MAXES = ['peak_live_bytes', 'peak_rss', 'frag_pct', 'pressure_pct'];
-  var LASTS = ['seq', 'live_bytes', 'rss'];
   var PENDING_CAP = 200;
 
-  var range = '1m', points = [], step_ms = 100, loadedAt = 0;
-  var pending = [];              // recent tick points, replayed after a load
+  var range = '1m', points = [], step_ms = 100;
+  var pending = [];              // recent tick points, replayed after a 1m load
   var imported = null;           // {range: [points]} when showing a file
   var loadToken = 0;             // a newer load makes an older answer stale
+  var live = false, poll = null, polling = false;
 
-  /* Merge p (a 100 ms tick point) into pts at bucket size step. */
-  function add(pts, p, step, cap, span) {
+  /* Append tick point p to pts (1m only: one point per tick). */
+  function add(pts, p, cap, span) {
     var last = pts[pts.length - 1];
-    if (last && p.seq && last.seq && p.seq <= last.seq) return;   // already there
-    var b = Math.floor(p.t_ms / step) * step;
-    if (last && step > 100 && Math.floor(last.t_ms / step) * step === b) {
-      SUMS.forEach(function (k) { last[k] = (last[k] || 0) + (p[k] || 0); });
-      MAXES.forEach(function (k) { last[k] = Math.max(last[k] || 0, p[k] || 0); });
-      LASTS.forEach(function (k) { last[k] = p[k]; });
-      var n = (last._n || 1) + 1;
-      last.alloc_bps = ((last.alloc_bps || 0) * (n - 1) + (p.alloc_bps || 0)) / n;
-      last.free_bps = ((last.free_bps || 0) * (n - 1) + (p.free_bps || 0)) / n;
-      last._n = n;
-    } else {
-      var q = {};
-      for (var k in p) q[k] = p[k];
-      if (step > 100) { q.t_ms = b; q._n = 1; }
-      pts.push(q);
-    }
+    if (last && p.seq <= last.seq) return;      // already there
+    pts.push(p);
     trim(pts, cap, span);
   }
   function trim(pts, cap, span) {
@@ -93,23 +80,39 @@ VKM.history = (function () {
       var pts = Array.isArray(h) ? h : (h.points || []);
       range = r; step_ms = h.step_ms || R.step_ms;
       points = pts.slice(-R.cap);
-      pending.forEach(function (p) { add(points, p, step_ms, R.cap, R.span_ms); });
-      loadedAt = Date.now();
+      if (r === '1m') pending.forEach(function (p) { add(points, p, R.cap, R.span_ms); });
+      schedule();
       return points.length;
     });
   }
+
+  /* While live, refresh a coarse range once per step (see the top). */
+  function schedule() {
+    if (poll) { clearTimeout(poll); poll = null; }
+    if (!live || imported || range === '1m') return;
+    poll = setTimeout(function () {
+      poll = null;
+      if (polling) return;
+      polling = true;
+      load(range).then(function () { polling = false; if (onRefresh) onRefresh(); },
+                       function (e) { polling = false; console.warn('valkmem: history refresh: ' + e.message); schedule(); });
+    }, Math.max(1000, step_ms));
+  }
+  var onRefresh = null;
 
   /* One live tick's point. */
   function push(p) {
     if (!p || !p.t_ms || imported) return;
     pending.push(p);
     if (pending.length > PENDING_CAP) pending.shift();
-    var R = RANGES[range];
-    add(points, p, step_ms, R.cap, R.span_ms);
+    if (range === '1m') add(points, p, RANGES['1m'].cap, RANGES['1m'].span_ms);
   }
 
+  /* The stream is live (refresh coarse ranges) or not (paused, exited). */
+  function setLive(on, refreshed) { live = on; if (refreshed) onRefresh = refreshed; schedule(); }
+
   /* Show a file's histories: {"1m": [...], "10h": [...], ...}. */
-  function setImported(h) { imported = h; pending = []; }
+  function setImported(h) { imported = h; pending = []; setLive(false); }
 
   /* Every range's points as an object, for export (live: fetch each). */
   function all() {
@@ -122,7 +125,7 @@ VKM.history = (function () {
   }
 
   return {
-    RANGES: RANGES, load: load, push: push, all: all, setImported: setImported,
+    RANGES: RANGES, load: load, push: push, all: all, setImported: setImported, setLive: setLive,
     range: function () { return range; }, points: function () { return points; },
     step_ms: function () { return step_ms; }, span_ms: function () { return RANGES[range].span_ms; },
     isImported: function () { return !!imported; }

@@ -39,6 +39,22 @@ VKM.io = (function () {
     });
   }
 
+  /* Histories come as {"1m": [points]} or {"1m": {range, step_ms, points}}
+   * (the /api/history answer kept whole), or one answer alone: make them
+   * all {"1m": [points], ...}. */
+  function normHistory(h) {
+    var out = {};
+    if (!h) return out;
+    if (Array.isArray(h)) { out['1m'] = h; return out; }
+    if (Array.isArray(h.points)) { out[h.range || '1m'] = h.points; return out; }
+    Object.keys(h).forEach(function (r) {
+      var v = h[r];
+      if (Array.isArray(v)) out[r] = v;
+      else if (v && Array.isArray(v.points)) out[r] = v.points;
+    });
+    return out;
+  }
+
   /* Parse a file's text into {snapshot, history, profile, range, kind}, or
    * throw an Error that says what is wrong with it. */
   function parse(text) {
@@ -48,12 +64,10 @@ VKM.io = (function () {
     if (!d || typeof d !== 'object') throw new Error('not a JSON object');
     if (d.schema === 'valkmem.export/1') {
       if (!d.snapshot) throw new Error('export has no snapshot');
-      return { kind: 'export', snapshot: d.snapshot, history: d.history || {}, profile: d.profile, range: d.range };
+      return { kind: 'export', snapshot: d.snapshot, history: normHistory(d.history), profile: d.profile, range: d.range };
     }
     if (d.schema === 'valkmem.report/1' || d.schema === 'valkmem.snapshot/1') {
-      var h = d.history || {};
-      if (Array.isArray(h)) h = { '1m': h };
-      if (h.points) { var o = {}; o[h.range || '1m'] = h.points; h = o; }
+      var h = normHistory(d.history);
       var snap = {};
       for (var k in d) if (k !== 'history') snap[k] = d[k];
       if (!snap.point) {

@@ -313,16 +313,16 @@ VKM.panels = (function () {
       var fragTip = 'Fragmentation: capacity held but unusable for the next allocation, ' + U.pct(p.frag_pct) + '; warning at 25 %. Source: ' + SRC_RUNTIME;
       return el('div', { class: 'pool', 'data-pool': p.name, title: tip },
         el('div', { class: 'pool-h' }, el('b', { text: p.name }), el('small', { text: ' ' + p.kind }),
-           el('span', { class: 'r' }, num(U.bytes(p.used), 'Bytes in use in this pool now. Source: ' + SRC_RUNTIME), ' / ',
-              num(U.bytes(p.capacity), 'Capacity registered for this pool (valkmem_pool_register). Source: ' + SRC_RUNTIME))),
-        meter(p.used, p.capacity, p.high_water, usedTip),
+          el('span', { class: 'r' }, num(U.bytes(p.used), 'Bytes in use in this pool now. Source: ' + SRC_RUNTIME), ' / ',
+             num(U.bytes(p.capacity), 'Capacity registered for this pool (valkmem_pool_register). Source: ' + SRC_RUNTIME))),
+        el('div', { class: 'pool-m' }, meter(p.used, p.capacity, p.high_water, usedTip),
+           meter(p.frag_pct || 0, 100, null, fragTip, { warn: fragWarn, threshold: 25 })),
         el('div', { class: 'pool-f' },
-          el('span', null, 'high water ', num(U.bytes(p.high_water), 'Most bytes ever in use at once. Source: ' + SRC_RUNTIME)),
+          el('span', null, 'high water ', num(U.bytes(p.high_water), 'High water: most bytes ever in use at once. Source: ' + SRC_RUNTIME)),
           el('span', { class: p.overflow_count > 0 ? 'is-warnish' : '' }, 'overflow ',
              num(U.count(p.overflow_count), 'Allocations that did not fit the capacity (valkmem_pool_alloc beyond capacity). Source: ' + SRC_RUNTIME)),
-          el('span', null, 'resets ', num(U.count(p.reset_count), 'Arena resets (valkmem_pool_reset). Source: ' + SRC_RUNTIME)),
-          el('span', { class: fragWarn ? 'is-warnish' : '' }, 'frag ', num(U.pct(p.frag_pct), fragTip))),
-        meter(p.frag_pct || 0, 100, null, fragTip, { warn: fragWarn, threshold: 25 }));
+          p.kind === 'slab' ? null : el('span', null, 'resets ', num(U.count(p.reset_count), 'Arena resets (valkmem_pool_reset). Source: ' + SRC_RUNTIME)),
+          el('span', { class: 'frag' + (fragWarn ? ' is-warnish' : '') }, 'frag ', num(U.pct(p.frag_pct), fragTip))));
     });
     var alloc = null;
     if (a) {
@@ -336,9 +336,9 @@ VKM.panels = (function () {
         el('div', { class: 'pool-f' }, el('span', { class: a.frag_warn ? 'is-warnish' : '' }, 'fragmentation ', num(U.pct(a.frag_pct), aTip))),
         meter(a.frag_pct || 0, 100, null, aTip, { warn: !!a.frag_warn, threshold: 25 }));
     }
-    var warns = list.filter(function (p) { return (p.frag_pct || 0) >= 25; }).map(function (p) {
-      return U.warn('Pool "' + p.name + '" is ' + U.pct(p.frag_pct) + ' fragmented (over 25 %)', 'Pool fragmentation warning threshold: 25 %');
-    });
+    var frag = list.filter(function (p) { return (p.frag_pct || 0) >= 25; });
+    var warns = frag.length ? [U.warn('Fragmented over 25 %: ' + frag.map(function (p) { return p.name + ' ' + U.pct(p.frag_pct); }).join(', '),
+                                      'Pools whose fragmentation (capacity held but unusable) is at or above the 25 % warning threshold')] : [];
     if (a && a.frag_warn) warns.push(U.warn('Allocator fragmentation ' + U.pct(a.frag_pct) + ' (over 25 %): freed memory is held, not reused', 'allocator.frag_warn from allocstats.c'));
     var body = el('div', null, list.length ? rows : nodata('pools'), alloc, warns);
     return { body: body, has_data: list.length > 0 };

@@ -20,12 +20,16 @@ VKM.profiles = (function () {
     embedded: { label: 'embedded', panels: ['planner', 'memory', 'pools', 'heap', 'pressure'],
                 about: 'Fixed memory budget: will it fit, and how to configure it' }
   };
+  // "all" shows every panel at once (an overview, and what the performance
+  // test measures); it is reached by ?profile=all and not offered as a button.
+  DEFS.all = { label: 'all', panels: ['memory', 'pressure', 'heap', 'gc', 'lifetimes', 'pools', 'frames', 'evals', 'stability', 'idle', 'planner'],
+               about: 'Every panel at once' };
   var ORDER = ['server', 'game', 'desktop', 'repl', 'lsp', 'embedded'];
 
   function initial() {
     var q = new URLSearchParams(location.search).get('profile');
-    if (q && DEFS[q]) { remember(q); return q; }
-    try { var s = localStorage.getItem(KEY); if (s && DEFS[s]) return s; } catch (e) { /* no storage */ }
+    if (q && DEFS[q]) { if (q !== 'all') remember(q); return q; }
+    try { var s = localStorage.getItem(KEY); if (s && DEFS[s] && s !== 'all') return s; } catch (e) { /* no storage */ }
     return 'server';
   }
   function remember(name) { try { localStorage.setItem(KEY, name); } catch (e) { /* no storage */ } }
@@ -34,7 +38,7 @@ VKM.profiles = (function () {
    * link shows the same profile) without reloading the page. */
   function choose(name) {
     if (!DEFS[name]) return false;
-    remember(name);
+    if (name !== 'all') remember(name);
     var u = new URL(location.href);
     u.searchParams.set('profile', name);
     history.replaceState(null, '', u.pathname + u.search + u.hash);

@@ -125,11 +125,17 @@ VKM.util.morph = function morph(live, fresh) {
     if (live.nodeValue !== fresh.nodeValue) live.nodeValue = fresh.nodeValue;
     return;
   }
-  var la = live.attributes, fa = fresh.attributes, i;
-  for (i = la.length - 1; i >= 0; i--) if (!fresh.hasAttribute(la[i].name)) live.removeAttribute(la[i].name);
+  var la = live.attributes, fa = fresh.attributes, i, canvas = live.nodeName === 'CANVAS';
+  for (i = la.length - 1; i >= 0; i--) {
+    var an = la[i].name;
+    // A canvas's width/height are its backing store, owned by charts.js:
+    // removing them would clear and reallocate it on every tick.
+    if (!fresh.hasAttribute(an) && !(canvas && (an === 'width' || an === 'height'))) live.removeAttribute(an);
+  }
   for (i = 0; i < fa.length; i++) if (live.getAttribute(fa[i].name) !== fa[i].value) live.setAttribute(fa[i].name, fa[i].value);
   if (fresh._draw) { live._draw = fresh._draw; live._dirty = true; return; }
-  var fk = Array.prototype.slice.call(fresh.childNodes), lk = live.childNodes;
+  var lk = live.childNodes, fk = fresh.childNodes;
+  if (fk.length > lk.length) fk = Array.prototype.slice.call(fk);   // appending below moves nodes out of fresh
   for (i = 0; i < fk.length; i++) {
     if (i < lk.length) morph(lk[i], fk[i]);
     else { live.appendChild(fk[i]); var cc = fk[i].querySelectorAll ? fk[i].querySelectorAll('canvas') : [];

@@ -16,7 +16,7 @@ VKM.views = (function () {
   function frames(s, ctx) {
     var f = s.frames;
     if (!f || !f.count) return { body: H.nodata('frames'), has_data: false };
-    var budget = f.budget_ms || 16.6, rec = f.recent || [];
+    var budget = f.budget_ms || 16.6, rec = (f.recent || []).slice(-90);
     var zoneNames = [];
     rec.forEach(function (fr) { Object.keys(fr.zones || {}).forEach(function (z) { if (zoneNames.indexOf(z) < 0) zoneNames.push(z); }); });
     zoneNames = zoneNames.slice(0, ZONE_COLORS.length);
@@ -63,7 +63,9 @@ VKM.views = (function () {
       el('div', { class: 'sub', title: 'The label the runtime passed to valkmem_eval_begin' }, 'last eval: ', el('code', { text: last.label || '' })),
       el('div', { class: 'mgrid' },
         metric('allocated', U.bytes(last.allocated), 'Bytes allocated during the last eval. ' + src),
-        metric('retained', U.bytes(last.retained), 'Bytes still live after the eval and its GC: what the eval kept. ' + src, 'is-key'),
+        metric('retained', last.retained === null || last.retained === undefined ? 'n/a' : U.bytes(last.retained),
+               'Bytes still live after the eval and its GC: what the eval kept' + (last.retained === null || last.retained === undefined ?
+               ' — not known yet: no GC has run since this eval (net shows the heap change instead). ' : '. ') + src, 'is-key'),
         metric('net', U.bytes(last.net), 'Change of the live heap across the eval (after − before). ' + src, last.net > 0 ? 'is-warnish' : ''),
         metric('duration', U.ms(last.duration_ms), 'Wall time of the eval. ' + src),
         metric('GC time', U.ms(last.gc_ms), 'GC pause time during the eval. ' + src),
@@ -77,7 +79,8 @@ VKM.views = (function () {
     rec.slice(-6).reverse().forEach(function (x) {
       tb.appendChild(el('tr', null, el('td', { class: 'fn', title: 'Eval label: ' + x.label, text: x.label }),
         el('td', { class: 'r' }, num(U.bytes(x.allocated), 'Bytes allocated during this eval. ' + src)),
-        el('td', { class: 'r' }, num(U.bytes(x.retained), 'Bytes this eval kept alive. ' + src)),
+        el('td', { class: 'r' }, num(x.retained === null || x.retained === undefined ? 'n/a' : U.bytes(x.retained),
+          'Bytes this eval kept alive' + (x.retained === null || x.retained === undefined ? ' — not known: no GC ran after it yet. ' : '. ') + src)),
         el('td', { class: 'r' }, num(U.bytes(x.net), 'Live-heap change across this eval. ' + src)),
         el('td', { class: 'r' }, num(U.ms(x.duration_ms), 'Duration of this eval. ' + src))));
     });
@@ -106,9 +109,12 @@ VKM.views = (function () {
     var pts = ctx.points;
     if (pts.length < 2) return { body: el('div', { class: 'note', title: 'Needs at least two history points' }, 'collecting history…'), has_data: false };
     var lv = slope(pts, 'live_bytes'), rs = slope(pts, 'rss');
+    // A trend per hour from a few seconds of start-up says nothing: judge
+    // only once the range holds a minute of data.
+    var enough = lv.span_s >= 60;
     var perH = function (x) { return x * 3600; };
     var growthPct = lv.mean ? perH(lv.slope) / lv.mean * 100 : 0;
-    var verdict = Math.abs(perH(lv.slope)) < Math.max(1 << 20, lv.mean * 0.05) ? 'stable' : lv.slope > 0 ? 'growing' : 'shrinking';
+    var verdict = !enough ? 'not judged yet' : Math.abs(perH(lv.slope)) < Math.max(1 << 20, lv.mean * 0.05) ? 'stable' : lv.slope > 0 ? 'growing' : 'shrinking';
     var src = 'least-squares fit over the ' + pts.length + ' history points of the selected range (' + ctx.range + ', ' + U.dur(lv.span_s) + ' of data). Source: /api/history';
     var lo = Infinity, hi = -Infinity;
     pts.forEach(function (p) { if (p.live_bytes < lo) lo = p.live_bytes; if (p.live_bytes > hi) hi = p.live_bytes; });
@@ -116,7 +122,8 @@ VKM.views = (function () {
       H.times(ctx), [{ values: H.series(ctx, 'rss'), color: '--c-rss' }, { values: H.series(ctx, 'live_bytes'), color: '--c-live', fill: true }],
       { span_ms: ctx.span_ms, t_end: ctx.t_end });
     var body = el('div', null,
-      el('div', { class: 'verdict v-' + verdict, title: 'Stable when the live heap moves less than max(1 MiB, 5 % of its mean) per hour. ' + src }, 'live heap is ', el('b', { text: verdict })),
+      el('div', { class: 'verdict v-' + verdict.split(' ')[0], title: 'Stable when the live heap moves less than max(1 MiB, 5 % of its mean) per hour; judged once the range holds 60 s of data. ' + src },
+         'live heap is ', el('b', { text: verdict }), enough ? null : el('small', { class: 'note' }, ' (', U.num(U.dur(lv.span_s), 'Data in the range so far; a verdict needs 60 s'), ' of 60 s)')),
       el('div', { class: 'mgrid' },
         metric('live trend', U.bytes(perH(lv.slope)) + '/h', 'Slope of the live heap, bytes per hour; ' + src, 'is-key'),
         metric('trend vs mean', U.pct(growthPct) + '/h', 'Slope per hour as a share of the mean live heap; ' + src),

@@ -206,9 +206,10 @@ function snapshot() {
 function history(range) {
   const span = { '1m': 60e3, '5m': 300e3, '1h': 3600e3, '10h': 36000e3 }[range];
   if (!span) return null;
-  const k = range === '1m' ? '100' : range === '10h' ? '10000' : '1000';
+  const k = range === '1m' ? '100' : range === '5m' ? '1000' : '10000';
   let pts = hist[k];
   if (range === '5m') pts = pts.slice(-300);
+  if (range === '1h') pts = pts.slice(-360);
   return { range, step_ms: +k, points: pts.slice() };
 }
 
