@@ -149,7 +149,7 @@ static void add_symtab(module_t *m, const unsigned char *f, size_t len, const El
                        const Elf64_Shdr *shs, unsigned shnum, size_t *cap) {
   if (sh->sh_entsize != sizeof(Elf64_Sym) || sh->sh_link >= shnum) return;
   const Elf64_Shdr *st = &shs[sh->sh_link];
-  if (sh->sh_offset > len || sh->sh_size > len - sh->sh_offset) return;
+  if (sh->sh_offset > len || sh->sh_size > len - sh->sh_offset || sh->sh_offset % 8 != 0) return;
   if (st->sh_offset > len || st->sh_size > len - st->sh_offset || st->sh_size == 0) return;
   const Elf64_Sym *s = (const Elf64_Sym *)(f + sh->sh_offset);
   size_t n = sh->sh_size / sizeof *s;
@@ -196,7 +196,7 @@ static void load_symbols(module_t *m) {
   size_t len = (size_t)sb.st_size;
   const Elf64_Ehdr *eh = map;
   if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-      eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shoff > len ||
+      eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shoff > len || eh->e_shoff % 8 != 0 ||
       (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > len - eh->e_shoff) {
     munmap(map, len);
     return;
@@ -381,7 +381,7 @@ static const char *line_file(const module_t *m, const lhdr_t *h, uint64_t idx) {
   rd_t r = {h->tables, h->prog, false};
   if (h->version < 5) {
     while (!r.bad && r.p < r.end && *r.p) rd_cstr(&r); /* include_directories */
-    r.p++;
+    if (r.p < r.end) r.p++;
     for (uint64_t i = 1; !r.bad && r.p < r.end && *r.p; i++) {
       const char *name = rd_cstr(&r);
       rd_uleb(&r), rd_uleb(&r), rd_uleb(&r); /* directory, mtime, length */
@@ -629,4 +629,33 @@ void vkm_symbols_reset(void) {
   vkm_free(cache);
   cache = NULL;
   cache_cap = cache_n = 0;
+}
+
+/* For tests: symbolise module-relative address rel against the ELF file at
+ * path as if it were a loaded module (the file may be garbage). Returns 0,
+ * or -1 when the file is not usable at all. Strings in *out are only valid
+ * until the next call. */
+int vkm_symbols_probe_file(const char *path, uint64_t rel, vkm_sym_t *out) {
+  static module_t m;
+  if (m.map) munmap(m.map, m.map_len);
+  vkm_free(m.syms);
+  vkm_free(m.cus);
+  vkm_free(m.path);
+  memset(&m, 0, sizeof m);
+  memset(out, 0, sizeof *out);
+  out->module = "?";
+  m.path = vkm_strdup(path);
+  if (!m.path) return -1;
+  m.name = base_name(m.path);
+  load_symbols(&m);
+  if (!m.map) return -1;
+  out->module = m.name;
+  out->offset = rel;
+  const sym_t *s = find_sym(&m, rel);
+  if (s) {
+    out->function = s->name;
+    out->fn_offset = rel - s->value;
+  }
+  if (m.ncus) find_line(&m, rel, out);
+  return 0;
 }

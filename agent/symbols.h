@@ -36,4 +36,8 @@ void vkm_sym_lookup(uintptr_t pc, vkm_sym_t *out);
  * new dlopens matter, or between unit tests). */
 void vkm_symbols_reset(void);
 
+/* For tests: look up module-relative address rel in the ELF file at path
+ * (which may be malformed). 0, or -1 when the file is unusable. */
+int vkm_symbols_probe_file(const char *path, uint64_t rel, vkm_sym_t *out);
+
 #endif

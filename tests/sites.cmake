@@ -32,3 +32,14 @@ add_dependencies(attr_leak valkmem)
 add_test(NAME attr_leak_time COMMAND attr_leak ${VKM_LIB} time)
 add_test(NAME attr_leak_gc COMMAND attr_leak ${VKM_LIB} gc)
 set_tests_properties(attr_leak_time attr_leak_gc PROPERTIES TIMEOUT 120)
+
+# The ELF/DWARF reader against damaged copies of a binary; with ASan/UBSan
+# unless the build already selects a sanitizer.
+vkm_test_exe(sites_symfuzz ${CMAKE_CURRENT_SOURCE_DIR}/sites_symfuzz.c ${CMAKE_CURRENT_SOURCE_DIR}/sites_stubs.c
+             ${CMAKE_SOURCE_DIR}/agent/symbols.c)
+if(NOT VALKMEM_ASAN AND NOT VALKMEM_TSAN AND NOT VALKMEM_UBSAN)
+  target_compile_options(sites_symfuzz PRIVATE -fsanitize=address,undefined -fno-sanitize-recover=undefined)
+  target_link_options(sites_symfuzz PRIVATE -fsanitize=address,undefined)
+endif()
+add_test(NAME sites_symfuzz COMMAND sites_symfuzz)
+set_tests_properties(sites_symfuzz PROPERTIES TIMEOUT 120)
