@@ -618,8 +618,7 @@ static const char *rt_kind_name(int kind) {
 
 static cJSON *rt_pool_json(valkmem_pool_t *p) {
   cJSON *o = cJSON_CreateObject();
-  int64_t used_s = VKM_LOAD(&p->used);
-  uint64_t used = used_s > 0 ? (uint64_t)used_s : 0;
+  uint64_t used = vkm_pool_used(p);
   uint64_t ac = VKM_LOAD(&p->alloc_count), fc = VKM_LOAD(&p->free_count);
   uint64_t held = VKM_LOAD(&p->held);
   uint64_t hw = VKM_LOAD(&p->high_water);
@@ -799,8 +798,7 @@ void vkm_runtime_json(cJSON *obj) {
 void vkm_runtime_tick_json(cJSON *obj) {
   uint64_t used = 0;
   for (valkmem_pool_t *p = vkm_api_pools(); p; p = p->next) {
-    int64_t u = VKM_LOAD(&p->used);
-    used += u > 0 ? (uint64_t)u : 0;
+    used += vkm_pool_used(p);
   }
   /* top-level keys of the SSE event: none may collide with a snapshot key */
   rt_num(obj, "gc_cycles", (double)rt_gc.cycles);

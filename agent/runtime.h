@@ -40,7 +40,12 @@
  * written by any application thread with relaxed atomic RMWs and read by
  * the agent with relaxed loads: each counter is exact at the moment it is
  * read, but two counters read one after the other may be a few operations
- * apart (used vs alloc_bytes), which the dashboard tolerates. */
+ * apart, which the dashboard tolerates.
+ *
+ * `used` is not a counter of its own (two RMWs fewer per alloc/free pair):
+ * it is alloc_bytes - free_bytes, and a reset adds what was in use to
+ * free_bytes. Read free_bytes first: alloc_bytes only grows, so a racing
+ * alloc can only make the difference larger, never negative. */
 struct valkmem_pool_s {
   uint64_t magic;
   uint32_t id;
@@ -50,7 +55,6 @@ struct valkmem_pool_s {
   char name[VALKMEM_NAME_MAX + 1];
   struct valkmem_pool_s *next;
   char pad0_[64];                  /* keeps the counters off the read-mostly line */
-  int64_t used;       /* may dip below 0 transiently under races; shown clamped */
   uint64_t high_water;             /* max of used, CAS-max on the allocating thread */
   uint64_t window_peak;            /* max of used since the last eval began (arena high water) */
   uint64_t alloc_count, free_count;
@@ -59,6 +63,13 @@ struct valkmem_pool_s {
   uint64_t held;                   /* last valkmem_pool_held, 0 = never reported */
   char pad1_[64];                  /* and off the next handle's */
 };
+
+/* Bytes in use now (see above). Any thread. */
+static inline uint64_t vkm_pool_used(const valkmem_pool_t *p) {
+  uint64_t f = __atomic_load_n(&p->free_bytes, __ATOMIC_RELAXED);
+  uint64_t a = __atomic_load_n(&p->alloc_bytes, __ATOMIC_RELAXED);
+  return a > f ? a - f : 0;
+}
 
 /* Head of the registry (newest first), acquire load. Agent side. */
 valkmem_pool_t *vkm_api_pools(void);

@@ -171,9 +171,9 @@ valkmem_pool_t *valkmem_pool_register(const char *name, int kind, uint64_t capac
 void valkmem_pool_alloc(valkmem_pool_t *pool, uint64_t bytes) {
   if (vkm_unlikely(!pool)) return;
   __atomic_add_fetch(&pool->alloc_count, 1, __ATOMIC_RELAXED);
-  __atomic_add_fetch(&pool->alloc_bytes, bytes, __ATOMIC_RELAXED);
-  int64_t used = __atomic_add_fetch(&pool->used, (int64_t)bytes, __ATOMIC_RELAXED);
-  uint64_t u = used > 0 ? (uint64_t)used : 0;
+  uint64_t a = __atomic_add_fetch(&pool->alloc_bytes, bytes, __ATOMIC_RELAXED);
+  uint64_t f = VKM_LOAD(&pool->free_bytes);
+  uint64_t u = a > f ? a - f : 0; /* used after this alloc; a racing free may not show yet */
   /* Plain loads first: the CAS runs only when a peak is actually new. */
   if (u > VKM_LOAD(&pool->high_water)) api_max(&pool->high_water, u);
   if (u > VKM_LOAD(&pool->window_peak)) api_max(&pool->window_peak, u);
@@ -184,15 +184,16 @@ void valkmem_pool_free(valkmem_pool_t *pool, uint64_t bytes) {
   if (vkm_unlikely(!pool)) return;
   __atomic_add_fetch(&pool->free_count, 1, __ATOMIC_RELAXED);
   __atomic_add_fetch(&pool->free_bytes, bytes, __ATOMIC_RELAXED);
-  __atomic_sub_fetch(&pool->used, (int64_t)bytes, __ATOMIC_RELAXED);
 }
 
 void valkmem_pool_reset(valkmem_pool_t *pool) {
   if (vkm_unlikely(!pool)) return;
   /* Everything still in the arena counts as freed, so allocated - freed
-   * stays equal to used for every kind. */
-  int64_t was = __atomic_exchange_n(&pool->used, 0, __ATOMIC_RELAXED);
-  if (was > 0) __atomic_add_fetch(&pool->free_bytes, (uint64_t)was, __ATOMIC_RELAXED);
+   * stays equal to used for every kind. (An alloc racing with the reset of
+   * the same arena may or may not be released by it; so it is in the
+   * runtime too.) */
+  uint64_t used = vkm_pool_used(pool);
+  if (used) __atomic_add_fetch(&pool->free_bytes, used, __ATOMIC_RELAXED);
   __atomic_add_fetch(&pool->reset_count, 1, __ATOMIC_RELAXED);
 }
 
@@ -203,8 +204,7 @@ void valkmem_pool_overflow(valkmem_pool_t *pool, uint64_t bytes) {
   api_event_init(&ev, VKM_EV_POOL_OVERFLOW);
   ev.id = pool->id;
   ev.a = bytes;
-  int64_t used = VKM_LOAD(&pool->used);
-  ev.b = used > 0 ? (uint64_t)used : 0;
+  ev.b = vkm_pool_used(pool);
   vkm_emit(&ev, NULL, 0);
 }
 
@@ -260,8 +260,7 @@ void valkmem_eval_begin(const char *label) {
    * outer eval sees the peak since the innermost begin. */
   for (valkmem_pool_t *p = __atomic_load_n(&api_pools, __ATOMIC_ACQUIRE); p; p = p->next) {
     if (p->kind == VALKMEM_POOL_SLAB) continue;
-    int64_t used = VKM_LOAD(&p->used);
-    VKM_STORE(&p->window_peak, used > 0 ? (uint64_t)used : 0);
+    VKM_STORE(&p->window_peak, vkm_pool_used(p));
   }
   api_snap(&pl.s, 0);
   size_t n = api_name_len(label);
