@@ -70,3 +70,18 @@ if(VKM_SOAK_NGINX AND VKM_SOAK_WRK)
 else()
   message(STATUS "soak: nginx/wrk not found, soak_nginx skipped")
 endif()
+
+# The same exactness under allocators that are not glibc's: the shim must get
+# usable sizes right from whatever malloc comes next (DESIGN.md, Performance).
+foreach(alloc jemalloc tcmalloc_minimal mimalloc)
+  find_library(VKM_SOAK_LIB_${alloc} NAMES lib${alloc}.so.2 lib${alloc}.so.4 ${alloc})
+  if(VKM_SOAK_LIB_${alloc})
+    set(pre "${VKM_LIB}:${VKM_SOAK_LIB_${alloc}}")
+    vkm_soak(realloc_${alloc} 120 --lib ${pre} --scale-arg 0 -- $<TARGET_FILE:soak_realloc> 20000)
+    vkm_soak(large_${alloc} 120 --lib ${pre} --scale-arg 1 -- $<TARGET_FILE:soak_large> big 1)
+    vkm_soak(threads_${alloc} 120 --lib ${pre} --scale-arg 0 -- $<TARGET_FILE:soak_threads> 5 2000)
+    vkm_soak(signals_${alloc} 120 --lib ${pre} --scale-arg 0 -- $<TARGET_FILE:soak_signals> 200000)
+  else()
+    message(STATUS "soak: lib${alloc} not found, soak tests under it skipped")
+  endif()
+endforeach()
