@@ -3,8 +3,10 @@
  * annotations and step summary, and github-action-benchmark JSON. */
 #include "cli.h"
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *fmt_val(bool is_size, uint64_t v, char *buf, size_t len) {
   if (!is_size) {
@@ -244,19 +246,79 @@ char *vkm_gate_junit(const vkm_gate_result_t *res, const vkm_gate_run_t *run, do
 /* ---------------------------------------------------------------------------
  * GitHub Actions
  * ------------------------------------------------------------------------- */
+/* Looks for a file whose path ends in /rel below dir (depth and entry
+ * bounded; hidden directories skipped). Counts matches up to 2 and keeps
+ * the first, relative to the root. */
+static void find_below(const char *root, const char *sub, const char *rel, int depth, int *budget, int *found,
+                       char *out, size_t len) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s%s%s", root, sub[0] ? "/" : "", sub);
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while (*found < 2 && --*budget > 0 && (e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char child[4096];
+    snprintf(child, sizeof child, "%s%s%s", sub, sub[0] ? "/" : "", e->d_name);
+    char full[8192];
+    snprintf(full, sizeof full, "%s/%s", root, child);
+    struct stat st;
+    if (lstat(full, &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      if (depth > 0) find_below(root, child, rel, depth - 1, budget, found, out, len);
+      continue;
+    }
+    size_t cl = strlen(child), rl = strlen(rel);
+    if (cl >= rl && strcmp(child + cl - rl, rel) == 0 && (cl == rl || child[cl - rl - 1] == '/')) {
+      if (!(*found)++) snprintf(out, len, "%s", child);
+    }
+  }
+  closedir(d);
+}
+
+/* A stack's source file as a path relative to the workspace, which is what
+ * GitHub needs to attach an annotation to a line: absolute paths inside
+ * the workspace are cut; a bare or relative name (DWARF often records one)
+ * is looked up below the workspace and used when exactly one file
+ * matches. */
+static bool workspace_path(const char *file, const char *workspace, char *out, size_t len) {
+  size_t wl = workspace ? strlen(workspace) : 0;
+  while (wl > 1 && workspace[wl - 1] == '/') wl--;
+  if (file[0] == '/') {
+    if (!wl || strncmp(file, workspace, wl) != 0 || file[wl] != '/') return false;
+    snprintf(out, len, "%s", file + wl + 1);
+    return true;
+  }
+  if (!wl) {
+    snprintf(out, len, "%s", file);
+    return true;
+  }
+  const char *rel = file;
+  while (strncmp(rel, "./", 2) == 0) rel += 2;
+  char direct[8192];
+  struct stat st;
+  snprintf(direct, sizeof direct, "%.*s/%s", (int)wl, workspace, rel);
+  if (stat(direct, &st) == 0) {
+    snprintf(out, len, "%s", rel);
+    return true;
+  }
+  if (strstr(rel, "../")) return false;
+  char root[4096];
+  snprintf(root, sizeof root, "%.*s", (int)wl, workspace);
+  int budget = 50000, found = 0;
+  find_below(root, "", rel, 12, &budget, &found, out, len);
+  return found == 1;
+}
+
 static void annotation(vkm_buf_t *b, const char *title, const char *file, int line, const char *msg,
                        const char *workspace) {
   vkm_buf_printf(b, "::error ");
-  if (file && file[0]) {
-    const char *rel = file;
-    size_t wl = workspace ? strlen(workspace) : 0;
-    if (wl && strncmp(file, workspace, wl) == 0 && file[wl] == '/') rel = file + wl + 1;
-    if (rel[0] != '/') {
-      vkm_buf_printf(b, "file=");
-      vkm_gh_escape_property(b, rel);
-      if (line > 0) vkm_buf_printf(b, ",line=%d", line);
-      vkm_buf_printf(b, ",");
-    }
+  char relbuf[4096];
+  if (file && file[0] && workspace_path(file, workspace, relbuf, sizeof relbuf)) {
+    vkm_buf_printf(b, "file=");
+    vkm_gh_escape_property(b, relbuf);
+    if (line > 0) vkm_buf_printf(b, ",line=%d", line);
+    vkm_buf_printf(b, ",");
   }
   vkm_buf_printf(b, "title=");
   vkm_gh_escape_property(b, title);
