@@ -19,7 +19,8 @@ Modes
 
 Workloads
   storm      bench_storm: 2 threads, malloc/free pairs of 8..512 B, live
-             window 16; the figure is the in-process loop time (loop_ns)
+             window 16; the figure is ns per pair (in-process loop time /
+             pairs per thread), so exact mode and heaptrack run fewer pairs
   sqlite     sqlite3 :memory: running bench/gen_sql.py's workload
   python     python3 bench/alloc_heavy.py (default pymalloc)
   pymalloc0  the same with PYTHONMALLOC=malloc (every object through malloc)
@@ -72,10 +73,15 @@ class Bench:
         self.curl = shutil.which("curl")
 
     # -- workloads ----------------------------------------------------------
-    def workload(self, name, heaptrack=False):
+    def workload(self, name, heaptrack=False, mode="base"):
         """(argv, extra_env, uses_loop_ns)"""
         if name == "storm":
-            pairs = self.args.heaptrack_storm_pairs if heaptrack else self.args.storm_pairs
+            # The storm's figure is ns per pair, so slow modes run fewer pairs.
+            pairs = self.args.storm_pairs
+            if heaptrack:
+                pairs = self.args.heaptrack_storm_pairs
+            elif mode == "exact":
+                pairs = self.args.exact_storm_pairs
             return [self.storm, str(pairs), "2"], {}, True
         if name == "sqlite":
             return [self.sqlite, ":memory:", ".read " + self.sql], {}, False
@@ -103,7 +109,7 @@ class Bench:
     # -- one run --------------------------------------------------------------
     def run_once(self, wl, mode, tag, report=None):
         heaptrack = mode == "heaptrack"
-        argv, wenv, loop = self.workload(wl, heaptrack=heaptrack or self.args.heaptrack_base_pass)
+        argv, wenv, loop = self.workload(wl, heaptrack=heaptrack or self.args.heaptrack_base_pass, mode=mode)
         env = dict(os.environ)
         env.update(wenv)
         env.update(self.mode_env(mode, tag))
@@ -137,7 +143,8 @@ class Bench:
         if loop:
             with open(out_path) as f:
                 kv = dict(x.split("=", 1) for x in f.read().split() if "=" in x)
-            r["loop"] = int(kv["loop_ns"]) / 1e9
+            r["loop"] = float(kv["ns_per_pair"])
+            r["cpu"] /= int(kv["pairs_per_thread"])  # comparable across pair counts
         return r
 
     def attach_sse(self, p, url_file, sse_path):
@@ -173,7 +180,7 @@ class Bench:
 
     def summarize(self, res, title):
         lines = ["", "### " + title, "",
-                 "| workload | mode | median s | ratio | min-time ratio | per-round ratio min..max | cpu ratio | maxrss MiB | SSE events |",
+                 "| workload | mode | median | ratio | min-time ratio | per-round ratio min..max | cpu ratio | maxrss MiB | SSE events |",
                  "|---|---|---|---|---|---|---|---|---|"]
         table = {}
         for wl, by_mode in res.items():
@@ -192,8 +199,9 @@ class Bench:
                                                "min_ratio": mn / base_min,
                                                "maxrss_mib": rss, "ratio_min": min(per), "ratio_max": max(per),
                                                "sse_events": sse}
-                lines.append("| %s%s | %s | %.4f | %.3fx | %.3fx | %.3f..%.3f | %.3fx | %.1f | %s |" % (
-                    wl, " (loop)" if key == "loop" else "", m, med, med / base, mn / base_min, min(per), max(per),
+                lines.append("| %s | %s | %s | %.3fx | %.3fx | %.3f..%.3f | %.3fx | %.1f | %s |" % (
+                    wl, m, "%.2f ns/pair" % med if key == "loop" else "%.3f s" % med,
+                    med / base, mn / base_min, min(per), max(per),
                     cpu / base_cpu, rss, ",".join(map(str, sse)) if sse else "-"))
         print("\n".join(lines))
         sys.stdout.flush()
@@ -265,6 +273,7 @@ def main():
     ap.add_argument("--workloads", default="storm,sqlite,python")
     ap.add_argument("--modes", default=",".join(ALL_MODES))
     ap.add_argument("--storm-pairs", type=int, default=20000000, help="pairs per thread (default 20M)")
+    ap.add_argument("--exact-storm-pairs", type=int, default=1000000, help="pairs per thread in exact mode")
     ap.add_argument("--sql-rows", type=int, default=60000)
     ap.add_argument("--heaptrack", action="store_true", help="also compare heaptrack (separate pass)")
     ap.add_argument("--heaptrack-rounds", type=int, default=3)
