@@ -121,10 +121,17 @@ void vkm_print_summary(FILE *f, const vkm_report_t *r) {
       used[best] = true;
       const vkm_site_t *s = &r->sites[best];
       const cJSON *frames = cJSON_GetObjectItemCaseSensitive(s->json, "frames");
+      /* The innermost frame in full, then two callers by name: an
+       * allocation wrapper (xmalloc) alone says little. */
       char fr[300] = "(no stack)";
       if (cJSON_GetArraySize(frames) > 0) vkm_frame_str(cJSON_GetArrayItem(frames, 0), fr, sizeof fr);
-      fprintf(f, "    %10s live %10s allocated  %s\n", vkm_fmt_size(s->live_bytes, a, sizeof a),
+      fprintf(f, "    %10s live %10s allocated  %s", vkm_fmt_size(s->live_bytes, a, sizeof a),
               vkm_fmt_size(s->alloc_bytes, b, sizeof b), fr);
+      for (int k2 = 1; k2 < 3 && k2 < cJSON_GetArraySize(frames); k2++) {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(frames, k2), "function");
+        fprintf(f, " <- %s", cJSON_IsString(fn) ? fn->valuestring : "?");
+      }
+      fputc('\n', f);
     }
   }
   const cJSON *leaks = cJSON_GetObjectItemCaseSensitive(r->root, "leaks");
