@@ -278,6 +278,12 @@ void vkm_gate_evaluate(const vkm_gate_opts_t *o, vkm_supp_list_t *supp, vkm_repo
       top_sites(c, r, BY_ALLOC_BYTES, 0, 3, false);
       break;
     case VKM_LIM_RSS:
+      if (r->self_bytes) {
+        char sb[32];
+        append(c->detail, sizeof c->detail,
+               "      (peak RSS includes the resident part of valkmem's own memory: %s committed in this run)\n",
+               vkm_fmt_size(r->self_bytes, sb, sizeof sb));
+      }
       append(c->detail, sizeof c->detail, "      top call sites by live bytes at exit:\n");
       top_sites(c, r, BY_LIVE, 0, 3, false);
       break;
