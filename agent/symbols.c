@@ -50,6 +50,7 @@ typedef struct cu_s {
 } cu_t;
 
 static void dwarf_index(module_t *m);
+static const char *demangle(const char *name);
 
 static module_t *mods;
 static size_t nmods, capmods;
@@ -595,6 +596,47 @@ static void resolve(uintptr_t pc, vkm_sym_t *out) {
   }
   if (m && m->self) out->alloc_frame = true;
   else if (m && m->alloc_module && out->function) out->alloc_frame = is_alloc_function(out->function);
+  if (out->function) out->function = demangle(out->function);
+}
+
+/* ---------------------------------------------------------------------------
+ * C++ names: demangled with __cxa_demangle when the process already has it
+ * (a C++ program has libstdc++ loaded; a C program has no _Z names). It
+ * returns malloc'd memory: the agent thread holds the re-entry guard, so
+ * that passes straight to the real allocator uncounted, and the text is
+ * copied into valkmem's own memory at once. Copies live until reset.
+ * ------------------------------------------------------------------------- */
+typedef char *(*demangle_fn_t)(const char *, char *, size_t *, int *);
+typedef struct dm_s {
+  struct dm_s *next;
+  char text[];
+} dm_t;
+static dm_t *demangled_list;
+
+static const char *demangle(const char *name) {
+  static demangle_fn_t fn;
+  static bool looked;
+  if (name[0] != '_' || name[1] != 'Z') return name;
+  if (!looked) {
+    looked = true;
+    fn = (demangle_fn_t)dlsym(RTLD_DEFAULT, "__cxa_demangle");
+  }
+  if (!fn) return name;
+  int status = -1;
+  char *d = fn(name, NULL, NULL, &status);
+  if (!d || status != 0) {
+    free(d);
+    return name;
+  }
+  size_t len = strlen(d) + 1;
+  dm_t *n = vkm_malloc(sizeof *n + len);
+  if (n) {
+    memcpy(n->text, d, len);
+    n->next = demangled_list;
+    demangled_list = n;
+  }
+  free(d);
+  return n ? n->text : name;
 }
 
 void vkm_sym_lookup(uintptr_t pc, vkm_sym_t *out) {
@@ -629,6 +671,11 @@ void vkm_symbols_reset(void) {
   vkm_free(cache);
   cache = NULL;
   cache_cap = cache_n = 0;
+  while (demangled_list) {
+    dm_t *n = demangled_list->next;
+    vkm_free(demangled_list);
+    demangled_list = n;
+  }
 }
 
 /* For tests: symbolise module-relative address rel against the ELF file at

@@ -7,6 +7,7 @@
 #include "check.h"
 #include "symbols.h"
 
+#include <dlfcn.h>
 #include <math.h>
 #include <unistd.h>
 
@@ -154,6 +155,20 @@ static void test_symbols(void) {
   vkm_sym_lookup((uintptr_t)&malloc + 4, &s);
   CHECK(s.alloc_frame);
   CHECK_EQ(s.fn_offset, 4);
+  /* C++: operator new is an allocator frame; names come back demangled once
+   * libstdc++ (and so __cxa_demangle) is in the process. */
+  void *cxx = dlopen("libstdc++.so.6", RTLD_NOW | RTLD_GLOBAL);
+  CHECK(cxx != NULL);
+  if (cxx) {
+    void *nw = dlsym(cxx, "_Znwm"), *what = dlsym(cxx, "_ZNKSt9bad_alloc4whatEv");
+    CHECK(nw && what);
+    vkm_sym_lookup((uintptr_t)nw + 1, &s);
+    CHECK(s.alloc_frame);
+    CHECK(strncmp(s.module, "libstdc++", 9) == 0);
+    vkm_sym_lookup((uintptr_t)what + 1, &s);
+    CHECK_STREQ(s.function, "std::bad_alloc::what() const");
+    CHECK(!s.alloc_frame);
+  }
 }
 
 /* A free drained before its alloc (the two came from different threads'
