@@ -150,8 +150,10 @@ VALKMEM_API_ void valkmem_pool_held(valkmem_pool_t *pool, uint64_t held_bytes);
  * each frame's time, the allocations the thread made in it (malloc calls,
  * requested bytes), pool bytes allocated, and GC pause time inside it.
  * Zones are named sections of a frame ("logic", "render"); they nest, and
- * end in the reverse order of their begin on the same thread. Names are
- * copied.
+ * end in the reverse order of their begin on the same thread; a zone that
+ * spans a frame mark counts in the frame where it ends. Names are copied.
+ * Frames and zones are meant for tens to thousands of calls per second: a
+ * flood beyond what the agent drains per tick is dropped (and counted).
  * ------------------------------------------------------------------------- */
 VALKMEM_API_ void valkmem_frame_mark(void);
 VALKMEM_API_ void valkmem_zone_begin(const char *name);

@@ -166,7 +166,7 @@ static void desktop_tick(demo_t *d, int interactive) {
  * repl
  * ------------------------------------------------------------------------- */
 #define ENV_SLOTS 16
-#define HISTORY_MAX 4096
+#define HISTORY_MAX 512 /* a ring: with --leak the heap stops growing once it wraps */
 static obj_t *env[ENV_SLOTS];
 static obj_t *history[HISTORY_MAX]; /* Out[n]: only filled with --leak */
 static unsigned repl_step, history_n;
