@@ -279,6 +279,13 @@ if case("gate-outputs"):
     leakf = [c.find("failure") for c in cases if c.get("name") == "max-leak"][0]
     check("leaky_put" in (leakf.text or "") and "4000 B" in leakf.get("message", ""),
           "JUnit: the failure message has the measured value, its text the leaking site", ET.tostring(leakf, encoding="unicode"))
+    # XML specials and control characters in the command line survive as an attribute value.
+    weird = '<&"\'>\x01\u00e9'
+    rc, out, err = run(["gate", "--max-allocs", "0", "--junit", "weird.xml", "--", prog("gate_allocs"), "3", "0", "0", weird])
+    check(rc == 3, "weird-argument run fails --max-allocs 0", show(rc, out, err))
+    root = ET.parse(os.path.join(W, "weird.xml")).getroot()
+    prop = root.find("testsuite/properties/property[@name='command']").get("value")
+    check("'<&\"'\\''>\ufffd\u00e9'" in prop, "JUnit: XML specials in the (shell-quoted) command read back", prop)
     bench = load("bench.json")
     check(isinstance(bench, list) and all(set(b) >= {"name", "unit", "value"} for b in bench) and
           any(b["name"] == "leak at exit" and b["value"] == 4000 for b in bench),

@@ -3,8 +3,8 @@
  *
  * Units follow GNU coreutils: kB/KB, MB, GB, TB, PB, EB are powers of 1000;
  * K, M, G, T, P, E and KiB, MiB, ... are powers of 1024; B or nothing is
- * bytes. Letters are case-insensitive except that a bare "b" suffix is
- * bytes (we never mean bits). Fractions are allowed when a unit is given
+ * bytes. Letters are case-insensitive ("mb" is "MB": a size here is never
+ * in bits). Fractions are allowed when a unit is given
  * and rounded down to whole bytes ("1.5KiB" = 1536). Everything is integer
  * arithmetic, so no value is silently rounded through a double. */
 #include "cli.h"
