@@ -30,8 +30,17 @@ var VKM = window.VKM || (window.VKM = {});
       p.section = sec; p.body = body; p.onscreen = true;
       grid.appendChild(sec);
       if (io) io.observe(sec);
+      if (ro) ro.observe(sec);
     });
   }
+  /* Masonry rows (style.css): a panel spans ceil((height + gap) / 4 px). */
+  var ro = window.ResizeObserver ? new ResizeObserver(function (entries) {
+    entries.forEach(function (en) {
+      var h = en.target.getBoundingClientRect().height;
+      var span = 'span ' + Math.max(1, Math.ceil((h + 10) / 4));
+      if (en.target.style.gridRowEnd !== span) en.target.style.gridRowEnd = span;
+    });
+  }) : null;
   var io = window.IntersectionObserver ? new IntersectionObserver(function (entries) {
     var back = false;
     entries.forEach(function (en) {
@@ -89,7 +98,8 @@ var VKM = window.VKM || (window.VKM = {});
     return el('div', { class: 'keys' },
       metric(s.platform === 'darwin' ? 'footprint' : 'RSS', U.bytes(os.rss), 'Memory of the process in RAM now. Source: ' + src + ', read by the agent each tick', 'k-rss'),
       metric('live heap', U.bytes((s.live || {}).bytes), 'Bytes allocated and not freed, exact (allocated usable − freed usable). Source: the shim\'s per-thread counters', 'k-live'),
-      metric('peak RSS', U.bytes(os.peak_rss), 'Highest RSS since start. Source: ' + (s.platform === 'darwin' ? 'task_info' : '/proc/self/status VmHWM')),
+      metric(s.platform === 'darwin' ? 'peak footprint' : 'peak RSS', U.bytes(os.peak_rss), 'Highest ' + (s.platform === 'darwin' ? 'footprint' : 'RSS') +
+             ' since start. Source: ' + (s.platform === 'darwin' ? 'task_info' : '/proc/self/status VmHWM')),
       metric('alloc', U.rate(r.alloc_bps), 'Bytes allocated per second over the last tick. Source: the shim\'s counters, agent.c', 'k-alloc'),
       metric('reclaim', U.rate(r.free_bps), 'Bytes freed per second over the last tick. Source: the shim\'s counters, agent.c', 'k-reclaim'),
       metric('pressure', U.pct(r.pressure_pct), '(allocated − reclaimed) / allocated over 5 s; warns when above 50 % for 5 s. Source: agent.c', r.pressure_warn ? 'is-warn' : ''),
@@ -114,6 +124,7 @@ var VKM = window.VKM || (window.VKM = {});
       parts.push(el('span', { class: 'vms', 'data-metric': 'vms' }, 'VMS ',
         U.num(U.bytes(s.os.vms), 'Virtual size: on macOS this counts the shared cache and reservations, so it is huge and says little about memory use. Source: task_info')));
     }
+    parts.push(el('span', { class: 'help', title: 'Keyboard: j / k move between panels, space pauses or resumes the stream' }, 'keys: j/k panels · space pause'));
     return el('div', { class: 'foot' }, parts);
   }
 

@@ -67,7 +67,9 @@ VKM.history = (function () {
   function load(r) {
     if (!RANGES[r]) return Promise.reject(new Error('unknown range ' + r));
     if (imported) {
-      range = r; points = fromImported(r); step_ms = stepOf(points, RANGES[r].step_ms);
+      // The file's own range keeps the agent's step; a range cut from another
+      // one gets that one's point spacing.
+      range = r; points = fromImported(r); step_ms = imported[r] ? RANGES[r].step_ms : stepOf(points, RANGES[r].step_ms);
       return Promise.resolve(points.length);
     }
     var token = ++loadToken;

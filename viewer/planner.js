@@ -126,8 +126,9 @@ VKM.planner = (function () {
       tb.appendChild(el('tr', null, el('td', { class: 'fn', title: 'Pool "' + q.name + '" (' + q.kind + ')', text: q.name }),
         el('td', { class: 'r' }, num(U.bytes(q.observed_high_water), 'Observed high water of this pool. Source: ' + VKM.panels.helpers.SRC_RUNTIME)),
         el('td', { class: 'r' }, num(U.bytes(q.current_capacity), 'Capacity registered now (valkmem_pool_register)')),
-        el('td', { class: 'r' + (q.overflow_count ? ' is-warnish' : '') }, num(U.bytes(q.capacity_bytes) + (q.objects !== null ? ' (' + U.count(q.objects) + ' obj)' : ''),
-          'High water plus ' + st.headroom + ' % headroom, rounded up to the object size' + (q.overflow_count ? '; this pool overflowed ' + q.overflow_count +
+        el('td', { class: 'r' + (q.overflow_count ? ' is-warnish' : '') }, num(U.bytes(q.capacity_bytes),
+          'High water plus ' + st.headroom + ' % headroom, rounded up to the object size' + (q.objects !== null ? ' (' + q.objects + ' objects of ' + q.object_size + ' B)' : '') +
+          (q.overflow_count ? '; this pool overflowed ' + q.overflow_count +
           ' times, so the plan starts from its capacity (the real need is larger)' : '')))));
     });
     t.appendChild(tb);

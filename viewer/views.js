@@ -10,7 +10,8 @@ var VKM = window.VKM || (window.VKM = {});
 VKM.views = (function () {
   var U = VKM.util, C = VKM.charts, H = VKM.panels.helpers, el = U.el, num = U.num, metric = U.metric;
   var SRC_RUNTIME = H.SRC_RUNTIME;
-  var ZONE_COLORS = ['--c-z0', '--c-z1', '--c-z2', '--c-z3', '--c-z4'];
+  var ZONE_COLORS = ['--c-z0', '--c-z1', '--c-z2', '--c-z3', '--c-z4', '--c-z5', '--c-z6', '--c-z7'];
+  var MAX_ZONES = 12;   // past 8 the colours repeat; past 12 zones the rest show as the grey remainder
 
   /* ------------------------------------------------------ frame budget */
   function frames(s, ctx) {
@@ -19,10 +20,10 @@ VKM.views = (function () {
     var budget = f.budget_ms || 16.6, rec = (f.recent || []).slice(-90);
     var zoneNames = [];
     rec.forEach(function (fr) { Object.keys(fr.zones || {}).forEach(function (z) { if (zoneNames.indexOf(z) < 0) zoneNames.push(z); }); });
-    zoneNames = zoneNames.slice(0, ZONE_COLORS.length);
+    zoneNames = zoneNames.slice(0, MAX_ZONES);
     var stacks = rec.map(function (fr) {
       var parts = [], used = 0;
-      zoneNames.forEach(function (z, i) { var v = (fr.zones || {})[z] || 0; used += v; parts.push({ v: v, color: ZONE_COLORS[i] }); });
+      zoneNames.forEach(function (z, i) { var v = (fr.zones || {})[z] || 0; used += v; parts.push({ v: v, color: ZONE_COLORS[i % ZONE_COLORS.length] }); });
       parts.push({ v: fr.gc_ms || 0, color: '--c-warn' }); used += fr.gc_ms || 0;
       parts.push({ v: Math.max(0, (fr.ms || 0) - used), color: '--c-other' });
       return parts;
@@ -33,7 +34,7 @@ VKM.views = (function () {
     var legend = el('div', { class: 'legend' });
     zoneNames.forEach(function (z, i) {
       var tip = 'Time in zone "' + z + '" in the last frame. Source: valkmem_zone_begin/end via ' + SRC_RUNTIME;
-      legend.appendChild(el('span', { class: 'lg' }, el('i', { class: 'sw', style: 'background:var(' + ZONE_COLORS[i] + ')' }), z + ' ',
+      legend.appendChild(el('span', { class: 'lg' }, el('i', { class: 'sw', style: 'background:var(' + ZONE_COLORS[i % ZONE_COLORS.length] + ')' }), z + ' ',
                             num(U.ms((last.zones || {})[z] || 0), tip)));
     });
     legend.appendChild(el('span', { class: 'lg' }, el('i', { class: 'sw c-warnbg' }), 'GC ',
