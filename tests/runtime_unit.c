@@ -4,6 +4,7 @@
  * vkm_runtime_on_event at once. Every figure below is known exactly:
  * pauses, frame times and zone times come from the fake clock. */
 #include <math.h>
+#include <pthread.h>
 
 #include "check.h"
 #include "runtime_json.h"
@@ -413,6 +414,70 @@ static void test_roots_marks(void) {
   cJSON_Delete(s);
 }
 
+/* Pools are shared between threads: counts stay exact, used returns to 0,
+ * and the high water never exceeds what the threads held at once. */
+#define POOL_THREADS 4
+#define POOL_ITERS 200000
+static void *pool_worker(void *arg) {
+  valkmem_pool_t *p = arg;
+  for (int i = 0; i < POOL_ITERS; i++) {
+    valkmem_pool_alloc(p, 48);
+    valkmem_pool_free(p, 48);
+  }
+  return NULL;
+}
+
+static void test_pool_threads(void) {
+  valkmem_pool_t *p = valkmem_pool_register("shared", VALKMEM_POOL_SLAB, 0, 48);
+  pthread_t t[POOL_THREADS];
+  for (int i = 0; i < POOL_THREADS; i++) pthread_create(&t[i], NULL, pool_worker, p);
+  for (int i = 0; i < POOL_THREADS; i++) pthread_join(t[i], NULL);
+  cJSON *s = snapshot();
+  const cJSON *j = rj_find(s, "pools", "name", "shared");
+  CHECK_EQ(rj_num(j, "alloc_count"), POOL_THREADS * POOL_ITERS);
+  CHECK_EQ(rj_num(j, "free_count"), POOL_THREADS * POOL_ITERS);
+  CHECK_EQ(rj_num(j, "alloc_bytes"), (double)POOL_THREADS * POOL_ITERS * 48);
+  CHECK_EQ(rj_num(j, "used"), 0);
+  CHECK_GE(rj_num(j, "high_water"), 48);
+  CHECK_LE(rj_num(j, "high_water"), POOL_THREADS * 48);
+  cJSON_Delete(s);
+}
+
+/* A registry slot reused by a new OS thread starts clean; zones nested past
+ * the tracked depth are ignored without disturbing the outer ones. */
+static void test_thread_reuse_and_depth(void) {
+  use_thread(1);
+  valkmem_frame_mark();
+  valkmem_eval_begin("left open by a thread that exits");
+  /* the thread exits; its state (index 1) is reused by another OS thread */
+  vkm_event_t ev = {.type = VKM_EV_FRAME, .thread = 1, .os_tid = 4242, .t_ns = fake_now};
+  vkm_api_snap_t snap = {0};
+  ev.extra_len = sizeof snap;
+  cJSON *s = snapshot();
+  double frames = rj_num(s, "frames.count"), evals = rj_num(s, "evals.count");
+  cJSON_Delete(s);
+  vkm_runtime_on_event(&ev, &snap); /* first mark of the new thread: starts a frame */
+  ev.type = VKM_EV_EVAL_END;
+  vkm_runtime_on_event(&ev, &snap); /* no eval open on the new thread: ignored */
+  s = snapshot();
+  CHECK_EQ(rj_num(s, "frames.count"), frames);
+  CHECK_EQ(rj_num(s, "evals.count"), evals);
+  cJSON_Delete(s);
+
+  use_thread(0);
+  valkmem_frame_mark();
+  for (int i = 0; i < 20; i++) valkmem_zone_begin(i == 0 ? "outer" : "deep");
+  advance_ms(3);
+  for (int i = 0; i < 20; i++) valkmem_zone_end();
+  valkmem_frame_mark();
+  s = snapshot();
+  const cJSON *rec = rj_get(s, "frames.recent");
+  const cJSON *last = cJSON_GetArrayItem(rec, cJSON_GetArraySize(rec) - 1);
+  CHECK_NEAR(rj_num(last, "zones.outer"), 3.0, 1e-9);
+  CHECK_NEAR(rj_num(last, "zones.deep"), 3.0 * 15, 1e-9); /* 15 tracked levels below "outer" */
+  cJSON_Delete(s);
+}
+
 int main(void) {
   vkm_runtime_init();
   use_thread(0);
@@ -423,6 +488,8 @@ int main(void) {
   test_frames();
   test_evals();
   test_roots_marks();
+  test_pool_threads();
+  test_thread_reuse_and_depth();
   /* init forgets everything but the registry (pools live as long as the process) */
   vkm_runtime_init();
   CHECK_EQ(vkm_runtime_gc_cycles(), 0);
