@@ -35,6 +35,7 @@ typedef struct vm_class_s {
   size_t size;
   slab_t *slabs;
   size_t nslabs, min_slabs, max_slabs;
+  size_t held_slabs;    /* slabs with at least one live object */
   uint64_t used;        /* bytes in live slots */
   valkmem_pool_t *pool;
 } vm_class_t;
@@ -76,13 +77,27 @@ static __attribute__((noinline)) slab_t *slab_new(vm_class_t *c) {
   s->next = c->slabs;
   c->slabs = s;
   c->nslabs++;
-  valkmem_pool_held(c->pool, (uint64_t)c->nslabs * SLAB_BYTES);
   return s;
+}
+
+/* What the pool holds is reported as the slabs that hold a live object:
+ * those cannot be given back, so their free slots are the heap's
+ * fragmentation (a non-moving collector scatters survivors). Empty slabs
+ * kept as the initial-heap reserve are not counted. */
+static void class_report_held(vm_class_t *c) {
+  size_t n = 0;
+  for (slab_t *s = c->slabs; s; s = s->next) n += s->nfree < s->nslots;
+  c->held_slabs = n;
+  valkmem_pool_held(c->pool, (uint64_t)n * SLAB_BYTES);
 }
 
 static obj_t *class_take(vm_class_t *c) {
   for (slab_t *s = c->slabs; s; s = s->next) {
     if (!s->nfree) continue;
+    if (s->nfree == s->nslots) { /* an empty slab comes into use */
+      c->held_slabs++;
+      valkmem_pool_held(c->pool, (uint64_t)c->held_slabs * SLAB_BYTES);
+    }
     obj_t *o = s->free;
     s->free = o->ref[0];
     s->nfree--;
@@ -271,7 +286,7 @@ void vm_gc(void) {
       }
       link = &s->next;
     }
-    valkmem_pool_held(c->pool, (uint64_t)c->nslabs * SLAB_BYTES);
+    class_report_held(c);
   }
   for (int r = 0; r < vm.nroots; r++) valkmem_root_report(vm.roots[r].name, per[r].bytes, per[r].objs);
   vm.since_gc = 0;
