@@ -6,7 +6,28 @@
  * vkm_event_t on the stack and hand it to vkm_emit (the calling thread's
  * ring). Pool alloc/free/reset never emit: they update counters in the pool
  * handle, which the agent reads every tick, so a runtime can call them for
- * every object. Event payloads are listed in agent/runtime.h.
+ * every object.
+ *
+ * Event payloads (vkm_event_t fields; "name" = NUL-terminated extra):
+ *   GC_BEGIN       id = cycle number (process-wide, from 1)
+ *   GC_END         id = cycle number (0 for valkmem_gc_report), a = bytes
+ *                  before, b = bytes after, c = pause ns (measured on the
+ *                  calling thread from its GC_BEGIN, or given by
+ *                  valkmem_gc_report; 0 when neither)
+ *   POOL_REGISTER  id = pool id, a = capacity, b = object size, c = kind; name
+ *   POOL_OVERFLOW  id = pool id, a = bytes that did not fit, b = used then
+ *   POOL_RESET     not emitted: resets are counted in the handle
+ *   FRAME          id = frame number on this thread; extra = vkm_api_snap_t
+ *   ZONE_BEGIN     id = nesting depth before the begin; name
+ *   ZONE_END       id = nesting depth after the end
+ *   EVAL_BEGIN     id = eval number (process-wide); extra = vkm_api_snap_t
+ *                  followed by the label (NUL-terminated)
+ *   EVAL_END       id = eval number of the matching begin (0 if unknown);
+ *                  extra = vkm_api_snap_t
+ *   ROOT           a = retained bytes, b = objects; name
+ *   MARK           a = value; name
+ *
+ * The pool handle, the registry and vkm_api_snap_t are in agent/runtime.h.
  */
 #include <string.h>
 

@@ -61,6 +61,7 @@ extern int vkm_ready VKM_HIDDEN;
 extern int vkm_sampling VKM_HIDDEN;       /* sample_bytes != 0 */
 extern vkm_real_t vkm_real VKM_HIDDEN;
 extern int vkm_usable_mode VKM_HIDDEN;
+extern int vkm_constructed VKM_HIDDEN;     /* our constructor has started */
 
 /* thread.c */
 vkm_tstate_t *vkm_thread_attach(void);       /* slow path: get a state for this thread, or NULL */

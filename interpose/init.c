@@ -23,6 +23,7 @@ int vkm_ready;
 int vkm_sampling;
 vkm_real_t vkm_real;
 int vkm_usable_mode = VKM_USABLE_NEXT;
+int vkm_constructed;
 
 static int init_busy;        /* atomic: resolution in progress */
 static uint64_t start_ns, start_unix_ms;
@@ -296,6 +297,7 @@ static void fork_child(void) {
  * Constructor and destructor
  * ------------------------------------------------------------------------- */
 __attribute__((constructor(101))) static void vkm_load(void) {
+  vkm_constructed = 1;
   vkm_init_real();
   vkm_guard_enter();
   my_pid = getpid();

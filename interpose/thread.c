@@ -34,7 +34,7 @@ static int64_t live_flushed;         /* atomic */
 static int64_t live_peak;            /* atomic */
 
 static pthread_key_t exit_key;
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static int key_made;  /* atomic: 0 none, 1 being made, 2 made */
 
 static void spin_lock(int *l) {
   while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
@@ -187,7 +187,17 @@ static void thread_exit(void *arg) {
   vkm_guard_leave();
 }
 
-static void make_key(void) { pthread_key_create(&exit_key, thread_exit); }
+/* Without pthread_once: sanitizer runtimes intercept it, and a thread can
+ * attach from inside their own thread start-up. */
+static void make_key(void) {
+  int expect = 0;
+  if (__atomic_compare_exchange_n(&key_made, &expect, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    pthread_key_create(&exit_key, thread_exit);
+    __atomic_store_n(&key_made, 2, __ATOMIC_RELEASE);
+    return;
+  }
+  while (__atomic_load_n(&key_made, __ATOMIC_ACQUIRE) != 2) sched_yield();
+}
 
 static vkm_tstate_t *state_acquire(void) {
   for (vkm_tstate_t *ts = vkm_registry_head(); ts; ts = ts->next) {
@@ -210,7 +220,7 @@ static vkm_tstate_t *state_acquire(void) {
 vkm_tstate_t *vkm_thread_attach(void) {
   if (vkm_tls.exiting || !vkm_config.enabled) return NULL;
   vkm_guard_enter();
-  pthread_once(&key_once, make_key);
+  if (__atomic_load_n(&key_made, __ATOMIC_ACQUIRE) != 2) make_key();
   vkm_tstate_t *ts = state_acquire();
   if (ts) {
     ts->os_tid = vkm_plat_tid();

@@ -61,6 +61,11 @@ VKM_INLINE void *record_result(vkm_tstate_t *ts, void *p, size_t req) {
  * Returns the state to record into, or NULL to pass through uncounted.
  * ------------------------------------------------------------------------- */
 static VKM_COLD vkm_tstate_t *enter_slow(void) {
+#if VKM_DEFER_INIT
+  /* Sanitizer builds: the sanitizer runtime allocates while it is still
+   * starting up; the bootstrap buffer answers until our constructor runs. */
+  if (!vkm_ready && !vkm_constructed) return NULL;
+#endif
   if (!vkm_ready) vkm_init_real();
   if (!vkm_ready || vkm_tls.guard) return NULL;
   return vkm_thread_attach(); /* NULL when exiting or disabled */

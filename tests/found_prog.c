@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 static void *volatile sink;
+/* Many threads store here: atomically, so TSan builds see no race. */
+#define SINK(x) __atomic_store_n(&sink, (void *)(x), __ATOMIC_RELAXED)
 static volatile size_t huge = SIZE_MAX / 2;
 
 static size_t us(void *p) { return malloc_usable_size(p); }
@@ -50,7 +52,8 @@ static void exact_iteration(uint64_t *au, uint64_t *fu, void **leaks, long i) {
   errno = 0;
   if (calloc(huge, 4) != NULL || errno != ENOMEM) abort();
   if (reallocarray(NULL, huge, 4) != NULL) abort();
-  if ((sink = malloc((size_t)768 << 20)) != NULL) abort();
+  void *big = malloc((size_t)768 << 20);
+  if (big != NULL) abort();
   /* mapped memory */
   void *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) abort();
@@ -74,7 +77,7 @@ static int run_exact(long n) {
             (unsigned long long)au, (unsigned long long)fu, lu);
     fclose(f);
   }
-  sink = leaks;
+  SINK(leaks);
   return 0;
 }
 
@@ -83,7 +86,7 @@ static void *thread_body(void *arg) {
   (void)arg;
   for (long i = 0; i < per_thread_k; i++) {
     void *p = malloc(48 + (size_t)(i % 7) * 16);
-    sink = p;
+    SINK(p);
     free(p);
   }
   return NULL;
@@ -108,7 +111,7 @@ static int run_fork(long f) {
     if (pid < 0) { perror("fork"); return 1; }
     if (pid == 0) {
       for (int j = 0; j < 10; j++) free(malloc(1000));
-      sink = malloc(333); /* each child leaks one */
+      SINK(malloc(333)); /* each child leaks one */
       exit(0);
     }
     int st;
@@ -132,7 +135,7 @@ int main(int argc, char **argv) {
     return 127;
   }
   if (argc >= 3 && !strcmp(argv[1], "exit")) {
-    for (int i = 0; i < 100; i++) sink = malloc(100);
+    for (int i = 0; i < 100; i++) SINK(malloc(100));
     return atoi(argv[2]);
   }
   fprintf(stderr, "usage: found_prog exact N | threads T K | fork F | exec CMD | exit CODE\n");

@@ -9,4 +9,9 @@ if(Python3_FOUND)
                      $<TARGET_FILE:valkmem> $<TARGET_FILE:found_prog> ${case})
     set_tests_properties(found_${case} PROPERTIES TIMEOUT 300)
   endforeach()
+  # Under sanitizers: exact sets RLIMIT_AS (sanitizers reserve terabytes),
+  # fork starts threads in a forked child (unsupported by TSan) and signal
+  # runs /bin/sleep (an uninstrumented program cannot load a TSan library).
+  set_tests_properties(found_threads found_exec found_exit PROPERTIES LABELS "preload")
+  set_tests_properties(found_exact found_fork found_signal PROPERTIES LABELS "preload;nosan")
 endif()
