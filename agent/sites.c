@@ -20,8 +20,9 @@
  * within the 60 s detection target. Objects born before the switch keep
  * their age in the old unit plus GC cycles after it.
  *
- * Leak suspects. At every epoch boundary each site records its live bytes.
- * A site is flagged when, over a window of the last W boundaries (>= NMIN):
+ * Leak suspects. At every epoch boundary each site records its live bytes,
+ * at three time scales (every boundary, every 8th, every 64th). A site is
+ * flagged when, at any scale, over a window of its last W points (>= NMIN):
  *   - the least-squares slope of live bytes over time is positive and the
  *     growth it implies over the window is at least G_min (three sample
  *     means in sampled mode, so one or two lucky samples never flag);
@@ -51,7 +52,8 @@
 
 #define OBJ_FP 65536       /* object counts are fixed point, 1/OBJ_FP units */
 #define AGE_RING 24        /* live weight per birth epoch for ages 0..23; older summed */
-#define HIST 32            /* boundaries kept per site for the leak window */
+#define HIST 32            /* boundaries kept per site and level for the leak window */
+#define LEVELS 3           /* leak windows at 1, 8 and 64 epochs per point */
 #define TIME_EPOCH_NS 1000000000ull
 #define PENDING_TTL_TICKS 100 /* frees seen before their alloc wait this long (10 s at 100 ms) */
 #define W_TIME 30
@@ -80,8 +82,8 @@ typedef struct site_s {
   int64_t age_bytes[AGE_RING], age_objs[AGE_RING]; /* indexed by birth epoch % AGE_RING */
   int64_t older_bytes, older_objs;                /* born AGE_RING or more epochs ago */
 
-  int64_t h_live[HIST]; /* live bytes at boundary b, at b % HIST */
-  uint32_t h_first;     /* the first boundary this site saw */
+  int64_t h_live[LEVELS][HIST]; /* live bytes at level-L boundary b, at [L][b % HIST] */
+  uint32_t h_first[LEVELS];     /* the first boundary of each level this site saw */
 
   bool leak;
   double leak_rate;
@@ -197,11 +199,17 @@ static uint64_t tick_no;
 static double now_s;
 
 static int64_t g_old_hist[HIST]; /* live objects aged 21+ at each boundary (OBJ_FP) */
-/* Epoch boundaries, shared by every site: boundary b is at b % HIST. */
-static double b_t[HIST];
-static uint32_t b_epoch[HIST];
-static uint32_t b_n;     /* boundaries so far */
-static uint32_t b_floor; /* first boundary in the current epoch unit (time, then gc) */
+/* Epoch boundaries, shared by every site. Level 0 takes a point at every
+ * boundary, level 1 at every 8th, level 2 at every 64th: the same test over
+ * 30 points then spans 30 s, 4 min and 32 min (in time epochs), so a leak
+ * too slow to show against sampling noise in 30 s still shows in 32 min.
+ * Level-L boundary b is at [L][b % HIST]. */
+static const unsigned level_every[LEVELS] = {1, 8, 64};
+static double lb_t[LEVELS][HIST];
+static uint32_t lb_epoch[LEVELS][HIST];
+static uint32_t lb_n[LEVELS];     /* points so far */
+static uint32_t lb_floor[LEVELS]; /* first point in the current epoch unit (time, then gc) */
+static uint64_t boundaries;       /* since start or the switch to gc epochs */
 
 static bool exact_mode(void) { return vkm_config.exact || vkm_config.sample_bytes <= 1; }
 
@@ -263,7 +271,7 @@ static site_t *site_intern(const uintptr_t *f, unsigned n) {
   memcpy(s->frames, f, n * sizeof *f);
   s->nframes = (uint16_t)n;
   s->key = key;
-  s->h_first = b_n;
+  for (unsigned l = 0; l < LEVELS; l++) s->h_first[l] = lb_n[l];
   s->idx = nsites;
   site_arr[nsites++] = s;
   HASH_ADD(hh, sites_by_key, key, sizeof s->key, s);
@@ -389,8 +397,35 @@ static int64_t old_bytes(const site_t *s, uint32_t age) {
   return sum;
 }
 
-/* After boundary b_n - 1 was recorded: leak analysis of one site. */
-static void site_boundary(site_t *s) {
+/* The leak test on one level's window, after its newest point was
+ * recorded. Flags the site and returns true when it passes. */
+static bool leak_test(site_t *s, unsigned l) {
+  unsigned w = gc_mode ? W_GC : W_TIME, nmin = gc_mode ? NMIN_GC : NMIN_TIME;
+  uint32_t since = s->h_first[l] > lb_floor[l] ? s->h_first[l] : lb_floor[l];
+  unsigned n = lb_n[l] - since < w ? lb_n[l] - since : w;
+  if (n < nmin || s->live_bytes <= 0) return false;
+  unsigned first = (lb_n[l] - n) % HIST;
+  double gmin = exact_mode() ? 16384.0 : 3.0 * (double)vkm_config.sample_bytes;
+  if ((double)(s->live_bytes - s->h_live[l][first]) < gmin / 2) return false; /* cheap pre-check */
+  trend_t tr = trend(s->h_live[l], lb_t[l], lb_n[l], n);
+  if (tr.slope <= 0 || tr.growth < gmin || tr.tau < TAU_MIN) return false;
+  uint32_t span = epoch - lb_epoch[l][first];
+  /* An age of k epochs means older than k - 1 whole epochs: ask one more. */
+  uint32_t half = (span + 1) / 2 + 1;
+  if ((double)old_bytes(s, half) < OLD_SHARE * tr.growth) return false;
+  s->leak = true;
+  s->leak_rate = tr.slope;
+  s->leak_since_t = lb_t[l][first];
+  s->leak_since_epoch = lb_epoch[l][first];
+  s->leak_anchor = s->h_live[l][first];
+  s->leak_epochs = span;
+  s->leak_level = s->live_bytes;
+  return true;
+}
+
+/* Leak analysis of one site at a boundary; `levels` has bit l set when
+ * level l took a point. */
+static void site_boundary(site_t *s, unsigned levels) {
   if (s->leak) {
     if (s->live_bytes > s->leak_level) s->leak_level = s->live_bytes;
     if (s->live_bytes * 2 >= s->leak_level) {
@@ -403,26 +438,8 @@ static void site_boundary(site_t *s) {
     }
     s->leak = false; /* half of its peak was given back: a slow cache after all */
   }
-  unsigned w = gc_mode ? W_GC : W_TIME, nmin = gc_mode ? NMIN_GC : NMIN_TIME;
-  uint32_t since = s->h_first > b_floor ? s->h_first : b_floor;
-  unsigned n = b_n - since < w ? b_n - since : w;
-  if (n < nmin || s->live_bytes <= 0) return;
-  unsigned first = (b_n - n) % HIST;
-  double gmin = exact_mode() ? 16384.0 : 3.0 * (double)vkm_config.sample_bytes;
-  if ((double)(s->live_bytes - s->h_live[first]) < gmin / 2) return; /* cheap pre-check */
-  trend_t tr = trend(s->h_live, b_t, b_n, n);
-  if (tr.slope <= 0 || tr.growth < gmin || tr.tau < TAU_MIN) return;
-  uint32_t span = epoch - b_epoch[first];
-  /* An age of k epochs means older than k - 1 whole epochs: ask one more. */
-  uint32_t half = (span + 1) / 2 + 1;
-  if ((double)old_bytes(s, half) < OLD_SHARE * tr.growth) return;
-  s->leak = true;
-  s->leak_rate = tr.slope;
-  s->leak_since_t = b_t[first];
-  s->leak_since_epoch = b_epoch[first];
-  s->leak_anchor = s->h_live[first];
-  s->leak_epochs = span;
-  s->leak_level = s->live_bytes;
+  for (unsigned l = 0; l < LEVELS; l++)
+    if ((levels >> l & 1) && leak_test(s, l)) return;
 }
 
 /* Moves the birth-epoch slot that is about to be reused into `older`. */
@@ -440,7 +457,7 @@ static void global_boundary(void) {
     old += s->older_objs;
     for (uint32_t a = 21; a < AGE_RING && a <= epoch; a++) old += s->age_objs[(epoch - a) % AGE_RING];
   }
-  g_old_hist[b_n % HIST] = old;
+  g_old_hist[lb_n[0] % HIST] = old;
 }
 
 static void advance(unsigned steps) {
@@ -449,13 +466,19 @@ static void advance(unsigned steps) {
     epoch++;
   }
   if (steps > AGE_RING) epoch += steps - AGE_RING;
-  unsigned k = b_n % HIST;
-  b_t[k] = now_s;
-  b_epoch[k] = epoch;
-  for (uint32_t j = 0; j < nsites; j++) site_arr[j]->h_live[k] = site_arr[j]->live_bytes;
+  unsigned levels = 0;
+  for (unsigned l = 0; l < LEVELS; l++) {
+    if (boundaries % level_every[l]) continue;
+    levels |= 1u << l;
+    unsigned k = lb_n[l] % HIST;
+    lb_t[l][k] = now_s;
+    lb_epoch[l][k] = epoch;
+    for (uint32_t j = 0; j < nsites; j++) site_arr[j]->h_live[l][k] = site_arr[j]->live_bytes;
+  }
   global_boundary();
-  b_n++;
-  for (uint32_t j = 0; j < nsites; j++) site_boundary(site_arr[j]);
+  for (unsigned l = 0; l < LEVELS; l++) lb_n[l] += levels >> l & 1;
+  boundaries++;
+  for (uint32_t j = 0; j < nsites; j++) site_boundary(site_arr[j], levels);
 }
 
 static void purge_pending(void) {
@@ -480,7 +503,8 @@ void vkm_sites_tick(const vkm_tick_t *t, uint64_t gc_cycles) {
     if (!gc_mode) {
       gc_mode = true;
       steps = 1;
-      b_floor = b_n; /* new unit: windows restart at the switch's boundary */
+      for (unsigned l = 0; l < LEVELS; l++) lb_floor[l] = lb_n[l]; /* new unit: windows restart here */
+      boundaries = 0;
     } else if (gc_cycles > last_gc) {
       steps = (unsigned)(gc_cycles - last_gc > 1000 ? 1000 : gc_cycles - last_gc);
     }
@@ -517,7 +541,9 @@ void vkm_sites_init(void) {
   ticked = false;
   tick_no = 0;
   now_s = 0;
-  b_n = b_floor = 0;
+  memset(lb_n, 0, sizeof lb_n);
+  memset(lb_floor, 0, sizeof lb_floor);
+  boundaries = 0;
 }
 
 /* ---------------------------------------------------------------------------
@@ -653,9 +679,9 @@ static void lifetimes_json(cJSON *obj) {
    * count of live objects aged 21+ epochs. */
   bool growing = false;
   unsigned w = gc_mode ? W_GC : W_TIME, nmin = gc_mode ? NMIN_GC : NMIN_TIME;
-  unsigned n = b_n - b_floor < w ? b_n - b_floor : w;
+  unsigned n = lb_n[0] - lb_floor[0] < w ? lb_n[0] - lb_floor[0] : w;
   if (n >= nmin) {
-    trend_t tr = trend(g_old_hist, b_t, b_n, n);
+    trend_t tr = trend(g_old_hist, lb_t[0], lb_n[0], n);
     growing = tr.slope > 0 && tr.tau >= TAU_MIN;
   }
   cJSON_AddBoolToObject(l, "oldest_growing", growing);
