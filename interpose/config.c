@@ -55,7 +55,7 @@ static const opt_t options[] = {
     /* Read elsewhere, listed so they are not reported as unknown. */
     {"VIEW", OPT_STR, NULL, 0, "serve a saved report instead of live data"},
     {"OWNER_PID", OPT_STR, NULL, 0, "internal: pid of the process the user started"},
-    {"RING_KB", OPT_STR, NULL, 0, "reserved"},
+    {"LIB", OPT_STR, NULL, 0, "the valkmem launcher: path of libvalkmem.so"},
 };
 
 static int parse_bool(const char *v, bool *out) {
