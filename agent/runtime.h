@@ -3,24 +3,8 @@
  * handle with its counters, the pool registry, and the binary payloads that
  * some runtime events carry. Nothing here is public.
  *
- * Event payloads (vkm_event_t fields; "name" = NUL-terminated extra):
- *   GC_BEGIN       id = cycle number (process-wide, from 1)
- *   GC_END         id = cycle number (0 for valkmem_gc_report), a = bytes
- *                  before, b = bytes after, c = pause ns (measured on the
- *                  calling thread from its GC_BEGIN, or given by
- *                  valkmem_gc_report; 0 when neither)
- *   POOL_REGISTER  id = pool id, a = capacity, b = object size, c = kind; name
- *   POOL_OVERFLOW  id = pool id, a = bytes that did not fit, b = used then
- *   POOL_RESET     not emitted: resets are counted in the handle
- *   FRAME          id = frame number on this thread; extra = vkm_api_snap_t
- *   ZONE_BEGIN     id = nesting depth before the begin; name
- *   ZONE_END       id = nesting depth after the end
- *   EVAL_BEGIN     id = eval number (process-wide); extra = vkm_api_snap_t
- *                  followed by the label (NUL-terminated)
- *   EVAL_END       id = eval number of the matching begin (0 if unknown);
- *                  extra = vkm_api_snap_t
- *   ROOT           a = retained bytes, b = objects; name
- *   MARK           a = value; name
+ * The event payloads are documented where they are produced, at the top
+ * of interpose/api.c.
  */
 #ifndef VKM_RUNTIME_H
 #define VKM_RUNTIME_H
