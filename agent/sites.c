@@ -45,9 +45,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* uthash on valkmem's own memory, and never fatal: out of memory in the
+ * agent must not end the host program. A failed add leaves the item out of
+ * the table and sets uthash_oom. */
+static int uthash_oom;
 #define uthash_malloc(sz) vkm_malloc(sz)
 #define uthash_free(ptr, sz) vkm_free(ptr)
-#define uthash_fatal(msg) abort()
+#define HASH_NONFATAL_OOM 1
+#define uthash_nonfatal_oom(obj) (uthash_oom = 1)
 #include <uthash.h>
 
 #define OBJ_FP 65536       /* object counts are fixed point, 1/OBJ_FP units */
@@ -272,9 +277,15 @@ static site_t *site_intern(const uintptr_t *f, unsigned n) {
   s->nframes = (uint16_t)n;
   s->key = key;
   for (unsigned l = 0; l < LEVELS; l++) s->h_first[l] = lb_n[l];
+  uthash_oom = 0;
+  HASH_ADD(hh, sites_by_key, key, sizeof s->key, s);
+  if (uthash_oom) {
+    vkm_free(s->frames);
+    vkm_free(s);
+    return NULL;
+  }
   s->idx = nsites;
   site_arr[nsites++] = s;
-  HASH_ADD(hh, sites_by_key, key, sizeof s->key, s);
   return s;
 }
 
@@ -579,7 +590,7 @@ static void site_symbolise(site_t *s) {
     h = h * 0x9e3779b97f4a7c15ull + s->key;
   }
   s->sid = h;
-  HASH_ADD(hs, sites_by_sid, sid, sizeof s->sid, s);
+  HASH_ADD(hs, sites_by_sid, sid, sizeof s->sid, s); /* out of memory: only the collision check weakens */
   static const char hex[] = "0123456789abcdef";
   for (int i = 0; i < 16; i++) s->id[i] = hex[(h >> (60 - 4 * i)) & 15];
   s->id[16] = 0;
