@@ -13,6 +13,7 @@
 #include "../include/valkmem.h"
 
 #define VKM_POOL_MAGIC 0x6c6f6f706d6b7676ull /* "vvkmpool" */
+#define VKM_POOLS_MAX 1024                   /* registrations tracked per process */
 
 /* The pool handle (valkmem_pool_t). Allocated with vkm_calloc by
  * valkmem_pool_register and never freed: the agent may read it at any time.

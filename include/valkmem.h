@@ -117,7 +117,9 @@ VALKMEM_API_ void valkmem_gc_report(uint64_t bytes_before, uint64_t bytes_after,
  * The handle holds the pool's counters; alloc/free/reset update them with
  * relaxed atomics (any thread may use any pool) and the agent reads them
  * every tick. Sizes are bytes. capacity 0 means unbounded (no overflow
- * detection). Handles live until the process ends.
+ * detection). Handles live until the process ends: register long-lived
+ * pools (up to 1024 per process; later registrations return NULL), not one
+ * per request or per object.
  * ------------------------------------------------------------------------- */
 
 /* Register a pool. kind: VALKMEM_POOL_*. object_size: slot size of a slab

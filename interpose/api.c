@@ -160,6 +160,16 @@ void valkmem_gc_report(uint64_t bytes_before, uint64_t bytes_after, uint64_t pau
 
 valkmem_pool_t *valkmem_pool_register(const char *name, int kind, uint64_t capacity, uint64_t object_size) {
   if (!vkm_config.enabled) return NULL;
+  /* Handles are never freed and every frame mark and eval walks the
+   * registry: a runtime that registers a pool per request would grow both
+   * without bound. Past the cap, pools are not tracked (said once). */
+  static int api_pool_full;
+  if (VKM_LOAD(&api_pool_seq) >= VKM_POOLS_MAX) {
+    if (!__atomic_exchange_n(&api_pool_full, 1, __ATOMIC_RELAXED))
+      vkm_say("warning", "valkmem_pool_register: more than %d pools registered; \"%s\" and later ones are not tracked",
+              VKM_POOLS_MAX, name ? name : "");
+    return NULL;
+  }
   /* Registration is rare; vkm_calloc is mimalloc, never the app's heap, and
    * the guard keeps any mmap it makes out of the app's figures. */
   vkm_guard_enter();

@@ -31,6 +31,11 @@ static uint64_t emitted[VKM_EV_MAX];
 uint64_t vkm_now_ns(void) { return fake_now; }
 uint64_t vkm_start_ns(void) { return 1000 * MS_NS_; }
 uint64_t vkm_started_at_unix_ms(void) { return 1764172800000ull; }
+static int said;
+void vkm_say(const char *level, const char *fmt, ...) {
+  (void)level, (void)fmt;
+  said++;
+}
 void vkm_guard_enter(void) {}
 void vkm_guard_leave(void) {}
 void *vkm_malloc(size_t n) { return malloc(n); }
@@ -478,6 +483,20 @@ static void test_thread_reuse_and_depth(void) {
   cJSON_Delete(s);
 }
 
+/* Registrations past VKM_POOLS_MAX return NULL and are said once. */
+static void test_pool_cap(void) {
+  unsigned n = 0;
+  for (const valkmem_pool_t *p = vkm_api_pools(); p; p = p->next) n++;
+  unsigned got = 0;
+  for (unsigned i = 0; i < VKM_POOLS_MAX + 10; i++)
+    if (valkmem_pool_register("per-request", VALKMEM_POOL_ARENA, 0, 0)) got++;
+  CHECK_EQ(n + got, VKM_POOLS_MAX);
+  CHECK_EQ(said, 1);
+  cJSON *s = snapshot();
+  CHECK_EQ(cJSON_GetArraySize(rj_get(s, "pools")), VKM_POOLS_MAX);
+  cJSON_Delete(s);
+}
+
 int main(void) {
   vkm_runtime_init();
   use_thread(0);
@@ -490,6 +509,7 @@ int main(void) {
   test_roots_marks();
   test_pool_threads();
   test_thread_reuse_and_depth();
+  test_pool_cap();
   /* init forgets everything but the registry (pools live as long as the process) */
   vkm_runtime_init();
   CHECK_EQ(vkm_runtime_gc_cycles(), 0);
