@@ -15,10 +15,14 @@ function(vkm_browser_test)
     message(STATUS "browser test: no valkmem-demo target, not added")
     return()
   endif()
+  set(cli "")
+  if(TARGET valkmem-cli)
+    set(cli --cli $<TARGET_FILE:valkmem-cli>)   # also test `valkmem view report.json`
+  endif()
   if(VKM_NODE)
     add_test(NAME browser
              COMMAND ${VKM_NODE} ${CMAKE_SOURCE_DIR}/tests/browser/run.js
-                     --demo $<TARGET_FILE:valkmem-demo> --lib $<TARGET_FILE:valkmem>
+                     --demo $<TARGET_FILE:valkmem-demo> --lib $<TARGET_FILE:valkmem> ${cli}
                      --artifacts ${CMAKE_SOURCE_DIR}/tests/browser/artifacts
                      -- --mode all --leak)
   else()

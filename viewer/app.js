@@ -245,16 +245,16 @@ var VKM = window.VKM || (window.VKM = {});
     return VKM.history.load(r).then(function () { render(true); }, showError);
   }
 
-  function applyImport(doc, name) {
+  function applyImport(doc, name, served) {
     importedFrom = name;
-    VKM.stream.offline();
+    VKM.stream.offline(onState);
     VKM.history.setImported(doc.history || {});
     snap = doc.snapshot;
     var r = doc.range && VKM.history.RANGES[doc.range] ? doc.range : VKM.history.range();
     U.fill($('banner'), el('div', { class: 'info', title: 'Imported ' + doc.kind + ' ' + name },
       'Showing ', el('b', { text: name }), ' (' + doc.kind + ' of ' + (snap.program || '?') + ', pid ' + snap.pid + ', ' + (snap.platform || '?') + ') — offline ',
-      el('button', { type: 'button', id: 'back-live', title: 'Reload the page to return to the live process' }, 'back to live')));
-    $('back-live').addEventListener('click', function () { location.reload(); });
+      served ? null : el('button', { type: 'button', id: 'back-live', title: 'Reload the page to return to the live process' }, 'back to live')));
+    if (!served) $('back-live').addEventListener('click', function () { location.reload(); });
     return setRange(r);
   }
 
@@ -316,14 +316,15 @@ var VKM = window.VKM || (window.VKM = {});
     onState('connecting', '');
 
     // `valkmem view file.json` serves a saved report or export as the
-    // snapshot: show it offline instead of opening a stream.
+    // snapshot, marked "view": true: show it offline (the file's own
+    // history, no stream) exactly as an import.
     fetch('api/snapshot', { cache: 'no-store' }).then(function (res) {
       if (!res.ok) throw new Error('GET /api/snapshot: HTTP ' + res.status);
       return res.text();
     }).then(function (text) {
       var d = JSON.parse(text);
-      if (d.schema === 'valkmem.report/1' || d.schema === 'valkmem.export/1')
-        return applyImport(VKM.io.parse(text), (d.program || 'report') + ' (saved)');
+      if (d.view || d.schema === 'valkmem.report/1' || d.schema === 'valkmem.export/1')
+        return applyImport(VKM.io.parse(text), (d.program || (d.snapshot && d.snapshot.program) || 'saved file') + ' (valkmem view)', true);
       snap = fullSnap = d; fullAt = Date.now();
       return setRange(VKM.history.range()).then(function () { VKM.stream.start(onTick, onState); });
     }).catch(function (e) {

@@ -62,7 +62,9 @@ VKM.io = (function () {
     var d;
     try { d = JSON.parse(text); } catch (e) { throw new Error('not JSON: ' + e.message); }
     if (!d || typeof d !== 'object') throw new Error('not a JSON object');
-    if (d.schema === 'valkmem.export/1') {
+    // An export; or an export served back by `valkmem view` (which stamps
+    // the document "valkmem.snapshot/1" with "view": true).
+    if (d.schema === 'valkmem.export/1' || (d.view && d.snapshot && typeof d.snapshot === 'object')) {
       if (!d.snapshot) throw new Error('export has no snapshot');
       return { kind: 'export', snapshot: d.snapshot, history: normHistory(d.history), profile: d.profile, range: d.range };
     }
@@ -74,7 +76,7 @@ VKM.io = (function () {
         var any = h['1m'] || h['5m'] || h['1h'] || h['10h'] || [];
         snap.point = any[any.length - 1] || null;
       }
-      return { kind: d.schema === 'valkmem.report/1' ? 'report' : 'snapshot', snapshot: snap, history: h };
+      return { kind: d.schema === 'valkmem.report/1' || d.view ? 'report' : 'snapshot', snapshot: snap, history: h };
     }
     throw new Error('unknown schema "' + d.schema + '" (expected valkmem.export/1 or valkmem.report/1)');
   }

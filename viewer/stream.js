@@ -55,7 +55,7 @@ VKM.stream = (function () {
     start: function (tick, st) { onTick = tick; onState = st; exitedSeen = false; failures = 0; open(); },
     pause: function () { if (state === 'exited' || state === 'offline') return false; close(); set('paused'); return true; },
     resume: function () { if (state !== 'paused') return false; open(); return true; },
-    offline: function () { close(); set('offline', 'imported file'); },
+    offline: function (st) { close(); if (st) onState = st; set('offline', 'imported file'); },
     reconnect: function () { exitedSeen = false; failures = 0; open(); },
     state: function () { return state; }
   };

@@ -6,6 +6,7 @@
 //                                               VALKMEM_URL_FILE and test the real agent
 //   --url URL                                   an agent (or fake-server.js) already running
 //   --fake                                      start fake-server.js (development only)
+// With --cli VALKMEM (the launcher), `valkmem view` of a saved report is tested too.
 // Options: --artifacts DIR (screenshots; default ./artifacts), --events N
 // (SSE events for the performance figures, default 300), --only NAME[,NAME].
 //
@@ -456,6 +457,48 @@ T.performance = async (ctx, url) => {
   check(f.raf_p95 < 150, 'p95 frame interval ' + f.raf_p95.toFixed(2) + ' ms >= 150 ms');
   check(f.heap_mb === 0 || f.heap_mb < 64, 'JS heap ' + f.heap_mb.toFixed(1) + ' MB');
   return 'ev p50 ' + f.ev_p50.toFixed(2) + ' / p95 ' + f.ev_p95.toFixed(2) + ' ms; rAF p95 ' + f.raf_p95.toFixed(2) + ' ms';
+};
+
+/* `valkmem view report.json`: the dashboard for a saved report, with no
+ * running program: offline, the report's own state and history. */
+T.valkmem_view = async (ctx, url) => {
+  const cli = opt('cli');
+  if (!cli) return 'skipped: no --cli given';
+  const rep = await api(url, 'api/report');
+  const file = path.join(tmpdir, 'view-report.json');
+  fs.writeFileSync(file, JSON.stringify(rep));
+  const log = path.join(tmpdir, 'view.log');
+  const view = spawn(cli, ['view', file, '--listen', '127.0.0.1:0'], { stdio: ['ignore', fs.openSync(log, 'w'), fs.openSync(log, 'a')] });
+  try {
+    let vurl = null;
+    for (let t0 = Date.now(); !vurl && Date.now() - t0 < 10000; await sleep(50)) {
+      const m = /http:\/\/127\.0\.0\.1:\d+\//.exec(fs.readFileSync(log, 'utf8'));
+      if (m) vurl = m[0];
+      if (view.exitCode !== null) throw new Error('valkmem view exited ' + view.exitCode + ': ' + fs.readFileSync(log, 'utf8'));
+    }
+    check(vurl, 'valkmem view printed no URL: ' + fs.readFileSync(log, 'utf8'));
+    const page = await ctx.newPage();
+    watch(page, 'view');
+    const streams = [];
+    page.on('request', q => { if (q.url().includes('api/events')) streams.push(q.url()); });
+    await page.goto(vurl + '?profile=server');
+    await page.waitForFunction(() => document.body.getAttribute('data-conn') === 'offline', null, { timeout: 10000 });
+    await page.waitForFunction(() => VKM.history.points().length > 0, null, { timeout: 5000 });
+    const got = await page.evaluate(() => ({ proc: document.getElementById('proc').innerText, seq: VKM.app.snapshot().seq,
+      pts: VKM.history.points().length, badge: document.getElementById('conn').textContent,
+      has: Array.from(document.querySelectorAll('#grid .panel:not([hidden])')).map(s => s.dataset.panel + '=' + s.dataset.hasData) }));
+    check(got.proc.includes(String(rep.pid)), 'report pid ' + rep.pid + ' shown: ' + got.proc);
+    eq(got.seq, rep.seq, 'report snapshot');
+    const h1 = (rep.history['1m'].points || rep.history['1m']);
+    check(got.pts > 0 && got.pts <= h1.length, 'points from the report: ' + got.pts + ' of ' + h1.length);
+    eq(streams.length, 0, 'no live stream opened');
+    check(got.has.every(x => x.endsWith('=1')), 'panels with data: ' + got.has.join(' '));
+    await page.screenshot({ path: path.join(ARTIFACTS, 'valkmem-view.png') });
+    await page.close();
+    return 'offline "' + got.badge + '", ' + got.pts + ' points';
+  } finally {
+    view.kill('SIGTERM');
+  }
 };
 
 /* Last: the program ends; the dashboard says "process exited" and keeps the
