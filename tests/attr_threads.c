@@ -2,7 +2,8 @@
  * allocate, consumer threads free what they receive (so a free's event is
  * often drained before its alloc's, from another thread's ring), every 101st
  * object is kept to exit. The report's site must hold exactly the kept
- * bytes and objects, and have counted every allocation.
+ * bytes and objects, and have counted every allocation; all sites together
+ * (VALKMEM_TOP_SITES=0) must hold exactly the process's live heap.
  *
  *   attr_threads LIB        the driver
  *   attr_threads child -    the workload
@@ -87,7 +88,7 @@ int main(int argc, char **argv) {
   char path[256], env_report[300];
   attr_report_path(path, sizeof path, "threads");
   snprintf(env_report, sizeof env_report, "VALKMEM_REPORT=%s", path);
-  const char *env[] = {env_report, "VALKMEM_SAMPLE_BYTES=1", NULL};
+  const char *env[] = {env_report, "VALKMEM_SAMPLE_BYTES=1", "VALKMEM_TOP_SITES=0", NULL};
   unlink(path);
   CHECK_EQ(attr_wait(attr_spawn("/proc/self/exe", argv[1], "child", "-", env)), 0);
   cJSON *rep = attr_load(path);
@@ -121,6 +122,16 @@ int main(int argc, char **argv) {
       cJSON_ArrayForEach(v, cJSON_GetObjectItem(s, "lifetimes")) freed += v->valuedouble;
     }
     CHECK_EQ(freed, PRODUCERS * PER_PRODUCER - live_count);
+    /* Exact mode attributes every allocation of the process: the sites'
+     * usable live bytes and objects add up to the exact live heap. */
+    double all_usable = 0, all_count = 0;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItem(rep, "sites")) {
+      all_usable += cJSON_GetObjectItem(s, "live_usable_bytes")->valuedouble;
+      all_count += cJSON_GetObjectItem(s, "live_count")->valuedouble;
+    }
+    const cJSON *live = cJSON_GetObjectItem(rep, "live");
+    CHECK_EQ(all_usable, cJSON_GetObjectItem(live, "bytes")->valuedouble);
+    CHECK_EQ(all_count, cJSON_GetObjectItem(live, "count")->valuedouble);
     cJSON_Delete(rep);
   }
   unlink(path);
