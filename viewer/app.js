@@ -198,6 +198,7 @@ var VKM = window.VKM || (window.VKM = {});
     mendTick(s);
     snap = s;
     if (s.point) VKM.history.push(s.point);
+    if (document.hidden) return;   // a background tab draws nothing; visibilitychange catches up
     render();
     perf.count++;
     perf.events.push(performance.now() - t0);
@@ -307,6 +308,7 @@ var VKM = window.VKM || (window.VKM = {});
       this.value = '';
     });
     document.addEventListener('keydown', onKey);
+    document.addEventListener('visibilitychange', function () { if (!document.hidden) render(true); });
     window.addEventListener('resize', function () {
       document.querySelectorAll('canvas.chart').forEach(function (c) { c._dirty = true; });
       VKM.charts.flush();

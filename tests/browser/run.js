@@ -373,6 +373,48 @@ T.export_import = async (ctx, url) => {
          ') restored offline; report import shows ' + rv.pts + ' points';
 };
 
+/* The embedded profile's planner: the limit moves "peak / limit", the plan
+ * covers every pool with its headroom, and the three export formats agree. */
+T.capacity_planner = async (ctx, url) => {
+  const page = await openAt(ctx, url, '?profile=embedded', 'planner');
+  await page.selectOption('#plan-limit', String(16 * 1048576));
+  await page.fill('#plan-headroom', '50');
+  await page.selectOption('#plan-format', 'json');
+  await waitTicks(page, 2);
+  const plan = JSON.parse(await page.textContent('#plan-snippet'));
+  const snap = await page.evaluate(() => VKM.app.snapshot());
+  eq(plan.schema, 'valkmem.plan/1', 'plan schema');
+  eq(plan.target_limit_bytes, 16 * 1048576, 'target limit');
+  eq(plan.headroom_pct, 50, 'headroom');
+  eq(plan.pools.length, (snap.pools || []).length, 'one entry per pool');
+  for (const q of plan.pools) {
+    const need = Math.max(q.observed_high_water, q.overflow_count > 0 ? q.current_capacity : 0) * 1.5;
+    check(q.capacity_bytes >= need && q.capacity_bytes < need + Math.max(4096, q.object_size) + 1,
+          q.name + ': capacity ' + q.capacity_bytes + ' for need ' + need);
+  }
+  const shown = await page.textContent('#panel-planner .metric.is-key .m-value');
+  const want = await page.evaluate(p => VKM.util.pct(p.peak_pct_of_limit), plan);
+  eq(shown, want, 'peak / limit shown');
+  check(Math.abs(plan.peak_pct_of_limit - plan.observed.app_peak_rss_bytes / (16 * 1048576) * 100) < 1e-6, 'peak % of the limit');
+  await page.selectOption('#plan-format', 'c');
+  await page.waitForFunction(() => document.getElementById('plan-snippet').textContent.includes('#define'));
+  const c = await page.textContent('#plan-snippet');
+  await page.selectOption('#plan-format', 'env');
+  await page.waitForFunction(() => /^MEMORY_LIMIT_BYTES=/m.test(document.getElementById('plan-snippet').textContent));
+  const env = await page.textContent('#plan-snippet');
+  for (const q of plan.pools) {
+    const id = 'POOL_' + q.name.toUpperCase().replace(/[^A-Z0-9]+/g, '_').replace(/^_+|_+$/g, '') + '_CAPACITY';
+    check(c.includes('#define ' + id + ' '), 'C header defines ' + id);
+    check(env.includes(id + '='), 'env defines ' + id);
+  }
+  const dl = page.waitForEvent('download', { timeout: 10000 });
+  await page.click('#plan-download');
+  eq((await dl).suggestedFilename(), 'valkmem-plan.env', 'download name');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'planner-16MiB.png') });
+  await page.close();
+  return plan.pools.length + ' pools; peak ' + plan.peak_pct_of_limit.toFixed(1) + ' % of 16 MiB; fits: ' + plan.fits;
+};
+
 /* A darwin snapshot: no smaps section, VMS only in the footer, no broken bars. */
 T.darwin_fixture = async (ctx, url) => {
   const snap = JSON.parse(fs.readFileSync(path.join(HERE, 'fixtures', 'darwin-snapshot.json'), 'utf8'));
