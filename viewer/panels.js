@@ -194,9 +194,10 @@ VKM.panels = (function () {
          el('th', { class: 'r', text: key === 'live_bytes' ? 'live' : 'allocated' }), el('th', { class: 'r', text: 'objects' }))));
     var tb = el('tbody');
     rows.forEach(function (x) {
-      var fnTip = 'Call site ' + x.id + ': ' + (x.frames || []).map(function (f) {
+      var fr = x.frames || [];
+      var fnTip = 'Call site ' + x.id + ': ' + fr.slice(0, 8).map(function (f) {
         return (f.function || '?') + (f.file ? ' (' + f.file + ':' + (f.line || '?') + ')' : '');
-      }).join(' ← ') + '. Source: ' + SRC_SITES;
+      }).join(' ← ') + (fr.length > 8 ? ' ← … (' + fr.length + ' frames)' : '') + '. Source: ' + SRC_SITES;
       var bTip = (key === 'live_bytes' ? 'Bytes allocated here and not yet freed' : 'Bytes allocated here since start') +
                  ' (estimate). Source: ' + SRC_SITES;
       var cTip = (key === 'live_bytes' ? 'Objects allocated here and still live' : 'Allocations made here since start') +
