@@ -259,6 +259,13 @@ T.range_selector = async (ctx, url) => {
     eq(got.range, r, r + ': history range');
     check(got.pts > 0, r + ': has points');
     seen.push(r + '=' + got.pts + 'pts');
+    if (r === '5m') {
+      // A coarse range follows the agent by re-fetching once per step.
+      const last = () => page.evaluate(() => { const p = VKM.history.points(); return p[p.length - 1].t_ms; });
+      const t1 = await last();
+      await page.waitForFunction(t => { const p = VKM.history.points(); return p[p.length - 1].t_ms > t; }, t1, { timeout: 5000 });
+      seen.push('(5m follows: +' + ((await last()) - t1) + ' ms)');
+    }
   }
   // Dashboard state stays bounded (issue: < 10 MB).
   const size = await page.evaluate(() => JSON.stringify({ s: VKM.app.snapshot(), h: VKM.history.points() }).length);
