@@ -149,16 +149,20 @@ VKM.charts = (function () {
       var hi = opts.max || 0;
       stacks.forEach(function (st) { var s = 0; st.forEach(function (x) { s += Math.max(0, x.v); }); if (s > hi) hi = s; });
       if (opts.hline) hi = Math.max(hi, opts.hline.y * 1.15);
+      // opts.cap: outliers (a 200 ms hitch among 16 ms frames) are clipped
+      // at cap and marked with a red tick, so they do not flatten the rest.
+      if (opts.cap && hi > opts.cap) hi = opts.cap;
       if (hi <= 0) hi = 1;
       var bw = w / n, gap = bw > 4 ? 1 : 0;
       stacks.forEach(function (st, i) {
         var y = h;
         st.forEach(function (x) {
-          var bh = Math.max(0, x.v) / hi * (h - 1);
+          var bh = Math.min(Math.max(0, x.v) / hi * (h - 1), Math.max(0, y));
           g.fillStyle = color(x.color, col.fg);
           g.fillRect(i * bw, y - bh, Math.max(1, bw - gap), bh);
           y -= bh;
         });
+        if (y <= 0.5 && opts.cap) { g.fillStyle = col.warn; g.fillRect(i * bw, 0, Math.max(1, bw - gap), 3); }
       });
       if (opts.hline) {
         var yl = Math.round(h - opts.hline.y / hi * (h - 1)) + 0.5;

@@ -34,7 +34,9 @@ VKM.util = (function () {
   }
   function ms(n) {
     if (n === null || n === undefined || !isFinite(n)) return '–';
-    return (n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : Math.round(n)) + ' ms';
+    var a = Math.abs(n);
+    if (a > 0 && a < 0.1) return (n * 1000).toFixed(a < 0.01 ? 1 : 0) + ' µs';
+    return (a < 10 ? n.toFixed(2) : a < 100 ? n.toFixed(1) : Math.round(n)) + ' ms';
   }
   function dur(s) {
     if (!isFinite(s)) return '–';

@@ -29,7 +29,8 @@ VKM.views = (function () {
       return parts;
     });
     var chart = C.bars('bars tall', 'Last ' + rec.length + ' frames: zone times (valkmem_zone_begin/end), GC time inside the frame (red), rest of the frame (grey); dashed line = ' +
-                       budget + ' ms budget. Source: frames.recent from ' + SRC_RUNTIME, stacks, { hline: { y: budget, label: budget + ' ms' } });
+                       budget + ' ms budget; frames over ' + (3 * budget).toFixed(1) + ' ms are clipped (red tick). Source: frames.recent from ' + SRC_RUNTIME,
+                       stacks, { hline: { y: budget, label: budget + ' ms' }, cap: 3 * budget });
     var last = rec[rec.length - 1] || { ms: 0, zones: {} };
     var legend = el('div', { class: 'legend' });
     zoneNames.forEach(function (z, i) {
