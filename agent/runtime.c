@@ -299,8 +299,8 @@ static void rt_on_frame(const vkm_event_t *ev, const void *extra, rt_thread_t *t
     f->ns = rt_sub(ev->t_ns, th->frame_t_ns);
     f->alloc_count = rt_sub(s.alloc_count, th->frame_snap.alloc_count);
     f->alloc_bytes = rt_sub(s.alloc_bytes, th->frame_snap.alloc_bytes);
-    f->pool_count = rt_sub(s.pool_alloc_count, th->frame_snap.pool_alloc_count);
-    f->pool_bytes = rt_sub(s.pool_alloc_bytes, th->frame_snap.pool_alloc_bytes);
+    f->pool_count = rt_sub(s.thread_pool_count, th->frame_snap.thread_pool_count);
+    f->pool_bytes = rt_sub(s.thread_pool_bytes, th->frame_snap.thread_pool_bytes);
     f->gc_ns = rt_sub(th->gc_ns, th->frame_gc_ns);
     f->thread = th->os_tid;
     for (unsigned z = 0; z < RT_ZONES; z++) {

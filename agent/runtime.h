@@ -66,7 +66,8 @@ typedef struct vkm_api_snap_s {
   uint64_t alloc_bytes;   /* the thread's requested bytes */
   uint64_t alloc_usable;  /* the thread's usable bytes allocated */
   uint64_t free_usable;   /* the thread's usable bytes freed */
-  uint64_t pool_alloc_count, pool_alloc_bytes, pool_free_bytes; /* all pools */
+  uint64_t pool_alloc_count, pool_alloc_bytes, pool_free_bytes; /* all pools, every thread */
+  uint64_t thread_pool_count, thread_pool_bytes; /* pool allocations made by this thread */
   uint64_t arena_peak;    /* EVAL_END: sum over arena/bump pools of the peak used since the eval began */
 } vkm_api_snap_t;
 

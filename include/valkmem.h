@@ -149,8 +149,9 @@ VALKMEM_API_ void valkmem_pool_held(valkmem_pool_t *pool, uint64_t held_bytes);
  *
  * valkmem_frame_mark ends the calling thread's current frame and starts the
  * next (call it once per frame, e.g. after present). The agent measures
- * each frame's time, the allocations the thread made in it (malloc calls,
- * requested bytes), pool bytes allocated, and GC pause time inside it.
+ * each frame's time, the allocations the thread made in it (malloc calls
+ * and requested bytes, pool allocations and bytes), and the GC pause time
+ * the thread reported inside it.
  * Zones are named sections of a frame ("logic", "render"); they nest, and
  * end in the reverse order of their begin on the same thread; a zone that
  * spans a frame mark counts in the frame where it ends. Names are copied.

@@ -18,10 +18,13 @@
  *   POOL_OVERFLOW  id = pool id, a = bytes that did not fit, b = used then
  *   POOL_RESET     not emitted: resets are counted in the handle
  *   FRAME          id = frame number on this thread; extra = vkm_api_snap_t
+ *                  (the frame uses the thread's own counters in it)
  *   ZONE_BEGIN     id = nesting depth before the begin; name
  *   ZONE_END       id = nesting depth after the end
  *   EVAL_BEGIN     id = eval number (process-wide); extra = vkm_api_snap_t
- *                  followed by the label (NUL-terminated)
+ *                  followed by the label (NUL-terminated); an eval uses the
+ *                  thread's malloc counters and the process-wide pool totals
+ *                  (a GC thread may sweep what the eval's thread allocated)
  *   EVAL_END       id = eval number of the matching begin (0 if unknown);
  *                  extra = vkm_api_snap_t
  *   ROOT           a = retained bytes, b = objects; name
@@ -51,6 +54,8 @@ static __thread uint64_t api_frame_seq;
 static __thread uint32_t api_zone_depth;
 static __thread uint32_t api_eval_depth;
 static __thread uint64_t api_eval_ids[API_EVAL_DEPTH];
+/* Pool allocations made by this thread (for its frames). */
+static __thread uint64_t api_pool_count, api_pool_bytes;
 
 static size_t api_name_len(const char *name) {
   if (!name) return 0;
@@ -96,6 +101,8 @@ static void api_snap(vkm_api_snap_t *s, int with_arena_peak) {
     s->alloc_usable = VKM_LOAD(&ts->c.alloc_usable);
     s->free_usable = VKM_LOAD(&ts->c.free_usable);
   }
+  s->thread_pool_count = api_pool_count;
+  s->thread_pool_bytes = api_pool_bytes;
   for (valkmem_pool_t *p = __atomic_load_n(&api_pools, __ATOMIC_ACQUIRE); p; p = p->next) {
     s->pool_alloc_count += VKM_LOAD(&p->alloc_count);
     s->pool_alloc_bytes += VKM_LOAD(&p->alloc_bytes);
@@ -201,6 +208,8 @@ valkmem_pool_t *valkmem_pool_register(const char *name, int kind, uint64_t capac
 
 void valkmem_pool_alloc(valkmem_pool_t *pool, uint64_t bytes) {
   if (vkm_unlikely(!pool)) return;
+  api_pool_count++;
+  api_pool_bytes += bytes;
   __atomic_add_fetch(&pool->alloc_count, 1, __ATOMIC_RELAXED);
   uint64_t a = __atomic_add_fetch(&pool->alloc_bytes, bytes, __ATOMIC_RELAXED);
   uint64_t f = VKM_LOAD(&pool->free_bytes);

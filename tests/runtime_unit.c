@@ -229,8 +229,14 @@ static void test_pools(void) {
   valkmem_pool_held(NULL, 1);
 }
 
+static void *other_thread_pool_allocs(void *arg) {
+  for (int i = 0; i < 10; i++) valkmem_pool_alloc(arg, 32);
+  return NULL;
+}
+
 /* Frames on thread 0 with known allocations and zones, GC inside one of
- * them; a frame on thread 1 does not disturb thread 0's. */
+ * them; a frame on thread 1 does not disturb thread 0's, nor do another
+ * OS thread's pool allocations. */
 static void test_frames(void) {
   use_thread(0);
   valkmem_pool_t *objs = valkmem_pool_register("frame-objs", VALKMEM_POOL_SLAB, 0, 32);
@@ -257,6 +263,9 @@ static void test_frames(void) {
   use_thread(0);
   /* frame 2: 20 ms, one 4096-byte malloc, a 7 ms GC inside, logic 1 ms */
   fake_malloc(4096, 4104);
+  pthread_t other;
+  pthread_create(&other, NULL, other_thread_pool_allocs, objs);
+  pthread_join(other, NULL);
   valkmem_zone_begin("logic");
   advance_ms(1);
   valkmem_zone_end();
@@ -292,6 +301,7 @@ static void test_frames(void) {
   CHECK_NEAR(rj_num(s, "frames.recent[0].zones.draw"), 2.0, 1e-9);
   CHECK_NEAR(rj_num(s, "frames.recent[0].gc_ms"), 0.0, 1e-9);
   CHECK_EQ(rj_num(s, "frames.recent[1].alloc_count"), 1);
+  CHECK_EQ(rj_num(s, "frames.recent[1].pool_bytes"), 0); /* the other thread's 320 bytes are not this frame's */
   CHECK_EQ(rj_num(s, "frames.recent[1].alloc_bytes"), 4096);
   CHECK_NEAR(rj_num(s, "frames.recent[1].gc_ms"), 7.0, 1e-9);
   CHECK_NEAR(rj_num(s, "frames.recent[1].zones.logic"), 1.0, 1e-9);
