@@ -151,9 +151,12 @@ const T = {};
 T.panels_real_values = async (ctx, url) => {
   const page = await openAt(ctx, url, '?profile=all', 'panels');
   await waitTicks(page, 5);
-  const snap = await api(url, 'api/snapshot');
+  const api_snap = await api(url, 'api/snapshot');
+  // The DOM and the snapshot it shows, read together (render(true) brings
+  // panels that are offscreen, and so updated at 1 Hz, up to date first).
   const got = await page.evaluate(() => {
-    const out = {};
+    VKM.app.render(true);
+    const out = { snap: VKM.app.snapshot() };
     document.querySelectorAll('#grid .panel').forEach(s => {
       out[s.dataset.panel] = { has: s.dataset.hasData, text: s.querySelector('.body').innerText,
                                nums: Array.from(s.querySelectorAll('.body .num')).map(n => n.textContent) };
@@ -161,6 +164,10 @@ T.panels_real_values = async (ctx, url) => {
     out.proc = document.getElementById('proc').innerText;
     return out;
   });
+  const snap = got.snap;
+  // The page shows the agent's data: the same process, a tick of now.
+  eq(snap.pid, api_snap.pid, 'pid of the page\'s snapshot');
+  check(Math.abs(snap.seq - api_snap.seq) <= 20, 'page tick ' + snap.seq + ' vs agent tick ' + api_snap.seq);
   check(got.proc.includes(snap.program) && got.proc.includes(String(snap.pid)), 'header names ' + snap.program + ' pid ' + snap.pid + ': ' + got.proc);
   const missing = [];
   for (const id of ALL_PANELS) {
@@ -388,8 +395,11 @@ T.capacity_planner = async (ctx, url) => {
   await page.fill('#plan-headroom', '50');
   await page.selectOption('#plan-format', 'json');
   await waitTicks(page, 2);
-  const plan = JSON.parse(await page.textContent('#plan-snippet'));
-  const snap = await page.evaluate(() => VKM.app.snapshot());
+  // Read the snippet, the figure shown and the snapshot in one go: the
+  // next tick may change them.
+  const one = await page.evaluate(() => ({ text: document.getElementById('plan-snippet').textContent, snap: VKM.app.snapshot(),
+    shown: document.querySelector('#panel-planner .metric.is-key .m-value').textContent }));
+  const plan = JSON.parse(one.text), snap = one.snap;
   eq(plan.schema, 'valkmem.plan/1', 'plan schema');
   eq(plan.target_limit_bytes, 16 * 1048576, 'target limit');
   eq(plan.headroom_pct, 50, 'headroom');
@@ -399,9 +409,8 @@ T.capacity_planner = async (ctx, url) => {
     check(q.capacity_bytes >= need && q.capacity_bytes < need + Math.max(4096, q.object_size) + 1,
           q.name + ': capacity ' + q.capacity_bytes + ' for need ' + need);
   }
-  const shown = await page.textContent('#panel-planner .metric.is-key .m-value');
   const want = await page.evaluate(p => VKM.util.pct(p.peak_pct_of_limit), plan);
-  eq(shown, want, 'peak / limit shown');
+  eq(one.shown, want, 'peak / limit shown');
   check(Math.abs(plan.peak_pct_of_limit - plan.observed.app_peak_rss_bytes / (16 * 1048576) * 100) < 1e-6, 'peak % of the limit');
   await page.selectOption('#plan-format', 'c');
   await page.waitForFunction(() => document.getElementById('plan-snippet').textContent.includes('#define'));
