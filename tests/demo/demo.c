@@ -34,11 +34,14 @@
 #define TICK_NS 15000000ull /* 66.7 ticks/s: a frame fits the 16.6 ms budget with room for timer jitter, unless something hitches */
 #define LEAK_ENTRY 4096
 
-static volatile sig_atomic_t stop_flag;
+/* Set by SIGINT/SIGTERM and read by every thread: a lock-free atomic is
+ * both async-signal-safe and race-free. */
+static int stop_flag;
 static void on_signal(int sig) {
   (void)sig;
-  stop_flag = 1;
+  __atomic_store_n(&stop_flag, 1, __ATOMIC_RELAXED);
 }
+static int stopping(void) { return __atomic_load_n(&stop_flag, __ATOMIC_RELAXED); }
 
 static uint64_t mono_ns(void) {
   struct timespec ts;
@@ -48,7 +51,7 @@ static uint64_t mono_ns(void) {
 
 static void sleep_until(uint64_t t_ns) {
   struct timespec ts = {(time_t)(t_ns / 1000000000ull), (long)(t_ns % 1000000000ull)};
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !stop_flag) {
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !stopping()) {
   }
 }
 
@@ -92,7 +95,7 @@ static __attribute__((noinline)) void *io_buffer(size_t n) { return malloc(n); }
 
 static void *io_thread(void *arg) {
   rng_t r = {(uint64_t)(uintptr_t)arg * 0x9E3779B97F4A7C15ull + 3};
-  while (!stop_flag) {
+  while (!stopping()) {
     struct timespec ts = {0, 2000000};
     nanosleep(&ts, NULL);
     for (int k = 0; k < 3; k++) {
@@ -221,7 +224,7 @@ int main(int argc, char **argv) {
   double leak_due = 0;
   uint64_t leak_key = 0, frames = 0;
   valkmem_mark("demo start", d.modes);
-  while (!stop_flag) {
+  while (!stopping()) {
     uint64_t now = mono_ns();
     d.now_s = (double)(now - t0) / 1e9;
     d.dt_s = (double)(now - last) / 1e9;
@@ -249,7 +252,7 @@ int main(int argc, char **argv) {
     sleep_until(next);
   }
 
-  stop_flag = 1;
+  __atomic_store_n(&stop_flag, 1, __ATOMIC_RELAXED);
   for (int i = 0; i < nio; i++) pthread_join(io[i], NULL);
   valkmem_mark("demo stop", vm_gc_count());
   double secs = (double)(mono_ns() - t0) / 1e9;
