@@ -19,6 +19,7 @@
  */
 #include "hot.h"
 
+#define UNW_LOCAL_ONLY
 #include <libunwind.h>
 #include <math.h>
 #include <sched.h>
@@ -168,6 +169,26 @@ void vkm_sample_reset_interval(vkm_tstate_t *ts) {
   }
 }
 
+/* Sanitizer builds walk the stack with unw_step: unw_backtrace's per-thread
+ * trace cache frees itself in a thread-exit destructor that takes a lock
+ * after TSan has already retired the thread. */
+static int capture(void **frames, int max) {
+#if VKM_DEFER_INIT
+  unw_context_t uc;
+  unw_cursor_t cur;
+  int n = 0;
+  if (unw_getcontext(&uc) || unw_init_local(&cur, &uc)) return 0;
+  while (n < max && unw_step(&cur) > 0) {
+    unw_word_t ip;
+    if (unw_get_reg(&cur, UNW_REG_IP, &ip) || !ip) break;
+    frames[n++] = (void *)ip;
+  }
+  return n;
+#else
+  return unw_backtrace(frames, max);
+#endif
+}
+
 static void gate_enter(void) {
   for (;;) {
     __atomic_add_fetch(&samplers_inflight, 1, __ATOMIC_SEQ_CST);
@@ -184,7 +205,7 @@ void vkm_sample_alloc(vkm_tstate_t *ts, void *p, size_t req, size_t usable) {
   vkm_guard_enter();
   gate_enter();
   void *frames[256];
-  int n = unw_backtrace(frames, (int)(vkm_config.max_frames < 256 ? vkm_config.max_frames : 256));
+  int n = capture(frames, (int)(vkm_config.max_frames < 256 ? vkm_config.max_frames : 256));
   if (n < 0) n = 0;
   uint64_t id = ((uint64_t)(ts->index + 1) << 40) | (++ts->sample_seq & ((1ull << 40) - 1));
   if (table_insert((uintptr_t)p, id)) {
