@@ -62,11 +62,13 @@ static uint64_t rt_sub(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 
 typedef struct rt_gc_rec_s {
   uint64_t t_ns, before, after, pause_ns;
+  int pause_known;
   double efficiency, alloc_bps, pool_bps;
 } rt_gc_rec_t;
 
 static struct {
   uint64_t cycles;
+  uint64_t paused;           /* cycles whose pause is known */
   uint64_t pause_total_ns, pause_max_ns, hist[5], over10;
   double eff_sum, eff_last;
   uint64_t reclaimed_total, last_after;
@@ -226,22 +228,27 @@ static rt_thread_t *rt_thread(const vkm_event_t *ev) {
 
 static void rt_on_gc_end(const vkm_event_t *ev, rt_thread_t *th) {
   uint64_t before = ev->a, after = ev->b, pause = ev->c;
+  int known = pause != VKM_PAUSE_UNKNOWN;
+  if (!known) pause = 0;
   double eff = before ? (double)rt_sub(before, after) / (double)before : 0.0;
   uint64_t i = rt_gc.cycles++;
   rt_gc.eff_last = eff;
   rt_gc.eff_sum += eff;
   rt_gc.reclaimed_total += rt_sub(before, after);
   rt_gc.last_after = after;
-  rt_gc.pause_total_ns += pause;
-  if (pause > rt_gc.pause_max_ns) rt_gc.pause_max_ns = pause;
-  rt_gc.hist[rt_bucket(pause)]++;
-  if (pause > RT_OVER_NS) rt_gc.over10++;
-  rt_gc.pauses[i % RT_PAUSE_WINDOW] = pause;
+  if (known) { /* a cycle ended without its begin on this thread has no pause */
+    rt_gc.pause_total_ns += pause;
+    if (pause > rt_gc.pause_max_ns) rt_gc.pause_max_ns = pause;
+    rt_gc.hist[rt_bucket(pause)]++;
+    if (pause > RT_OVER_NS) rt_gc.over10++;
+    rt_gc.pauses[rt_gc.paused++ % RT_PAUSE_WINDOW] = pause;
+  }
   rt_gc_rec_t *r = &rt_gc.recent[i % RT_GC_RECENT];
   r->t_ns = ev->t_ns;
   r->before = before;
   r->after = after;
   r->pause_ns = pause;
+  r->pause_known = known;
   r->efficiency = eff;
   r->alloc_bps = rt_alloc_bps;
   r->pool_bps = rt_pool_bps;
@@ -551,11 +558,16 @@ static int rt_cmp_u64(const void *a, const void *b) {
 static double rt_alloc_pause_corr(unsigned n) {
   if (n < 3) return 0;
   double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+  unsigned k = 0;
   for (unsigned i = 0; i < n; i++) {
     const rt_gc_rec_t *r = &rt_gc.recent[i];
+    if (!r->pause_known) continue;
     double x = r->alloc_bps + r->pool_bps, y = (double)r->pause_ns;
     sx += x, sy += y, sxx += x * x, syy += y * y, sxy += x * y;
+    k++;
   }
+  if (k < 3) return 0;
+  n = k;
   double cov = sxy - sx * sy / n, vx = sxx - sx * sx / n, vy = syy - sy * sy / n;
   if (vx <= 0 || vy <= 0) return 0;
   return cov / sqrt(vx * vy);
@@ -571,18 +583,19 @@ static cJSON *rt_gc_json(void) {
   rt_num(g, "heap_after", (double)rt_gc.last_after);
 
   cJSON *p = cJSON_AddObjectToObject(g, "pause");
-  unsigned n = rt_gc.cycles < RT_PAUSE_WINDOW ? (unsigned)rt_gc.cycles : RT_PAUSE_WINDOW;
+  unsigned n = rt_gc.paused < RT_PAUSE_WINDOW ? (unsigned)rt_gc.paused : RT_PAUSE_WINDOW;
+  double np = rt_gc.paused ? (double)rt_gc.paused : 1.0;
   uint64_t sorted[RT_PAUSE_WINDOW];
   memcpy(sorted, rt_gc.pauses, n * sizeof *sorted);
   qsort(sorted, n, sizeof *sorted, rt_cmp_u64);
   /* nearest rank: the smallest pause with at least 95 % of the window at or below it */
   unsigned rank = (unsigned)ceil(0.95 * n);
   uint64_t p95 = n ? sorted[rank ? rank - 1 : 0] : 0;
-  double over = 100.0 * (double)rt_gc.over10 / (double)rt_gc.cycles;
-  rt_num(p, "count", (double)rt_gc.cycles);
+  double over = 100.0 * (double)rt_gc.over10 / np;
+  rt_num(p, "count", (double)rt_gc.paused);
   rt_num(p, "total_ms", rt_ms(rt_gc.pause_total_ns));
   rt_num(p, "max_ms", rt_ms(rt_gc.pause_max_ns));
-  rt_num(p, "avg_ms", rt_ms(rt_gc.pause_total_ns) / (double)rt_gc.cycles);
+  rt_num(p, "avg_ms", rt_ms(rt_gc.pause_total_ns) / np);
   rt_num(p, "p95_ms", rt_ms(p95));
   cJSON_AddItemToObject(p, "hist", rt_hist_json(rt_gc.hist));
   rt_num(p, "over10_count", (double)rt_gc.over10);
@@ -599,7 +612,8 @@ static cJSON *rt_gc_json(void) {
     rt_num(o, "t_ms", round(rt_unix_ms(r->t_ns)));
     rt_num(o, "before", (double)r->before);
     rt_num(o, "after", (double)r->after);
-    rt_num(o, "pause_ms", rt_ms(r->pause_ns));
+    if (r->pause_known) rt_num(o, "pause_ms", rt_ms(r->pause_ns));
+    else cJSON_AddNullToObject(o, "pause_ms");
     rt_num(o, "efficiency", rt_round(r->efficiency, 1e6));
     rt_num(o, "alloc_bps", round(r->alloc_bps));
     rt_num(o, "pool_alloc_bps", round(r->pool_bps));

@@ -14,6 +14,7 @@
 
 #define VKM_POOL_MAGIC 0x6c6f6f706d6b7676ull /* "vvkmpool" */
 #define VKM_POOLS_MAX 1024                   /* registrations tracked per process */
+#define VKM_PAUSE_UNKNOWN UINT64_MAX         /* GC_END c: no begin on that thread */
 
 /* The pool handle (valkmem_pool_t). Allocated with vkm_calloc by
  * valkmem_pool_register and never freed: the agent may read it at any time.

@@ -99,7 +99,8 @@ VALKMEM_API_ int valkmem_version(void);
  *
  * Bracket each collection (or each stop-the-world pause of it) with
  * valkmem_gc_begin / valkmem_gc_end on the same thread. The pause is the
- * time between the two. bytes_before and bytes_after are the managed heap
+ * time between the two (an end without a begin on its thread counts the
+ * cycle but no pause). bytes_before and bytes_after are the managed heap
  * before and after the cycle (in the runtime's own accounting): efficiency =
  * (before - after) / before. Object ages in the dashboard count these
  * cycles once the first one is reported.

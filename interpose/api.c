@@ -13,7 +13,7 @@
  *   GC_END         id = cycle number (0 for valkmem_gc_report), a = bytes
  *                  before, b = bytes after, c = pause ns (measured on the
  *                  calling thread from its GC_BEGIN, or given by
- *                  valkmem_gc_report; 0 when neither)
+ *                  valkmem_gc_report; VKM_PAUSE_UNKNOWN when neither)
  *   POOL_REGISTER  id = pool id, a = capacity, b = object size, c = kind; name
  *   POOL_OVERFLOW  id = pool id, a = bytes that did not fit, b = used then
  *   POOL_RESET     not emitted: resets are counted in the handle
@@ -145,8 +145,8 @@ void valkmem_gc_end(uint64_t bytes_before, uint64_t bytes_after) {
   ev.id = VKM_LOAD(&api_gc_seq);
   ev.a = bytes_before;
   ev.b = bytes_after;
-  /* A begin on this thread gives the pause; without one it is unknown (0). */
-  ev.c = api_gc_begin_ns && ev.t_ns >= api_gc_begin_ns ? ev.t_ns - api_gc_begin_ns : 0;
+  /* A begin on this thread gives the pause; without one it is unknown. */
+  ev.c = api_gc_begin_ns && ev.t_ns >= api_gc_begin_ns ? ev.t_ns - api_gc_begin_ns : VKM_PAUSE_UNKNOWN;
   api_gc_begin_ns = 0;
   vkm_emit(&ev, NULL, 0);
 }

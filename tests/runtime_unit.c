@@ -149,16 +149,27 @@ static void test_gc(void) {
   CHECK_EQ(rj_num(tj, "eval_count"), 0);
   cJSON_Delete(tj);
 
+  /* An end without a begin: a cycle, but no pause. */
+  valkmem_gc_end(300, 100);
+  s = snapshot();
+  CHECK_EQ(rj_num(s, "gc.cycles"), 11);
+  CHECK_EQ(rj_num(s, "gc.pause.count"), 10);
+  CHECK_NEAR(rj_num(s, "gc.pause.over10_pct"), 30.0, 1e-9);
+  CHECK(cJSON_IsNull(rj_get(s, "gc.recent[10].pause_ms")));
+  CHECK_NEAR(rj_num(s, "gc.efficiency_last"), 2.0 / 3.0, 1e-6);
+  cJSON_Delete(s);
+
   /* A self-timed cycle; and 90 more short ones bring over-10 under 10 %. */
   valkmem_gc_report(100, 50, 3 * MS_NS_);
   for (int i = 0; i < 90; i++) valkmem_gc_report(100, 90, 100000);
   s = snapshot();
-  CHECK_EQ(rj_num(s, "gc.cycles"), 101);
+  CHECK_EQ(rj_num(s, "gc.cycles"), 102);
+  CHECK_EQ(rj_num(s, "gc.pause.count"), 101);
   CHECK_EQ(rj_num(s, "gc.pause.hist[1]"), 3);
   CHECK_EQ(rj_num(s, "gc.pause.hist[0]"), 93);
   CHECK_EQ(rj_bool(s, "gc.pause.warn"), 0);
   CHECK_EQ(cJSON_GetArraySize(rj_get(s, "gc.recent")), 64);
-  CHECK_EQ(rj_num(s, "gc.recent[63].cycle"), 101);
+  CHECK_EQ(rj_num(s, "gc.recent[63].cycle"), 102);
   CHECK_NEAR(rj_num(s, "gc.efficiency_last"), 0.1, 1e-9);
   cJSON_Delete(s);
 }
