@@ -703,6 +703,7 @@ static void lifetimes_json(cJSON *obj) {
  * instead of a full sort. top == 0: every site, sorted. */
 static unsigned select_top(site_t **out, unsigned n, int (*cmp)(const void *, const void *)) {
   if (n == 0 || n >= nsites) {
+    if (nsites == 0) return 0; /* site_arr may still be NULL */
     memcpy(out, site_arr, nsites * sizeof *out);
     qsort(out, nsites, sizeof *out, cmp);
     return nsites;

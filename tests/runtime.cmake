@@ -26,7 +26,7 @@ if(NOT VALKMEM_ASAN)
   add_test(NAME runtime_api_preload COMMAND runtime_api --drive ${VKM_LIB})
   # Not labelled preload yet: under UBSan it stops in agent/sites.c
   # select_top (memcpy from a NULL site array when no site was sampled).
-  set_tests_properties(runtime_api_preload PROPERTIES TIMEOUT 60 LABELS "runtime")
+  set_tests_properties(runtime_api_preload PROPERTIES TIMEOUT 60 LABELS "runtime;preload")
 endif()
 
 # The demo runtime program (public header only): README's demo command.
