@@ -113,6 +113,9 @@ cJSON *vkm_tick_json(void);       /* one SSE event's payload */
 cJSON *vkm_report_json(void);     /* snapshot + full sites + history: schema valkmem.report/1 */
 /* Writes the report atomically (temp + rename). 0 or -errno. */
 int vkm_report_write(const char *path);
+/* VALKMEM_VIEW=file (`valkmem view`): the saved report or export being
+ * served instead of live data, or NULL. */
+const cJSON *vkm_view_doc(void);
 
 /* ---------------------------------------------------------------------------
  * HTTP/SSE (http.c). All calls on the agent thread.

@@ -269,11 +269,29 @@ static void point_json(cJSON *arr, const hpoint_t *p, int partial) {
   cJSON_AddItemToArray(arr, o);
 }
 
+/* `valkmem view`: the history saved in the file (a report keeps 1m and 10h,
+ * an export every range). A range the file lacks falls back to the finest
+ * one it has, so the viewer always gets the saved view. */
+static cJSON *view_history(const cJSON *doc, const char *range) {
+  const cJSON *h = cJSON_GetObjectItemCaseSensitive(doc, "history");
+  if (!cJSON_IsObject(h)) return cJSON_CreateObject();
+  const cJSON *r = cJSON_GetObjectItemCaseSensitive(h, range);
+  static const char *order[] = {"1m", "5m", "1h", "10h"};
+  for (size_t i = 0; !r && i < 4; i++) r = cJSON_GetObjectItemCaseSensitive(h, order[i]);
+  if (cJSON_IsObject(r)) return cJSON_Duplicate(r, 1);
+  cJSON *obj = cJSON_CreateObject();
+  cJSON_AddStringToObject(obj, "range", range);
+  cJSON_AddItemToObject(obj, "points", cJSON_IsArray(r) ? cJSON_Duplicate(r, 1) : cJSON_CreateArray());
+  return obj;
+}
+
 cJSON *vkm_history_json(const char *range, uint64_t since_seq) {
   const range_t *rg = NULL;
   for (size_t i = 0; range && i < sizeof ranges / sizeof ranges[0]; i++)
     if (strcmp(range, ranges[i].name) == 0) rg = &ranges[i];
   if (!rg) return NULL;
+  const cJSON *view = vkm_view_doc();
+  if (view) return view_history(view, rg->name);
 
   const ring_t *r = &rings[rg->ring];
   uint32_t step_ms = r->step_ns ? (uint32_t)(r->step_ns / 1000000u)
