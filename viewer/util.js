@@ -73,7 +73,7 @@ VKM.util = (function () {
   /* A labelled metric tile: label over value; both carry the tooltip. */
   function metric(label, text, tip, cls) {
     return el('div', { class: 'metric' + (cls ? ' ' + cls : ''), title: tip },
-              el('div', { class: 'm-label', text: label }), num(text, tip, 'm-value'));
+              el('div', { class: 'm-label', text: label }), el('span', { class: 'num m-value', text: text }));
   }
 
   /* A warning line (role=alert so it is announced). */
@@ -128,13 +128,22 @@ VKM.util.morph = function morph(live, fresh) {
     return;
   }
   var la = live.attributes, fa = fresh.attributes, i, canvas = live.nodeName === 'CANVAS';
-  for (i = la.length - 1; i >= 0; i--) {
-    var an = la[i].name;
-    // A canvas's width/height are its backing store, owned by charts.js:
-    // removing them would clear and reallocate it on every tick.
-    if (!fresh.hasAttribute(an) && !(canvas && (an === 'width' || an === 'height'))) live.removeAttribute(an);
+  // Set what differs; when every fresh attribute was already there and the
+  // counts match, the live node has no extra one to remove (the usual case).
+  var same = 0;
+  for (i = 0; i < fa.length; i++) {
+    var a = fa[i], v = live.getAttribute(a.name);
+    if (v === a.value) same++;
+    else { if (v !== null) same++; live.setAttribute(a.name, a.value); }
   }
-  for (i = 0; i < fa.length; i++) if (live.getAttribute(fa[i].name) !== fa[i].value) live.setAttribute(fa[i].name, fa[i].value);
+  if (same !== la.length) {
+    for (i = la.length - 1; i >= 0; i--) {
+      var an = la[i].name;
+      // A canvas's width/height are its backing store, owned by charts.js:
+      // removing them would clear and reallocate it on every tick.
+      if (!fresh.hasAttribute(an) && !(canvas && (an === 'width' || an === 'height'))) live.removeAttribute(an);
+    }
+  }
   if (fresh._draw) { live._draw = fresh._draw; live._dirty = true; return; }
   var lk = live.childNodes, fk = fresh.childNodes;
   if (fk.length > lk.length) fk = Array.prototype.slice.call(fk);   // appending below moves nodes out of fresh
