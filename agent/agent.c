@@ -230,7 +230,9 @@ cJSON *vkm_tick_json(void) {
   cJSON *o = document("valkmem.snapshot/1", 20);
   cJSON *p = newest_point();
   cJSON_AddItemToObject(o, "point", p ? p : cJSON_CreateObject());
-  vkm_runtime_tick_json(o);
+  /* Per-tick runtime counters go under their own key: several of their
+   * names (frames, evals) are snapshot sections. */
+  vkm_runtime_tick_json(cJSON_AddObjectToObject(o, "tick"));
   return o;
 }
 
