@@ -9,12 +9,12 @@
  * checks the report: "exact" fields must equal the report's value in every
  * run; "atleast" fields are lower bounds; "planted" fields must match the
  * difference between the two runs' reports (start-up noise cancels).
- * Keys are report paths, e.g. "totals.alloc_count", "totals.size_hist.16",
+ * Keys are report paths, e.g. "totals.alloc_count", "totals.size_hist.15",
  * "live.count".
  *
  * Marker sizes: the programs put the allocations they count exactly in
  * size classes nothing else in these processes requests, so size_hist[b] is
- * an exact count. Not bucket 17: libstdc++ (linked by jemalloc and tcmalloc)
+ * an exact count. Not bucket 16: libstdc++ (linked by jemalloc and tcmalloc)
  * allocates its 72 704-byte exception pool there at load.
  */
 #ifndef VKM_SOAK_H
@@ -28,14 +28,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SOAK_MARK_A 36000u /* size_hist bucket 16: [32768, 65536) */
-#define SOAK_MARK_B 24000u /* size_hist bucket 15: [16384, 32768) */
-#define SOAK_BUCKET_A 16
-#define SOAK_BUCKET_B 15
+#define SOAK_MARK_A 36000u /* size_hist bucket 15: [32768, 65536) */
+#define SOAK_MARK_B 24000u /* size_hist bucket 14: [16384, 32768) */
+#define SOAK_BUCKET_A 15
+#define SOAK_BUCKET_B 14
 
 /* The size_hist bucket of a requested size (vkm.h: bucket b holds
- * [2^(b-1), 2^b); 0 holds size 0). */
-static inline int soak_bucket(uint64_t size) { return size ? 64 - __builtin_clzll(size) : 0; }
+ * [2^b, 2^(b+1)); sizes 0 and 1 share bucket 0). */
+static inline int soak_bucket(uint64_t size) { return 63 - __builtin_clzll(size | 1); }
 
 /* A tiny JSON object builder on a static buffer: no allocation while the
  * program is counting (the final printf allocates stdout's buffer, the same

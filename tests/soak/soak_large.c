@@ -123,7 +123,7 @@ int main(int argc, char **argv) {
     soak_put(&planted, "totals.alloc_usable_bytes", (int64_t)usable_in);
     soak_put(&planted, "totals.free_usable_bytes", (int64_t)usable_out);
     soak_put(&planted, "totals.realloc_count", (int64_t)n);
-    soak_put(&atleast, "totals.size_hist.31", (int64_t)(2 * n)); /* [1 GiB, 2 GiB) */
+    soak_put(&atleast, "totals.size_hist.30", (int64_t)(2 * n)); /* [1 GiB, 2 GiB) */
   } else {
     soak_put(&planted, "totals.realloc_count", 0);
     soak_put(&atleast, "totals.failed_count", (int64_t)failed);

@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
   soak_obj_t planted = {0}, atleast = {0};
   soak_put(&planted, "totals.failed_count", (int64_t)(failed + side_failed));
   soak_put(&atleast, "totals.failed_count", (int64_t)(failed + side_failed));
-  soak_put(&planted, "totals.size_hist.21", (int64_t)(nb + 64)); /* [1 MiB, 2 MiB) */
+  soak_put(&planted, "totals.size_hist.20", (int64_t)(nb + 64)); /* [1 MiB, 2 MiB) */
   soak_put(&planted, "live.count", 0);
   soak_put(&atleast, "totals.alloc_count", (int64_t)(allocs + side_allocs));
   soak_print(&planted, NULL, &atleast, NULL);
