@@ -10,6 +10,7 @@ benchmark, not a test (STYLE.md item 10).
 
 Modes
   base       no shim
+  control    no shim again: its "ratio" is the noise floor of this run
   count      LD_PRELOAD, VALKMEM_SAMPLE_BYTES=0 (counting only), VALKMEM_HTTP=0
   sample     LD_PRELOAD, default sampling (512 KiB), VALKMEM_HTTP=0
   exact      LD_PRELOAD, VALKMEM_SAMPLE_BYTES=1, VALKMEM_HTTP=0
@@ -41,7 +42,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ALL_MODES = ["base", "count", "sample", "exact", "http"]
+ALL_MODES = ["base", "control", "count", "sample", "exact", "http"]
 
 
 def find_python():
