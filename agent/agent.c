@@ -298,12 +298,15 @@ int vkm_report_write(const char *path) {
   return rc;
 }
 
+/* Checkpoints are best effort: one that fails (say the program has used
+ * up its RLIMIT_AS for a moment) is retried at the next; only a final
+ * report that cannot be written is worth the user's attention. */
 static void write_report_if_owner(void) {
   if (!vkm_config.report[0] || !vkm_is_report_owner() || view_doc) return;
   char path[1100];
   expand_path(vkm_config.report, path, sizeof path);
   int rc = vkm_report_write(path);
-  if (rc && !report_error_said) {
+  if (rc && exited && !report_error_said) {
     report_error_said = 1;
     vkm_say("error", "cannot write report %s: %s", path, strerror(-rc));
   }

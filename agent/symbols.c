@@ -51,6 +51,7 @@ typedef struct cu_s {
 
 static void dwarf_index(module_t *m);
 static const char *demangle(const char *name);
+static const char *keep(const char *s);
 
 static module_t *mods;
 static size_t nmods, capmods;
@@ -586,10 +587,10 @@ static void resolve(uintptr_t pc, vkm_sym_t *out) {
   if (!out->function) {
     Dl_info di;
     if (dladdr((void *)pc, &di) && di.dli_sname && di.dli_saddr) {
-      out->function = di.dli_sname;
+      out->function = keep(di.dli_sname);
       out->fn_offset = pc - (uintptr_t)di.dli_saddr;
       if (!m && di.dli_fname) {
-        out->module = base_name(di.dli_fname);
+        out->module = keep(base_name(di.dli_fname));
         out->offset = pc - (uintptr_t)di.dli_fbase;
       }
     }
@@ -612,6 +613,18 @@ typedef struct dm_s {
   char text[];
 } dm_t;
 static dm_t *demangled_list;
+
+/* A copy of s that lives until reset (dladdr's strings live in the module's
+ * own memory and vanish with dlclose). */
+static const char *keep(const char *s) {
+  size_t len = strlen(s) + 1;
+  dm_t *n = vkm_malloc(sizeof *n + len);
+  if (!n) return "?";
+  memcpy(n->text, s, len);
+  n->next = demangled_list;
+  demangled_list = n;
+  return n->text;
+}
 
 static const char *demangle(const char *name) {
   static demangle_fn_t fn;

@@ -106,17 +106,24 @@ static void derive(vkm_counters_t *c) {
   c->alloc_count = n;
 }
 
+static void sum_states(vkm_counters_t *out) {
+  memset(out, 0, sizeof *out);
+  counters_add(out, &retired);
+  for (vkm_tstate_t *ts = vkm_registry_head(); ts; ts = ts->next)
+    if (__atomic_load_n(&ts->status, __ATOMIC_ACQUIRE) == VKM_TS_LIVE) counters_add(out, &ts->c);
+}
+
 void vkm_counters_sum(vkm_counters_t *out) {
-  for (;;) {
+  /* Optimistic: retry a sum that overlapped a thread's fold. Under a storm
+   * of exiting threads that could go on, so after a few tries the agent
+   * takes the fold lock and sums with folds held off. */
+  for (int tries = 0; tries < 64; tries++) {
     uint64_t s1 = __atomic_load_n(&retire_seq, __ATOMIC_ACQUIRE);
     if (s1 & 1) {
       sched_yield();
       continue;
     }
-    memset(out, 0, sizeof *out);
-    counters_add(out, &retired);
-    for (vkm_tstate_t *ts = vkm_registry_head(); ts; ts = ts->next)
-      if (__atomic_load_n(&ts->status, __ATOMIC_ACQUIRE) == VKM_TS_LIVE) counters_add(out, &ts->c);
+    sum_states(out);
 #if defined(__SANITIZE_THREAD__)
     /* TSan does not model fences; a sequentially consistent re-read is
      * what it understands (and is just as correct on x86 and arm64). */
@@ -129,6 +136,10 @@ void vkm_counters_sum(vkm_counters_t *out) {
       return;
     }
   }
+  spin_lock(&retire_lock);
+  sum_states(out);
+  spin_unlock(&retire_lock);
+  derive(out);
 }
 
 /* Called with retire_lock held. */
