@@ -98,6 +98,23 @@ def case_exact():
     check_eq(b["sample_bytes"], 1, "exact mode sample_bytes")
 
 
+def case_drops():
+    """A full ring in sampled mode drops and counts; nothing is lost silently.
+    Sampling every 2 bytes makes every allocation an event, far faster than
+    the agent drains: each sampled allocation is either attributed to a site
+    or counted in dropped_events (which also counts dropped frees)."""
+    rep = os.path.join(TMP, "drops.json")
+    run(["threads", 8, 50000], rep, {"VALKMEM_SAMPLE_BYTES": "2", "VALKMEM_TOP_SITES": "0"}, timeout=300)
+    r = load(rep)
+    body = [x for x in r["sites"] if any(f.get("function") == "thread_body" for f in x["frames"])]
+    attributed = sum(x["alloc_count"] for x in body)
+    print("drops: %d allocations attributed, %d events dropped" % (attributed, r["dropped_events"]))
+    check(attributed <= 400000, "attributed no more than allocated: %d" % attributed)
+    check(attributed + r["dropped_events"] >= 400000, "attributed + dropped covers every allocation: %d + %d"
+          % (attributed, r["dropped_events"]))
+    check(r["totals"]["alloc_count"] >= 400000, "counting stays exact")
+
+
 def case_threads():
     a_rep, b_rep = os.path.join(TMP, "t0.json"), os.path.join(TMP, "t1.json")
     run(["threads", 1000, 0], a_rep)
@@ -182,7 +199,7 @@ def case_signal():
         check_eq(load(rep)["state"], "exited", "state")
 
 
-{"exact": case_exact, "threads": case_threads, "fork": case_fork, "exec": case_exec,
+{"exact": case_exact, "threads": case_threads, "drops": case_drops, "fork": case_fork, "exec": case_exec,
  "exit": case_exit, "signal": case_signal}[CASE]()
 print("found_%s: %s" % (CASE, "ok" if not failures else "%d failure(s)" % failures))
 sys.exit(1 if failures else 0)

@@ -3,7 +3,7 @@
 find_package(Python3 COMPONENTS Interpreter QUIET)
 vkm_test_exe(found_prog ${CMAKE_CURRENT_SOURCE_DIR}/found_prog.c)
 if(Python3_FOUND)
-  foreach(case exact threads fork exec exit signal)
+  foreach(case exact threads drops fork exec exit signal)
     add_test(NAME found_${case}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/found_test.py
                      $<TARGET_FILE:valkmem> $<TARGET_FILE:found_prog> ${case})
@@ -12,6 +12,6 @@ if(Python3_FOUND)
   # Under sanitizers: exact sets RLIMIT_AS (sanitizers reserve terabytes),
   # fork starts threads in a forked child (unsupported by TSan) and signal
   # runs /bin/sleep (an uninstrumented program cannot load a TSan library).
-  set_tests_properties(found_threads found_exec found_exit PROPERTIES LABELS "preload")
+  set_tests_properties(found_threads found_drops found_exec found_exit PROPERTIES LABELS "preload")
   set_tests_properties(found_exact found_fork found_signal PROPERTIES LABELS "preload;nosan")
 endif()
