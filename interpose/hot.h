@@ -74,6 +74,7 @@ vkm_tstate_t *vkm_registry_head(void);
 
 /* sample.c */
 void vkm_sample_init(void);
+void vkm_sample_warm_up(void);  /* from the constructor */
 void vkm_sample_reset_interval(vkm_tstate_t *ts);
 void vkm_sample_alloc(vkm_tstate_t *ts, void *p, size_t req, size_t usable);
 void vkm_sample_free(vkm_tstate_t *ts, void *p);

@@ -306,6 +306,7 @@ __attribute__((constructor(101))) static void vkm_load(void) {
   if (!vkm_config.follow_exec) drop_from_preload();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
   vkm_guard_leave();
+  vkm_sample_warm_up();
   if (vkm_config.enabled) vkm_agent_start();
 }
 

@@ -199,6 +199,18 @@ static void gate_enter(void) {
 }
 static void gate_leave(void) { __atomic_sub_fetch(&samplers_inflight, 1, __ATOMIC_RELEASE); }
 
+/* libunwind initialises itself lazily on the first unwind (double-checked,
+ * racy by TSan's reckoning); unwinding once from the constructor, before
+ * the program starts threads, does that while the process is still
+ * single-threaded. */
+void vkm_sample_warm_up(void) {
+  if (!vkm_sampling) return;
+  vkm_guard_enter();
+  void *frames[4];
+  capture(frames, 4);
+  vkm_guard_leave();
+}
+
 void vkm_sample_alloc(vkm_tstate_t *ts, void *p, size_t req, size_t usable) {
   vkm_sample_reset_interval(ts);
   if (!vkm_sampling) return;
