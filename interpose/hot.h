@@ -92,8 +92,10 @@ void vkm_sample_fork_child(void);
  * reaches it without loading a pointer (all zero while sampling is off). */
 extern uint8_t vkm_sample_filter[1u << VKM_FILTER_BITS] VKM_HIDDEN;
 
+/* Blocks are 16-byte aligned: the next 16 address bits spread well enough
+ * for a filter whose collisions only cost a table lookup. */
 VKM_INLINE size_t vkm_filter_slot(const void *p) {
-  return (size_t)(((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull >> (64 - VKM_FILTER_BITS));
+  return (size_t)(((uintptr_t)p >> 4) & ((1u << VKM_FILTER_BITS) - 1));
 }
 VKM_INLINE int vkm_maybe_sampled(const void *p) {
   return VKM_LOAD(&vkm_sample_filter[vkm_filter_slot(p)]) != 0;
@@ -121,15 +123,17 @@ void vkm_self_track(int64_t delta);
  * paths. The mode is chosen once at start-up after checking the real
  * allocator is glibc's and that both methods agree on a probe.
  * ------------------------------------------------------------------------- */
+VKM_INLINE size_t vkm_usable_glibc(const void *p) {
+  size_t h = ((const size_t *)p)[-1];
+  return (h & ~(size_t)7) - 8 - ((h & 2) << 2); /* mmapped (bit 1): 16 */
+}
+
 VKM_INLINE size_t vkm_usable(void *p) {
-  if (vkm_likely(vkm_usable_mode == VKM_USABLE_GLIBC)) {
-    size_t h = ((size_t *)p)[-1];
-    return (h & ~(size_t)7) - 8 - ((h & 2) << 2); /* mmapped (bit 1): 16 */
-  }
+  if (vkm_likely(vkm_usable_mode == VKM_USABLE_GLIBC)) return vkm_usable_glibc(p);
   return vkm_real.usable_size(p);
 }
 
 /* floor(log2(n)), with 0 in bucket 0: two instructions, no branch. */
-VKM_INLINE unsigned vkm_size_class(size_t n) { return 63u ^ (unsigned)__builtin_clzll((unsigned long long)(n | 1)); }
+VKM_INLINE size_t vkm_size_class(size_t n) { return (size_t)(63 ^ __builtin_clzll((unsigned long long)(n | 1))); }
 
 #endif

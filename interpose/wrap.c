@@ -51,6 +51,11 @@ VKM_INLINE void record_free(vkm_tstate_t *ts, size_t u) {
   if (vkm_unlikely((ts->live_delta -= (int64_t)u) <= -VKM_LIVE_QUANTUM)) vkm_live_flush(ts);
 }
 
+static VKM_COLD void free_flush(vkm_tstate_t *ts, void *p) {
+  vkm_live_flush(ts);
+  vkm_real.free(p);
+}
+
 VKM_INLINE void *record_result(vkm_tstate_t *ts, void *p, size_t req) {
   if (vkm_unlikely(p == NULL)) return record_failure(ts);
   return record_alloc(ts, p, req);
@@ -95,9 +100,9 @@ enum { ORPHAN_ALLOC = 0, ORPHAN_FREE = 1, ORPHAN_FAIL = 2 };
 /* ---------------------------------------------------------------------------
  * malloc family
  * ------------------------------------------------------------------------- */
-VKM_WRAP void *malloc(size_t n) {
-  ENTER(ts);
-  if (vkm_unlikely(!ts)) {
+static VKM_COLD void *malloc_slow(vkm_tstate_t *ts, size_t n) {
+  if (!ts) ts = enter_slow();
+  if (!ts) {
     if (!vkm_real.malloc) return vkm_bootstrap_alloc(n, 16);
     void *p = vkm_real.malloc(n);
     ORPHAN_ALLOC_RESULT(p, n);
@@ -106,10 +111,31 @@ VKM_WRAP void *malloc(size_t n) {
   return record_result(ts, vkm_real.malloc(n), n);
 }
 
-VKM_WRAP void free(void *p) {
-  if (vkm_unlikely(p == NULL || vkm_is_bootstrap(p))) return;
-  ENTER(ts);
-  if (vkm_unlikely(!ts)) {
+/* The common case keeps only ts and n across the real call; everything
+ * else (first call on a thread, re-entry, an allocator that is not glibc's)
+ * goes to malloc_slow. */
+VKM_WRAP void *malloc(size_t n) {
+  vkm_tstate_t *ts = vkm_tls.ts;
+  if (vkm_unlikely(ts == NULL || vkm_usable_mode != VKM_USABLE_GLIBC)) return malloc_slow(ts, n);
+  void *p = vkm_real.malloc(n);
+  if (vkm_unlikely(p == NULL)) return record_failure(ts);
+  size_t u = vkm_usable_glibc(p);
+  uint64_t bytes = VKM_LOAD(&ts->c.alloc_bytes) + n;
+  VKM_STORE(&ts->c.alloc_bytes, bytes);
+  VKM_BUMP(&ts->c.alloc_usable, u);
+  VKM_BUMP(&ts->c.size_hist[vkm_size_class(n)], 1); /* also the alloc count */
+  int64_t live = ts->live_delta += (int64_t)u;
+  if (vkm_unlikely(live >= VKM_LIVE_QUANTUM || bytes >= ts->next_sample_at)) return record_rare(ts, p, n, u, bytes);
+  return p;
+}
+
+/* Everything free() does besides the common case, ending in the real free:
+ * not attached or re-entered, a bootstrap block, a block that may have been
+ * sampled, a live-heap flush due. */
+static VKM_COLD void free_slow(vkm_tstate_t *ts, void *p) {
+  if (vkm_is_bootstrap(p)) return;
+  if (!ts) ts = enter_slow();
+  if (!ts) {
     if (vkm_tls.exiting && !vkm_tls.guard) {
       size_t u = vkm_usable(p);
       if (vkm_maybe_sampled(p)) vkm_sample_free(NULL, p);
@@ -120,10 +146,25 @@ VKM_WRAP void free(void *p) {
     if (vkm_real.free) vkm_real.free(p);
     return;
   }
-  /* All before the real free, which is then a tail call: once it returns,
-   * another thread may be handed the same address and sample it. */
-  if (vkm_unlikely(vkm_maybe_sampled(p))) vkm_sample_free(ts, p);
+  /* All before the real free: once it returns, another thread may be
+   * handed the same address and sample it. */
+  if (vkm_maybe_sampled(p)) vkm_sample_free(ts, p);
   record_free(ts, vkm_usable(p));
+  vkm_real.free(p);
+}
+
+/* The common case has no call but the real free, as a tail call, so it
+ * saves no registers; anything else goes to free_slow, including every free
+ * when the allocator is not glibc's (its usable size is a call). */
+VKM_WRAP void free(void *p) {
+  if (vkm_unlikely(p == NULL)) return;
+  vkm_tstate_t *ts = vkm_tls.ts;
+  if (vkm_unlikely(ts == NULL || vkm_is_bootstrap(p) || vkm_maybe_sampled(p) || vkm_usable_mode != VKM_USABLE_GLIBC))
+    return free_slow(ts, p);
+  size_t u = vkm_usable_glibc(p);
+  VKM_BUMP(&ts->c.free_count, 1);
+  VKM_BUMP(&ts->c.free_usable, u);
+  if (vkm_unlikely((ts->live_delta -= (int64_t)u) <= -VKM_LIVE_QUANTUM)) return free_flush(ts, p);
   vkm_real.free(p);
 }
 
