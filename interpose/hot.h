@@ -134,6 +134,6 @@ VKM_INLINE size_t vkm_usable(void *p) {
 }
 
 /* floor(log2(n)), with 0 in bucket 0: two instructions, no branch. */
-VKM_INLINE size_t vkm_size_class(size_t n) { return (size_t)(63 ^ __builtin_clzll((unsigned long long)(n | 1))); }
+VKM_INLINE size_t vkm_size_class(size_t n) { return 63u ^ (unsigned)__builtin_clzll((unsigned long long)(n | 1)); }
 
 #endif

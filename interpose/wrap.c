@@ -120,10 +120,9 @@ VKM_WRAP void *malloc(size_t n) {
   void *p = vkm_real.malloc(n);
   if (vkm_unlikely(p == NULL)) return record_failure(ts);
   size_t u = vkm_usable_glibc(p);
-  uint64_t bytes = VKM_LOAD(&ts->c.alloc_bytes) + n;
-  VKM_STORE(&ts->c.alloc_bytes, bytes);
-  VKM_BUMP(&ts->c.alloc_usable, u);
-  VKM_BUMP(&ts->c.size_hist[vkm_size_class(n)], 1); /* also the alloc count */
+  uint64_t bytes = VKM_OWN_ADD(ts->c.alloc_bytes, n);
+  VKM_OWN_ADD(ts->c.alloc_usable, u);
+  VKM_OWN_ADD(ts->c.size_hist[vkm_size_class(n)], 1); /* also the alloc count */
   int64_t live = ts->live_delta += (int64_t)u;
   if (vkm_unlikely(live >= VKM_LIVE_QUANTUM || bytes >= ts->next_sample_at)) return record_rare(ts, p, n, u, bytes);
   return p;
@@ -162,8 +161,8 @@ VKM_WRAP void free(void *p) {
   if (vkm_unlikely(ts == NULL || vkm_is_bootstrap(p) || vkm_maybe_sampled(p) || vkm_usable_mode != VKM_USABLE_GLIBC))
     return free_slow(ts, p);
   size_t u = vkm_usable_glibc(p);
-  VKM_BUMP(&ts->c.free_count, 1);
-  VKM_BUMP(&ts->c.free_usable, u);
+  VKM_OWN_ADD(ts->c.free_count, 1);
+  VKM_OWN_ADD(ts->c.free_usable, u);
   if (vkm_unlikely((ts->live_delta -= (int64_t)u) <= -VKM_LIVE_QUANTUM)) return free_flush(ts, p);
   vkm_real.free(p);
 }
