@@ -43,12 +43,13 @@ static const char *pow2(unsigned k, char *buf, size_t len) {
   return buf;
 }
 
+/* Bucket b of totals.size_hist holds requested sizes in [2^b, 2^(b+1));
+ * sizes 0 and 1 share bucket 0. */
 static const char *bucket_label(int b, char *buf, size_t len) {
   char l[32], h[32];
-  if (b == 0) snprintf(buf, len, "0 B");
-  else if (b == 1) snprintf(buf, len, "1 B");
-  else if (b <= 10) snprintf(buf, len, "%llu-%llu B", 1ull << (b - 1), (1ull << b) - 1);
-  else snprintf(buf, len, "%s-%s", pow2((unsigned)b - 1, l, sizeof l), pow2((unsigned)b, h, sizeof h));
+  if (b == 0) snprintf(buf, len, "0-1 B");
+  else if (b <= 9) snprintf(buf, len, "%llu-%llu B", 1ull << b, (1ull << (b + 1)) - 1);
+  else snprintf(buf, len, "%s-%s", pow2((unsigned)b, l, sizeof l), pow2((unsigned)b + 1, h, sizeof h));
   return buf;
 }
 
