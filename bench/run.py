@@ -22,6 +22,7 @@ Workloads
   storm      bench_storm: 2 threads, malloc/free pairs of 8..512 B, live
              window 16; the figure is ns per pair (in-process loop time /
              pairs per thread), so exact mode and heaptrack run fewer pairs
+  storm1k    the same with sizes 1040..1544 (glibc's bins, not its tcache)
   sqlite     sqlite3 :memory: running bench/gen_sql.py's workload
   python     python3 bench/alloc_heavy.py (default pymalloc)
   pymalloc0  the same with PYTHONMALLOC=malloc (every object through malloc)
@@ -84,6 +85,11 @@ class Bench:
             elif mode == "exact":
                 pairs = self.args.exact_storm_pairs
             return [self.storm, str(pairs), "2"], {}, True
+        if name == "storm1k":  # sizes glibc serves from its bins, not the tcache
+            pairs = self.args.exact_storm_pairs if mode == "exact" else self.args.storm_pairs // 2
+            if heaptrack:
+                pairs = self.args.heaptrack_storm_pairs
+            return [self.storm, str(pairs), "2", "1040", "2048"], {}, True
         if name == "sqlite":
             return [self.sqlite, ":memory:", ".read " + self.sql], {}, False
         if name == "python":

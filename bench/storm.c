@@ -6,7 +6,9 @@
  * the shim on the reference machine). Everything the shim adds per call shows
  * up undiluted here.
  *
- * usage: bench_storm [pairs_per_thread] [threads]
+ * usage: bench_storm [pairs_per_thread] [threads] [min_size max_size]
+ * The size range defaults to 8..512 (glibc tcache sizes); e.g. 1040 2048
+ * exercises the sizes glibc serves from its bins instead.
  * Prints one line: key=value pairs; the driver (bench/run.py) parses
  * `loop_ns` (first worker's loop start to the last worker's loop end) and
  * `ns_per_pair` (loop_ns / pairs_per_thread: per-thread cost of one pair).
@@ -25,6 +27,7 @@
 
 typedef struct {
   uint64_t pairs;
+  size_t min_size, span_mask; /* sizes min_size + (r & span_mask), span_mask = 2^k - 8 */
   uint64_t seed;
   uint64_t checksum; /* keeps the compiler from dropping the loop */
   uint64_t t_start, t_end;
@@ -58,7 +61,7 @@ static void *worker(void *arg) {
   for (uint64_t i = 0; i < w->pairs; i++) {
     uint64_t r = xorshift64(&rng);
     unsigned idx = (unsigned)(r & (WINDOW - 1));
-    size_t size = 8 + (size_t)((r >> 8) & 0x1f8); /* 8..512 in steps of 8, no division */
+    size_t size = w->min_size + (size_t)((r >> 8) & w->span_mask); /* steps of 8, no division */
     free(slot[idx]);
     char *p = malloc(size);
     if (!p) abort();
@@ -75,15 +78,20 @@ static void *worker(void *arg) {
 int main(int argc, char **argv) {
   uint64_t pairs = argc > 1 ? strtoull(argv[1], NULL, 10) : 20000000;
   int threads = argc > 2 ? atoi(argv[2]) : 2;
-  if (pairs == 0 || threads < 1 || threads > 64) {
-    fprintf(stderr, "usage: %s [pairs_per_thread>0] [threads 1..64]\n", argv[0]);
+  size_t min_size = argc > 4 ? strtoull(argv[3], NULL, 10) : 8;
+  size_t max_size = argc > 4 ? strtoull(argv[4], NULL, 10) : 512;
+  size_t span = 8;
+  while (span * 2 <= max_size - min_size + 8) span *= 2; /* largest power of two range that fits */
+  if (pairs == 0 || threads < 1 || threads > 64 || min_size == 0 || max_size < min_size) {
+    fprintf(stderr, "usage: %s [pairs_per_thread>0] [threads 1..64] [min_size max_size]\n", argv[0]);
     return 2;
   }
   pthread_t tid[64];
   worker_t w[64];
   pthread_barrier_init(&start_barrier, NULL, (unsigned)threads + 1);
   for (int t = 0; t < threads; t++) {
-    w[t] = (worker_t){.pairs = pairs, .seed = 0x9e3779b97f4a7c15ull * (uint64_t)(t + 1)};
+    w[t] = (worker_t){.pairs = pairs, .min_size = min_size, .span_mask = span - 8,
+                      .seed = 0x9e3779b97f4a7c15ull * (uint64_t)(t + 1)};
     if (pthread_create(&tid[t], NULL, worker, &w[t]) != 0) {
       fprintf(stderr, "bench_storm: error: pthread_create: failed\n");
       return 1;
@@ -98,7 +106,7 @@ int main(int argc, char **argv) {
     if (w[t].t_end > t1) t1 = w[t].t_end;
   }
   uint64_t dt = t1 - t0; /* first worker's start to last worker's end */
-  printf("threads=%d pairs_per_thread=%" PRIu64 " loop_ns=%" PRIu64 " ns_per_pair=%.3f checksum=%" PRIu64 "\n",
-         threads, pairs, dt, (double)dt / (double)pairs, sum);
+  printf("threads=%d sizes=%zu..%zu pairs_per_thread=%" PRIu64 " loop_ns=%" PRIu64 " ns_per_pair=%.3f checksum=%" PRIu64 "\n",
+         threads, min_size, min_size + span - 8, pairs, dt, (double)dt / (double)pairs, sum);
   return 0;
 }
