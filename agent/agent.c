@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,12 +38,32 @@ static vkm_allocstats_t alloc_now;
 static cJSON *view_doc;         /* VALKMEM_VIEW: a saved report served instead of live data */
 static uint64_t last_checkpoint_ns;
 static int report_error_said;
+static int wake_fd = -1;        /* eventfd: ring filling up, or shutdown */
 
 /* Pressure window: usable bytes allocated and reclaimed per tick. */
 static double win_alloc[PRESSURE_WINDOW], win_free[PRESSURE_WINDOW];
 static unsigned win_pos, win_fill, pressure_high_ticks;
 
 const vkm_tick_t *vkm_tick_current(void) { return &cur; }
+
+int vkm_agent_wake_fd(void) { return wake_fd; }
+void vkm_agent_woken(void) {
+  uint64_t n;
+  while (wake_fd >= 0 && read(wake_fd, &n, sizeof n) == (ssize_t)sizeof n) {
+  }
+}
+
+static void wake_agent(void) {
+  uint64_t one = 1;
+  if (wake_fd >= 0 && write(wake_fd, &one, sizeof one) < 0) { /* full counter: already awake */
+  }
+}
+
+static void make_wake_fd(void) {
+  if (wake_fd >= 0) close(wake_fd);
+  wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  vkm_rings_set_wake_fd(wake_fd);
+}
 
 static void *cjson_malloc(size_t n) { return vkm_malloc(n); }
 static void cjson_free(void *p) { vkm_free(p); }
@@ -384,17 +406,34 @@ static void modules_init(void) {
   vkm_history_init();
 }
 
+/* A forked child opens its dashboard only once it has lived this long: the
+ * children of fork+exec and of shells come and go in milliseconds and
+ * should neither bind a port nor print a URL line. */
+#define CHILD_HTTP_DELAY_NS (250ull * 1000000ull)
+static int forked_child;
+static int http_on;       /* the server is running (agent thread, then the exit path) */
+
 static void *agent_main(void *arg) {
   (void)arg;
   vkm_guard_enter(); /* for the whole life of this thread */
-  if (vkm_config.http && vkm_http_start() != 0) vkm_config.http = false;
+  uint64_t born = vkm_now_ns();
+  int http_due = vkm_config.http;
+  if (http_due && !forked_child) {
+    http_due = 0;
+    http_on = vkm_http_start() == 0;
+  }
   uint64_t tick_ns = (uint64_t)vkm_config.tick_ms * 1000000ull;
   uint64_t next_tick = vkm_now_ns() + tick_ns;
   while (!__atomic_load_n(&agent_stop, __ATOMIC_ACQUIRE)) {
+    size_t drained = 0;
     uint64_t now = vkm_now_ns();
+    if (http_due && now - born >= CHILD_HTTP_DELAY_NS) {
+      http_due = 0;
+      http_on = vkm_http_start() == 0;
+    }
     if (now >= next_tick) {
       tick();
-      if (vkm_config.http) vkm_http_broadcast_tick();
+      if (http_on) vkm_http_broadcast_tick();
       next_tick += tick_ns;
       if (next_tick < now) next_tick = now + tick_ns; /* we were stopped: skip, do not burst */
       if (vkm_config.checkpoint_ms && now - last_checkpoint_ns >= (uint64_t)vkm_config.checkpoint_ms * 1000000ull) {
@@ -402,7 +441,7 @@ static void *agent_main(void *arg) {
         write_report_if_owner();
       }
     } else {
-      vkm_rings_drain(on_event, NULL);
+      drained = vkm_rings_drain(on_event, NULL);
     }
     int sig = __atomic_load_n(&signal_pending, __ATOMIC_ACQUIRE);
     if (sig && !__atomic_load_n(&signal_done, __ATOMIC_ACQUIRE)) {
@@ -415,10 +454,11 @@ static void *agent_main(void *arg) {
     uint64_t wait_ns = next_tick > now ? next_tick - now : 0;
     int wait_ms = (int)(wait_ns / 1000000);
     if (wait_ms > DRAIN_MS) wait_ms = DRAIN_MS;
-    if (vkm_config.http) vkm_http_poll(wait_ms);
+    if (drained > 256) wait_ms = 0; /* busy producers: drain again at once */
+    if (http_on) vkm_http_poll(wait_ms);
     else if (wait_ms > 0) {
-      struct timespec ts = {0, (long)wait_ms * 1000000L};
-      nanosleep(&ts, NULL);
+      struct pollfd w = {.fd = wake_fd, .events = POLLIN};
+      if (poll(&w, 1, wait_ms) > 0) vkm_agent_woken();
     }
   }
   vkm_guard_leave();
@@ -447,6 +487,7 @@ void vkm_agent_start(void) {
   vkm_guard_enter();
   cJSON_Hooks hooks = {cjson_malloc, cjson_free};
   cJSON_InitHooks(&hooks);
+  make_wake_fd();
   load_view();
   modules_init();
   install_signal_handlers();
@@ -459,16 +500,20 @@ void vkm_agent_stop_and_report(const char *why) {
   vkm_guard_enter();
   if (__atomic_exchange_n(&agent_running, 0, __ATOMIC_ACQ_REL)) {
     __atomic_store_n(&agent_stop, 1, __ATOMIC_RELEASE);
+    wake_agent();
     pthread_join(agent_thread, NULL);
   }
   if (!exited) {
-    force_smaps = 1;
+    /* A fresh smaps breakdown only for a report that will be written: a
+     * short-lived forked child should not pay for a full smaps read. */
+    force_smaps = vkm_config.report[0] && vkm_is_report_owner() && !view_doc;
     tick();
     exited = 1;
-    if (vkm_config.http) vkm_http_broadcast_tick(); /* the last event says "exited" */
+    if (http_on) vkm_http_broadcast_tick(); /* the last event says "exited" */
     write_report_if_owner();
   }
-  if (vkm_config.http) vkm_http_stop();
+  if (http_on) vkm_http_stop();
+  http_on = 0;
   vkm_guard_leave();
 }
 
@@ -483,7 +528,10 @@ void vkm_agent_after_fork_child(void) {
   signal_done = 0;
   exited = 0;
   last_checkpoint_ns = 0;
-  if (vkm_config.http) vkm_http_forget();
+  if (http_on) vkm_http_forget();
+  http_on = 0;
+  make_wake_fd(); /* the inherited eventfd is shared with the parent */
+  forked_child = 1;
   if (was_running && vkm_config.follow_fork) {
     modules_init();
     spawn_agent();

@@ -43,6 +43,12 @@ typedef struct vkm_tick_s {
 
 const vkm_tick_t *vkm_tick_current(void);
 
+/* The agent's wake-up: an eventfd that vkm_http_poll also polls, written by
+ * a producer whose ring is filling up and by the shutdown path, so the agent
+ * never sleeps through work. -1 before start. vkm_agent_woken() drains it. */
+int vkm_agent_wake_fd(void);
+void vkm_agent_woken(void);
+
 /* ---------------------------------------------------------------------------
  * Call sites, lifetimes, leaks (sites.c, symbols.c)
  * ------------------------------------------------------------------------- */

@@ -812,15 +812,20 @@ int vkm_http_start(void) {
 void vkm_http_poll(int timeout_ms) {
   uint64_t start = now_ms(), end = start + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
   if (!S.running) {
-    if (timeout_ms > 0) poll(NULL, 0, timeout_ms);
+    if (timeout_ms > 0) {
+      struct pollfd w = {.fd = vkm_agent_wake_fd(), .events = POLLIN};
+      if (poll(&w, 1, timeout_ms) > 0) vkm_agent_woken();
+    }
     return;
   }
   for (;;) {
-    struct pollfd pfd[NSLOTS + 1];
-    client_t *who[NSLOTS + 1];
+    struct pollfd pfd[NSLOTS + 2];
+    client_t *who[NSLOTS + 2];
     nfds_t n = 0;
     pfd[n] = (struct pollfd){.fd = S.lfd, .events = POLLIN};
     who[n++] = NULL;
+    /* Last slot: the agent's wake-up (work waiting, or shutdown). */
+    struct pollfd *wake = NULL;
     bool room = free_slot(0, NSLOTS) != NULL;
     if (!room) pfd[0].fd = -1; /* poll ignores it: no busy loop on a full house */
     for (int i = 0; i < NSLOTS; i++) {
@@ -836,18 +841,27 @@ void vkm_http_poll(int timeout_ms) {
       pfd[n] = (struct pollfd){.fd = c->fd, .events = ev};
       who[n++] = c;
     }
+    nfds_t nclients = n;
+    if (vkm_agent_wake_fd() >= 0) {
+      pfd[n] = (struct pollfd){.fd = vkm_agent_wake_fd(), .events = POLLIN};
+      wake = &pfd[n++];
+    }
     uint64_t now = now_ms();
     int wait = now >= end ? 0 : (int)(end - now);
     if (wait > POLL_SLICE_MS) wait = POLL_SLICE_MS;
     int r = poll(pfd, n, wait);
     now = now_ms();
     if (r > 0) {
-      for (nfds_t i = 1; i < n; i++)
+      for (nfds_t i = 1; i < nclients; i++)
         if (pfd[i].revents && who[i]->state != C_FREE) on_event(who[i], pfd[i].revents, now);
       if (pfd[0].revents & POLLIN) accept_all(now);
     }
     for (int i = 0; i < NSLOTS; i++)
       if (S.c[i].state != C_FREE) check_timers(&S.c[i], now);
+    if (wake && (wake->revents & POLLIN)) {
+      vkm_agent_woken();
+      return;
+    }
     if (now >= end) return;
   }
 }

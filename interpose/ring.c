@@ -19,13 +19,28 @@
 #include <sched.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct vkm_ring_s {
   uint64_t head;  /* producer: bytes written; atomic */
   uint64_t tail;  /* agent: bytes consumed; atomic */
   uint64_t mask;
   uint8_t *buf;
+  int woke;       /* atomic: the producer asked for a drain since the last one */
 };
+
+static int wake_fd = -1;
+void vkm_rings_set_wake_fd(int fd) { __atomic_store_n(&wake_fd, fd, __ATOMIC_RELEASE); }
+
+/* Past half full: one eventfd write per drain cycle (rare, off the fast path). */
+static void maybe_wake(vkm_ring_t *r, uint64_t head) {
+  if (head - __atomic_load_n(&r->tail, __ATOMIC_RELAXED) < (r->mask + 1) / 2) return;
+  int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
+  if (fd < 0 || __atomic_exchange_n(&r->woke, 1, __ATOMIC_ACQ_REL)) return;
+  uint64_t one = 1;
+  ssize_t w = write(fd, &one, sizeof one);
+  (void)w;
+}
 
 static uint64_t dropped;          /* atomic */
 static vkm_ring_t *orphan_ring;   /* for threads without a state */
@@ -72,6 +87,7 @@ static int ring_put(vkm_ring_t *r, const vkm_event_t *ev, const void *extra, siz
   dst->extra_len = (uint16_t)extra_len;
   if (extra_len) memcpy(dst + 1, extra, extra_len);
   __atomic_store_n(&r->head, head + need, __ATOMIC_RELEASE);
+  maybe_wake(r, head + need);
   return 1;
 }
 
@@ -127,6 +143,7 @@ static size_t ring_drain(vkm_ring_t *r, vkm_event_fn fn, void *ud) {
     n++;
   }
   __atomic_store_n(&r->tail, tail, __ATOMIC_RELEASE);
+  __atomic_store_n(&r->woke, 0, __ATOMIC_RELEASE);
   return n;
 }
 

@@ -119,6 +119,10 @@ void vkm_emit(vkm_event_t *ev, const void *extra, size_t extra_len);
 typedef void (*vkm_event_fn)(const vkm_event_t *ev, const void *extra, void *ud);
 size_t vkm_rings_drain(vkm_event_fn fn, void *ud);
 uint64_t vkm_dropped_events(void);
+/* A producer whose ring passes half full writes to this eventfd once (until
+ * the next drain), so the agent drains at once instead of at its next
+ * wake-up: exact mode then waits on the agent's speed, not on its sleep. */
+void vkm_rings_set_wake_fd(int fd);
 uint64_t vkm_sampled_live(void); /* sampled allocations currently in the address table */
 
 /* ---------------------------------------------------------------------------
