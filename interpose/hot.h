@@ -89,7 +89,9 @@ void vkm_sample_fork_parent(void);
 void vkm_sample_fork_child(void);
 #define VKM_FILTER_BITS 16
 /* Counting filter in front of the address table; static so that free()
- * reaches it without loading a pointer (all zero while sampling is off). */
+ * reaches it without loading a pointer. The slots that the bootstrap
+ * buffer maps to are pinned (255), so free()'s fast path needs no bootstrap
+ * test of its own: those pointers take the slow path, which has one. */
 extern uint8_t vkm_sample_filter[1u << VKM_FILTER_BITS] VKM_HIDDEN;
 
 /* Blocks are 16-byte aligned: the next 16 address bits spread well enough
@@ -106,8 +108,15 @@ void vkm_rings_fork_child(vkm_tstate_t *keep);
 void vkm_ring_release_dead(void);
 
 /* init.c */
+/* dlsym asks for nothing on glibc 2.36; sanitizer runtimes allocate while
+ * they start, before our constructor (VKM_DEFER_INIT), and need more. */
+#if VKM_DEFER_INIT
 #define VKM_BOOT_SIZE (256 * 1024)
+#else
+#define VKM_BOOT_SIZE (4 * 1024)
+#endif
 extern unsigned char vkm_boot_buf[VKM_BOOT_SIZE] VKM_HIDDEN;
+void vkm_filter_pin_bootstrap(void); /* at init, and after the filter is cleared */
 VKM_INLINE int vkm_is_bootstrap(const void *p) {
   return (uintptr_t)p - (uintptr_t)vkm_boot_buf < VKM_BOOT_SIZE;
 }

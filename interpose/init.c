@@ -84,6 +84,10 @@ void *vkm_bootstrap_alloc(size_t n, size_t align) {
 
 size_t vkm_bootstrap_size(const void *p) { return ((const size_t *)p)[-1]; }
 
+void vkm_filter_pin_bootstrap(void) {
+  for (size_t off = 0; off < BOOT_SIZE; off += 16) vkm_sample_filter[vkm_filter_slot(boot_buf + off)] = 255;
+}
+
 /* ---------------------------------------------------------------------------
  * Real functions
  * ------------------------------------------------------------------------- */
@@ -156,6 +160,7 @@ void vkm_init_real(void) {
   else if (vkm_config.allocator[0]) vkm_say("warning", "VALKMEM_ALLOCATOR=%s: unknown allocator (try mimalloc)", vkm_config.allocator);
   choose_usable_mode();
   vkm_sampling = vkm_config.sample_bytes != 0 && vkm_config.enabled;
+  vkm_filter_pin_bootstrap();
   vkm_sample_init();
   vkm_guard_leave();
   __atomic_store_n(&vkm_ready, 1, __ATOMIC_RELEASE);

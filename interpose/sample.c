@@ -282,5 +282,6 @@ void vkm_sample_fork_child(void) {
     t->used = 0;
   }
   memset(vkm_sample_filter, 0, sizeof vkm_sample_filter);
+  vkm_filter_pin_bootstrap();
   sampled_live = 0;
 }

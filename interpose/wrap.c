@@ -158,8 +158,8 @@ static VKM_COLD void free_slow(vkm_tstate_t *ts, void *p) {
 VKM_WRAP void free(void *p) {
   if (vkm_unlikely(p == NULL)) return;
   vkm_tstate_t *ts = vkm_tls.ts;
-  if (vkm_unlikely(ts == NULL || vkm_is_bootstrap(p) || vkm_maybe_sampled(p) || vkm_usable_mode != VKM_USABLE_GLIBC))
-    return free_slow(ts, p);
+  if (vkm_unlikely(ts == NULL || vkm_maybe_sampled(p) || vkm_usable_mode != VKM_USABLE_GLIBC))
+    return free_slow(ts, p); /* bootstrap blocks too: their filter slots are pinned */
   size_t u = vkm_usable_glibc(p);
   VKM_OWN_ADD(ts->c.free_count, 1);
   VKM_OWN_ADD(ts->c.free_usable, u);
