@@ -528,7 +528,7 @@ void vkm_agent_after_fork_child(void) {
   signal_done = 0;
   exited = 0;
   last_checkpoint_ns = 0;
-  if (http_on) vkm_http_forget();
+  if (vkm_config.http) vkm_http_forget(); /* started or not: the child must know it is one */
   http_on = 0;
   make_wake_fd(); /* the inherited eventfd is shared with the parent */
   forked_child = 1;

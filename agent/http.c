@@ -778,17 +778,20 @@ void vkm_http_stop(void) {
   S.running = false;
 }
 
+/* Also called in a child whose parent had not started its server yet (a
+ * forked child waits 250 ms): then there is nothing to close, but the child
+ * must still know it is one (its URL file gets a .<pid> suffix). */
 void vkm_http_forget(void) {
   /* The parent still serves these connections: close our copies only
    * (close(2) on a shared socket sends nothing while the parent holds it). */
-  for (int i = 0; i < NSLOTS; i++) {
+  for (int i = 0; S.running && i < NSLOTS; i++) {
     client_t *c = &S.c[i];
     if (c->state == C_FREE) continue;
     close(c->fd);
     vkm_free(c->in);
     vkm_free(c->out);
   }
-  if (S.lfd >= 0) close(S.lfd);
+  if (S.running && S.lfd >= 0) close(S.lfd);
   memset(&S, 0, sizeof S);
   S.lfd = -1;
   S.forked = true;

@@ -291,6 +291,11 @@ static void fork_parent(void) {
 
 static void fork_child(void) {
   my_pid = getpid();
+  /* The child's own life, and its report's started_at, begin now. */
+  start_ns = vkm_now_ns();
+  struct timespec wall;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  start_unix_ms = (uint64_t)wall.tv_sec * 1000 + (uint64_t)wall.tv_nsec / 1000000;
   vkm_thread_fork_child();
   vkm_sample_fork_child();
   if (!strstr(vkm_config.report, "%p") || !vkm_config.follow_fork) report_owner = 0;
