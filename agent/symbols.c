@@ -1,7 +1,7 @@
 /* symbols.c - lazy, cached symbolisation of code addresses for reported
  * call sites: modules from dl_iterate_phdr, function symbols from each
  * module's own ELF .symtab/.dynsym (so static functions are named too),
- * dladdr as the fallback. Agent thread only; memory from vkm_malloc. */
+ * nothing else (see resolve). Agent thread only; memory from vkm_malloc. */
 #include "symbols.h"
 #include "../interpose/vkm.h"
 
@@ -51,7 +51,6 @@ typedef struct cu_s {
 
 static void dwarf_index(module_t *m);
 static const char *demangle(const char *name);
-static const char *keep(const char *s);
 
 static module_t *mods;
 static size_t nmods, capmods;
@@ -584,17 +583,10 @@ static void resolve(uintptr_t pc, vkm_sym_t *out) {
     }
     if (m->ncus) find_line(m, pc - m->bias, out);
   }
-  if (!out->function) {
-    Dl_info di;
-    if (dladdr((void *)pc, &di) && di.dli_sname && di.dli_saddr) {
-      out->function = keep(di.dli_sname);
-      out->fn_offset = pc - (uintptr_t)di.dli_saddr;
-      if (!m && di.dli_fname) {
-        out->module = keep(base_name(di.dli_fname));
-        out->offset = pc - (uintptr_t)di.dli_fbase;
-      }
-    }
-  }
+  /* No dladdr fallback: its names live in the loader's memory, which a
+   * concurrent dlclose on an application thread may free while we copy
+   * them (TSan caught it). The module's own .dynsym is already read above,
+   * which is all dladdr would have looked at. */
   if (m && m->self) out->alloc_frame = true;
   else if (m && m->alloc_module && out->function) out->alloc_frame = is_alloc_function(out->function);
   if (out->function) out->function = demangle(out->function);
@@ -613,18 +605,6 @@ typedef struct dm_s {
   char text[];
 } dm_t;
 static dm_t *demangled_list;
-
-/* A copy of s that lives until reset (dladdr's strings live in the module's
- * own memory and vanish with dlclose). */
-static const char *keep(const char *s) {
-  size_t len = strlen(s) + 1;
-  dm_t *n = vkm_malloc(sizeof *n + len);
-  if (!n) return "?";
-  memcpy(n->text, s, len);
-  n->next = demangled_list;
-  demangled_list = n;
-  return n->text;
-}
 
 static const char *demangle(const char *name) {
   static demangle_fn_t fn;
