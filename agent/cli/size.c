@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -36,39 +37,47 @@ static const unit_t units[] = {
 static bool mul_over(uint64_t a, uint64_t b, uint64_t *out) { return __builtin_mul_overflow(a, b, out); }
 static bool add_over(uint64_t a, uint64_t b, uint64_t *out) { return __builtin_add_overflow(a, b, out); }
 
-int vkm_parse_size(const char *s, uint64_t *out, const char **why) {
-  const char *dummy;
-  if (!why) why = &dummy;
-  *out = 0;
-  if (!s) {
-    *why = "empty size";
-    return -EINVAL;
-  }
-  while (*s == ' ' || *s == '\t') s++;
-  if (!*s) {
-    *why = "empty size";
+/* The part sizes and counts share: blanks, then an unsigned decimal
+ * integer. *s is left after the digits. noun names the thing in messages:
+ * "size" or "number". 0, -EINVAL or -ERANGE with *why set. */
+static int leading_integer(const char **sp, uint64_t *v, const char **why, const char *noun, const char *expect) {
+  static char msg[96];
+  const char *s = *sp;
+  *v = 0;
+  if (s) while (*s == ' ' || *s == '\t') s++;
+  if (!s || !*s) {
+    snprintf(msg, sizeof msg, "empty %s", noun);
+    *why = msg;
     return -EINVAL;
   }
   if (*s == '-') {
-    *why = "negative size";
-    return -EINVAL;
-  }
-  if (*s == '+') {
-    *why = "a size has no sign";
+    snprintf(msg, sizeof msg, "negative %s", noun);
+    *why = msg;
     return -EINVAL;
   }
   if (!isdigit((unsigned char)*s)) {
-    *why = "a size starts with a digit (e.g. \"24 MB\", \"512KiB\", \"0\")";
+    *why = *s == '+' && noun[0] == 's' ? "a size has no sign" : expect;
     return -EINVAL;
   }
-  uint64_t whole = 0;
   while (isdigit((unsigned char)*s)) {
-    if (mul_over(whole, 10, &whole) || add_over(whole, (uint64_t)(*s - '0'), &whole)) {
-      *why = "size too large (over 2^64-1 bytes)";
+    if (mul_over(*v, 10, v) || add_over(*v, (uint64_t)(*s - '0'), v)) {
+      snprintf(msg, sizeof msg, "%s too large (over 2^64-1%s)", noun, noun[0] == 's' ? " bytes" : "");
+      *why = msg;
       return -ERANGE;
     }
     s++;
   }
+  *sp = s;
+  return 0;
+}
+
+int vkm_parse_size(const char *s, uint64_t *out, const char **why) {
+  const char *dummy;
+  if (!why) why = &dummy;
+  *out = 0;
+  uint64_t whole;
+  int rc = leading_integer(&s, &whole, why, "size", "a size starts with a digit (e.g. \"24 MB\", \"512KiB\", \"0\")");
+  if (rc) return rc;
   /* Fraction digits, kept as an integer numerator over 10^fd (at most 18
    * digits matter: 10^19 overflows, and no unit needs more precision). */
   uint64_t frac = 0, frac_den = 1;
@@ -137,31 +146,9 @@ int vkm_parse_count(const char *s, uint64_t *out, const char **why) {
   const char *dummy;
   if (!why) why = &dummy;
   *out = 0;
-  if (!s) {
-    *why = "empty number";
-    return -EINVAL;
-  }
-  while (*s == ' ' || *s == '\t') s++;
-  if (!*s) {
-    *why = "empty number";
-    return -EINVAL;
-  }
-  if (*s == '-') {
-    *why = "negative number";
-    return -EINVAL;
-  }
-  if (!isdigit((unsigned char)*s)) {
-    *why = "expected a whole number";
-    return -EINVAL;
-  }
-  uint64_t v = 0;
-  while (isdigit((unsigned char)*s)) {
-    if (mul_over(v, 10, &v) || add_over(v, (uint64_t)(*s - '0'), &v)) {
-      *why = "number too large (over 2^64-1)";
-      return -ERANGE;
-    }
-    s++;
-  }
+  uint64_t v;
+  int rc = leading_integer(&s, &v, why, "number", "expected a whole number");
+  if (rc) return rc;
   while (*s == ' ' || *s == '\t') s++;
   if (*s) {
     *why = "expected a whole number";
