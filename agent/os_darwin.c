@@ -76,19 +76,6 @@ void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps) {
   *os = cur;
 }
 
-void vkm_os_json(const vkm_os_t *os, cJSON *obj) {
-  cJSON *o = cJSON_AddObjectToObject(obj, "os");
-  if (!o) return;
-  cJSON_AddNumberToObject(o, "rss", (double)os->rss);
-  cJSON_AddNumberToObject(o, "vms", (double)os->vms);
-  cJSON_AddNumberToObject(o, "peak_rss", (double)os->peak_rss);
-  cJSON_AddNumberToObject(o, "minor_faults", (double)os->minor_faults);
-  cJSON_AddNumberToObject(o, "major_faults", (double)os->major_faults);
-  cJSON_AddNumberToObject(o, "threads", (double)os->threads);
-  cJSON_AddNumberToObject(o, "swap", (double)os->swap);
-  cJSON_AddNullToObject(o, "smaps");
-}
-
 /* ---------------------------------------------------------------------------
  * malloc zones (allocator half of the seam, os_alloc.h)
  * ------------------------------------------------------------------------- */

@@ -8,7 +8,7 @@ add_test(NAME live_history COMMAND live_history)
 set_tests_properties(live_history PROPERTIES TIMEOUT 60)
 
 if(VKM_PLATFORM STREQUAL "linux")
-  vkm_test_exe(live_os live_os.c live_stubs.c ${VKM_LIVE_AGENT}/os_linux.c)
+  vkm_test_exe(live_os live_os.c live_stubs.c ${VKM_LIVE_AGENT}/os_linux.c ${VKM_LIVE_AGENT}/os.c)
   add_test(NAME live_os COMMAND live_os)
   set_tests_properties(live_os PROPERTIES TIMEOUT 60)
 endif()
