@@ -25,6 +25,7 @@
  * Agent thread only.
  */
 #include "agent.h"
+#include "../interpose/platform.h"
 #include "os_alloc.h"
 
 #include <dlfcn.h>
@@ -57,6 +58,14 @@ static char smaps_buf[65536];    /* smaps chunks */
  * Small helpers: read a whole small file, parse numbers
  * ------------------------------------------------------------------------- */
 
+/* read(2) retried on EINTR: bytes read, 0 at the end, or -errno. */
+static ssize_t read_retry(int fd, char *buf, size_t len) {
+  for (;;) {
+    ssize_t r = read(fd, buf, len);
+    if (r >= 0 || errno != EINTR) return r < 0 ? -errno : r;
+  }
+}
+
 /* Reads up to sizeof small_buf - 1 bytes of path, NUL-terminated. Returns
  * the length, or -errno. */
 static ssize_t read_small(const char *path) {
@@ -64,12 +73,10 @@ static ssize_t read_small(const char *path) {
   if (fd < 0) return -errno;
   size_t n = 0;
   while (n < sizeof small_buf - 1) {
-    ssize_t r = read(fd, small_buf + n, sizeof small_buf - 1 - n);
+    ssize_t r = read_retry(fd, small_buf + n, sizeof small_buf - 1 - n);
     if (r < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
       close(fd);
-      return -e;
+      return r;
     }
     if (r == 0) break;
     n += (size_t)r;
@@ -279,12 +286,10 @@ static int read_smaps(const char *path, smaps_acc_t *s) {
   if (fd < 0) return -errno;
   size_t have = 0;
   for (;;) {
-    ssize_t r = read(fd, smaps_buf + have, sizeof smaps_buf - 1 - have);
+    ssize_t r = read_retry(fd, smaps_buf + have, sizeof smaps_buf - 1 - have);
     if (r < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
       close(fd);
-      return -e;
+      return (int)r;
     }
     if (r == 0) break;
     have += (size_t)r;
@@ -408,10 +413,7 @@ static void native_detect(void) {
   native_state = -1;
   void *m = dlsym(RTLD_NEXT, "malloc");
   Dl_info mi;
-  if (!m || !dladdr(m, &mi) || !mi.dli_fname) return;
-  const char *base = strrchr(mi.dli_fname, '/');
-  base = base ? base + 1 : mi.dli_fname;
-  if (strncmp(base, "libc.so", 7) != 0) return;
+  if (!m || !vkm_plat_is_libc_malloc(m) || !dladdr(m, &mi)) return; /* the hot path's own test */
   void *f = dlsym(RTLD_NEXT, "mallinfo2");
   Dl_info fi;
   if (!f || !dladdr(f, &fi) || fi.dli_fbase != mi.dli_fbase) return;

@@ -25,15 +25,6 @@ uint32_t vkm_plat_tid(void) {
   return (uint32_t)tid;
 }
 
-void vkm_plat_write_err(const char *buf, size_t len) {
-  while (len > 0) {
-    ssize_t n = write(2, buf, len);
-    if (n <= 0) return;
-    buf += n;
-    len -= (size_t)n;
-  }
-}
-
 void *vkm_plat_map(size_t len) {
   vm_address_t addr = 0;
   if (vm_allocate(mach_task_self(), &addr, len, VM_FLAGS_ANYWHERE) != KERN_SUCCESS) return NULL;

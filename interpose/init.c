@@ -34,6 +34,17 @@ static int64_t self_bytes;   /* atomic */
 /* ---------------------------------------------------------------------------
  * Diagnostics and time
  * ------------------------------------------------------------------------- */
+/* Raw write to stderr (POSIX on every platform): no buffering, no
+ * allocation, safe inside a hook. */
+static void write_err(const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(2, buf, len);
+    if (n <= 0) return;
+    buf += n;
+    len -= (size_t)n;
+  }
+}
+
 void vkm_say(const char *level, const char *fmt, ...) {
   if (vkm_config.quiet && strcmp(level, "error") != 0) return;
   char buf[1024];
@@ -45,7 +56,7 @@ void vkm_say(const char *level, const char *fmt, ...) {
   size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
   if (len > sizeof buf - 2) len = sizeof buf - 2;
   buf[len++] = '\n';
-  vkm_plat_write_err(buf, len);
+  write_err(buf, len);
 }
 
 uint64_t vkm_now_ns(void) {
@@ -72,7 +83,7 @@ void *vkm_bootstrap_alloc(size_t n, size_t align) {
   for (;;) {
     size_t start = (cur + 16 + align - 1) & ~(align - 1);
     if (n > BOOT_SIZE || start + n > BOOT_SIZE) {
-      vkm_plat_write_err("valkmem: error: bootstrap buffer exhausted\n", 43);
+      write_err("valkmem: error: bootstrap buffer exhausted\n", 43);
       return NULL;
     }
     if (__atomic_compare_exchange_n(&boot_used, &cur, start + n, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {

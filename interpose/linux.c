@@ -21,15 +21,6 @@ int vkm_plat_is_libc_malloc(void *fn) {
 
 uint32_t vkm_plat_tid(void) { return (uint32_t)syscall(SYS_gettid); }
 
-void vkm_plat_write_err(const char *buf, size_t len) {
-  while (len > 0) {
-    ssize_t n = write(2, buf, len);
-    if (n <= 0) return;
-    buf += n;
-    len -= (size_t)n;
-  }
-}
-
 /* A raw syscall, so our own mappings never pass through the mmap wrapper. */
 void *vkm_plat_map(size_t len) {
   void *p = (void *)syscall(SYS_mmap, NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -43,8 +43,6 @@ void *vkm_plat_next(const char *name);
 int vkm_plat_is_libc_malloc(void *fn);
 /* Kernel thread id of the caller (cached by the caller). */
 uint32_t vkm_plat_tid(void);
-/* Raw write to stderr, no buffering, no allocation. */
-void vkm_plat_write_err(const char *buf, size_t len);
 /* Anonymous memory straight from the OS (not counted as the app's). */
 void *vkm_plat_map(size_t len);
 void vkm_plat_unmap(void *p, size_t len);

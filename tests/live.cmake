@@ -8,7 +8,8 @@ add_test(NAME live_history COMMAND live_history)
 set_tests_properties(live_history PROPERTIES TIMEOUT 60)
 
 if(VKM_PLATFORM STREQUAL "linux")
-  vkm_test_exe(live_os live_os.c live_stubs.c ${VKM_LIVE_AGENT}/os_linux.c ${VKM_LIVE_AGENT}/os.c)
+  vkm_test_exe(live_os live_os.c live_stubs.c ${VKM_LIVE_AGENT}/os_linux.c ${VKM_LIVE_AGENT}/os.c
+               ${CMAKE_SOURCE_DIR}/interpose/${VKM_PLATFORM}.c)
   add_test(NAME live_os COMMAND live_os)
   set_tests_properties(live_os PROPERTIES TIMEOUT 60)
 endif()
@@ -17,7 +18,7 @@ endif()
 # (libmimalloc.so exports malloc and would come first), so mi_process_info
 # is stubbed.
 vkm_test_exe(live_allocstats live_allocstats.c live_stubs.c ${VKM_LIVE_AGENT}/allocstats.c
-             ${VKM_LIVE_AGENT}/os_${VKM_PLATFORM}.c)
+             ${VKM_LIVE_AGENT}/os_${VKM_PLATFORM}.c ${CMAKE_SOURCE_DIR}/interpose/${VKM_PLATFORM}.c)
 target_compile_definitions(live_allocstats PRIVATE LIVE_STUB_MIMALLOC=1)
 add_test(NAME live_allocstats COMMAND live_allocstats glibc)
 set_tests_properties(live_allocstats PROPERTIES TIMEOUT 60)
@@ -25,7 +26,7 @@ set_tests_properties(live_allocstats PROPERTIES TIMEOUT 60)
 # Linked with mimalloc, whose malloc then is the next one: without
 # VALKMEM_ALLOCATOR the source must be "none"; with it, "mimalloc".
 vkm_test_exe(live_allocstats_mi live_allocstats.c live_stubs.c ${VKM_LIVE_AGENT}/allocstats.c
-             ${VKM_LIVE_AGENT}/os_${VKM_PLATFORM}.c)
+             ${VKM_LIVE_AGENT}/os_${VKM_PLATFORM}.c ${CMAKE_SOURCE_DIR}/interpose/${VKM_PLATFORM}.c)
 target_link_libraries(live_allocstats_mi PRIVATE mimalloc)
 target_link_options(live_allocstats_mi PRIVATE -Wl,--no-as-needed)
 add_test(NAME live_allocstats_none COMMAND live_allocstats_mi none)
