@@ -99,6 +99,13 @@ int main(int argc, char **argv) {
 
   struct itimerval it = {{0, 50}, {0, 50}};
   setitimer(ITIMER_REAL, &it, NULL);
+  /* On a busy runner the signaller may not have run yet, and a short run
+   * could finish before its first signal: wait for it (no allocation here,
+   * so the counts are unchanged), at most ~5 s. */
+  for (int w = 0; w < 5000 && (usr1s == 0 || alarms == 0); w++) {
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
 
   uint64_t allocs = 0;
   for (uint64_t i = 0; i < n; i++) {
