@@ -45,9 +45,15 @@ typedef struct vkm_tls_s {
   vkm_tstate_t *saved;        /* ts while the guard is held */
   int guard;                  /* re-entry depth: >0 means pass through */
   int exiting;                /* past the thread-exit destructor */
+  int stateless;              /* no state could be had (out of memory) */
 } vkm_tls_t;
 
 extern __thread vkm_tls_t vkm_tls __attribute__((tls_model("initial-exec")));
+
+/* A call that passes through without a state is still counted, straight
+ * into the retired total, when the thread is past its exit destructor or
+ * no state could be allocated for it; not when valkmem itself re-entered. */
+VKM_INLINE int vkm_count_stateless(void) { return (vkm_tls.exiting | vkm_tls.stateless) && !vkm_tls.guard; }
 
 /* The calling thread's state whether or not it holds the guard (NULL when
  * not attached). Use this, not vkm_tls.ts, outside the wrappers. */

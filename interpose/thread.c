@@ -245,6 +245,9 @@ vkm_tstate_t *vkm_thread_attach(void) {
     }
     __atomic_add_fetch(&threads_total, 1, __ATOMIC_RELAXED);
     vkm_tls.saved = ts; /* becomes vkm_tls.ts when the guard is left */
+    vkm_tls.stateless = 0;
+  } else {
+    vkm_tls.stateless = 1; /* counted without a state; retried on each call */
   }
   vkm_guard_leave();
   return ts;

@@ -86,12 +86,13 @@ void *vkm_bootstrap_alloc(size_t n, size_t align);
 size_t vkm_bootstrap_size(const void *p);
 
 /* Passing through while not tracking: still correct, just uncounted. When
- * the thread is past its exit destructor the call is counted into the
- * retired total directly (vkm_count_orphan), so nothing is lost. */
+ * the thread is past its exit destructor, or has no state because memory
+ * ran out, the call is counted into the retired total directly
+ * (vkm_count_orphan), so nothing is lost. */
 enum { ORPHAN_ALLOC = 0, ORPHAN_FREE = 1, ORPHAN_FAIL = 2 };
 #define ORPHAN_ALLOC_RESULT(p, req)                                                 \
   do {                                                                              \
-    if (vkm_tls.exiting && !vkm_tls.guard) {                                        \
+    if (vkm_count_stateless()) {                                                    \
       if (p) vkm_count_orphan(ORPHAN_ALLOC, (req), vkm_usable(p));                  \
       else vkm_count_orphan(ORPHAN_FAIL, (req), 0);                                 \
     }                                                                               \
@@ -135,7 +136,7 @@ static VKM_COLD void free_slow(vkm_tstate_t *ts, void *p) {
   if (vkm_is_bootstrap(p)) return;
   if (!ts) ts = enter_slow();
   if (!ts) {
-    if (vkm_tls.exiting && !vkm_tls.guard) {
+    if (vkm_count_stateless()) {
       size_t u = vkm_usable(p);
       if (vkm_maybe_sampled(p)) vkm_sample_free(NULL, p);
       vkm_real.free(p);
@@ -236,7 +237,7 @@ static VKM_COLD void *realloc_untracked(void *p, size_t n) {
     return q;
   }
   if (!vkm_real.realloc) return p ? NULL : vkm_bootstrap_alloc(n, 16);
-  if (vkm_tls.exiting && !vkm_tls.guard) {
+  if (vkm_count_stateless()) {
     size_t old_u = p ? vkm_usable(p) : 0;
     if (p && vkm_maybe_sampled(p)) vkm_sample_free(NULL, p);
     void *q = vkm_real.realloc(p, n);

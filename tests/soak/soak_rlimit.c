@@ -6,8 +6,11 @@
  * calloc, posix_memalign and realloc (the old block survives); then fills
  * the remaining space with 1 MiB blocks until malloc says no (one more
  * failure), frees them all and shows that allocation works again, while a
- * second thread keeps allocating small blocks throughout. The program must
- * survive all of it; every count is planted.
+ * second thread keeps allocating small blocks throughout. A third thread
+ * makes its first allocation only while the address space is full, so
+ * valkmem cannot get memory for its per-thread state then: its calls must
+ * still be counted. The program must survive all of it; every count is
+ * planted.
  */
 #include "soak.h"
 #include <errno.h>
@@ -37,6 +40,29 @@ static void *side(void *arg) {
   return NULL;
 }
 
+/* Starts allocating only once the main thread has filled the address
+ * space (full == 1) and reports back (full == 2) before anything is freed. */
+static atomic_int full;
+static uint64_t late_allocs, late_frees, late_failed;
+
+static void *late(void *arg) {
+  (void)arg;
+  while (atomic_load(&full) == 0) sched_yield();
+  for (int i = 0; i < 200; i++) {
+    char *p = malloc(24 + i);
+    if (!p) {
+      late_failed++;
+      continue;
+    }
+    late_allocs++;
+    p[0] = 1;
+    free(p);
+    late_frees++;
+  }
+  atomic_store(&full, 2);
+  return NULL;
+}
+
 static uint64_t vm_size(void) {
   FILE *f = fopen("/proc/self/status", "r");
   char line[256];
@@ -52,8 +78,9 @@ int main(int argc, char **argv) {
   uint64_t n = soak_arg(argc, argv, 1, 10);
   uint64_t allocs = 0, frees = 0, failed = 0;
 
-  pthread_t t;
+  pthread_t t, tl;
   if (pthread_create(&t, NULL, side, NULL)) soak_die("pthread_create");
+  if (pthread_create(&tl, NULL, late, NULL)) soak_die("pthread_create");
   uint64_t cap = vm_size() + 192 * MiB;
   struct rlimit rl = {cap, cap};
   if (setrlimit(RLIMIT_AS, &rl)) soak_die("setrlimit");
@@ -91,6 +118,8 @@ int main(int argc, char **argv) {
     ((char *)p)[0] = 1;
     blocks[nb++] = p;
   }
+  atomic_store(&full, 1); /* the late thread's first allocations, now */
+  while (atomic_load(&full) != 2) sched_yield();
   for (int i = 0; i < nb; i++) {
     free(blocks[i]);
     frees++;
@@ -107,13 +136,16 @@ int main(int argc, char **argv) {
   frees++;
   atomic_store(&stop, 1);
   pthread_join(t, NULL);
+  pthread_join(tl, NULL);
 
   soak_obj_t planted = {0}, atleast = {0};
-  soak_put(&planted, "totals.failed_count", (int64_t)(failed + side_failed));
-  soak_put(&atleast, "totals.failed_count", (int64_t)(failed + side_failed));
+  uint64_t all_failed = failed + side_failed + late_failed;
+  soak_put(&planted, "totals.failed_count", (int64_t)all_failed);
+  soak_put(&atleast, "totals.failed_count", (int64_t)all_failed);
   soak_put(&planted, "totals.size_hist.20", (int64_t)(nb + 64)); /* [1 MiB, 2 MiB) */
   soak_put(&planted, "live.count", 0);
-  soak_put(&atleast, "totals.alloc_count", (int64_t)(allocs + side_allocs));
+  soak_put(&atleast, "totals.alloc_count", (int64_t)(allocs + side_allocs + late_allocs));
+  soak_put(&atleast, "totals.free_count", (int64_t)(frees + side_allocs + late_frees));
   soak_print(&planted, NULL, &atleast, NULL);
   return 0;
 }
