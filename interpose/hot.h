@@ -26,8 +26,10 @@ typedef struct __attribute__((aligned(128))) vkm_tstate_s {
   vkm_counters_t c;           /* owner writes (VKM_BUMP), agent reads (VKM_LOAD);
                                  c.alloc_count is not kept here: it is the sum
                                  of c.size_hist, one store fewer per malloc */
-  int64_t live_delta;         /* owner only: net usable bytes since the last flush */
-  uint64_t next_sample_at;    /* owner only: sample when c.alloc_bytes reaches this */
+  int64_t live_up, live_down; /* owner only: room left before a live-heap flush, up
+                                 and down (see vkm_live_grow) */
+  int64_t sample_left;        /* owner only: requested bytes before the next sample */
+  size_t pending;             /* owner only: malloc's request while the real call runs */
   uint64_t rng;               /* owner only: xorshift64* state */
   uint64_t sample_seq;        /* owner only: sample ids are (index << 40) | seq */
   uint32_t index;             /* position in the registry, stable */
@@ -37,12 +39,13 @@ typedef struct __attribute__((aligned(128))) vkm_tstate_s {
   struct vkm_tstate_s *next;  /* registry list; immutable once published */
 } vkm_tstate_t;
 
-/* One TLS load on the fast path: while the re-entry guard is held, `ts`
- * is parked in `saved` and reads NULL, so a single test sends both "not
- * attached yet" and "re-entered" to the slow path. */
+/* One TLS load on the fast path: `ts` is the thread's state only when
+ * the fast path may use it (attached, not re-entered, and the allocator is
+ * glibc's, whose chunk header it reads), NULL otherwise, so a single test
+ * sends every other case to the slow path. */
 typedef struct vkm_tls_s {
-  vkm_tstate_t *ts;           /* NULL until attached, and while guarded */
-  vkm_tstate_t *saved;        /* ts while the guard is held */
+  vkm_tstate_t *ts;           /* the fast path's view: state or NULL */
+  vkm_tstate_t *state;        /* this thread's state; NULL until attached and after exit */
   int guard;                  /* re-entry depth: >0 means pass through */
   int exiting;                /* past the thread-exit destructor */
   int stateless;              /* no state could be had (out of memory) */
@@ -57,7 +60,7 @@ VKM_INLINE int vkm_count_stateless(void) { return (vkm_tls.exiting | vkm_tls.sta
 
 /* The calling thread's state whether or not it holds the guard (NULL when
  * not attached). Use this, not vkm_tls.ts, outside the wrappers. */
-VKM_INLINE vkm_tstate_t *vkm_self_state(void) { return vkm_tls.guard ? vkm_tls.saved : vkm_tls.ts; }
+VKM_INLINE vkm_tstate_t *vkm_self_state(void) { return vkm_tls.state; }
 /* Allocations made by a thread so far (the sum of its size classes). */
 uint64_t vkm_state_alloc_count(const vkm_tstate_t *ts);
 
@@ -71,7 +74,7 @@ extern int vkm_constructed VKM_HIDDEN;     /* our constructor has started */
 
 /* thread.c */
 vkm_tstate_t *vkm_thread_attach(void);       /* slow path: get a state for this thread, or NULL */
-void vkm_live_flush(vkm_tstate_t *ts);       /* publish live_delta */
+void vkm_live_flush(vkm_tstate_t *ts);       /* publish the live delta, reset the room */
 void vkm_count_orphan(int kind, size_t req, size_t usable); /* counts after thread exit */
 void vkm_thread_fork_prepare(void);
 void vkm_thread_fork_parent(void);
@@ -108,6 +111,9 @@ VKM_INLINE size_t vkm_filter_slot(const void *p) {
 VKM_INLINE int vkm_maybe_sampled(const void *p) {
   return VKM_LOAD(&vkm_sample_filter[vkm_filter_slot(p)]) != 0;
 }
+/* free()'s fast path: a plain byte read, which compiles to one compare
+ * with memory (see VKM_OWN_ADD for why the formal race is accepted there). */
+VKM_INLINE int vkm_maybe_sampled_fast(const void *p) { return vkm_sample_filter[vkm_filter_slot(p)] != 0; }
 
 /* ring.c */
 void vkm_rings_fork_child(vkm_tstate_t *keep);
@@ -130,6 +136,50 @@ void vkm_init_real(void);
 void vkm_self_track(int64_t delta);
 
 /* ---------------------------------------------------------------------------
+ * Countdowns. Each is one read-modify-write and one branch on the fast path:
+ * a subtraction whose result turning negative says the limit is passed.
+ * ------------------------------------------------------------------------- */
+/* x -= d; returns nonzero when x became negative. On x86-64 this is one
+ * `sub reg, mem` and a `js` (compilers otherwise load, subtract, store and
+ * compare). */
+VKM_INLINE int vkm_countdown(int64_t *x, uint64_t d) {
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+  int neg;
+  __asm__("subq %2, %0" : "+m"(*x), "=@ccs"(neg) : "r"(d));
+  return neg;
+#else
+  *x = (int64_t)((uint64_t)*x - d);
+  return *x < 0;
+#endif
+}
+
+/* Sampling: counts a request of n bytes; nonzero when it passes the next
+ * sample point. Exact mode keeps sample_left at -1 (every request is due);
+ * counting-only at INT64_MAX. */
+VKM_INLINE int vkm_sample_due(vkm_tstate_t *ts, size_t n) { return vkm_countdown(&ts->sample_left, n); }
+
+/* The net live delta since the last flush, d, is kept as the room left in
+ * each direction: live_up = Q - d, live_down = Q + d (Q = VKM_LIVE_QUANTUM).
+ * Growing by u returns nonzero when d passes +Q, shrinking when it passes
+ * -Q; the caller then flushes. */
+VKM_INLINE int vkm_live_grow(vkm_tstate_t *ts, size_t u) {
+  ts->live_down += (int64_t)u;
+  return vkm_countdown(&ts->live_up, u);
+}
+VKM_INLINE int vkm_live_shrink(vkm_tstate_t *ts, size_t u) {
+  ts->live_up += (int64_t)u;
+  return vkm_countdown(&ts->live_down, u);
+}
+VKM_INLINE int64_t vkm_live_delta(const vkm_tstate_t *ts) {
+  return VKM_LIVE_QUANTUM - ts->live_up;
+}
+VKM_INLINE int vkm_live_due(const vkm_tstate_t *ts) {
+  int64_t d = vkm_live_delta(ts);
+  return d > VKM_LIVE_QUANTUM || d < -VKM_LIVE_QUANTUM;
+}
+VKM_INLINE void vkm_live_reset(vkm_tstate_t *ts) { ts->live_up = ts->live_down = VKM_LIVE_QUANTUM; }
+
+/* ---------------------------------------------------------------------------
  * Usable size, the biggest single cost of exact byte counting.
  *
  * glibc keeps the chunk size in the word before the block; its
@@ -138,6 +188,7 @@ void vkm_self_track(int64_t delta);
  * paths. The mode is chosen once at start-up after checking the real
  * allocator is glibc's and that both methods agree on a probe.
  * ------------------------------------------------------------------------- */
+#define VKM_GLIBC_MMAPPED ((size_t)2) /* chunk header bit */
 VKM_INLINE size_t vkm_usable_glibc(const void *p) {
   size_t h = ((const size_t *)p)[-1];
   return (h & ~(size_t)7) - 8 - ((h & 2) << 2); /* mmapped (bit 1): 16 */
@@ -149,6 +200,14 @@ VKM_INLINE size_t vkm_usable(void *p) {
 }
 
 /* floor(log2(n)), with 0 in bucket 0: two instructions, no branch. */
-VKM_INLINE size_t vkm_size_class(size_t n) { return 63u ^ (unsigned)__builtin_clzll((unsigned long long)(n | 1)); }
+VKM_INLINE size_t vkm_size_class(size_t n) {
+#if defined(__x86_64__)
+  size_t r; /* bsr gives the 64-bit index directly; clz leaves an int to widen */
+  __asm__("bsr %1, %0" : "=r"(r) : "r"(n | 1) : "cc");
+  return r;
+#else
+  return (size_t)63 ^ (size_t)__builtin_clzll((unsigned long long)(n | 1));
+#endif
+}
 
 #endif

@@ -97,6 +97,7 @@ size_t vkm_bootstrap_size(const void *p) { return ((const size_t *)p)[-1]; }
 
 void vkm_filter_pin_bootstrap(void) {
   for (size_t off = 0; off < BOOT_SIZE; off += 16) vkm_sample_filter[vkm_filter_slot(boot_buf + off)] = 255;
+  vkm_sample_filter[vkm_filter_slot(NULL)] = 255; /* free(NULL) too: see free() */
 }
 
 /* ---------------------------------------------------------------------------

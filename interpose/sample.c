@@ -154,18 +154,17 @@ static uint64_t rng_next(vkm_tstate_t *ts) {
 }
 
 /* Called at attach and after every sample: the next sample is taken when
- * the thread's requested bytes reach next_sample_at. Exact mode sets it to
- * the current total, so that every allocation, even of 0 bytes, reaches it. */
+ * the thread's requests overdraw sample_left (vkm_sample_due). Exact mode
+ * starts overdrawn, so that every allocation, even of 0 bytes, is due. */
 void vkm_sample_reset_interval(vkm_tstate_t *ts) {
-  uint64_t now = VKM_LOAD(&ts->c.alloc_bytes);
   if (!vkm_sampling) {
-    ts->next_sample_at = UINT64_MAX;
+    ts->sample_left = INT64_MAX;
   } else if (vkm_config.exact) {
-    ts->next_sample_at = now;
+    ts->sample_left = -1;
   } else {
     double u = ((double)(rng_next(ts) >> 11) + 1.0) * (1.0 / 9007199254740993.0); /* (0, 1] */
     double next = -log(u) * (double)vkm_config.sample_bytes;
-    ts->next_sample_at = now + (next > 4e18 ? (uint64_t)4e18 : (uint64_t)next);
+    ts->sample_left = next > 4e18 ? (int64_t)4e18 : (int64_t)next;
   }
 }
 

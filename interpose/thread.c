@@ -43,16 +43,13 @@ static void spin_lock(int *l) {
 static void spin_unlock(int *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
 
 void vkm_guard_enter(void) {
-  if (vkm_tls.guard++ == 0) {
-    vkm_tls.saved = vkm_tls.ts;
-    vkm_tls.ts = NULL;
-  }
+  vkm_tls.guard++;
+  vkm_tls.ts = NULL;
 }
+/* The fast path gets the state back only if the allocator is glibc's (the
+ * mode is fixed before any thread attaches). */
 void vkm_guard_leave(void) {
-  if (--vkm_tls.guard == 0) {
-    vkm_tls.ts = vkm_tls.saved;
-    vkm_tls.saved = NULL;
-  }
+  if (--vkm_tls.guard == 0) vkm_tls.ts = vkm_usable_mode == VKM_USABLE_GLIBC ? vkm_tls.state : NULL;
 }
 #define self_state vkm_self_state
 
@@ -68,8 +65,8 @@ vkm_tstate_t *vkm_registry_head(void) { return __atomic_load_n(&registry, __ATOM
  * Live heap: flushed per thread in quanta, with a global high-water mark.
  * ------------------------------------------------------------------------- */
 void vkm_live_flush(vkm_tstate_t *ts) {
-  int64_t d = ts->live_delta;
-  ts->live_delta = 0;
+  int64_t d = vkm_live_delta(ts);
+  vkm_live_reset(ts);
   int64_t now = __atomic_add_fetch(&live_flushed, d, __ATOMIC_RELAXED);
   int64_t peak = __atomic_load_n(&live_peak, __ATOMIC_RELAXED);
   while (now > peak && !__atomic_compare_exchange_n(&live_peak, &peak, now, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
@@ -188,11 +185,11 @@ static void thread_exit(void *arg) {
   vkm_tstate_t *ts = arg;
   if (!ts || self_state() != ts) return;
   vkm_guard_enter();
-  if (ts->live_delta) vkm_live_flush(ts);
+  if (vkm_live_delta(ts)) vkm_live_flush(ts);
   spin_lock(&retire_lock);
   fold_locked(ts);
   spin_unlock(&retire_lock);
-  vkm_tls.saved = NULL; /* stays detached after the guard */
+  vkm_tls.state = NULL; /* stays detached after the guard */
   vkm_tls.exiting = 1;
   __atomic_sub_fetch(&threads_live, 1, __ATOMIC_RELAXED);
   vkm_guard_leave();
@@ -235,7 +232,7 @@ vkm_tstate_t *vkm_thread_attach(void) {
   vkm_tstate_t *ts = state_acquire();
   if (ts) {
     ts->os_tid = vkm_plat_tid();
-    ts->live_delta = 0;
+    vkm_live_reset(ts);
     if (!ts->rng) ts->rng = ((uint64_t)ts->os_tid * 0x9E3779B97F4A7C15ull) ^ vkm_now_ns() ^ (uintptr_t)ts;
     vkm_sample_reset_interval(ts);
     pthread_setspecific(exit_key, ts);
@@ -244,7 +241,7 @@ vkm_tstate_t *vkm_thread_attach(void) {
     while (n > m && !__atomic_compare_exchange_n(&threads_max, &m, n, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     }
     __atomic_add_fetch(&threads_total, 1, __ATOMIC_RELAXED);
-    vkm_tls.saved = ts; /* becomes vkm_tls.ts when the guard is left */
+    vkm_tls.state = ts; /* the fast path's too when the guard is left */
     vkm_tls.stateless = 0;
   } else {
     vkm_tls.stateless = 1; /* counted without a state; retried on each call */
@@ -271,8 +268,8 @@ void vkm_thread_fork_child(void) {
       continue;
     }
     if (ts->status == VKM_TS_LIVE) {
-      live_flushed += ts->live_delta; /* not flushed by its (now gone) owner */
-      ts->live_delta = 0;
+      live_flushed += vkm_live_delta(ts); /* not flushed by its (now gone) owner */
+      vkm_live_reset(ts);
       counters_add(&retired, &ts->c);
       counters_zero(&ts->c);
     }

@@ -32,7 +32,8 @@
  * thread writes; the agent's relaxed loads of an aligned 64-bit word see
  * either value on every platform valkmem supports. The hot path is not
  * TSan-instrumented (CMakeLists.txt), so this is the one place the formal
- * race is accepted, for 14 instructions per malloc/free pair. */
+ * race is accepted (with the sampling filter's byte read in free()), for
+ * about 14 instructions per malloc/free pair. */
 #define VKM_OWN_ADD(lval, d) ((lval) += (d))
 
 /* ---------------------------------------------------------------------------

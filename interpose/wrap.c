@@ -22,9 +22,9 @@
  * ------------------------------------------------------------------------- */
 /* The rare half of recording: a live-heap flush and/or a sample. Returns p
  * so that the wrappers can tail-call it and keep nothing alive across it. */
-static VKM_COLD void *record_rare(vkm_tstate_t *ts, void *p, size_t req, size_t u, uint64_t bytes) {
-  if (ts->live_delta >= VKM_LIVE_QUANTUM || ts->live_delta <= -VKM_LIVE_QUANTUM) vkm_live_flush(ts);
-  if (bytes >= ts->next_sample_at) vkm_sample_alloc(ts, p, req, u);
+static VKM_COLD void *record_rare(vkm_tstate_t *ts, void *p, size_t req, size_t u, int sample) {
+  if (vkm_live_due(ts)) vkm_live_flush(ts);
+  if (sample) vkm_sample_alloc(ts, p, req, u);
   return p;
 }
 
@@ -36,19 +36,18 @@ static VKM_COLD void *record_failure(vkm_tstate_t *ts) {
 /* Records a successful allocation of `req` bytes at p; returns p. */
 VKM_INLINE void *record_alloc(vkm_tstate_t *ts, void *p, size_t req) {
   size_t u = vkm_usable(p);
-  uint64_t bytes = VKM_LOAD(&ts->c.alloc_bytes) + req;
-  VKM_STORE(&ts->c.alloc_bytes, bytes);
+  VKM_BUMP(&ts->c.alloc_bytes, req);
   VKM_BUMP(&ts->c.alloc_usable, u);
   VKM_BUMP(&ts->c.size_hist[vkm_size_class(req)], 1); /* also the alloc count */
-  int64_t live = ts->live_delta += (int64_t)u;
-  if (vkm_unlikely(live >= VKM_LIVE_QUANTUM || bytes >= ts->next_sample_at)) return record_rare(ts, p, req, u, bytes);
+  int sample = vkm_sample_due(ts, req);
+  if (vkm_unlikely(vkm_live_grow(ts, u) | sample)) return record_rare(ts, p, req, u, sample);
   return p;
 }
 
 VKM_INLINE void record_free(vkm_tstate_t *ts, size_t u) {
   VKM_BUMP(&ts->c.free_count, 1);
   VKM_BUMP(&ts->c.free_usable, u);
-  if (vkm_unlikely((ts->live_delta -= (int64_t)u) <= -VKM_LIVE_QUANTUM)) vkm_live_flush(ts);
+  if (vkm_unlikely(vkm_live_shrink(ts, u))) vkm_live_flush(ts);
 }
 
 static VKM_COLD void free_flush(vkm_tstate_t *ts, void *p) {
@@ -73,6 +72,7 @@ static VKM_COLD vkm_tstate_t *enter_slow(void) {
 #endif
   if (!vkm_ready) vkm_init_real();
   if (!vkm_ready || vkm_tls.guard) return NULL;
+  if (vkm_tls.state) return vkm_tls.state; /* attached; the allocator is not glibc's */
   return vkm_thread_attach(); /* NULL when exiting or disabled */
 }
 
@@ -112,28 +112,70 @@ static VKM_COLD void *malloc_slow(vkm_tstate_t *ts, size_t n) {
   return record_result(ts, vkm_real.malloc(n), n);
 }
 
-/* The common case keeps only ts and n across the real call; everything
- * else (first call on a thread, re-entry, an allocator that is not glibc's)
- * goes to malloc_slow. */
+/* malloc's rare halves, each finishing the call the fast path began. The
+ * fast path counts the request (bytes, size class, sampling countdown)
+ * before the real call, so that only ts lives across it; a failure undoes
+ * that. */
+static VKM_COLD void *malloc_failed(vkm_tstate_t *ts, size_t n) {
+  VKM_OWN_ADD(ts->c.alloc_bytes, -n); /* nothing was allocated after all */
+  VKM_OWN_ADD(ts->c.size_hist[vkm_size_class(n)], -1);
+  ts->sample_left += (int64_t)n;
+  return record_failure(ts);
+}
+
+static VKM_COLD void *malloc_failed_pending(vkm_tstate_t *ts) { return malloc_failed(ts, ts->pending); }
+
+/* A glibc mmapped chunk: usable size 16 below its size, not 8. */
+static VKM_COLD void *malloc_mapped(vkm_tstate_t *ts, void *p) {
+  size_t u = vkm_usable_glibc(p);
+  VKM_OWN_ADD(ts->c.alloc_usable, u);
+  if (vkm_live_grow(ts, u)) vkm_live_flush(ts);
+  return p;
+}
+
+static VKM_COLD void *malloc_flush(vkm_tstate_t *ts, void *p) {
+  vkm_live_flush(ts);
+  return p;
+}
+
+static VKM_COLD void *malloc_sampled(vkm_tstate_t *ts, size_t n) {
+  void *p = vkm_real.malloc(n);
+  if (p == NULL) return malloc_failed(ts, n);
+  size_t u = vkm_usable_glibc(p);
+  VKM_OWN_ADD(ts->c.alloc_usable, u);
+  vkm_live_grow(ts, u);
+  return record_rare(ts, p, n, u, 1);
+}
+
+/* The common case: vkm_tls.ts is set only when the thread is attached, not
+ * re-entered, and the allocator is glibc's, so one test covers all three.
+ * Only ts lives across the real call (n waits in ts->pending, for a
+ * failure), so the function saves one register. Every counter update is
+ * one instruction, so a signal handler that allocates in between loses
+ * nothing; it can only overwrite ts->pending, which matters solely if the
+ * interrupted real malloc then fails. */
 VKM_WRAP void *malloc(size_t n) {
   vkm_tstate_t *ts = vkm_tls.ts;
-  if (vkm_unlikely(ts == NULL || vkm_usable_mode != VKM_USABLE_GLIBC)) return malloc_slow(ts, n);
-  void *p = vkm_real.malloc(n);
-  if (vkm_unlikely(p == NULL)) return record_failure(ts);
-  size_t u = vkm_usable_glibc(p);
-  uint64_t bytes = VKM_OWN_ADD(ts->c.alloc_bytes, n);
-  VKM_OWN_ADD(ts->c.alloc_usable, u);
+  if (vkm_unlikely(ts == NULL)) return malloc_slow(ts, n);
+  VKM_OWN_ADD(ts->c.alloc_bytes, n);
   VKM_OWN_ADD(ts->c.size_hist[vkm_size_class(n)], 1); /* also the alloc count */
-  int64_t live = ts->live_delta += (int64_t)u;
-  if (vkm_unlikely(live >= VKM_LIVE_QUANTUM || bytes >= ts->next_sample_at)) return record_rare(ts, p, n, u, bytes);
+  if (vkm_unlikely(vkm_sample_due(ts, n))) return malloc_sampled(ts, n);
+  ts->pending = n;
+  void *p = vkm_real.malloc(n);
+  if (vkm_unlikely(p == NULL)) return malloc_failed_pending(ts);
+  size_t h = ((const size_t *)p)[-1];
+  if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return malloc_mapped(ts, p);
+  size_t u = (h & ~(size_t)7) - 8;
+  VKM_OWN_ADD(ts->c.alloc_usable, u);
+  if (vkm_unlikely(vkm_live_grow(ts, u))) return malloc_flush(ts, p);
   return p;
 }
 
 /* Everything free() does besides the common case, ending in the real free:
- * not attached or re-entered, a bootstrap block, a block that may have been
- * sampled, a live-heap flush due. */
+ * free(NULL), not attached or re-entered, a bootstrap block, a block that
+ * may have been sampled, an mmapped chunk, a live-heap flush due. */
 static VKM_COLD void free_slow(vkm_tstate_t *ts, void *p) {
-  if (vkm_is_bootstrap(p)) return;
+  if (p == NULL || vkm_is_bootstrap(p)) return;
   if (!ts) ts = enter_slow();
   if (!ts) {
     if (vkm_count_stateless()) {
@@ -154,17 +196,17 @@ static VKM_COLD void free_slow(vkm_tstate_t *ts, void *p) {
 }
 
 /* The common case has no call but the real free, as a tail call, so it
- * saves no registers; anything else goes to free_slow, including every free
- * when the allocator is not glibc's (its usable size is a call). */
+ * saves no registers. NULL needs no test of its own: its filter slot is
+ * pinned like the bootstrap buffer's, so it takes free_slow. */
 VKM_WRAP void free(void *p) {
-  if (vkm_unlikely(p == NULL)) return;
   vkm_tstate_t *ts = vkm_tls.ts;
-  if (vkm_unlikely(ts == NULL || vkm_maybe_sampled(p) || vkm_usable_mode != VKM_USABLE_GLIBC))
-    return free_slow(ts, p); /* bootstrap blocks too: their filter slots are pinned */
-  size_t u = vkm_usable_glibc(p);
+  if (vkm_unlikely(ts == NULL || vkm_maybe_sampled_fast(p))) return free_slow(ts, p);
+  size_t h = ((const size_t *)p)[-1];
+  if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return free_slow(ts, p);
+  size_t u = (h & ~(size_t)7) - 8;
   VKM_OWN_ADD(ts->c.free_count, 1);
   VKM_OWN_ADD(ts->c.free_usable, u);
-  if (vkm_unlikely((ts->live_delta -= (int64_t)u) <= -VKM_LIVE_QUANTUM)) return free_flush(ts, p);
+  if (vkm_unlikely(vkm_live_shrink(ts, u))) return free_flush(ts, p);
   vkm_real.free(p);
 }
 
@@ -218,14 +260,14 @@ static void *realloc_common(vkm_tstate_t *ts, void *p, size_t n) {
   }
   size_t new_u = vkm_usable(q);
   if (sid) vkm_sample_emit_free(ts, p, sid);
-  uint64_t bytes = VKM_LOAD(&ts->c.alloc_bytes) + n;
   VKM_BUMP(&ts->c.realloc_count, 1);
-  VKM_STORE(&ts->c.alloc_bytes, bytes);
+  VKM_BUMP(&ts->c.alloc_bytes, n);
   VKM_BUMP(&ts->c.alloc_usable, new_u);
   VKM_BUMP(&ts->c.free_usable, old_u);
-  int64_t net = ts->live_delta += (int64_t)new_u - (int64_t)old_u;
-  if (vkm_unlikely(net >= VKM_LIVE_QUANTUM || net <= -VKM_LIVE_QUANTUM)) vkm_live_flush(ts);
-  if (vkm_unlikely(bytes >= ts->next_sample_at)) vkm_sample_alloc(ts, q, n, new_u);
+  vkm_live_grow(ts, new_u);
+  vkm_live_shrink(ts, old_u);
+  if (vkm_unlikely(vkm_live_due(ts))) vkm_live_flush(ts);
+  if (vkm_unlikely(vkm_sample_due(ts, n))) vkm_sample_alloc(ts, q, n, new_u);
   return q;
 }
 
@@ -314,8 +356,8 @@ VKM_WRAP size_t malloc_usable_size(void *p) {
  * (and other allocators' arenas when one is preloaded).
  * ------------------------------------------------------------------------- */
 static vkm_tstate_t *map_state(void) {
-  vkm_tstate_t *ts = vkm_tls.ts;
-  if (vkm_likely(ts != NULL)) return ts;
+  vkm_tstate_t *ts = vkm_tls.state;
+  if (vkm_likely(ts != NULL)) return vkm_tls.guard ? NULL : ts;
   if (!vkm_ready || vkm_tls.guard || vkm_tls.exiting) return NULL;
   return vkm_thread_attach();
 }

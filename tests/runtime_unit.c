@@ -54,7 +54,7 @@ void vkm_emit(vkm_event_t *ev, const void *extra, size_t extra_len) {
 
 static void use_thread(uint32_t i) {
   fake_thread = i;
-  vkm_tls.ts = &fake_ts[i];
+  vkm_tls.ts = vkm_tls.state = &fake_ts[i];
 }
 static void advance_ms(double ms) { fake_now += (uint64_t)llround(ms * 1e6); }
 /* The fake thread "mallocs" n requested bytes (usable u) / "frees" u. */
