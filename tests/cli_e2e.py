@@ -134,6 +134,25 @@ if case("gate-basic"):
     check(rc == 5, "the command's own exit status passes through when the limits hold", show(rc, out, err))
 
 # ---------------------------------------------------------------------------
+# gate: the process it checks, and the ones it names but does not check
+# ---------------------------------------------------------------------------
+if case("gate-children"):
+    rc, out, err = run(["gate", "--max-leak", "0", "--report", "one.json", "--", prog("gate_leak"), "3"])
+    check(load("one.json")["gate"].get("unchecked_processes") == 0 and "other process" not in err,
+          "a single process: nothing unchecked, no note", show(rc, out, err))
+    # sh forks, then runs gate_leak: the gate checks sh and names gate_leak.
+    rc, out, err = run(["gate", "--max-allocs", "1000000", "--report", "kids.json", "--", "sh", "-c",
+                        prog("gate_leak") + " 3; " + prog("gate_leak") + " 4; true"])
+    check(rc == 0, "the gate checks sh (no leak limit), so it passes", show(rc, out, err))
+    lines = [l for l in err.splitlines() if " gate_leak: " in l and "live at exit" in l]
+    check("2 other process(es)" in err and len(lines) == 2,
+          "the note names both gate_leak processes with what they left live at exit", show(rc, out, err))
+    check(load("kids.json")["gate"].get("unchecked_processes") == 2, "JSON report: unchecked_processes 2",
+          json.dumps(load("kids.json").get("gate"))[:500])
+    leftovers = [f for f in os.listdir(os.environ.get("TMPDIR", "/tmp")) if f.startswith("valkmem-gate-")]
+    check(not leftovers, "the gate removes its report directory", str(leftovers))
+
+# ---------------------------------------------------------------------------
 # gate: exact limits at planted values
 # ---------------------------------------------------------------------------
 if case("gate-exact"):

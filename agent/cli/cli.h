@@ -100,6 +100,7 @@ const char *vkm_fmt_delta(int64_t v, char *buf, size_t len);
 int vkm_find_library(char *path, size_t len);
 
 typedef struct vkm_child_s {
+  int pid;         /* the started process */
   int exit_code;   /* what a shell would report: status, or 128 + signal */
   int signal;      /* non-zero when the command was killed by a signal */
   int exec_errno;  /* non-zero when the command could not be started */
@@ -114,6 +115,11 @@ const char *vkm_signal_name(int sig);
 
 /* Creates an empty temp file name for a report ($TMPDIR or /tmp). */
 int vkm_temp_report(char *path, size_t len);
+/* A fresh private directory $TMPDIR/valkmem-NAME-XXXXXX; 0 or -errno (said). */
+int vkm_temp_dir(char *path, size_t len, const char *name);
+/* Removes the report-*.json files in dir (and their checkpoint temporaries)
+ * and dir itself; best effort. */
+void vkm_temp_dir_remove(const char *dir);
 
 /* ---------------------------------------------------------------------------
  * report.c
@@ -251,6 +257,7 @@ typedef struct vkm_gate_run_s {
   char *const *argv;
   vkm_child_t child;
   bool crashed;
+  size_t others;   /* other processes that ran under the shim (not checked) */
 } vkm_gate_run_t;
 
 void vkm_gate_print_human(FILE *f, const vkm_gate_opts_t *o, const vkm_supp_list_t *supp,

@@ -7,6 +7,8 @@
  * cannot be started, as in a shell. */
 #include "cli.h"
 
+#include <dirent.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -184,6 +186,54 @@ static int append_text(const char *what, const char *path, const char *text) {
   return 0;
 }
 
+/* The gate checks the process it starts (and what that process execs
+ * into). Every other process under the shim writes its own report-PID.json
+ * beside it; they are named here, so that `gate -- sh -c ./t` or a test
+ * runner does not pass silently on the wrong process. Returns how many. */
+static size_t note_other_processes(const char *dir, int main_pid, const char *cmd) {
+  enum { SHOW = 5 };
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  size_t n = 0;
+  vkm_buf_t lines = {0};
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    int pid;
+    char tail[8];
+    if (sscanf(e->d_name, "report-%d.%7s", &pid, tail) != 2 || strcmp(tail, "json") != 0 || pid == main_pid)
+      continue;
+    n++;
+    if (n > SHOW) continue;
+    char path[PATH_MAX], *text = NULL, err[128];
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    cJSON *root = vkm_cli_slurp(path, &text, &len) == 0 ? vkm_cli_json_parse(text, len, err, sizeof err) : NULL;
+    free(text);
+    vkm_report_t r;
+    if (root && vkm_report_from_json(root, &r, err, sizeof err) == 0) {
+      const cJSON *prog = cJSON_GetObjectItemCaseSensitive(r.root, "program");
+      char a[32], b[32];
+      vkm_buf_printf(&lines, "    pid %d %s: %llu allocations, peak live heap %s, live at exit %s\n", pid,
+                     cJSON_IsString(prog) ? prog->valuestring : "?", (unsigned long long)r.alloc_count,
+                     vkm_fmt_size(r.peak_live_bytes, a, sizeof a), vkm_fmt_size(r.live_bytes, b, sizeof b));
+      vkm_report_free(&r);
+    } else {
+      cJSON_Delete(root);
+      vkm_buf_printf(&lines, "    pid %d: report unreadable\n", pid);
+    }
+  }
+  closedir(d);
+  if (n) {
+    vkm_cli_warn("gate: %zu other process(es) ran under the shim and were not checked; the gate checks only %s "
+                 "(pid %d). Gate each program directly (README: \"Which process\"):",
+                 n, cmd, main_pid);
+    if (lines.p) fputs(lines.p, stderr);
+    if (n > SHOW) fprintf(stderr, "    ... and %zu more\n", n - SHOW);
+  }
+  free(lines.p);
+  return n;
+}
+
 int vkm_cmd_gate(int argc, char **argv) {
   vkm_gate_opts_t o;
   memset(&o, 0, sizeof o);
@@ -194,7 +244,7 @@ int vkm_cmd_gate(int argc, char **argv) {
   vkm_report_t base, rep;
   memset(&base, 0, sizeof base);
   memset(&rep, 0, sizeof rep);
-  char tmp[PATH_MAX] = "";
+  char dir[PATH_MAX] = "", tmp[PATH_MAX] = "";
   vkm_gate_result_t res;
   memset(&res, 0, sizeof res);
 
@@ -220,9 +270,9 @@ int vkm_cmd_gate(int argc, char **argv) {
 
   char lib[PATH_MAX];
   if (vkm_find_library(lib, sizeof lib) < 0) goto out;
-  if (vkm_temp_report(tmp, sizeof tmp) < 0) goto out;
+  if (vkm_temp_dir(dir, sizeof dir, "gate") < 0) goto out;
   char env_report[PATH_MAX + 32];
-  snprintf(env_report, sizeof env_report, "VALKMEM_REPORT=%s", tmp);
+  snprintf(env_report, sizeof env_report, "VALKMEM_REPORT=%s/report-%%p.json", dir);
   const char *env[] = {env_report,
                        "VALKMEM_HTTP=0",
                        "VALKMEM_TOP_SITES=0",
@@ -246,6 +296,8 @@ int vkm_cmd_gate(int argc, char **argv) {
     goto out;
   }
   run.crashed = run.child.signal != 0;
+  snprintf(tmp, sizeof tmp, "%s/report-%d.json", dir, run.child.pid);
+  run.others = note_other_processes(dir, run.child.pid, argv[cmd]);
   int fail_code = o.have_error_exitcode ? o.error_exitcode : VKM_EXIT_GATE_FAIL;
   if (run.crashed)
     vkm_cli_err("gate: %s crashed: killed by %s (signal %d)", argv[cmd], vkm_signal_name(run.child.signal),
@@ -324,7 +376,7 @@ int vkm_cmd_gate(int argc, char **argv) {
   if (werr && !res.failures) status = VKM_EXIT_USAGE;
 
 out:
-  if (tmp[0]) unlink(tmp);
+  if (dir[0]) vkm_temp_dir_remove(dir);
   vkm_gate_result_free(&res);
   vkm_report_free(&rep);
   vkm_report_free(&base);

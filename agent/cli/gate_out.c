@@ -144,6 +144,7 @@ void vkm_gate_json(cJSON *root, const vkm_gate_opts_t *o, const vkm_supp_list_t 
     cJSON_AddStringToObject(cmd, "signal_name", vkm_signal_name(run->child.signal));
   }
   cJSON_AddBoolToObject(cmd, "crashed", run->crashed);
+  cJSON_AddNumberToObject(g, "unchecked_processes", (double)run->others);
   cJSON_AddNumberToObject(g, "leak_bytes", (double)res->leak_bytes);
   cJSON_AddNumberToObject(g, "suppressed_bytes", (double)res->suppressed_bytes);
   cJSON_AddBoolToObject(g, "exact", !o->sampled);

@@ -158,6 +158,34 @@ int vkm_temp_report(char *path, size_t len) {
   return 0;
 }
 
+int vkm_temp_dir(char *path, size_t len, const char *name) {
+  const char *tmp = getenv("TMPDIR");
+  if (!tmp || !*tmp) tmp = "/tmp";
+  snprintf(path, len, "%s/valkmem-%s-XXXXXX", tmp, name);
+  if (!mkdtemp(path)) {
+    int e = errno;
+    vkm_cli_err("cannot create a temporary directory in %s: %s", tmp, strerror(e));
+    path[0] = 0;
+    return -e;
+  }
+  return 0;
+}
+
+void vkm_temp_dir_remove(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d) {
+    struct dirent *e;
+    char path[PATH_MAX];
+    while ((e = readdir(d)) != NULL) {
+      if (strncmp(e->d_name, "report-", 7) != 0) continue; /* only what the shim writes there */
+      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+      unlink(path);
+    }
+    closedir(d);
+  }
+  rmdir(dir);
+}
+
 /* ---------------------------------------------------------------------------
  * Running the child
  * ------------------------------------------------------------------------- */
@@ -247,6 +275,7 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
     _exit(e == ENOENT ? 127 : 126);
   }
   child_pid = pid;
+  out->pid = (int)pid;
   close(pfd[1]);
   free(preload);
   int e = 0;
