@@ -29,7 +29,8 @@ typedef struct __attribute__((aligned(128))) vkm_tstate_s {
   int64_t live_up, live_down; /* owner only: room left before a live-heap flush, up
                                  and down (see vkm_live_grow) */
   int64_t sample_left;        /* owner only: requested bytes before the next sample */
-  size_t pending;             /* owner only: malloc's request while the real call runs */
+  size_t pending;             /* owner only: malloc's/realloc's request while the real call runs */
+  size_t pending_old;         /* owner only: realloc's old usable size, likewise */
   uint64_t rng;               /* owner only: xorshift64* state */
   uint64_t sample_seq;        /* owner only: sample ids are (index << 40) | seq */
   uint32_t index;             /* position in the registry, stable */

@@ -292,10 +292,62 @@ static VKM_COLD void *realloc_untracked(void *p, size_t n) {
   return vkm_real.realloc(p, n);
 }
 
-VKM_WRAP void *realloc(void *p, size_t n) {
-  ENTER(ts);
+static VKM_COLD void *realloc_slow(vkm_tstate_t *ts, void *p, size_t n) {
+  if (!ts) ts = enter_slow();
   if (vkm_unlikely(!ts || (p && vkm_is_bootstrap(p)))) return realloc_untracked(p, n);
   return realloc_common(ts, p, n);
+}
+
+/* realloc's fast path counts the old block out and the request in before
+ * the real call (n and the old usable size wait in ts, for a failure, which
+ * leaves the old block in place and undoes both). */
+static VKM_COLD void *realloc_failed(vkm_tstate_t *ts) {
+  size_t n = ts->pending, old_u = ts->pending_old;
+  VKM_OWN_ADD(ts->c.realloc_count, -1);
+  VKM_OWN_ADD(ts->c.alloc_bytes, -n);
+  VKM_OWN_ADD(ts->c.free_usable, -old_u);
+  ts->sample_left += (int64_t)n;
+  if (vkm_live_grow(ts, old_u)) vkm_live_flush(ts);
+  return record_failure(ts);
+}
+
+static VKM_COLD void *realloc_finish(vkm_tstate_t *ts, void *q, size_t n, int sample) {
+  size_t u = vkm_usable_glibc(q); /* mmapped chunks too */
+  VKM_OWN_ADD(ts->c.alloc_usable, u);
+  vkm_live_grow(ts, u);
+  return record_rare(ts, q, n, u, sample);
+}
+
+static VKM_COLD void *realloc_sampled(vkm_tstate_t *ts, void *p, size_t n) {
+  void *q = vkm_real.realloc(p, n);
+  if (q == NULL) return realloc_failed(ts);
+  return realloc_finish(ts, q, n, 1);
+}
+
+/* The common case: glibc's allocator, a block that was not sampled (the
+ * filter's pinned slots also send NULL and bootstrap blocks away), not
+ * mmapped, and a non-zero size (realloc(p, 0) frees). */
+VKM_WRAP void *realloc(void *p, size_t n) {
+  vkm_tstate_t *ts = vkm_tls.ts;
+  if (vkm_unlikely(ts == NULL || vkm_maybe_sampled_fast(p) || n == 0)) return realloc_slow(ts, p, n);
+  size_t h = ((const size_t *)p)[-1];
+  if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return realloc_slow(ts, p, n);
+  size_t old_u = (h & ~(size_t)7) - 8;
+  VKM_OWN_ADD(ts->c.realloc_count, 1);
+  VKM_OWN_ADD(ts->c.alloc_bytes, n);
+  VKM_OWN_ADD(ts->c.free_usable, old_u);
+  ts->pending = n;
+  ts->pending_old = old_u;
+  if (vkm_unlikely(vkm_live_shrink(ts, old_u))) vkm_live_flush(ts);
+  if (vkm_unlikely(vkm_sample_due(ts, n))) return realloc_sampled(ts, p, n);
+  void *q = vkm_real.realloc(p, n);
+  if (vkm_unlikely(q == NULL)) return realloc_failed(ts);
+  h = ((const size_t *)q)[-1];
+  if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return realloc_finish(ts, q, n, 0);
+  size_t u = (h & ~(size_t)7) - 8;
+  VKM_OWN_ADD(ts->c.alloc_usable, u);
+  if (vkm_unlikely(vkm_live_grow(ts, u))) return malloc_flush(ts, q);
+  return q;
 }
 
 VKM_WRAP void *reallocarray(void *p, size_t a, size_t b) {

@@ -47,13 +47,17 @@ static void exact_iteration(uint64_t *au, uint64_t *fu, void **leaks, long i) {
   p = memalign(32, 77); *au += us(p); *fu += us(p); free(p);
   p = valloc(1000); *au += us(p); *fu += us(p); free(p);
   p = pvalloc(100); *au += us(p); *fu += us(p); free(p);
-  /* failures: calloc overflow, reallocarray overflow, malloc over RLIMIT_AS.
+  /* failures: calloc overflow, reallocarray overflow, malloc over RLIMIT_AS,
+   * realloc past PTRDIFF_MAX.
    * The sizes come through a volatile so the compiler cannot refuse them. */
   errno = 0;
   if (calloc(huge, 4) != NULL || errno != ENOMEM) abort();
   if (reallocarray(NULL, huge, 4) != NULL) abort();
   void *big = malloc((size_t)768 << 20);
   if (big != NULL) abort();
+  p = malloc(40); /* a failed realloc leaves the block, and the counts, as they were */
+  if (realloc(p, huge) != NULL) abort();
+  *au += us(p); *fu += us(p); free(p);
   /* mapped memory */
   void *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) abort();
