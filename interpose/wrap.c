@@ -29,24 +29,24 @@ static VKM_COLD void *record_rare(vkm_tstate_t *ts, void *p, size_t req, size_t 
 }
 
 static VKM_COLD void *record_failure(vkm_tstate_t *ts) {
-  VKM_BUMP(&ts->c.failed_count, 1);
+  VKM_OWN_ADD(ts->c.failed_count, 1);
   return NULL;
 }
 
 /* Records a successful allocation of `req` bytes at p; returns p. */
 VKM_INLINE void *record_alloc(vkm_tstate_t *ts, void *p, size_t req) {
   size_t u = vkm_usable(p);
-  VKM_BUMP(&ts->c.alloc_bytes, req);
-  VKM_BUMP(&ts->c.alloc_usable, u);
-  VKM_BUMP(&ts->c.size_hist[vkm_size_class(req)], 1); /* also the alloc count */
+  VKM_OWN_ADD(ts->c.alloc_bytes, req);
+  VKM_OWN_ADD(ts->c.alloc_usable, u);
+  VKM_OWN_ADD(ts->c.size_hist[vkm_size_class(req)], 1); /* also the alloc count */
   int sample = vkm_sample_due(ts, req);
   if (vkm_unlikely(vkm_live_grow(ts, u) | sample)) return record_rare(ts, p, req, u, sample);
   return p;
 }
 
 VKM_INLINE void record_free(vkm_tstate_t *ts, size_t u) {
-  VKM_BUMP(&ts->c.free_count, 1);
-  VKM_BUMP(&ts->c.free_usable, u);
+  VKM_OWN_ADD(ts->c.free_count, 1);
+  VKM_OWN_ADD(ts->c.free_usable, u);
   if (vkm_unlikely(vkm_live_shrink(ts, u))) vkm_live_flush(ts);
 }
 
@@ -76,9 +76,17 @@ static VKM_COLD vkm_tstate_t *enter_slow(void) {
   return vkm_thread_attach(); /* NULL when exiting or disabled */
 }
 
+/* The slow paths' state: attached and not re-entered is the common case
+ * there too (every call, when the allocator is not glibc's). */
+VKM_INLINE vkm_tstate_t *slow_state(void) {
+  vkm_tstate_t *ts = vkm_tls.state;
+  if (vkm_likely(ts != NULL && !vkm_tls.guard)) return ts;
+  return enter_slow();
+}
+
 #define ENTER(ts)        \
   vkm_tstate_t *ts = vkm_tls.ts; \
-  if (vkm_unlikely(ts == NULL)) ts = enter_slow()
+  if (vkm_unlikely(ts == NULL)) ts = slow_state()
 
 /* Bootstrap allocations (dlsym's own calloc during init) never reach the
  * real allocator; see init.c. */
@@ -102,7 +110,7 @@ enum { ORPHAN_ALLOC = 0, ORPHAN_FREE = 1, ORPHAN_FAIL = 2 };
  * malloc family
  * ------------------------------------------------------------------------- */
 static VKM_COLD void *malloc_slow(vkm_tstate_t *ts, size_t n) {
-  if (!ts) ts = enter_slow();
+  if (!ts) ts = slow_state();
   if (!ts) {
     if (!vkm_real.malloc) return vkm_bootstrap_alloc(n, 16);
     void *p = vkm_real.malloc(n);
@@ -176,7 +184,7 @@ VKM_WRAP void *malloc(size_t n) {
  * may have been sampled, an mmapped chunk, a live-heap flush due. */
 static VKM_COLD void free_slow(vkm_tstate_t *ts, void *p) {
   if (p == NULL || vkm_is_bootstrap(p)) return;
-  if (!ts) ts = enter_slow();
+  if (!ts) ts = slow_state();
   if (!ts) {
     if (vkm_count_stateless()) {
       size_t u = vkm_usable(p);
@@ -228,7 +236,7 @@ VKM_WRAP void *calloc(size_t a, size_t b) {
   if (vkm_unlikely(overflow)) {
     /* The real calloc has already refused (ENOMEM); count the failure. */
     if (p) vkm_real.free(p);
-    VKM_BUMP(&ts->c.failed_count, 1);
+    VKM_OWN_ADD(ts->c.failed_count, 1);
     errno = ENOMEM;
     return NULL;
   }
@@ -241,7 +249,7 @@ VKM_WRAP void *calloc(size_t a, size_t b) {
 static void *realloc_common(vkm_tstate_t *ts, void *p, size_t n) {
   if (p == NULL) {
     void *q = vkm_real.realloc(NULL, n);
-    if (q) VKM_BUMP(&ts->c.realloc_count, 1);
+    if (q) VKM_OWN_ADD(ts->c.realloc_count, 1);
     return record_result(ts, q, n);
   }
   size_t old_u = vkm_usable(p);
@@ -249,21 +257,21 @@ static void *realloc_common(vkm_tstate_t *ts, void *p, size_t n) {
   void *q = vkm_real.realloc(p, n);
   if (q == NULL) {
     if (n == 0) { /* glibc: realloc(p, 0) frees p */
-      VKM_BUMP(&ts->c.realloc_count, 1);
+      VKM_OWN_ADD(ts->c.realloc_count, 1);
       if (sid) vkm_sample_emit_free(ts, p, sid);
       record_free(ts, old_u);
       return NULL;
     }
     if (sid) vkm_sample_put_back(p, sid); /* p is intact */
-    VKM_BUMP(&ts->c.failed_count, 1);
+    VKM_OWN_ADD(ts->c.failed_count, 1);
     return NULL;
   }
   size_t new_u = vkm_usable(q);
   if (sid) vkm_sample_emit_free(ts, p, sid);
-  VKM_BUMP(&ts->c.realloc_count, 1);
-  VKM_BUMP(&ts->c.alloc_bytes, n);
-  VKM_BUMP(&ts->c.alloc_usable, new_u);
-  VKM_BUMP(&ts->c.free_usable, old_u);
+  VKM_OWN_ADD(ts->c.realloc_count, 1);
+  VKM_OWN_ADD(ts->c.alloc_bytes, n);
+  VKM_OWN_ADD(ts->c.alloc_usable, new_u);
+  VKM_OWN_ADD(ts->c.free_usable, old_u);
   vkm_live_grow(ts, new_u);
   vkm_live_shrink(ts, old_u);
   if (vkm_unlikely(vkm_live_due(ts))) vkm_live_flush(ts);
@@ -293,7 +301,7 @@ static VKM_COLD void *realloc_untracked(void *p, size_t n) {
 }
 
 static VKM_COLD void *realloc_slow(vkm_tstate_t *ts, void *p, size_t n) {
-  if (!ts) ts = enter_slow();
+  if (!ts) ts = slow_state();
   if (vkm_unlikely(!ts || (p && vkm_is_bootstrap(p)))) return realloc_untracked(p, n);
   return realloc_common(ts, p, n);
 }
@@ -354,7 +362,7 @@ VKM_WRAP void *reallocarray(void *p, size_t a, size_t b) {
   size_t n;
   if (__builtin_mul_overflow(a, b, &n)) {
     ENTER(ts);
-    if (ts) VKM_BUMP(&ts->c.failed_count, 1);
+    if (ts) VKM_OWN_ADD(ts->c.failed_count, 1);
     errno = ENOMEM;
     return NULL;
   }
@@ -395,9 +403,12 @@ ALIGNED_WRAPPER(memalign, (size_t align, size_t n), (align, n), n)
 ALIGNED_WRAPPER(valloc, (size_t n), (n), n)
 ALIGNED_WRAPPER(pvalloc, (size_t n), (n), n)
 
+/* With glibc's allocator the answer is read from the chunk header, the
+ * same read (checked at start-up) the wrappers make. */
 VKM_WRAP size_t malloc_usable_size(void *p) {
   if (p == NULL) return 0;
   if (vkm_is_bootstrap(p)) return vkm_bootstrap_size(p);
+  if (vkm_likely(vkm_usable_mode == VKM_USABLE_GLIBC)) return vkm_usable_glibc(p);
   if (!vkm_real.usable_size) vkm_init_real();
   return vkm_real.usable_size ? vkm_real.usable_size(p) : 0;
 }
@@ -419,8 +430,8 @@ VKM_WRAP void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t o
   void *r = vkm_real.mmap(addr, len, prot, flags, fd, off);
   vkm_tstate_t *ts;
   if (r != MAP_FAILED && (ts = map_state()) != NULL) {
-    VKM_BUMP(&ts->c.mmap_count, 1);
-    VKM_BUMP(&ts->c.mmap_bytes, len);
+    VKM_OWN_ADD(ts->c.mmap_count, 1);
+    VKM_OWN_ADD(ts->c.mmap_bytes, len);
   }
   return r;
 }
@@ -434,8 +445,8 @@ VKM_WRAP int munmap(void *addr, size_t len) {
   int rc = vkm_real.munmap(addr, len);
   vkm_tstate_t *ts;
   if (rc == 0 && (ts = map_state()) != NULL) {
-    VKM_BUMP(&ts->c.munmap_count, 1);
-    VKM_BUMP(&ts->c.munmap_bytes, len);
+    VKM_OWN_ADD(ts->c.munmap_count, 1);
+    VKM_OWN_ADD(ts->c.munmap_bytes, len);
   }
   return rc;
 }
@@ -453,9 +464,9 @@ VKM_WRAP void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
   else r = vkm_real.mremap(old, old_len, new_len, flags, new_addr);
   vkm_tstate_t *ts;
   if (r != MAP_FAILED && (ts = map_state()) != NULL) {
-    VKM_BUMP(&ts->c.mremap_count, 1);
-    if (new_len > old_len) VKM_BUMP(&ts->c.mmap_bytes, new_len - old_len);
-    else VKM_BUMP(&ts->c.munmap_bytes, old_len - new_len);
+    VKM_OWN_ADD(ts->c.mremap_count, 1);
+    if (new_len > old_len) VKM_OWN_ADD(ts->c.mmap_bytes, new_len - old_len);
+    else VKM_OWN_ADD(ts->c.munmap_bytes, old_len - new_len);
   }
   return r;
 }
