@@ -307,12 +307,35 @@ def sse_open(port, tok, last_id=None, rcvbuf=None):
     return s
 
 
-def sse_read(s, seconds, max_events=None):
+def sse_head(s, seconds=10.0):
+    """Reads the response head of an SSE request byte by byte (nothing of
+    the stream after it), so that sse_read(..., head_read=True) can go on
+    from there. Returns the status, or None."""
+    head = b""
+    end = time.time() + seconds
+    while not head.endswith(b"\r\n\r\n") and time.time() < end:
+        s.settimeout(max(0.05, end - time.time()))
+        try:
+            d = s.recv(1)
+        except socket.timeout:
+            break
+        if not d:
+            break
+        head += d
+    try:
+        return int(head.split(b"\r\n", 1)[0].split()[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def sse_read(s, seconds, max_events=None, head_read=False):
     """Reads for `seconds`: (status, headers, [events]); each event a dict
-    of its fields (id, event, data) per the EventSource parsing rules."""
+    of its fields (id, event, data) per the EventSource parsing rules.
+    head_read: sse_head() has consumed the response head already (the
+    status returned is then None)."""
     buf = b""
     end = time.time() + seconds
-    head = None
+    head = b"" if head_read else None
     events = []
     while time.time() < end:
         s.settimeout(max(0.05, end - time.time()))
@@ -397,11 +420,11 @@ def test_sse(srv):
         json.loads(e["data"])
 
 
-def test_sse_under_attack(srv, seconds=17.0):
-    """A well-behaved stream keeps its ticks, without a gap, while other
+def test_sse_under_attack(srv, s, status, seconds=17.0):
+    """A well-behaved stream, connected before the attack starts (`s`, its
+    head read: `status`), keeps its ticks, without a gap, while other
     clients misbehave, and gets a keep-alive comment every ~15 s."""
-    s = sse_open(srv.port, srv.token)
-    status, _, events = sse_read(s, seconds)
+    _, _, events = sse_read(s, seconds, head_read=True)
     s.close()
     ticks = [e for e in events if e.get("event") == "tick"]
     ids = [int(e["id"]) for e in ticks]
@@ -414,10 +437,9 @@ def test_sse_under_attack(srv, seconds=17.0):
         check(all(b == a + 1 for a, b in zip(ids, ids[1:])), "no tick lost under attack")
 
 
-def test_slow_reader(srv):
-    """A stream reader that never reads is dropped, not buffered forever."""
-    p, tok = srv.port, srv.token
-    s = sse_open(p, tok, rcvbuf=4096)
+def test_slow_reader(srv, s):
+    """A stream reader that never reads (`s`, connected before the attack)
+    is dropped, not buffered forever."""
     t0 = time.time()
     # Do not read. The server queues, hits its bound or its stall timeout,
     # and closes; afterwards what was in flight drains to EOF quickly. A
@@ -721,8 +743,13 @@ def main():
         test_malformed(srv)
         test_host(srv)
         # Slowloris, many connections and a reader that never reads, together.
-        bg = [threading.Thread(target=test_slow_reader, args=(srv,)),
-              threading.Thread(target=test_sse_under_attack, args=(srv,))]
+        # The well-behaved stream connects first: once the attack fills the
+        # client slots, a new connection gets 503 (that is the cap).
+        slow = sse_open(srv.port, srv.token, rcvbuf=4096)
+        sse = sse_open(srv.port, srv.token)
+        sse_status = sse_head(sse)
+        bg = [threading.Thread(target=test_slow_reader, args=(srv, slow)),
+              threading.Thread(target=test_sse_under_attack, args=(srv, sse, sse_status))]
         for t in bg:
             t.start()
         test_many(srv)
