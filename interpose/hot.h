@@ -109,12 +109,10 @@ extern uint8_t vkm_sample_filter[1u << VKM_FILTER_BITS] VKM_HIDDEN;
 VKM_INLINE size_t vkm_filter_slot(const void *p) {
   return (size_t)(((uintptr_t)p >> 4) & ((1u << VKM_FILTER_BITS) - 1));
 }
-VKM_INLINE int vkm_maybe_sampled(const void *p) {
-  return VKM_LOAD(&vkm_sample_filter[vkm_filter_slot(p)]) != 0;
-}
-/* free()'s fast path: a plain byte read, which compiles to one compare
- * with memory (see VKM_OWN_ADD for why the formal race is accepted there). */
-VKM_INLINE int vkm_maybe_sampled_fast(const void *p) { return vkm_sample_filter[vkm_filter_slot(p)] != 0; }
+/* A plain byte read, which compiles to one compare with memory; only the
+ * wrappers call it (see VKM_OWN_ADD for why the formal race is accepted
+ * there). */
+VKM_INLINE int vkm_maybe_sampled(const void *p) { return vkm_sample_filter[vkm_filter_slot(p)] != 0; }
 
 /* ring.c */
 void vkm_rings_fork_child(vkm_tstate_t *keep);
@@ -190,9 +188,13 @@ VKM_INLINE void vkm_live_reset(vkm_tstate_t *ts) { ts->live_up = ts->live_down =
  * allocator is glibc's and that both methods agree on a probe.
  * ------------------------------------------------------------------------- */
 #define VKM_GLIBC_MMAPPED ((size_t)2) /* chunk header bit */
+VKM_INLINE size_t vkm_glibc_header(const void *p) { return ((const size_t *)p)[-1]; }
+/* The usable size of a chunk that is not mmapped (the fast paths test
+ * VKM_GLIBC_MMAPPED first and leave those to a cold path). */
+VKM_INLINE size_t vkm_glibc_heap_usable(size_t h) { return (h & ~(size_t)7) - 8; }
 VKM_INLINE size_t vkm_usable_glibc(const void *p) {
-  size_t h = ((const size_t *)p)[-1];
-  return (h & ~(size_t)7) - 8 - ((h & 2) << 2); /* mmapped (bit 1): 16 */
+  size_t h = vkm_glibc_header(p);
+  return vkm_glibc_heap_usable(h) - ((h & VKM_GLIBC_MMAPPED) << 2); /* mmapped: 16 */
 }
 
 VKM_INLINE size_t vkm_usable(void *p) {

@@ -72,7 +72,6 @@ static VKM_COLD vkm_tstate_t *enter_slow(void) {
 #endif
   if (!vkm_ready) vkm_init_real();
   if (!vkm_ready || vkm_tls.guard) return NULL;
-  if (vkm_tls.state) return vkm_tls.state; /* attached; the allocator is not glibc's */
   return vkm_thread_attach(); /* NULL when exiting or disabled */
 }
 
@@ -133,12 +132,14 @@ static VKM_COLD void *malloc_failed(vkm_tstate_t *ts, size_t n) {
 
 static VKM_COLD void *malloc_failed_pending(vkm_tstate_t *ts) { return malloc_failed(ts, ts->pending); }
 
-/* A glibc mmapped chunk: usable size 16 below its size, not 8. */
-static VKM_COLD void *malloc_mapped(vkm_tstate_t *ts, void *p) {
+/* The usable half of a counted request, when the fast path cannot finish
+ * it: a sample is due, or the chunk is mmapped (usable size 16 below its
+ * size, not 8). req matters only for a sample. */
+static VKM_COLD void *alloc_finish(vkm_tstate_t *ts, void *p, size_t req, int sample) {
   size_t u = vkm_usable_glibc(p);
   VKM_OWN_ADD(ts->c.alloc_usable, u);
-  if (vkm_live_grow(ts, u)) vkm_live_flush(ts);
-  return p;
+  vkm_live_grow(ts, u);
+  return record_rare(ts, p, req, u, sample);
 }
 
 static VKM_COLD void *malloc_flush(vkm_tstate_t *ts, void *p) {
@@ -149,10 +150,7 @@ static VKM_COLD void *malloc_flush(vkm_tstate_t *ts, void *p) {
 static VKM_COLD void *malloc_sampled(vkm_tstate_t *ts, size_t n) {
   void *p = vkm_real.malloc(n);
   if (p == NULL) return malloc_failed(ts, n);
-  size_t u = vkm_usable_glibc(p);
-  VKM_OWN_ADD(ts->c.alloc_usable, u);
-  vkm_live_grow(ts, u);
-  return record_rare(ts, p, n, u, 1);
+  return alloc_finish(ts, p, n, 1);
 }
 
 /* The common case: vkm_tls.ts is set only when the thread is attached, not
@@ -171,9 +169,9 @@ VKM_WRAP void *malloc(size_t n) {
   ts->pending = n;
   void *p = vkm_real.malloc(n);
   if (vkm_unlikely(p == NULL)) return malloc_failed_pending(ts);
-  size_t h = ((const size_t *)p)[-1];
-  if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return malloc_mapped(ts, p);
-  size_t u = (h & ~(size_t)7) - 8;
+  size_t h = vkm_glibc_header(p);
+  if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return alloc_finish(ts, p, 0, 0);
+  size_t u = vkm_glibc_heap_usable(h);
   VKM_OWN_ADD(ts->c.alloc_usable, u);
   if (vkm_unlikely(vkm_live_grow(ts, u))) return malloc_flush(ts, p);
   return p;
@@ -208,10 +206,10 @@ static VKM_COLD void free_slow(vkm_tstate_t *ts, void *p) {
  * pinned like the bootstrap buffer's, so it takes free_slow. */
 VKM_WRAP void free(void *p) {
   vkm_tstate_t *ts = vkm_tls.ts;
-  if (vkm_unlikely(ts == NULL || vkm_maybe_sampled_fast(p))) return free_slow(ts, p);
-  size_t h = ((const size_t *)p)[-1];
+  if (vkm_unlikely(ts == NULL || vkm_maybe_sampled(p))) return free_slow(ts, p);
+  size_t h = vkm_glibc_header(p);
   if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return free_slow(ts, p);
-  size_t u = (h & ~(size_t)7) - 8;
+  size_t u = vkm_glibc_heap_usable(h);
   VKM_OWN_ADD(ts->c.free_count, 1);
   VKM_OWN_ADD(ts->c.free_usable, u);
   if (vkm_unlikely(vkm_live_shrink(ts, u))) return free_flush(ts, p);
@@ -319,17 +317,10 @@ static VKM_COLD void *realloc_failed(vkm_tstate_t *ts) {
   return record_failure(ts);
 }
 
-static VKM_COLD void *realloc_finish(vkm_tstate_t *ts, void *q, size_t n, int sample) {
-  size_t u = vkm_usable_glibc(q); /* mmapped chunks too */
-  VKM_OWN_ADD(ts->c.alloc_usable, u);
-  vkm_live_grow(ts, u);
-  return record_rare(ts, q, n, u, sample);
-}
-
 static VKM_COLD void *realloc_sampled(vkm_tstate_t *ts, void *p, size_t n) {
   void *q = vkm_real.realloc(p, n);
   if (q == NULL) return realloc_failed(ts);
-  return realloc_finish(ts, q, n, 1);
+  return alloc_finish(ts, q, n, 1);
 }
 
 /* The common case: glibc's allocator, a block that was not sampled (the
@@ -337,10 +328,10 @@ static VKM_COLD void *realloc_sampled(vkm_tstate_t *ts, void *p, size_t n) {
  * mmapped, and a non-zero size (realloc(p, 0) frees). */
 VKM_WRAP void *realloc(void *p, size_t n) {
   vkm_tstate_t *ts = vkm_tls.ts;
-  if (vkm_unlikely(ts == NULL || vkm_maybe_sampled_fast(p) || n == 0)) return realloc_slow(ts, p, n);
-  size_t h = ((const size_t *)p)[-1];
+  if (vkm_unlikely(ts == NULL || vkm_maybe_sampled(p) || n == 0)) return realloc_slow(ts, p, n);
+  size_t h = vkm_glibc_header(p);
   if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return realloc_slow(ts, p, n);
-  size_t old_u = (h & ~(size_t)7) - 8;
+  size_t old_u = vkm_glibc_heap_usable(h);
   VKM_OWN_ADD(ts->c.realloc_count, 1);
   VKM_OWN_ADD(ts->c.alloc_bytes, n);
   VKM_OWN_ADD(ts->c.free_usable, old_u);
@@ -350,9 +341,9 @@ VKM_WRAP void *realloc(void *p, size_t n) {
   if (vkm_unlikely(vkm_sample_due(ts, n))) return realloc_sampled(ts, p, n);
   void *q = vkm_real.realloc(p, n);
   if (vkm_unlikely(q == NULL)) return realloc_failed(ts);
-  h = ((const size_t *)q)[-1];
-  if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return realloc_finish(ts, q, n, 0);
-  size_t u = (h & ~(size_t)7) - 8;
+  h = vkm_glibc_header(q);
+  if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return alloc_finish(ts, q, 0, 0);
+  size_t u = vkm_glibc_heap_usable(h);
   VKM_OWN_ADD(ts->c.alloc_usable, u);
   if (vkm_unlikely(vkm_live_grow(ts, u))) return malloc_flush(ts, q);
   return q;
