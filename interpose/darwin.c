@@ -19,6 +19,12 @@ void *vkm_plat_next(const char *name) { return dlsym(RTLD_NEXT, name); }
 
 int vkm_plat_is_libc_malloc(void *fn) { (void)fn; return 0; /* never read zone headers inline */ }
 
+int vkm_plat_same_object(void *a, void *b) {
+  Dl_info ia, ib;
+  if (!a || !b || !dladdr(a, &ia) || !dladdr(b, &ib)) return 0;
+  return ia.dli_fbase == ib.dli_fbase;
+}
+
 uint32_t vkm_plat_tid(void) {
   uint64_t tid = 0;
   pthread_threadid_np(NULL, &tid);

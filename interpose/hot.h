@@ -46,6 +46,10 @@ typedef struct __attribute__((aligned(128))) vkm_tstate_s {
  * sends every other case to the slow path. */
 typedef struct vkm_tls_s {
   vkm_tstate_t *ts;           /* the fast path's view: state or NULL */
+  vkm_tstate_t *other;        /* the same for any other allocator (jemalloc,
+                                 tcmalloc, mimalloc): the state when attached
+                                 and not re-entered, else NULL; read only
+                                 once ts was NULL */
   vkm_tstate_t *state;        /* this thread's state; NULL until attached and after exit */
   int guard;                  /* re-entry depth: >0 means pass through */
   int exiting;                /* past the thread-exit destructor */
@@ -195,6 +199,20 @@ VKM_INLINE size_t vkm_glibc_heap_usable(size_t h) { return (h & ~(size_t)7) - 8;
 VKM_INLINE size_t vkm_usable_glibc(const void *p) {
   size_t h = vkm_glibc_header(p);
   return vkm_glibc_heap_usable(h) - ((h & VKM_GLIBC_MMAPPED) << 2); /* mmapped: 16 */
+}
+
+/* Other allocators hand out size classes: the usable size of malloc(n) is
+ * a function of n that the allocator states (jemalloc's and tcmalloc's
+ * nallocx, mimalloc's mi_good_size). For n <= VKM_CLASS_MAX it is read
+ * from a table filled from that function at start-up and checked against
+ * real blocks there (init.c), which saves malloc one usable-size lookup (a
+ * radix-tree walk in jemalloc). 0 means the table does not know: n == 0,
+ * n > VKM_CLASS_MAX, or no table (glibc, or no such function). free still
+ * asks the allocator: only it knows what p is. */
+#define VKM_CLASS_MAX 4096
+extern uint16_t vkm_class_usable[VKM_CLASS_MAX / 8 + 1] VKM_HIDDEN;
+VKM_INLINE size_t vkm_class_lookup(size_t n) {
+  return n <= VKM_CLASS_MAX ? vkm_class_usable[(n + 7) >> 3] : 0;
 }
 
 VKM_INLINE size_t vkm_usable(void *p) {

@@ -23,6 +23,7 @@ int vkm_ready;
 int vkm_sampling;
 vkm_real_t vkm_real;
 int vkm_usable_mode = VKM_USABLE_NEXT;
+uint16_t vkm_class_usable[VKM_CLASS_MAX / 8 + 1];
 int vkm_constructed;
 
 static int init_busy;        /* atomic: resolution in progress */
@@ -144,6 +145,43 @@ static void choose_usable_mode(void) {
   if (!agree) vkm_usable_mode = VKM_USABLE_NEXT;
 }
 
+/* Another allocator's size classes (see vkm_class_lookup), taken only
+ * when the allocator states them itself - nallocx(n, 0), "the real size of
+ * the allocation that would result from the equivalent mallocx() call", in
+ * the same library as the malloc we forward to (jemalloc, tcmalloc), or
+ * mimalloc's mi_good_size -, when every request in a group of 8 bytes has
+ * the same class, and when real blocks of the probed sizes have exactly
+ * the stated usable size. Otherwise the table stays empty and malloc asks
+ * malloc_usable_size, as free always does. */
+static size_t (*next_nallocx)(size_t, int);
+static size_t good_size_nallocx(size_t n) { return next_nallocx(n, 0); }
+
+static void choose_class_table(void) {
+  size_t (*good)(size_t) = NULL;
+  if (vkm_real.malloc == mi_malloc) {
+    good = mi_good_size;
+  } else {
+    next_nallocx = (size_t(*)(size_t, int))vkm_plat_next("nallocx");
+    if (next_nallocx && vkm_plat_same_object((void *)next_nallocx, (void *)vkm_real.malloc) &&
+        vkm_plat_same_object((void *)vkm_real.usable_size, (void *)vkm_real.malloc))
+      good = good_size_nallocx;
+  }
+  if (!good) return;
+  uint16_t t[VKM_CLASS_MAX / 8 + 1] = {0};
+  for (size_t i = 1; i <= VKM_CLASS_MAX / 8; i++) {
+    size_t u = good(i * 8);
+    if (u < i * 8 || u > UINT16_MAX || good(i * 8 - 7) != u) return;
+    t[i] = (uint16_t)u;
+  }
+  for (size_t n = 1; n <= VKM_CLASS_MAX; n += n < 128 ? 1 : 5) {
+    void *p = vkm_real.malloc(n);
+    int agree = !p || vkm_real.usable_size(p) == t[(n + 7) >> 3];
+    vkm_real.free(p);
+    if (!agree) return;
+  }
+  memcpy(vkm_class_usable, t, sizeof t);
+}
+
 void vkm_init_real(void) {
   if (__atomic_load_n(&vkm_ready, __ATOMIC_ACQUIRE)) return;
   if (__atomic_exchange_n(&init_busy, 1, __ATOMIC_ACQ_REL)) return; /* re-entered from dlsym: bootstrap answers */
@@ -171,6 +209,7 @@ void vkm_init_real(void) {
   if (!strcmp(vkm_config.allocator, "mimalloc")) use_mimalloc();
   else if (vkm_config.allocator[0]) vkm_say("warning", "VALKMEM_ALLOCATOR=%s: unknown allocator (try mimalloc)", vkm_config.allocator);
   choose_usable_mode();
+  if (vkm_usable_mode != VKM_USABLE_GLIBC) choose_class_table();
   vkm_sampling = vkm_config.sample_bytes != 0 && vkm_config.enabled;
   vkm_filter_pin_bootstrap();
   vkm_sample_init();

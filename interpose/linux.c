@@ -19,6 +19,12 @@ int vkm_plat_is_libc_malloc(void *fn) {
   return strncmp(base, "libc.so", 7) == 0 || strncmp(base, "libc-", 5) == 0;
 }
 
+int vkm_plat_same_object(void *a, void *b) {
+  Dl_info ia, ib;
+  if (!a || !b || !dladdr(a, &ia) || !dladdr(b, &ib)) return 0;
+  return ia.dli_fbase == ib.dli_fbase;
+}
+
 uint32_t vkm_plat_tid(void) { return (uint32_t)syscall(SYS_gettid); }
 
 /* A raw syscall, so our own mappings never pass through the mmap wrapper. */

@@ -41,6 +41,8 @@ enum vkm_usable_mode { VKM_USABLE_NEXT = 0, VKM_USABLE_GLIBC = 1 };
 void *vkm_plat_next(const char *name);
 /* Is `fn` defined in the C library's own malloc (glibc on Linux)? */
 int vkm_plat_is_libc_malloc(void *fn);
+/* Are both functions defined in the same loaded object? */
+int vkm_plat_same_object(void *a, void *b);
 /* Kernel thread id of the caller (cached by the caller). */
 uint32_t vkm_plat_tid(void);
 /* Anonymous memory straight from the OS (not counted as the app's). */

@@ -44,12 +44,14 @@ static void spin_unlock(int *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
 
 void vkm_guard_enter(void) {
   vkm_tls.guard++;
-  vkm_tls.ts = NULL;
+  vkm_tls.ts = vkm_tls.other = NULL;
 }
-/* The fast path gets the state back only if the allocator is glibc's (the
- * mode is fixed before any thread attaches). */
+/* The fast paths get the state back: glibc's (ts) or the other
+ * allocators' (other); the mode is fixed before any thread attaches. */
 void vkm_guard_leave(void) {
-  if (--vkm_tls.guard == 0) vkm_tls.ts = vkm_usable_mode == VKM_USABLE_GLIBC ? vkm_tls.state : NULL;
+  if (--vkm_tls.guard) return;
+  if (vkm_usable_mode == VKM_USABLE_GLIBC) vkm_tls.ts = vkm_tls.state;
+  else vkm_tls.other = vkm_tls.state;
 }
 #define self_state vkm_self_state
 

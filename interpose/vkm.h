@@ -19,6 +19,7 @@
 #define vkm_likely(x) __builtin_expect(!!(x), 1)
 #define vkm_unlikely(x) __builtin_expect(!!(x), 0)
 #define VKM_COLD __attribute__((noinline, cold))
+#define VKM_NOINLINE __attribute__((noinline))
 #define VKM_INLINE static inline __attribute__((always_inline))
 
 /* Counters are written only by their owning thread and read by the agent.

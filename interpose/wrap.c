@@ -136,7 +136,7 @@ static VKM_COLD void *malloc_failed_pending(vkm_tstate_t *ts) { return malloc_fa
  * it: a sample is due, or the chunk is mmapped (usable size 16 below its
  * size, not 8). req matters only for a sample. */
 static VKM_COLD void *alloc_finish(vkm_tstate_t *ts, void *p, size_t req, int sample) {
-  size_t u = vkm_usable_glibc(p);
+  size_t u = vkm_usable(p);
   VKM_OWN_ADD(ts->c.alloc_usable, u);
   vkm_live_grow(ts, u);
   return record_rare(ts, p, req, u, sample);
@@ -153,6 +153,28 @@ static VKM_COLD void *malloc_sampled(vkm_tstate_t *ts, size_t n) {
   return alloc_finish(ts, p, n, 1);
 }
 
+/* Another allocator behind the shim (jemalloc, tcmalloc, mimalloc): the
+ * same counts as glibc's fast path below, with the usable size from the
+ * size-class table, or the allocator's own lookup when the table does not
+ * know. Reached when vkm_tls.ts is NULL; n is kept in a register across
+ * the real call (a signal handler that allocates may overwrite
+ * ts->pending, and the table needs the right n). */
+static VKM_NOINLINE void *malloc_other(size_t n) {
+  vkm_tstate_t *ts = vkm_tls.other;
+  if (vkm_unlikely(ts == NULL)) return malloc_slow(ts, n);
+  VKM_OWN_ADD(ts->c.alloc_bytes, n);
+  VKM_OWN_ADD(ts->c.size_hist[vkm_size_class(n)], 1);
+  if (vkm_unlikely(vkm_sample_due(ts, n))) return malloc_sampled(ts, n);
+  ts->pending = n;
+  void *p = vkm_real.malloc(n);
+  if (vkm_unlikely(p == NULL)) return malloc_failed_pending(ts);
+  size_t u = vkm_class_lookup(n);
+  if (vkm_unlikely(u == 0)) u = vkm_real.usable_size(p);
+  VKM_OWN_ADD(ts->c.alloc_usable, u);
+  if (vkm_unlikely(vkm_live_grow(ts, u))) return malloc_flush(ts, p);
+  return p;
+}
+
 /* The common case: vkm_tls.ts is set only when the thread is attached, not
  * re-entered, and the allocator is glibc's, so one test covers all three.
  * Only ts lives across the real call (n waits in ts->pending, for a
@@ -162,7 +184,7 @@ static VKM_COLD void *malloc_sampled(vkm_tstate_t *ts, size_t n) {
  * interrupted real malloc then fails. */
 VKM_WRAP void *malloc(size_t n) {
   vkm_tstate_t *ts = vkm_tls.ts;
-  if (vkm_unlikely(ts == NULL)) return malloc_slow(ts, n);
+  if (vkm_unlikely(ts == NULL)) return malloc_other(n);
   VKM_OWN_ADD(ts->c.alloc_bytes, n);
   VKM_OWN_ADD(ts->c.size_hist[vkm_size_class(n)], 1); /* also the alloc count */
   if (vkm_unlikely(vkm_sample_due(ts, n))) return malloc_sampled(ts, n);
@@ -201,12 +223,24 @@ static VKM_COLD void free_slow(vkm_tstate_t *ts, void *p) {
   vkm_real.free(p);
 }
 
+/* Another allocator behind the shim: only it knows p's usable size. */
+static VKM_NOINLINE void free_other(void *p) {
+  vkm_tstate_t *ts = vkm_tls.other;
+  if (vkm_unlikely(ts == NULL || vkm_maybe_sampled(p))) return free_slow(ts, p);
+  size_t u = vkm_real.usable_size(p);
+  VKM_OWN_ADD(ts->c.free_count, 1);
+  VKM_OWN_ADD(ts->c.free_usable, u);
+  if (vkm_unlikely(vkm_live_shrink(ts, u))) return free_flush(ts, p);
+  vkm_real.free(p);
+}
+
 /* The common case has no call but the real free, as a tail call, so it
  * saves no registers. NULL needs no test of its own: its filter slot is
  * pinned like the bootstrap buffer's, so it takes free_slow. */
 VKM_WRAP void free(void *p) {
   vkm_tstate_t *ts = vkm_tls.ts;
-  if (vkm_unlikely(ts == NULL || vkm_maybe_sampled(p))) return free_slow(ts, p);
+  if (vkm_unlikely(ts == NULL)) return free_other(p);
+  if (vkm_unlikely(vkm_maybe_sampled(p))) return free_slow(ts, p);
   size_t h = vkm_glibc_header(p);
   if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return free_slow(ts, p);
   size_t u = vkm_glibc_heap_usable(h);

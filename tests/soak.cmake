@@ -8,7 +8,7 @@ if(NOT VKM_SOAK_PYTHON)
 endif()
 set(VKM_SOAK_DIR ${CMAKE_CURRENT_SOURCE_DIR}/soak)
 
-foreach(prog realloc large rlimit signals threads fork dlopen)
+foreach(prog realloc large rlimit signals threads fork dlopen classes)
   vkm_test_exe(soak_${prog} ${VKM_SOAK_DIR}/soak_${prog}.c)
   # -fno-builtin: the compiler must not fold or drop the allocations whose
   # failure or count the test is about.
@@ -58,7 +58,11 @@ foreach(mode sampled exact)
     vkm_soak(fork_${mode} 120 --mode ${mode} --scale-arg 0 -- $<TARGET_FILE:soak_fork> 500 20)
   endif()
   vkm_soak(dlopen_${mode} 120 --mode ${mode} --scale-arg 0 -- $<TARGET_FILE:soak_dlopen> 500 $<TARGET_FILE:soak_dlib> 5)
+  vkm_soak(classes_${mode} 120 --mode ${mode} --scale-arg 0 -- $<TARGET_FILE:soak_classes> 3)
 endforeach()
+# valkmem's own mimalloc as the backing allocator: its size classes come
+# from mi_good_size.
+vkm_soak(classes_own_mimalloc 120 --env VALKMEM_ALLOCATOR=mimalloc --scale-arg 0 -- $<TARGET_FILE:soak_classes> 3)
 # Exact mode captures a stack per allocation: fewer rounds, same checks.
 vkm_soak(signals_sampled 120 --mode sampled --scale-arg 0 -- $<TARGET_FILE:soak_signals> 1000000)
 vkm_soak(signals_exact 120 --mode exact --scale-arg 0 -- $<TARGET_FILE:soak_signals> 100000)
@@ -99,10 +103,11 @@ foreach(alloc jemalloc tcmalloc_minimal mimalloc)
     vkm_soak(large_${alloc} 120 --lib ${pre} --scale-arg 1 -- $<TARGET_FILE:soak_large> big 1)
     vkm_soak(threads_${alloc} 120 --lib ${pre} --scale-arg 0 -- $<TARGET_FILE:soak_threads> 5 2000)
     vkm_soak(signals_${alloc} 120 --lib ${pre} --scale-arg 0 -- $<TARGET_FILE:soak_signals> 200000)
+    vkm_soak(classes_${alloc} 120 --lib ${pre} --scale-arg 0 -- $<TARGET_FILE:soak_classes> 3)
     # A sanitizer must own malloc to see heap reuse: with another allocator
     # behind the shim, TSan reports every reused block as a race.
     set_property(TEST soak_realloc_${alloc} soak_large_${alloc} soak_threads_${alloc} soak_signals_${alloc}
-                 APPEND PROPERTY LABELS nosan)
+                 soak_classes_${alloc} APPEND PROPERTY LABELS nosan)
   else()
     message(STATUS "soak: lib${alloc} not found, soak tests under it skipped")
   endif()

@@ -4,6 +4,7 @@ against the truth the program prints (see soak.h).
 
 usage: soak_check.py --lib LIB [--mode sampled|exact] [--scale-arg I]
                      [--timeout S] [--child-reports] [--control]
+                     [--env NAME=VALUE]...
                      -- PROG ARGS...
 
 1. PROG ARGS without the shim: must exit 0 (the program itself works).
@@ -120,8 +121,13 @@ def main():
                     help="planted deltas of live/alloc/free counts may be off by this many blocks (and "
                          "their bytes by 1 KiB each); size-class markers stay exact. For TSan builds "
                          "only (tests/soak.cmake says why)")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="set in the runs under the shim (e.g. VALKMEM_ALLOCATOR=mimalloc)")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     a = ap.parse_args()
+    for kv in a.env:
+        if "=" not in kv or kv.startswith("="):
+            ap.error("--env %r: expected NAME=VALUE" % kv)
 
     def slack_ok(path, off):
         """Within --slack-blocks: only live/alloc/free counts and bytes."""
@@ -150,6 +156,7 @@ def main():
             rdir = os.path.join(work, "r%d" % s)
             os.mkdir(rdir)
             env = dict(base_env, LD_PRELOAD=a.lib, VALKMEM_HTTP="0")
+            env.update(kv.split("=", 1) for kv in a.env)
             env["VALKMEM_REPORT"] = os.path.join(rdir, "r-%p.json" if a.child_reports else "report.json")
             if a.mode == "exact":
                 env["VALKMEM_SAMPLE_BYTES"] = "1"
