@@ -2,19 +2,31 @@
 """servers.py - real servers under load, with and without the shim.
 
 usage: servers.py redis|nginx --lib LIB [--rounds R] [--requests N]
-                  [--duration S] [--json FILE]
+                  [--duration S] [--pin] [--control] [--json FILE]
 
 redis: redis-server on 127.0.0.1 (a free port, its own temp dir, no
-       persistence) driven by redis-benchmark -n N.
+       persistence) driven by redis-benchmark -n N -c 20 over 10 tests.
 nginx: nginx with its own prefix and config in a temp dir (1 worker,
-       static files) driven by wrk -d S.
-Each round runs the server once without and once with the shim (order
-alternating); with the shim, the HTTP agent is on (VALKMEM_URL_FILE) and a
-poller fetches /api/snapshot every 250 ms for the whole run. Checks: the
-load generator reports no errors, the server exits cleanly, every dashboard
-poll after the first answer succeeds with valid JSON, and the reports parse
-with non-zero allocation counts. The throughput ratio (median with /
-median without) is printed, never asserted (no wall-clock assertions).
+       static files) driven by wrk -t1 -c32 -d S on a plain and a gzip URL.
+
+Two servers are started once, one without and one with the shim, and
+measured in R rounds of one burst each, the order alternating (ABBA...).
+Only one server runs at a time: the other is stopped with SIGSTOP, its
+agent thread included, so neither takes CPU from the other's burst. A
+warm-up burst each comes first and is not counted. With the shim the HTTP
+agent is on (VALKMEM_URL_FILE) and a poller fetches /api/snapshot every
+250 ms from every process while the server runs. --pin puts the servers on
+one CPU and the load generator and poller on the others. --control runs
+both servers without the shim (an A/A run): how far its ratio strays from
+1 is what the method can resolve on this machine.
+
+Checks: the load generator reports no errors, the servers exit cleanly,
+every dashboard poll after the first answer succeeds with valid JSON, and
+the reports parse with non-zero allocation counts (nginx: at least one per
+request). The throughput ratio (per test, the median over rounds of
+shim/plain; then the geometric mean over tests), a bootstrap interval, and
+the server CPU per request ratio are printed, never asserted (no
+wall-clock assertions).
 """
 import argparse
 import glob
@@ -71,6 +83,9 @@ class Poller(threading.Thread):
         super().__init__(daemon=True)
         self.url_file = url_file
         self.stop_ev = threading.Event()
+        self.active = threading.Event()  # cleared while the server is stopped
+        self.active.set()
+        self.cycle = threading.Lock()    # held through one round of polls
         self.ok = 0
         self.errors = []
         self.pids = set()
@@ -91,11 +106,25 @@ class Poller(threading.Thread):
 
     def run(self):
         while not self.stop_ev.wait(0.25):
-            urls = self.urls()
-            if not urls and self.ok:
-                self.errors.append("URL file vanished")
-            for url in urls:
-                self.poll(url)
+            if not self.active.wait(0.25):
+                continue
+            with self.cycle:
+                if not self.active.is_set():
+                    continue
+                urls = self.urls()
+                if not urls and self.ok:
+                    self.errors.append("URL file vanished")
+                for url in urls:
+                    self.poll(url)
+
+    def pause(self):
+        """Returns once no poll is in flight: the server may be stopped."""
+        self.active.clear()
+        with self.cycle:
+            pass
+
+    def resume(self):
+        self.active.set()
 
     def poll(self, url):
         try:
@@ -162,84 +191,10 @@ def check_reports(pattern, label, min_allocs=1):
 
 
 # --------------------------------------------------------------------------
-# redis
+# Servers: started once each, measured in alternating bursts
 # --------------------------------------------------------------------------
-def redis_round(args, shim, tmp):
-    port = free_port()
-    d = tempfile.mkdtemp(dir=tmp, prefix="redis-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VALKMEM_") and k != "LD_PRELOAD"}
-    poller = None
-    if shim:
-        env.update(LD_PRELOAD=args.lib, VALKMEM_URL_FILE=os.path.join(d, "url"),
-                   VALKMEM_REPORT=os.path.join(d, "report-%p.json"))
-    srv = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                            "--appendonly", "no", "--dir", d, "--daemonize", "no",
-                            "--logfile", os.path.join(d, "redis.log")], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    label = "redis (%s)" % ("shim" if shim else "plain")
-    try:
-        if not wait_port(port, srv):
-            fail("%s: server did not start: %s" % (label, srv.stderr.read().decode()[-500:] if srv.poll() is not None else ""))
-            return None
-        if shim:
-            poller = Poller(env["VALKMEM_URL_FILE"])
-            poller.start()
-        tests = "set,get,incr,lpush,rpop,sadd,hset,zadd,lrange_100,mset"
-        cpu0 = proc_cpu(srv.pid)
-        b = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-n", str(args.requests),
-                            "-c", "20", "-q", "--csv", "-t", tests],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=args.timeout)
-        if b.returncode != 0:
-            fail("%s: redis-benchmark exited %d: %s" % (label, b.returncode, b.stderr.decode()[-500:]))
-            return None
-        rps = {}
-        for line in b.stdout.decode().splitlines():
-            cols = [c.strip('"') for c in line.split(",")]
-            if len(cols) >= 2 and cols[0] != "test":
-                try:
-                    rps[cols[0]] = float(cols[1])
-                except ValueError:
-                    pass
-        cpu = proc_cpu(srv.pid) - cpu0
-        if len(rps) < 8:
-            fail("%s: redis-benchmark gave %d results: %s" % (label, len(rps), b.stdout.decode()[-500:]))
-            return None
-        # Server still consistent: a value written under load reads back.
-        c = subprocess.run(["redis-cli", "-p", str(port), "dbsize"], capture_output=True, timeout=10)
-        if c.returncode != 0 or not c.stdout.strip().isdigit() or int(c.stdout) == 0:
-            fail("%s: redis-cli dbsize answered %r" % (label, c.stdout))
-    finally:
-        if poller:
-            poller.stop()
-        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True, timeout=10)
-        try:
-            rc = srv.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-            srv.wait()
-            fail("%s: did not exit after SHUTDOWN" % label)
-            rc = None
-    if rc not in (0, None):
-        fail("%s: exit code %d" % (label, rc))
-    if "valkmem: error" in srv.stderr.read().decode(errors="replace"):
-        fail("%s: the shim reported an error" % label)
-    res = {"rps": rps, "total_rps": sum(rps.values()),
-           "cpu_us_per_request": cpu * 1e6 / (args.requests * (len(rps) + 1))}  # +1: LRANGE's LPUSH fill
-    if shim:
-        res["polls"] = poller.ok
-        res["poll_errors"] = poller.errors
-        if poller.ok == 0:
-            fail("%s: the dashboard never answered" % label)
-        if poller.errors:
-            fail("%s: %d dashboard polls failed, first: %s" % (label, len(poller.errors), poller.errors[0]))
-        reps = check_reports(os.path.join(d, "report-*.json"), label)
-        res["report_allocs"] = sum((r.get("totals") or {}).get("alloc_count", 0) for r in reps)
-    return res
+REDIS_TESTS = "set,get,incr,lpush,rpop,sadd,hset,zadd,lrange_100,mset"
 
-
-# --------------------------------------------------------------------------
-# nginx
-# --------------------------------------------------------------------------
 NGINX_CONF = """\
 worker_processes 1;
 daemon off;
@@ -265,136 +220,334 @@ http {{
 """
 
 
-def nginx_round(args, shim, tmp):
-    port = free_port()
-    d = tempfile.mkdtemp(dir=tmp, prefix="nginx-")
-    # A root master's worker runs as nobody: it must read html/ and write its
-    # own report (the shim says "cannot write report" otherwise).
-    os.chmod(d, 0o1777)
-    os.makedirs(os.path.join(d, "html", "gz"))
-    page = "".join("<p>valkmem soak line %d</p>\n" % i for i in range(150))
-    for rel in ("index.html", "gz/index.html"):
-        with open(os.path.join(d, "html", rel), "w") as f:
-            f.write(page)
-    for sub in ("html", "html/gz"):
-        os.chmod(os.path.join(d, sub), 0o755)
-    conf = os.path.join(d, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(d=d, port=port))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VALKMEM_") and k != "LD_PRELOAD"}
-    if shim:
-        env.update(LD_PRELOAD=args.lib, VALKMEM_URL_FILE=os.path.join(d, "url"),
-                   VALKMEM_REPORT=os.path.join(d, "report-%p.json"))
-    label = "nginx (%s)" % ("shim" if shim else "plain")
-    srv = subprocess.Popen(["nginx", "-p", d, "-c", conf, "-e", os.path.join(d, "error.log")], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    poller = None
-    res = None
-    try:
-        if not wait_port(port, srv):
-            fail("%s: did not start: %s" % (label, open(os.path.join(d, "error.log")).read()[-500:]))
-            return None
-        if shim:
-            poller = Poller(env["VALKMEM_URL_FILE"])
-            poller.start()
-        out = {}
-        cpu0 = proc_cpu(srv.pid)
-        for path in ("/index.html", "/gz/index.html"):
-            w = subprocess.run(["wrk", "-t1", "-c32", "-d%ds" % args.duration,
-                                "-H", "Accept-Encoding: gzip" if path.startswith("/gz") else "X-Plain: 1",
-                                "http://127.0.0.1:%d%s" % (port, path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=args.duration + 30)
-            text = w.stdout.decode()
-            m = re.search(r"Requests/sec:\s+([\d.]+)", text)
-            n = re.search(r"(\d+) requests in", text)
-            if w.returncode != 0 or not m or not n:
-                fail("%s: wrk failed: %s %s" % (label, text[-500:], w.stderr.decode()[-300:]))
-                return None
-            if "Non-2xx" in text or "Socket errors" in text:
-                fail("%s: wrk saw errors on %s:\n%s" % (label, path, text))
-            out[path] = (float(m.group(1)), int(n.group(1)))
-        res = {"rps": {p: v[0] for p, v in out.items()}, "total_rps": sum(v[0] for v in out.values()),
-               "requests": sum(v[1] for v in out.values())}
-        res["cpu_us_per_request"] = (proc_cpu(srv.pid) - cpu0) * 1e6 / res["requests"]
-    finally:
-        if poller:
-            poller.stop()
-        srv.send_signal(signal.SIGQUIT)  # graceful shutdown: master and worker exit normally
+class Pin:
+    """CPU placement (--pin): the servers on one CPU, the load generator and
+    the poller on the others, so that the two never trade places from run
+    to run. A child inherits the affinity of the thread that forks it, so
+    the main thread holds the client CPUs and switches to the server's only
+    while it starts a server (no preexec_fn, which is unsafe with threads)."""
+
+    def __init__(self, enabled):
+        cpus = sorted(os.sched_getaffinity(0))
+        self.enabled = enabled and len(cpus) >= 2
+        self.all = set(cpus)
+        self.server = {cpus[-1]} if self.enabled else self.all
+        self.client = set(cpus[:-1]) if self.enabled else self.all
+        if self.enabled:
+            os.sched_setaffinity(0, self.client)
+
+    def spawn_server(self, *a, **kw):
+        if self.enabled:
+            os.sched_setaffinity(0, self.server)
         try:
-            rc = srv.wait(timeout=20)
+            return subprocess.Popen(*a, **kw)
+        finally:
+            if self.enabled:
+                os.sched_setaffinity(0, self.client)
+
+    def describe(self):
+        if not self.enabled:
+            return "not pinned"
+        return "server on CPU %s, load generator and poller on CPU %s" % (
+            ",".join(map(str, sorted(self.server))), ",".join(map(str, sorted(self.client))))
+
+
+class Server:
+    """One server (redis-server, or nginx master + worker) started once, in
+    its own process group, and measured in bursts. Between its bursts it is
+    stopped (SIGSTOP to the group), so that it takes no CPU - its agent
+    thread included - while the other server is measured. With the shim the
+    HTTP agent is on (VALKMEM_URL_FILE) and a poller fetches /api/snapshot
+    every 250 ms while the server runs."""
+
+    def __init__(self, kind, args, shim, tmp, pin):
+        self.kind, self.args, self.shim, self.pin = kind, args, shim, pin
+        self.label = "%s (%s)" % (kind, "shim" if shim else "plain")
+        self.port = free_port()
+        self.d = tempfile.mkdtemp(dir=tmp, prefix="%s-%s-" % (kind, "shim" if shim else "plain"))
+        self.proc = None
+        self.poller = None
+        self.requests = 0  # served in measured and warm-up bursts
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("VALKMEM_") and k != "LD_PRELOAD"}
+        if shim:
+            self.env.update(LD_PRELOAD=args.lib, VALKMEM_URL_FILE=os.path.join(self.d, "url"),
+                            VALKMEM_REPORT=os.path.join(self.d, "report-%p.json"))
+
+    # -- start and stop ----------------------------------------------------
+    def start(self):
+        if self.kind == "redis":
+            argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", "--dir", self.d, "--daemonize", "no",
+                    "--logfile", os.path.join(self.d, "redis.log")]
+        else:
+            # A root master's worker runs as nobody: it must read html/ and
+            # write its own report (the shim says "cannot write report"
+            # otherwise).
+            os.chmod(self.d, 0o1777)
+            os.makedirs(os.path.join(self.d, "html", "gz"))
+            page = "".join("<p>valkmem soak line %d</p>\n" % i for i in range(150))
+            for rel in ("index.html", "gz/index.html"):
+                with open(os.path.join(self.d, "html", rel), "w") as f:
+                    f.write(page)
+            for sub in ("html", "html/gz"):
+                os.chmod(os.path.join(self.d, sub), 0o755)
+            conf = os.path.join(self.d, "nginx.conf")
+            with open(conf, "w") as f:
+                f.write(NGINX_CONF.format(d=self.d, port=self.port))
+            argv = ["nginx", "-p", self.d, "-c", conf, "-e", os.path.join(self.d, "error.log")]
+        self.proc = self.pin.spawn_server(argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                          start_new_session=True)
+        if not wait_port(self.port, self.proc):
+            why = ""
+            if self.kind == "nginx":
+                try:
+                    why = open(os.path.join(self.d, "error.log")).read()[-500:]
+                except OSError:
+                    pass
+            elif self.proc.poll() is not None:
+                why = self.proc.stderr.read().decode()[-500:]
+            fail("%s: did not start: %s" % (self.label, why))
+            return False
+        if self.shim:
+            self.poller = Poller(self.env["VALKMEM_URL_FILE"])
+            self.poller.start()
+        return True
+
+    def pause(self):
+        if self.poller:
+            self.poller.pause()
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.killpg(self.proc.pid, signal.SIGCONT)
+        if self.poller:
+            self.poller.resume()
+
+    def shutdown(self):
+        """Stops the server the way its operator would and checks it went
+        cleanly; returns the checks' figures."""
+        if self.proc is None:
+            return {}
+        try:
+            os.killpg(self.proc.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+        if self.poller:
+            self.poller.stop()
+        if self.kind == "redis":
+            subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"], capture_output=True, timeout=10)
+        else:
+            self.proc.send_signal(signal.SIGQUIT)  # graceful: master and worker exit normally
+        try:
+            rc = self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            srv.kill()
-            srv.wait()
-            fail("%s: did not exit after SIGQUIT" % label)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            fail("%s: did not exit after %s" % (self.label, "SHUTDOWN" if self.kind == "redis" else "SIGQUIT"))
             rc = None
-    if rc not in (0, None):
-        fail("%s: exit code %d" % (label, rc))
-    errlog = open(os.path.join(d, "error.log"), errors="replace").read()
-    for text in (srv.stderr.read().decode(errors="replace"), errlog):
-        if "valkmem: error" in text:
-            fail("%s: the shim reported an error: %s" % (label, text[text.index("valkmem: error"):][:300]))
-    if res and shim:
-        res["polls"] = poller.ok
-        res["poll_pids"] = sorted(p for p in poller.pids if p)
-        if len(res["poll_pids"]) < 2:
-            fail("%s: the dashboard answered for pids %s: master and worker expected" % (label, res["poll_pids"]))
-        if poller.ok == 0:
-            fail("%s: the dashboard never answered" % label)
-        if poller.errors:
-            fail("%s: %d dashboard polls failed, first: %s" % (label, len(poller.errors), poller.errors[0]))
-        # Every request makes nginx create a request pool (posix_memalign):
-        # the worker's report must show at least one allocation per request.
-        reps = check_reports(os.path.join(d, "report-*.json"), label, min_allocs=res["requests"])
-        res["report_allocs"] = sum((r.get("totals") or {}).get("alloc_count", 0) for r in reps)
-        res["reports"] = len(reps)
-    return res
+        if rc not in (0, None):
+            fail("%s: exit code %d" % (self.label, rc))
+        texts = [self.proc.stderr.read().decode(errors="replace")]
+        if self.kind == "nginx":
+            texts.append(open(os.path.join(self.d, "error.log"), errors="replace").read())
+        for text in texts:
+            if "valkmem: error" in text:
+                fail("%s: the shim reported an error: %s" % (self.label, text[text.index("valkmem: error"):][:300]))
+        out = {}
+        if self.shim:
+            p = self.poller
+            out["polls"] = p.ok
+            if p.ok == 0:
+                fail("%s: the dashboard never answered" % self.label)
+            if p.errors:
+                fail("%s: %d dashboard polls failed, first: %s" % (self.label, len(p.errors), p.errors[0]))
+            if self.kind == "nginx":
+                out["poll_pids"] = sorted(x for x in p.pids if x)
+                if len(out["poll_pids"]) < 2:
+                    fail("%s: the dashboard answered for pids %s: master and worker expected"
+                         % (self.label, out["poll_pids"]))
+            # nginx creates a request pool (posix_memalign) per request: the
+            # worker's report must show at least one allocation per request.
+            reps = check_reports(os.path.join(self.d, "report-*.json"), self.label,
+                                 min_allocs=self.requests if self.kind == "nginx" else 1)
+            out["report_allocs"] = sum((r.get("totals") or {}).get("alloc_count", 0) for r in reps)
+            out["reports"] = len(reps)
+        return out
+
+    # -- load --------------------------------------------------------------
+    def burst(self, scale=1.0):
+        """One burst of load; returns {"rps": {test: req/s}, "requests": n,
+        "cpu_us_per_request": server CPU (all processes and threads)}, or
+        None after a failure."""
+        cpu0 = proc_cpu(self.proc.pid)
+        if self.kind == "redis":
+            n = max(1000, int(self.args.requests * scale))
+            b = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(self.port), "-n", str(n),
+                                "-c", "20", "-q", "--csv", "-t", REDIS_TESTS],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=self.args.timeout)
+            if b.returncode != 0:
+                fail("%s: redis-benchmark exited %d: %s" % (self.label, b.returncode, b.stderr.decode()[-500:]))
+                return None
+            rps = {}
+            for line in b.stdout.decode().splitlines():
+                cols = [c.strip('"') for c in line.split(",")]
+                if len(cols) >= 2 and cols[0] != "test":
+                    try:
+                        rps[cols[0]] = float(cols[1])
+                    except ValueError:
+                        pass
+            if len(rps) < 8:
+                fail("%s: redis-benchmark gave %d results: %s" % (self.label, len(rps), b.stdout.decode()[-500:]))
+                return None
+            requests = n * (len(rps) + 1)  # +1: LRANGE's LPUSH fill
+            # Still consistent under load: the keys written are there.
+            c = subprocess.run(["redis-cli", "-p", str(self.port), "dbsize"], capture_output=True, timeout=10)
+            if c.returncode != 0 or not c.stdout.strip().isdigit() or int(c.stdout) == 0:
+                fail("%s: redis-cli dbsize answered %r" % (self.label, c.stdout))
+        else:
+            secs = max(1, int(round(self.args.duration * scale)))
+            rps, requests = {}, 0
+            for path in ("/index.html", "/gz/index.html"):
+                w = subprocess.run(["wrk", "-t1", "-c32", "-d%ds" % secs,
+                                    "-H", "Accept-Encoding: gzip" if path.startswith("/gz") else "X-Plain: 1",
+                                    "http://127.0.0.1:%d%s" % (self.port, path)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=secs + 30)
+                text = w.stdout.decode()
+                m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+                k = re.search(r"(\d+) requests in", text)
+                if w.returncode != 0 or not m or not k:
+                    fail("%s: wrk failed: %s %s" % (self.label, text[-500:], w.stderr.decode()[-300:]))
+                    return None
+                if "Non-2xx" in text or "Socket errors" in text:
+                    fail("%s: wrk saw errors on %s:\n%s" % (self.label, path, text))
+                rps[path] = float(m.group(1))
+                requests += int(k.group(1))
+        self.requests += requests
+        cpu = proc_cpu(self.proc.pid) - cpu0
+        return {"rps": rps, "total_rps": sum(rps.values()), "requests": requests,
+                "cpu_us_per_request": cpu * 1e6 / requests}
+
+
+def geomean(xs):
+    return statistics.geometric_mean(xs)
+
+
+def bootstrap_ci(values, stat, n=2000, seed=7):
+    """95 % percentile bootstrap interval of stat(values)."""
+    import random
+    rnd = random.Random(seed)
+    k = len(values)
+    if k < 3:
+        return (min(values), max(values))
+    sims = sorted(stat([values[rnd.randrange(k)] for _ in range(k)]) for _ in range(n))
+    return (sims[int(0.025 * n)], sims[int(0.975 * n) - 1])
+
+
+def measure(a, tmp, pin):
+    """Starts a server without and one with the shim (in --control, both
+    without), then runs a.rounds pairs of bursts, alternating which goes
+    first (ABBA...), each server running alone while the other is stopped.
+    Returns (plain bursts, shim bursts, figures of the shutdown checks)."""
+    plain = Server(a.server, a, False, tmp, pin)
+    other = Server(a.server, a, not a.control, tmp, pin)
+    if a.control:
+        other.label = "%s (plain B)" % a.server
+    servers = [plain, other]
+    runs = ([], [])
+    checks = {}
+    try:
+        for s in servers:
+            if not s.start():
+                return None
+            s.pause()
+        # Warm-up, not measured: first connections, allocator arenas, the
+        # agent's first snapshots.
+        for s in servers:
+            s.resume()
+            ok = s.burst(scale=0.2)
+            s.pause()
+            if ok is None:
+                return None
+        for r in range(a.rounds):
+            order = (0, 1) if r % 2 == 0 else (1, 0)
+            for i in order:
+                s = servers[i]
+                s.resume()
+                res = s.burst()
+                s.pause()
+                if res is None:
+                    return None
+                runs[i].append(res)
+            p, q = runs[0][-1], runs[1][-1]
+            ratio = geomean([q["rps"][k] / p["rps"][k] for k in p["rps"]])
+            print("  round %2d: plain %8.0f req/s %5.2f us CPU/request | %s %8.0f req/s %5.2f us | ratio %.3f"
+                  % (r + 1, p["total_rps"], p["cpu_us_per_request"], "B    " if a.control else "shim ",
+                     q["total_rps"], q["cpu_us_per_request"], ratio), flush=True)
+    finally:
+        for s, name in ((plain, "plain"), (other, "shim")):
+            try:
+                checks[name] = s.shutdown()
+            except Exception as e:  # a check must not hide the other server's shutdown
+                fail("%s: shutdown: %s" % (s.label, e))
+    if other.shim:
+        print("  shim server: %d dashboard polls answered, %d allocations in its report(s)"
+              % (checks["shim"].get("polls", 0), checks["shim"].get("report_allocs", 0)))
+    return runs[0], runs[1], checks
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("server", choices=["redis", "nginx"])
     ap.add_argument("--lib", required=True)
-    ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--requests", type=int, default=20000, help="redis-benchmark -n")
-    ap.add_argument("--duration", type=int, default=3, help="wrk -d, seconds per URL")
+    ap.add_argument("--rounds", type=int, default=1, help="pairs of bursts (plain, shim)")
+    ap.add_argument("--requests", type=int, default=20000, help="redis-benchmark -n, per test and burst")
+    ap.add_argument("--duration", type=int, default=3, help="wrk -d, seconds per URL and burst")
+    ap.add_argument("--pin", action="store_true",
+                    help="servers on the last CPU, load generator and poller on the others")
+    ap.add_argument("--control", action="store_true",
+                    help="A/A run: both servers without the shim, to show what the method resolves")
     ap.add_argument("--timeout", type=int, default=240)
     ap.add_argument("--json")
     a = ap.parse_args()
+    if a.rounds < 1 or a.requests < 1 or a.duration < 1:
+        ap.error("--rounds, --requests and --duration must be positive")
     for tool in (["redis-server", "redis-benchmark", "redis-cli"] if a.server == "redis" else ["nginx", "wrk"]):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
             print("servers: %s not installed" % tool, file=sys.stderr)
             return 1
     os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin"
-    fn = redis_round if a.server == "redis" else nginx_round
+    pin = Pin(a.pin)
+    print("%s: %d round(s), %s%s" % (a.server, a.rounds, pin.describe(), ", control (A/A)" if a.control else ""))
     tmp = tempfile.mkdtemp(prefix="vkm-soak-%s-" % a.server)
     os.chmod(tmp, 0o755)
-    plain, shim = [], []
     try:
-        for r in range(a.rounds):
-            for with_shim in ((False, True) if r % 2 == 0 else (True, False)):
-                res = fn(a, with_shim, tmp)
-                if res is None:
-                    return 1
-                (shim if with_shim else plain).append(res)
-                print("  round %d %-5s: %.0f req/s, server CPU %.2f us/request%s" % (
-                    r + 1, "shim" if with_shim else "plain", res["total_rps"], res["cpu_us_per_request"],
-                    "  (dashboard polls ok: %d, report allocations: %d)" % (res["polls"], res["report_allocs"])
-                    if with_shim else ""))
+        got = measure(a, tmp, pin)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if got is None:
+        print("%s: FAILED (%d)" % (a.server, len(failures)))
+        return 1
+    plain, shim, checks = got
     keys = sorted(plain[0]["rps"])
-    per = {k: statistics.median(x["rps"][k] for x in shim) / statistics.median(x["rps"][k] for x in plain)
-           for k in keys}
-    ratio = statistics.geometric_mean(per.values())
-    print("%s throughput ratio (with / without the shim; geometric mean over tests of the median of %d round(s)): %.3f"
-          % (a.server, a.rounds, ratio))
+    per = {k: statistics.median(q["rps"][k] / p["rps"][k] for p, q in zip(plain, shim)) for k in keys}
+    ratio = geomean(per.values())
+    pair = [geomean([q["rps"][k] / p["rps"][k] for k in keys]) for p, q in zip(plain, shim)]
+    lo, hi = bootstrap_ci(pair, statistics.median)
+    what = "B / A, both without the shim" if a.control else "with / without the shim"
+    print("%s throughput ratio (%s; geometric mean over tests of the median over %d paired round(s)): %.3f"
+          % (a.server, what, a.rounds, ratio))
+    if a.rounds >= 3:
+        print("  median of the rounds' ratios %.3f, 95%% bootstrap interval %.3f..%.3f, rounds %.3f..%.3f"
+              % (statistics.median(pair), lo, hi, min(pair), max(pair)))
     print("  per test: " + ", ".join("%s %.3f" % (k, v) for k, v in per.items()))
-    cpu_ratio = (statistics.median(x["cpu_us_per_request"] for x in shim) /
-                 statistics.median(x["cpu_us_per_request"] for x in plain))
-    print("%s server CPU per request ratio (with / without; lower is better): %.3f" % (a.server, cpu_ratio))
+    cpu = [q["cpu_us_per_request"] / p["cpu_us_per_request"] for p, q in zip(plain, shim)]
+    print("%s server CPU per request ratio (%s; median over rounds; lower is better): %.3f"
+          % (a.server, what, statistics.median(cpu)))
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"server": a.server, "ratio": ratio, "cpu_ratio": cpu_ratio, "per_test": per, "plain": plain, "shim": shim}, f, indent=1)
+            json.dump({"server": a.server, "control": a.control, "pinned": pin.enabled, "ratio": ratio,
+                       "round_ratios": pair, "ci95": [lo, hi], "cpu_ratio": statistics.median(cpu),
+                       "per_test": per, "plain": plain, "shim": shim, "checks": checks}, f, indent=1)
     if failures:
         print("%s: FAILED (%d)" % (a.server, len(failures)))
         return 1
