@@ -452,7 +452,7 @@ static void *agent_main(void *arg) {
     }
     now = vkm_now_ns();
     uint64_t wait_ns = next_tick > now ? next_tick - now : 0;
-    int wait_ms = (int)(wait_ns / 1000000);
+    int wait_ms = (int)((wait_ns + 999999) / 1000000); /* rounded up: no busy loop in the last ms */
     if (wait_ms > DRAIN_MS) wait_ms = DRAIN_MS;
     if (drained > 256) wait_ms = 0; /* busy producers: drain again at once */
     if (http_on) vkm_http_poll(wait_ms);
@@ -479,6 +479,9 @@ static int spawn_agent(void) {
     vkm_say("error", "cannot start the agent thread: pthread_create: %s; counting without it", strerror(rc));
     return -rc;
   }
+  /* Named, so that top -H and /proc/PID/task show the agent's own CPU
+   * apart from the program's threads. */
+  pthread_setname_np(agent_thread, "valkmem-agent");
   __atomic_store_n(&agent_running, 1, __ATOMIC_RELEASE);
   return 0;
 }

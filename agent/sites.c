@@ -218,6 +218,16 @@ static uint64_t boundaries;       /* since start or the switch to gc epochs */
 
 static bool exact_mode(void) { return vkm_config.exact || vkm_config.sample_bytes <= 1; }
 
+/* The weights of one sample depend only on its size (the interval is fixed
+ * at start-up), and programs sample the same few sizes again and again: a
+ * small direct-mapped memo saves the expm1 and two llrounds, a large part
+ * of the agent's cost per event. */
+#define WEIGH_MEMO 256
+static struct {
+  uint64_t size; /* 0: empty (size 0 is answered before the memo) */
+  int64_t bytes, objs;
+} weigh_memo[WEIGH_MEMO];
+
 static void weigh(uint64_t size, int64_t *bytes, int64_t *objs) {
   if (exact_mode()) {
     *bytes = (int64_t)size;
@@ -229,9 +239,20 @@ static void weigh(uint64_t size, int64_t *bytes, int64_t *objs) {
     *objs = OBJ_FP;
     return;
   }
-  double p = -expm1(-(double)size / (double)vkm_config.sample_bytes);
-  *bytes = llround((double)size / p);
-  *objs = llround((double)OBJ_FP / p);
+  static uint64_t memo_interval; /* the memo's interval (unit tests change it) */
+  if (memo_interval != vkm_config.sample_bytes) {
+    memset(weigh_memo, 0, sizeof weigh_memo);
+    memo_interval = vkm_config.sample_bytes;
+  }
+  unsigned slot = (unsigned)((size ^ (size >> 9)) % WEIGH_MEMO);
+  if (weigh_memo[slot].size != size) {
+    double p = -expm1(-(double)size / (double)vkm_config.sample_bytes);
+    weigh_memo[slot].size = size;
+    weigh_memo[slot].bytes = llround((double)size / p);
+    weigh_memo[slot].objs = llround((double)OBJ_FP / p);
+  }
+  *bytes = weigh_memo[slot].bytes;
+  *objs = weigh_memo[slot].objs;
 }
 
 static int age_bucket(uint32_t age) { return age == 0 ? 0 : age <= 5 ? 1 : age <= 20 ? 2 : 3; }
@@ -305,9 +326,7 @@ static void account_alloc(site_t *s, const rec_t *r, int64_t b, int64_t o) {
   s->alloc_objs += o;
 }
 
-static void live_add(site_t *s, const rec_t *r, int64_t sign) {
-  int64_t b, o;
-  weigh(r->size, &b, &o);
+static void live_add(site_t *s, const rec_t *r, int64_t sign, int64_t b, int64_t o) {
   s->live_bytes += sign * b;
   s->live_usable += sign * usable_weight(r, b);
   s->live_objs += sign * o;
@@ -340,8 +359,8 @@ static void on_alloc(const vkm_event_t *ev, const void *extra) {
     s->freed_objs[0] += o;
     return;
   }
-  live_add(s, &r, +1);
-  if (tab_put(&live_tab, &r) != 0) live_add(s, &r, -1); /* out of memory: cannot track its free */
+  live_add(s, &r, +1, b, o);
+  if (tab_put(&live_tab, &r) != 0) live_add(s, &r, -1, b, o); /* out of memory: cannot track its free */
 }
 
 static void on_free(const vkm_event_t *ev) {
@@ -355,7 +374,7 @@ static void on_free(const vkm_event_t *ev) {
   int64_t b, o;
   weigh(r->size, &b, &o);
   s->freed_objs[age_bucket(epoch - r->born)] += o;
-  live_add(s, r, -1);
+  live_add(s, r, -1, b, o);
   tab_del(&live_tab, r);
 }
 

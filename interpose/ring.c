@@ -119,7 +119,7 @@ void vkm_emit(vkm_event_t *ev, const void *extra, size_t extra_len) {
   if (extra_len > 60000) extra_len = 60000;
   vkm_guard_enter();
   vkm_tstate_t *ts = vkm_self_state();
-  if (!ev->t_ns) ev->t_ns = vkm_now_ns();
+  if (!ev->t_ns && ev->type != VKM_EV_ALLOC && ev->type != VKM_EV_FREE) ev->t_ns = vkm_now_ns();
   if (ts) {
     ev->thread = ts->index;
     ev->os_tid = ts->os_tid;

@@ -106,14 +106,18 @@ typedef struct vkm_event_s {
   uint32_t os_tid;      /* gettid() of the producer, cached */
   uint64_t id;          /* sample id, or pool id for pool events */
   uint64_t a, b, c;     /* payload, meaning per type */
-  uint64_t t_ns;        /* CLOCK_MONOTONIC, ns */
+  uint64_t t_ns;        /* CLOCK_MONOTONIC, ns; 0 in ALLOC/FREE events: the
+                           agent dates samples by its own tick epoch, and a
+                           clock read per sample would cost more than the
+                           rest of the event */
 } vkm_event_t;
 
 /* Emit an event from the calling (application) thread. Never blocks in
  * sampled mode: a full ring drops the event and counts it. In exact mode
  * (VALKMEM_SAMPLE_BYTES=1) the producer waits for the agent instead.
  * Safe to call from any thread at any time; a no-op while valkmem is off.
- * ev->thread, ev->os_tid and ev->t_ns (when 0) are filled in here. */
+ * ev->thread and ev->os_tid are filled in here, and ev->t_ns when 0
+ * (except for ALLOC and FREE events). */
 void vkm_emit(vkm_event_t *ev, const void *extra, size_t extra_len);
 
 /* Agent side: drain every ring, calling fn for each event in per-thread
