@@ -3,6 +3,7 @@
 
 usage: servers.py redis|nginx --lib LIB [--rounds R] [--requests N]
                   [--duration S] [--pin] [--control] [--json FILE]
+                  [--env NAME=VALUE]... [--no-poll]
 
 redis: redis-server on 127.0.0.1 (a free port, its own temp dir, no
        persistence) driven by redis-benchmark -n N -c 20 over 10 tests.
@@ -148,10 +149,11 @@ class Poller(threading.Thread):
 
 
 def proc_cpu(pid):
-    """CPU seconds (user + system, all threads) of pid and its children:
-    the server's cost per request, which unlike throughput does not depend
-    on how busy the rest of the machine is."""
-    total = 0
+    """CPU seconds (user + system) of pid and its children, all threads: the
+    server's cost per request, which unlike throughput does not depend on
+    how busy the rest of the machine is. Returns (total, of which the
+    valkmem agent threads)."""
+    total = agent = 0
     pids = [pid]
     try:
         with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
@@ -159,13 +161,20 @@ def proc_cpu(pid):
     except OSError:
         pass
     for p in pids:
-        try:
-            with open("/proc/%d/stat" % p) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
+        for task in glob.glob("/proc/%d/task/*" % p):
+            try:
+                with open(task + "/stat") as f:
+                    text = f.read()
+                comm = text[text.index("(") + 1:text.rindex(")")]
+                fields = text.rsplit(")", 1)[1].split()
+                t = int(fields[11]) + int(fields[12])  # utime, stime
+            except (OSError, IndexError, ValueError):
+                continue
+            total += t
+            if comm == "valkmem-agent":
+                agent += t
+    hz = os.sysconf("SC_CLK_TCK")
+    return total / hz, agent / hz
 
 
 def check_reports(pattern, label, min_allocs=1):
@@ -272,6 +281,7 @@ class Server:
         if shim:
             self.env.update(LD_PRELOAD=args.lib, VALKMEM_URL_FILE=os.path.join(self.d, "url"),
                             VALKMEM_REPORT=os.path.join(self.d, "report-%p.json"))
+            self.env.update(kv.split("=", 1) for kv in args.env)
 
     # -- start and stop ----------------------------------------------------
     def start(self):
@@ -308,7 +318,7 @@ class Server:
                 why = self.proc.stderr.read().decode()[-500:]
             fail("%s: did not start: %s" % (self.label, why))
             return False
-        if self.shim:
+        if self.shim and not self.args.no_poll:
             self.poller = Poller(self.env["VALKMEM_URL_FILE"])
             self.poller.start()
         return True
@@ -316,10 +326,12 @@ class Server:
     def pause(self):
         if self.poller:
             self.poller.pause()
-        os.killpg(self.proc.pid, signal.SIGSTOP)
+        if not self.args.no_stop:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
 
     def resume(self):
-        os.killpg(self.proc.pid, signal.SIGCONT)
+        if not self.args.no_stop:
+            os.killpg(self.proc.pid, signal.SIGCONT)
         if self.poller:
             self.poller.resume()
 
@@ -354,7 +366,7 @@ class Server:
             if "valkmem: error" in text:
                 fail("%s: the shim reported an error: %s" % (self.label, text[text.index("valkmem: error"):][:300]))
         out = {}
-        if self.shim:
+        if self.poller:
             p = self.poller
             out["polls"] = p.ok
             if p.ok == 0:
@@ -366,6 +378,7 @@ class Server:
                 if len(out["poll_pids"]) < 2:
                     fail("%s: the dashboard answered for pids %s: master and worker expected"
                          % (self.label, out["poll_pids"]))
+        if self.shim and self.env.get("VALKMEM_DISABLE", "0") in ("0", ""):
             # nginx creates a request pool (posix_memalign) per request: the
             # worker's report must show at least one allocation per request.
             reps = check_reports(os.path.join(self.d, "report-*.json"), self.label,
@@ -379,7 +392,7 @@ class Server:
         """One burst of load; returns {"rps": {test: req/s}, "requests": n,
         "cpu_us_per_request": server CPU (all processes and threads)}, or
         None after a failure."""
-        cpu0 = proc_cpu(self.proc.pid)
+        cpu0, agent0 = proc_cpu(self.proc.pid)
         if self.kind == "redis":
             n = max(1000, int(self.args.requests * scale))
             b = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(self.port), "-n", str(n),
@@ -423,9 +436,10 @@ class Server:
                 rps[path] = float(m.group(1))
                 requests += int(k.group(1))
         self.requests += requests
-        cpu = proc_cpu(self.proc.pid) - cpu0
+        cpu, agent = proc_cpu(self.proc.pid)
         return {"rps": rps, "total_rps": sum(rps.values()), "requests": requests,
-                "cpu_us_per_request": cpu * 1e6 / requests}
+                "cpu_us_per_request": (cpu - cpu0) * 1e6 / requests,
+                "agent_us_per_request": (agent - agent0) * 1e6 / requests}
 
 
 def geomean(xs):
@@ -480,16 +494,17 @@ def measure(a, tmp, pin):
                 runs[i].append(res)
             p, q = runs[0][-1], runs[1][-1]
             ratio = geomean([q["rps"][k] / p["rps"][k] for k in p["rps"]])
-            print("  round %2d: plain %8.0f req/s %5.2f us CPU/request | %s %8.0f req/s %5.2f us | ratio %.3f"
-                  % (r + 1, p["total_rps"], p["cpu_us_per_request"], "B    " if a.control else "shim ",
-                     q["total_rps"], q["cpu_us_per_request"], ratio), flush=True)
+            print("  round %2d: plain %8.0f req/s %5.2f us CPU/request | %s %8.0f req/s %5.2f us (agent %.2f)"
+                  " | ratio %.3f" % (r + 1, p["total_rps"], p["cpu_us_per_request"], "B    " if a.control else "shim ",
+                                     q["total_rps"], q["cpu_us_per_request"], q["agent_us_per_request"], ratio),
+                  flush=True)
     finally:
         for s, name in ((plain, "plain"), (other, "shim")):
             try:
                 checks[name] = s.shutdown()
             except Exception as e:  # a check must not hide the other server's shutdown
                 fail("%s: shutdown: %s" % (s.label, e))
-    if other.shim:
+    if other.poller:
         print("  shim server: %d dashboard polls answered, %d allocations in its report(s)"
               % (checks["shim"].get("polls", 0), checks["shim"].get("report_allocs", 0)))
     return runs[0], runs[1], checks
@@ -506,11 +521,18 @@ def main():
                     help="servers on the last CPU, load generator and poller on the others")
     ap.add_argument("--control", action="store_true",
                     help="A/A run: both servers without the shim, to show what the method resolves")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="set for the server under the shim (e.g. VALKMEM_HTTP=0 with --no-poll)")
+    ap.add_argument("--no-stop", action="store_true", help="leave the idle server running (not SIGSTOPped)")
+    ap.add_argument("--no-poll", action="store_true", help="no dashboard poller (the dashboard is not checked)")
     ap.add_argument("--timeout", type=int, default=240)
     ap.add_argument("--json")
     a = ap.parse_args()
     if a.rounds < 1 or a.requests < 1 or a.duration < 1:
         ap.error("--rounds, --requests and --duration must be positive")
+    for kv in a.env:
+        if "=" not in kv or kv.startswith("="):
+            ap.error("--env %r: expected NAME=VALUE" % kv)
     for tool in (["redis-server", "redis-benchmark", "redis-cli"] if a.server == "redis" else ["nginx", "wrk"]):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
             print("servers: %s not installed" % tool, file=sys.stderr)
@@ -543,6 +565,10 @@ def main():
     cpu = [q["cpu_us_per_request"] / p["cpu_us_per_request"] for p, q in zip(plain, shim)]
     print("%s server CPU per request ratio (%s; median over rounds; lower is better): %.3f"
           % (a.server, what, statistics.median(cpu)))
+    if not a.control:
+        agent = statistics.median(q["agent_us_per_request"] for q in shim)
+        print("  of which the valkmem agent thread: %.3f us per request (%.1f %% of the plain server's CPU)"
+              % (agent, 100 * agent / statistics.median(p["cpu_us_per_request"] for p in plain)))
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"server": a.server, "control": a.control, "pinned": pin.enabled, "ratio": ratio,
