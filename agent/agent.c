@@ -39,6 +39,9 @@ static cJSON *view_doc;         /* VALKMEM_VIEW: a saved report served instead o
 static uint64_t last_checkpoint_ns;
 static int report_error_said;
 static int wake_fd = -1;        /* eventfd: ring filling up, or shutdown */
+static int files_private;       /* the agent thread has a file table of its own
+                                   (vkm_os_private_files): only it may touch
+                                   its sockets; atomic */
 
 /* Pressure window: usable bytes allocated and reclaimed per tick. */
 static double win_alloc[PRESSURE_WINDOW], win_free[PRESSURE_WINDOW];
@@ -413,9 +416,28 @@ static void modules_init(void) {
 static int forked_child;
 static int http_on;       /* the server is running (agent thread, then the exit path) */
 
+/* The last tick, the "exited" event to the dashboards, the report, and
+ * the server's shutdown. The agent thread does it as it ends when its file
+ * table is its own (its sockets are not in the program's table); otherwise,
+ * or when no agent ran, the thread that stops it. */
+static void finish(void) {
+  if (!exited) {
+    /* A fresh smaps breakdown only for a report that will be written: a
+     * short-lived forked child should not pay for a full smaps read. */
+    force_smaps = vkm_config.report[0] && vkm_is_report_owner() && !view_doc;
+    tick();
+    exited = 1;
+    if (http_on) vkm_http_broadcast_tick(); /* the last event says "exited" */
+    write_report_if_owner();
+  }
+  if (http_on) vkm_http_stop();
+  http_on = 0;
+}
+
 static void *agent_main(void *arg) {
   (void)arg;
   vkm_guard_enter(); /* for the whole life of this thread */
+  __atomic_store_n(&files_private, vkm_os_private_files(wake_fd), __ATOMIC_RELEASE);
   uint64_t born = vkm_now_ns();
   int http_due = vkm_config.http;
   if (http_due && !forked_child) {
@@ -461,6 +483,7 @@ static void *agent_main(void *arg) {
       if (poll(&w, 1, wait_ms) > 0) vkm_agent_woken();
     }
   }
+  if (__atomic_load_n(&files_private, __ATOMIC_ACQUIRE)) finish();
   vkm_guard_leave();
   return NULL;
 }
@@ -506,17 +529,7 @@ void vkm_agent_stop_and_report(const char *why) {
     wake_agent();
     pthread_join(agent_thread, NULL);
   }
-  if (!exited) {
-    /* A fresh smaps breakdown only for a report that will be written: a
-     * short-lived forked child should not pay for a full smaps read. */
-    force_smaps = vkm_config.report[0] && vkm_is_report_owner() && !view_doc;
-    tick();
-    exited = 1;
-    if (http_on) vkm_http_broadcast_tick(); /* the last event says "exited" */
-    write_report_if_owner();
-  }
-  if (http_on) vkm_http_stop();
-  http_on = 0;
+  finish(); /* nothing left to do if the agent did it */
   vkm_guard_leave();
 }
 
@@ -531,7 +544,10 @@ void vkm_agent_after_fork_child(void) {
   signal_done = 0;
   exited = 0;
   last_checkpoint_ns = 0;
-  if (vkm_config.http) vkm_http_forget(); /* started or not: the child must know it is one */
+  /* Started or not, the child must know it is one. The parent's sockets are
+   * in this table only if its agent shared the program's. */
+  if (vkm_config.http) vkm_http_forget(!__atomic_load_n(&files_private, __ATOMIC_ACQUIRE));
+  files_private = 0;
   http_on = 0;
   make_wake_fd(); /* the inherited eventfd is shared with the parent */
   forked_child = 1;

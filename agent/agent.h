@@ -88,6 +88,10 @@ typedef struct vkm_os_s {
   uint64_t swap;
 } vkm_os_t;
 void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps);
+/* Gives the calling (agent) thread a file table of its own, keeping only
+ * descriptor `keep` of the program's; 1 when done, 0 when the table stays
+ * shared (os_linux.c says why and when). */
+int vkm_os_private_files(int keep);
 void vkm_os_json(const vkm_os_t *os, cJSON *obj);   /* adds "os" to obj */
 
 typedef struct vkm_allocstats_s {
@@ -124,15 +128,17 @@ int vkm_report_write(const char *path);
 const cJSON *vkm_view_doc(void);
 
 /* ---------------------------------------------------------------------------
- * HTTP/SSE (http.c). All calls on the agent thread.
+ * HTTP/SSE (http.c). All calls on the agent thread (the exit path may stop
+ * it once the agent thread has ended, when they shared a file table).
  * ------------------------------------------------------------------------- */
 int vkm_http_start(void);                 /* 0, or -errno (message already said) */
 void vkm_http_poll(int timeout_ms);       /* serve until timeout */
 void vkm_http_broadcast_tick(void);       /* one SSE event to every stream */
 void vkm_http_stop(void);
-/* In a forked child: close the inherited sockets without touching the
- * parent's clients (no shutdown(2), no writes), reset state. */
-void vkm_http_forget(void);
+/* In a forked child: close the inherited sockets (when they are in the
+ * child's table) without touching the parent's clients (no shutdown(2), no
+ * writes), reset state. */
+void vkm_http_forget(int close_fds); /* close_fds: the sockets are in this process's table */
 int vkm_http_port(void);
 
 /* Embedded viewer assets (generated at build time from viewer/). */

@@ -289,7 +289,9 @@ static double count_open_fds(void) {
   while ((e = readdir(d)))
     if (e->d_name[0] != '.') n++;
   closedir(d);
-  return n - 1; /* the directory's own descriptor */
+  /* The directory's own descriptor, unless it was opened in the agent's
+   * private table: /proc/self/fd lists the program's. */
+  return vkm_private_files() ? n : n - 1;
 }
 
 static void serve_metrics(client_t *c, const vkm_http_req_t *req, const char *extra) {
@@ -781,17 +783,19 @@ void vkm_http_stop(void) {
 /* Also called in a child whose parent had not started its server yet (a
  * forked child waits 250 ms): then there is nothing to close, but the child
  * must still know it is one (its URL file gets a .<pid> suffix). */
-void vkm_http_forget(void) {
+void vkm_http_forget(int close_fds) {
   /* The parent still serves these connections: close our copies only
-   * (close(2) on a shared socket sends nothing while the parent holds it). */
+   * (close(2) on a shared socket sends nothing while the parent holds it).
+   * When the parent's agent had a file table of its own, the child has no
+   * copies, and these numbers may be the program's own descriptors. */
   for (int i = 0; S.running && i < NSLOTS; i++) {
     client_t *c = &S.c[i];
     if (c->state == C_FREE) continue;
-    close(c->fd);
+    if (close_fds) close(c->fd);
     vkm_free(c->in);
     vkm_free(c->out);
   }
-  if (S.running && S.lfd >= 0) close(S.lfd);
+  if (close_fds && S.running && S.lfd >= 0) close(S.lfd);
   memset(&S, 0, sizeof S);
   S.lfd = -1;
   S.forked = true;

@@ -133,8 +133,7 @@ void vkm_listen_announce(const char *bound, int port, bool forked) {
   int n = snprintf(line, sizeof line, "valkmem: dashboard for %s (pid %d): %s\n", prog, (int)getpid(), url);
   if (n > 0) {
     if ((size_t)n >= sizeof line) n = sizeof line - 1;
-    ssize_t w = write(2, line, (size_t)n);
-    (void)w;
+    vkm_write_stderr(line, (size_t)n);
   }
 }
 

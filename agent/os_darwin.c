@@ -110,3 +110,9 @@ int vkm_os_native_allocstats(vkm_allocstats_t *a) {
   a->free_held = a->held - a->in_use;
   return 0;
 }
+
+/* One file table per process on macOS: the agent shares the program's. */
+int vkm_os_private_files(int keep) {
+  (void)keep;
+  return 0;
+}

@@ -32,7 +32,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -435,4 +437,49 @@ int vkm_os_native_allocstats(vkm_allocstats_t *a) {
   a->in_use = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
   a->free_held = (uint64_t)mi.fordblks;
   return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * The agent's own file table
+ *
+ * A program whose other threads share its file table pays on every system
+ * call on a descriptor: the kernel's fdget takes a reference count unless
+ * the table is the caller's alone. For a single-threaded server the agent
+ * thread is that other thread: an idle thread alone cost nginx's worker
+ * ~2 % CPU per request (bench/README.md). unshare(CLONE_FILES) gives the
+ * agent a copy of the table instead; the copy's descriptors are the
+ * program's, so the agent closes them all at once - none may stay open
+ * because of valkmem (a daemon that closes its stdout must still end its
+ * reader's pipe) - except `keep`, the wake-up eventfd that both sides use.
+ * POSIX record locks belong to a table, so closing the copies releases
+ * none of the program's. The agent's own sockets and files then live in
+ * its table only: the program cannot close them by mistake and forked or
+ * exec'd children never inherit them. Its diagnostics borrow the program's
+ * current stderr through a pidfd (vkm_write_stderr).
+ *
+ * Needs close_range (Linux 5.9) and pidfd_getfd (5.6), probed before the
+ * step that cannot be undone; without them, with VALKMEM_PRIVATE_FILES=0,
+ * or under TSan (its descriptor bookkeeping is per process, and a table
+ * per thread would look like races to it) the table stays shared.
+ * ------------------------------------------------------------------------- */
+int vkm_os_private_files(int keep) {
+#if defined(VKM_TSAN) || !defined(SYS_close_range) || !defined(SYS_pidfd_open) || !defined(SYS_pidfd_getfd)
+  (void)keep;
+  return 0;
+#else
+  if (!vkm_config.private_files || keep < 0) return 0;
+  if (syscall(SYS_close_range, ~0u, ~0u, 0) != 0) return 0; /* closes nothing; ENOSYS before 5.9 */
+  int pidfd = (int)syscall(SYS_pidfd_open, (int)getpid(), 0);
+  if (pidfd < 0) return 0;
+  int probe = (int)syscall(SYS_pidfd_getfd, pidfd, keep, 0); /* also refused by seccomp or an LSM */
+  syscall(SYS_close, pidfd);
+  if (probe < 0) return 0;
+  syscall(SYS_close, probe);
+  if (unshare(CLONE_FILES) != 0) return 0;
+  if (keep > 0) syscall(SYS_close_range, 0u, (unsigned)keep - 1, 0);
+  syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0);
+  pidfd = (int)syscall(SYS_pidfd_open, (int)getpid(), 0); /* in the private table */
+  vkm_set_private_files(pidfd);
+  return 1;
+#endif
 }

@@ -23,6 +23,7 @@ vkm_config_t vkm_config = {
     .top_sites = 50,
     .tick_ms = 100,
     .checkpoint_ms = 10000,
+    .private_files = true,
 };
 
 enum opt_kind { OPT_BOOL, OPT_U64, OPT_U32, OPT_STR };
@@ -52,6 +53,7 @@ static const opt_t options[] = {
     {"TICK_MS", OPT_U32, &vkm_config.tick_ms, 0, "agent tick"},
     {"CHECKPOINT_MS", OPT_U32, &vkm_config.checkpoint_ms, 0, "rewrite the report this often (0 = at exit only)"},
     {"QUIET", OPT_BOOL, &vkm_config.quiet, 0, "no URL line, no warnings"},
+    {"PRIVATE_FILES", OPT_BOOL, &vkm_config.private_files, 0, "agent thread with a file table of its own (0 = shared)"},
     /* Read elsewhere, listed so they are not reported as unknown. */
     {"VIEW", OPT_STR, NULL, 0, "serve a saved report instead of live data"},
     {"OWNER_PID", OPT_STR, NULL, 0, "internal: pid of the process the user started"},

@@ -37,14 +37,34 @@ static int64_t self_bytes;   /* atomic */
  * ------------------------------------------------------------------------- */
 /* Raw write to stderr (POSIX on every platform): no buffering, no
  * allocation, safe inside a hook. */
-static void write_err(const char *buf, size_t len) {
+static __thread int files_private __attribute__((tls_model("initial-exec")));
+static __thread int files_pidfd __attribute__((tls_model("initial-exec")));
+
+void vkm_set_private_files(int self_pidfd) {
+  files_private = 1;
+  files_pidfd = self_pidfd;
+}
+int vkm_private_files(void) { return files_private; }
+
+void vkm_write_stderr(const char *buf, size_t len) {
+  int fd = 2, borrowed = 0;
+#ifdef SYS_pidfd_getfd
+  if (files_private) { /* the program's descriptor 2 as it is now */
+    fd = (int)syscall(SYS_pidfd_getfd, files_pidfd, 2, 0);
+    if (fd < 0) return;
+    borrowed = 1;
+  }
+#endif
   while (len > 0) {
-    ssize_t n = write(2, buf, len);
-    if (n <= 0) return;
+    ssize_t n = write(fd, buf, len);
+    if (n <= 0) break;
     buf += n;
     len -= (size_t)n;
   }
+  if (borrowed) syscall(SYS_close, fd);
 }
+
+static void write_err(const char *buf, size_t len) { vkm_write_stderr(buf, len); }
 
 void vkm_say(const char *level, const char *fmt, ...) {
   if (vkm_config.quiet && strcmp(level, "error") != 0) return;

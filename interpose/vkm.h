@@ -153,6 +153,8 @@ typedef struct vkm_config_s {
   uint32_t tick_ms;          /* VALKMEM_TICK_MS, default 100 */
   uint32_t checkpoint_ms;    /* VALKMEM_CHECKPOINT_MS: rewrite the report this often (0 = only at exit); default 10000 when a report is set (a checkpoint with full 10 h history costs ~55 ms) */
   bool quiet;                /* VALKMEM_QUIET: no URL line, no warnings */
+  bool private_files;        /* VALKMEM_PRIVATE_FILES, default on: the agent
+                                thread gets a file table of its own (Linux) */
 } vkm_config_t;
 
 extern vkm_config_t vkm_config;
@@ -177,6 +179,14 @@ void vkm_guard_leave(void);
 
 /* Says `valkmem: <level>: <msg>` on stderr with write(2); no allocation. */
 void vkm_say(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Writes to the program's stderr, also from a thread whose file table is
+ * its own (the agent's, see vkm_os_private_files): that thread borrows the
+ * program's current descriptor 2 for the write. */
+void vkm_write_stderr(const char *buf, size_t len);
+/* Set by a thread once it has a file table of its own; pidfd of the process
+ * to borrow the program's descriptors through. */
+void vkm_set_private_files(int self_pidfd);
+int vkm_private_files(void); /* the calling thread's table is its own */
 
 /* valkmem's own memory (mimalloc), for agent code. */
 void *vkm_malloc(size_t n);

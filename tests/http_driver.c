@@ -56,6 +56,10 @@ void vkm_say(const char *level, const char *fmt, ...) {
   fprintf(stderr, "%s\n", buf);
 }
 
+/* The driver's server runs on a thread that shares the process's files. */
+void vkm_write_stderr(const char *buf, size_t len) { fwrite(buf, 1, len, stderr); }
+int vkm_private_files(void) { return 0; }
+
 static const unsigned char index_html[] = "<!doctype html><title>valkmem</title><script src=app.js></script>";
 static const unsigned char app_js[] = "console.log('valkmem');";
 const vkm_asset_t vkm_assets[] = {
@@ -201,7 +205,7 @@ int main(void) {
     if (do_fork && child < 0 && g_seq == 10) {
       child = fork();
       if (child == 0) {
-        vkm_http_forget();
+        vkm_http_forget(1);
         if (vkm_http_start() < 0) _exit(3);
         t0 = vkm_now_ns();
         seconds = seconds > 5 ? 5 : seconds;

@@ -40,6 +40,11 @@ if(VKM_PLATFORM STREQUAL "linux" AND NOT VALKMEM_ASAN)
   vkm_test_exe(live_preload live_preload.c)
   add_test(NAME live_preload COMMAND live_preload ${VKM_LIB})
   set_tests_properties(live_preload PROPERTIES TIMEOUT 60)
+  # The program's descriptors survive the agent's own file table: forks,
+  # the server's shutdown at exit, stdout flushed after it.
+  vkm_test_exe(live_fds live_fds.c)
+  add_test(NAME live_fds COMMAND live_fds ${VKM_LIB})
+  set_tests_properties(live_fds PROPERTIES TIMEOUT 60)
   # Another allocator behind the shim: allocator source "none", the rest holds.
   find_library(VKM_LIVE_JEMALLOC NAMES libjemalloc.so.2 jemalloc)
   find_library(VKM_LIVE_TCMALLOC NAMES libtcmalloc_minimal.so.4 tcmalloc_minimal)

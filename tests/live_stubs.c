@@ -22,6 +22,9 @@ void vkm_say(const char *level, const char *fmt, ...) {
   va_end(ap);
 }
 
+int live_stub_private_pidfd = -1;
+void vkm_set_private_files(int self_pidfd) { live_stub_private_pidfd = self_pidfd; }
+
 void *vkm_malloc(size_t n) {
   live_stub_alloc_bytes += n;
   live_stub_alloc_calls++;

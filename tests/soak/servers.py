@@ -10,8 +10,10 @@ redis: redis-server on 127.0.0.1 (a free port, its own temp dir, no
 nginx: nginx with its own prefix and config in a temp dir (1 worker,
        static files) driven by wrk -t1 -c32 -d S on a plain and a gzip URL.
 
-Two servers are started once, one without and one with the shim, and
-measured in R rounds of one burst each, the order alternating (ABBA...).
+Two servers are started, one without and one with the shim, and measured
+in rounds of one burst each, the order alternating (ABBA...); every K
+rounds (--restart-every, default 5) both are replaced by fresh instances,
+so that one instance's memory layout does not bias every round.
 Only one server runs at a time: the other is stopped with SIGSTOP, its
 agent thread included, so neither takes CPU from the other's burst. A
 warm-up burst each comes first and is not counted. With the shim the HTTP
@@ -458,55 +460,63 @@ def bootstrap_ci(values, stat, n=2000, seed=7):
 
 
 def measure(a, tmp, pin):
-    """Starts a server without and one with the shim (in --control, both
-    without), then runs a.rounds pairs of bursts, alternating which goes
-    first (ABBA...), each server running alone while the other is stopped.
+    """Runs a.rounds pairs of bursts, alternating which goes first
+    (ABBA...), each server running alone while the other is stopped. Every
+    a.restart_every rounds both servers are replaced by fresh ones: one
+    instance's memory layout can make it a few per cent faster or slower
+    than another of the same binary for its whole life, which the rounds
+    of one pair of instances cannot average out.
     Returns (plain bursts, shim bursts, figures of the shutdown checks)."""
-    plain = Server(a.server, a, False, tmp, pin)
-    other = Server(a.server, a, not a.control, tmp, pin)
-    if a.control:
-        other.label = "%s (plain B)" % a.server
-    servers = [plain, other]
     runs = ([], [])
-    checks = {}
-    try:
-        for s in servers:
-            if not s.start():
-                return None
-            s.pause()
-        # Warm-up, not measured: first connections, allocator arenas, the
-        # agent's first snapshots.
-        for s in servers:
-            s.resume()
-            ok = s.burst(scale=0.2)
-            s.pause()
-            if ok is None:
-                return None
-        for r in range(a.rounds):
-            order = (0, 1) if r % 2 == 0 else (1, 0)
-            for i in order:
-                s = servers[i]
-                s.resume()
-                res = s.burst()
-                s.pause()
-                if res is None:
+    checks = {"plain": [], "shim": []}
+    r = 0
+    while r < a.rounds:
+        plain = Server(a.server, a, False, tmp, pin)
+        other = Server(a.server, a, not a.control, tmp, pin)
+        if a.control:
+            other.label = "%s (plain B)" % a.server
+        servers = [plain, other]
+        try:
+            # Which instance starts first alternates too (ports, layout).
+            for s in (servers if (r // a.restart_every) % 2 == 0 else servers[::-1]):
+                if not s.start():
                     return None
-                runs[i].append(res)
-            p, q = runs[0][-1], runs[1][-1]
-            ratio = geomean([q["rps"][k] / p["rps"][k] for k in p["rps"]])
-            print("  round %2d: plain %8.0f req/s %5.2f us CPU/request | %s %8.0f req/s %5.2f us (agent %.2f)"
-                  " | ratio %.3f" % (r + 1, p["total_rps"], p["cpu_us_per_request"], "B    " if a.control else "shim ",
-                                     q["total_rps"], q["cpu_us_per_request"], q["agent_us_per_request"], ratio),
-                  flush=True)
-    finally:
-        for s, name in ((plain, "plain"), (other, "shim")):
-            try:
-                checks[name] = s.shutdown()
-            except Exception as e:  # a check must not hide the other server's shutdown
-                fail("%s: shutdown: %s" % (s.label, e))
-    if other.poller:
-        print("  shim server: %d dashboard polls answered, %d allocations in its report(s)"
-              % (checks["shim"].get("polls", 0), checks["shim"].get("report_allocs", 0)))
+                s.pause()
+            # Warm-up, not measured: first connections, allocator arenas,
+            # the agent's first snapshots.
+            for s in servers:
+                s.resume()
+                ok = s.burst(scale=0.2)
+                s.pause()
+                if ok is None:
+                    return None
+            for _ in range(min(a.restart_every, a.rounds - r)):
+                order = (0, 1) if r % 2 == 0 else (1, 0)
+                for i in order:
+                    s = servers[i]
+                    s.resume()
+                    res = s.burst()
+                    s.pause()
+                    if res is None:
+                        return None
+                    runs[i].append(res)
+                r += 1
+                p, q = runs[0][-1], runs[1][-1]
+                ratio = geomean([q["rps"][k] / p["rps"][k] for k in p["rps"]])
+                print("  round %2d: plain %8.0f req/s %5.2f us CPU/request | %s %8.0f req/s %5.2f us (agent %.2f)"
+                      " | ratio %.3f" % (r, p["total_rps"], p["cpu_us_per_request"], "B    " if a.control else "shim ",
+                                         q["total_rps"], q["cpu_us_per_request"], q["agent_us_per_request"], ratio),
+                      flush=True)
+        finally:
+            for s, name in ((plain, "plain"), (other, "shim")):
+                try:
+                    checks[name].append(s.shutdown())
+                except Exception as e:  # a check must not hide the other server's shutdown
+                    fail("%s: shutdown: %s" % (s.label, e))
+        if other.poller:
+            c = checks["shim"][-1]
+            print("  shim server: %d dashboard polls answered, %d allocations in its report(s)"
+                  % (c.get("polls", 0), c.get("report_allocs", 0)), flush=True)
     return runs[0], runs[1], checks
 
 
@@ -517,6 +527,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=1, help="pairs of bursts (plain, shim)")
     ap.add_argument("--requests", type=int, default=20000, help="redis-benchmark -n, per test and burst")
     ap.add_argument("--duration", type=int, default=3, help="wrk -d, seconds per URL and burst")
+    ap.add_argument("--restart-every", type=int, default=5, metavar="K",
+                    help="fresh server instances every K rounds (default 5)")
     ap.add_argument("--pin", action="store_true",
                     help="servers on the last CPU, load generator and poller on the others")
     ap.add_argument("--control", action="store_true",
@@ -528,8 +540,8 @@ def main():
     ap.add_argument("--timeout", type=int, default=240)
     ap.add_argument("--json")
     a = ap.parse_args()
-    if a.rounds < 1 or a.requests < 1 or a.duration < 1:
-        ap.error("--rounds, --requests and --duration must be positive")
+    if a.rounds < 1 or a.requests < 1 or a.duration < 1 or a.restart_every < 1:
+        ap.error("--rounds, --requests, --duration and --restart-every must be positive")
     for kv in a.env:
         if "=" not in kv or kv.startswith("="):
             ap.error("--env %r: expected NAME=VALUE" % kv)

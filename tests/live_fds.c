@@ -1,0 +1,112 @@
+/* live_fds.c - the program's descriptors are its own, whatever the agent
+ * does with its file table (agent/os_linux.c, vkm_os_private_files).
+ *
+ * usage: live_fds LIBVALKMEM
+ * Re-runs itself under the shim (HTTP on, so the agent holds a listening
+ * socket and the dashboard's descriptors have small numbers) with stdout
+ * and stderr on pipes, and checks what arrives. The inner run opens 16
+ * pipes before the agent has started its server and 16 after, forks (the
+ * child starts its own agent and must not close the parent's agent's
+ * descriptor numbers, which in its table are the program's), and in both
+ * processes checks every pipe still works; the parent's last line goes
+ * through stdio's buffer, which is flushed after valkmem has stopped its
+ * server at exit (which must not close the program's stdout either).
+ */
+#include "check.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NPIPES 32
+
+static int pipes[NPIPES][2];
+
+static int pipes_work(const char *who) {
+  int bad = 0;
+  for (int i = 0; i < NPIPES; i++) {
+    char c = (char)('a' + i % 26), d = 0;
+    if (write(pipes[i][1], &c, 1) != 1 || read(pipes[i][0], &d, 1) != 1 || d != c) {
+      fprintf(stderr, "%s: pipe %d (fds %d, %d) broken: %s\n", who, i, pipes[i][0], pipes[i][1], strerror(errno));
+      bad++;
+    }
+  }
+  return bad;
+}
+
+static int inner(void) {
+  for (int i = 0; i < NPIPES; i++) {
+    if (i == NPIPES / 2) usleep(500 * 1000); /* the agent's server starts meanwhile */
+    if (pipe(pipes[i]) != 0) return 2;
+  }
+  usleep(300 * 1000);
+  if (pipes_work("parent before fork")) return 3;
+  pid_t pid = fork();
+  if (pid < 0) return 4;
+  if (pid == 0) {
+    usleep(400 * 1000); /* the child's agent starts its server after 250 ms */
+    int bad = pipes_work("child");
+    if (write(1, "child stdout ok\n", 16) != 16) bad++;
+    if (write(2, "child stderr ok\n", 16) != 16) bad++;
+    _exit(bad ? 5 : 0);
+  }
+  int st = 0;
+  if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    fprintf(stderr, "child failed: status %d\n", st);
+    return 6;
+  }
+  if (pipes_work("parent after fork")) return 7;
+  printf("parent done\n"); /* buffered: written at exit, after valkmem's stop */
+  return 0;
+}
+
+static size_t read_all(int fd, char *buf, size_t cap) {
+  size_t n = 0;
+  ssize_t r;
+  while (n + 1 < cap && (r = read(fd, buf + n, cap - 1 - n)) > 0) n += (size_t)r;
+  buf[n] = 0;
+  return n;
+}
+
+int main(int argc, char **argv) {
+  if (getenv("LIVE_FDS_INNER")) return inner();
+  if (argc < 2) {
+    fprintf(stderr, "usage: live_fds LIBVALKMEM\n");
+    return 2;
+  }
+  int out[2], err[2];
+  CHECK_EQ(pipe(out), 0);
+  CHECK_EQ(pipe(err), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    close(out[0]);
+    close(err[0]);
+    setenv("LD_PRELOAD", argv[1], 1);
+    setenv("LIVE_FDS_INNER", "1", 1);
+    setenv("VALKMEM_HTTP", "1", 1);
+    setenv("VALKMEM_LISTEN", "127.0.0.1:0", 1);
+    execv("/proc/self/exe", argv);
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  static char obuf[8192], ebuf[8192];
+  read_all(out[0], obuf, sizeof obuf); /* EOF once every copy of the write end is closed */
+  read_all(err[0], ebuf, sizeof ebuf);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  CHECK(WIFEXITED(st));
+  CHECK_EQ(WEXITSTATUS(st), 0);
+  CHECK(strstr(obuf, "child stdout ok\n") != NULL);
+  CHECK(strstr(obuf, "parent done\n") != NULL);
+  CHECK(strstr(ebuf, "child stderr ok\n") != NULL);
+  /* Both agents said where their dashboards are (through the program's
+   * stderr, borrowed when the agent's table is its own). */
+  const char *u = strstr(ebuf, "valkmem: dashboard for ");
+  CHECK(u != NULL && strstr(u + 1, "valkmem: dashboard for ") != NULL);
+  if (check_failures) fprintf(stderr, "--- inner stdout:\n%s--- inner stderr:\n%s", obuf, ebuf);
+  return check_done("live_fds");
+}
