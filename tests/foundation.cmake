@@ -14,4 +14,12 @@ if(Python3_FOUND)
   # runs /bin/sleep (an uninstrumented program cannot load a TSan library).
   set_tests_properties(found_threads found_drops found_exec found_exit PROPERTIES LABELS "preload")
   set_tests_properties(found_exact found_fork found_signal PROPERTIES LABELS "preload;nosan")
+  # TSan only: 1000 thread starts and exits make the TSan runtime and glibc
+  # allocate and free around them at times that depend on scheduling; one
+  # run in five ended with 2 such blocks (93 bytes) still live, every
+  # allocation and the planted frees otherwise exact (the same effect as in
+  # tests/soak.cmake). The plain pass stays exact.
+  if(VALKMEM_TSAN)
+    set_tests_properties(found_threads PROPERTIES ENVIRONMENT "VKM_TEST_SLACK_BLOCKS=4")
+  endif()
 endif()
