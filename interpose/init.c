@@ -35,8 +35,7 @@ static int64_t self_bytes;   /* atomic */
 /* ---------------------------------------------------------------------------
  * Diagnostics and time
  * ------------------------------------------------------------------------- */
-/* Raw write to stderr (POSIX on every platform): no buffering, no
- * allocation, safe inside a hook. */
+/* The calling thread's file table is its own (only the agent's can be). */
 static __thread int files_private __attribute__((tls_model("initial-exec")));
 static __thread int files_pidfd __attribute__((tls_model("initial-exec")));
 
@@ -46,6 +45,8 @@ void vkm_set_private_files(int self_pidfd) {
 }
 int vkm_private_files(void) { return files_private; }
 
+/* Raw write to stderr (POSIX on every platform): no buffering, no
+ * allocation, safe inside a hook. */
 void vkm_write_stderr(const char *buf, size_t len) {
   int fd = 2, borrowed = 0;
 #ifdef SYS_pidfd_getfd
@@ -64,8 +65,6 @@ void vkm_write_stderr(const char *buf, size_t len) {
   if (borrowed) syscall(SYS_close, fd);
 }
 
-static void write_err(const char *buf, size_t len) { vkm_write_stderr(buf, len); }
-
 void vkm_say(const char *level, const char *fmt, ...) {
   if (vkm_config.quiet && strcmp(level, "error") != 0) return;
   char buf[1024];
@@ -77,7 +76,7 @@ void vkm_say(const char *level, const char *fmt, ...) {
   size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
   if (len > sizeof buf - 2) len = sizeof buf - 2;
   buf[len++] = '\n';
-  write_err(buf, len);
+  vkm_write_stderr(buf, len);
 }
 
 uint64_t vkm_now_ns(void) {
@@ -104,7 +103,7 @@ void *vkm_bootstrap_alloc(size_t n, size_t align) {
   for (;;) {
     size_t start = (cur + 16 + align - 1) & ~(align - 1);
     if (n > BOOT_SIZE || start + n > BOOT_SIZE) {
-      write_err("valkmem: error: bootstrap buffer exhausted\n", 43);
+      vkm_write_stderr("valkmem: error: bootstrap buffer exhausted\n", 43);
       return NULL;
     }
     if (__atomic_compare_exchange_n(&boot_used, &cur, start + n, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {

@@ -44,10 +44,23 @@ VKM_INLINE void *record_alloc(vkm_tstate_t *ts, void *p, size_t req) {
   return p;
 }
 
-VKM_INLINE void record_free(vkm_tstate_t *ts, size_t u) {
+/* The counting halves shared by glibc's fast paths and the other
+ * allocators': a request of n bytes (nonzero when a sample is due), and a
+ * free of u usable bytes (nonzero when the live heap is due a flush). */
+VKM_INLINE int count_request(vkm_tstate_t *ts, size_t n) {
+  VKM_OWN_ADD(ts->c.alloc_bytes, n);
+  VKM_OWN_ADD(ts->c.size_hist[vkm_size_class(n)], 1); /* also the alloc count */
+  return vkm_sample_due(ts, n);
+}
+
+VKM_INLINE int count_free(vkm_tstate_t *ts, size_t u) {
   VKM_OWN_ADD(ts->c.free_count, 1);
   VKM_OWN_ADD(ts->c.free_usable, u);
-  if (vkm_unlikely(vkm_live_shrink(ts, u))) vkm_live_flush(ts);
+  return vkm_live_shrink(ts, u);
+}
+
+VKM_INLINE void record_free(vkm_tstate_t *ts, size_t u) {
+  if (vkm_unlikely(count_free(ts, u))) vkm_live_flush(ts);
 }
 
 static VKM_COLD void free_flush(vkm_tstate_t *ts, void *p) {
@@ -157,17 +170,13 @@ static VKM_COLD void *malloc_sampled(vkm_tstate_t *ts, size_t n) {
  * same counts as glibc's fast path below, with the usable size from the
  * size-class table, or the allocator's own lookup when the table does not
  * know. Reached when vkm_tls.ts is NULL; n is kept in a register across
- * the real call (a signal handler that allocates may overwrite
- * ts->pending, and the table needs the right n). */
+ * the real call (the table needs it), so a failure undoes it directly. */
 static VKM_NOINLINE void *malloc_other(size_t n) {
   vkm_tstate_t *ts = vkm_tls.other;
   if (vkm_unlikely(ts == NULL)) return malloc_slow(ts, n);
-  VKM_OWN_ADD(ts->c.alloc_bytes, n);
-  VKM_OWN_ADD(ts->c.size_hist[vkm_size_class(n)], 1);
-  if (vkm_unlikely(vkm_sample_due(ts, n))) return malloc_sampled(ts, n);
-  ts->pending = n;
+  if (vkm_unlikely(count_request(ts, n))) return malloc_sampled(ts, n);
   void *p = vkm_real.malloc(n);
-  if (vkm_unlikely(p == NULL)) return malloc_failed_pending(ts);
+  if (vkm_unlikely(p == NULL)) return malloc_failed(ts, n);
   size_t u = vkm_class_lookup(n);
   if (vkm_unlikely(u == 0)) u = vkm_real.usable_size(p);
   VKM_OWN_ADD(ts->c.alloc_usable, u);
@@ -185,9 +194,7 @@ static VKM_NOINLINE void *malloc_other(size_t n) {
 VKM_WRAP void *malloc(size_t n) {
   vkm_tstate_t *ts = vkm_tls.ts;
   if (vkm_unlikely(ts == NULL)) return malloc_other(n);
-  VKM_OWN_ADD(ts->c.alloc_bytes, n);
-  VKM_OWN_ADD(ts->c.size_hist[vkm_size_class(n)], 1); /* also the alloc count */
-  if (vkm_unlikely(vkm_sample_due(ts, n))) return malloc_sampled(ts, n);
+  if (vkm_unlikely(count_request(ts, n))) return malloc_sampled(ts, n);
   ts->pending = n;
   void *p = vkm_real.malloc(n);
   if (vkm_unlikely(p == NULL)) return malloc_failed_pending(ts);
@@ -227,10 +234,7 @@ static VKM_COLD void free_slow(vkm_tstate_t *ts, void *p) {
 static VKM_NOINLINE void free_other(void *p) {
   vkm_tstate_t *ts = vkm_tls.other;
   if (vkm_unlikely(ts == NULL || vkm_maybe_sampled(p))) return free_slow(ts, p);
-  size_t u = vkm_real.usable_size(p);
-  VKM_OWN_ADD(ts->c.free_count, 1);
-  VKM_OWN_ADD(ts->c.free_usable, u);
-  if (vkm_unlikely(vkm_live_shrink(ts, u))) return free_flush(ts, p);
+  if (vkm_unlikely(count_free(ts, vkm_real.usable_size(p)))) return free_flush(ts, p);
   vkm_real.free(p);
 }
 
@@ -243,10 +247,7 @@ VKM_WRAP void free(void *p) {
   if (vkm_unlikely(vkm_maybe_sampled(p))) return free_slow(ts, p);
   size_t h = vkm_glibc_header(p);
   if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return free_slow(ts, p);
-  size_t u = vkm_glibc_heap_usable(h);
-  VKM_OWN_ADD(ts->c.free_count, 1);
-  VKM_OWN_ADD(ts->c.free_usable, u);
-  if (vkm_unlikely(vkm_live_shrink(ts, u))) return free_flush(ts, p);
+  if (vkm_unlikely(count_free(ts, vkm_glibc_heap_usable(h)))) return free_flush(ts, p);
   vkm_real.free(p);
 }
 
