@@ -139,12 +139,13 @@ static void compute_tick(void) {
   cur.self_bytes = vkm_self_bytes();
 }
 
-static void tick(void) {
-  vkm_rings_drain(on_event, NULL);
+static size_t tick(void) {
+  size_t drained = vkm_rings_drain(on_event, NULL);
   compute_tick();
   vkm_sites_tick(&cur, vkm_runtime_gc_cycles());
   vkm_runtime_tick(&cur);
   vkm_history_push(&cur, &os_now, &alloc_now);
+  return drained;
 }
 
 /* ---------------------------------------------------------------------------
@@ -454,7 +455,7 @@ static void *agent_main(void *arg) {
       http_on = vkm_http_start() == 0;
     }
     if (now >= next_tick) {
-      tick();
+      drained = tick();
       if (http_on) vkm_http_broadcast_tick();
       next_tick += tick_ns;
       if (next_tick < now) next_tick = now + tick_ns; /* we were stopped: skip, do not burst */
@@ -475,7 +476,10 @@ static void *agent_main(void *arg) {
     now = vkm_now_ns();
     uint64_t wait_ns = next_tick > now ? next_tick - now : 0;
     int wait_ms = (int)((wait_ns + 999999) / 1000000); /* rounded up: no busy loop in the last ms */
-    if (wait_ms > DRAIN_MS) wait_ms = DRAIN_MS;
+    /* Drain between ticks only while events are coming in: an idle
+     * program's agent then wakes once a tick, not every DRAIN_MS. A ring
+     * past half full wakes it at once either way (ring.c). */
+    if (wait_ms > DRAIN_MS && drained > 0) wait_ms = DRAIN_MS;
     if (drained > 256) wait_ms = 0; /* busy producers: drain again at once */
     if (http_on) vkm_http_poll(wait_ms);
     else if (wait_ms > 0) {
@@ -514,6 +518,7 @@ void vkm_agent_start(void) {
   cJSON_Hooks hooks = {cjson_malloc, cjson_free};
   cJSON_InitHooks(&hooks);
   make_wake_fd();
+  vkm_os_private_files_probe(wake_fd); /* before the agent thread: see os_linux.c */
   load_view();
   modules_init();
   install_signal_handlers();

@@ -90,7 +90,12 @@ typedef struct vkm_os_s {
 void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps);
 /* Gives the calling (agent) thread a file table of its own, keeping only
  * descriptor `keep` of the program's; 1 when done, 0 when the table stays
- * shared (os_linux.c says why and when). */
+ * shared (os_linux.c says why and when). Opens nothing before it has its
+ * own table. vkm_os_private_files_probe must have said yes first: it
+ * opens descriptors in the program's table, so it runs only where no
+ * other thread of the program can run (before the agent thread starts).
+ * Its answer is kept, also for forked children. */
+int vkm_os_private_files_probe(int keep);
 int vkm_os_private_files(int keep);
 void vkm_os_json(const vkm_os_t *os, cJSON *obj);   /* adds "os" to obj */
 

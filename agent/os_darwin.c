@@ -112,6 +112,10 @@ int vkm_os_native_allocstats(vkm_allocstats_t *a) {
 }
 
 /* One file table per process on macOS: the agent shares the program's. */
+int vkm_os_private_files_probe(int keep) {
+  (void)keep;
+  return 0;
+}
 int vkm_os_private_files(int keep) {
   (void)keep;
   return 0;

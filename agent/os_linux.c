@@ -4,16 +4,18 @@
  *   every tick   /proc/self/statm         rss, vms
  *   every second /proc/self/status        peak rss (VmHWM), threads, swap
  *                /proc/self/stat          minor/major faults
- *                /proc/self/smaps_rollup  total Rss, to notice drift
  *   every 10 s   /proc/self/smaps         Rss by kind: heap, stack, file,
- *   (or forced,                           anon, other
- *    or when the rollup drifted > 1 %)
+ *   (or forced, or when statm's rss      anon, other
+ *    moved > 1 % since the last one)
  *
- * smaps and smaps_rollup walk every mapping: with 10,000 mappings they cost
- * ~30 ms and ~12 ms here. Each waits at least 100x as long as its last read
- * took (SMAPS_DUTY), so neither ever takes more than ~1 % of the agent
- * thread, however many mappings the process has; a forced breakdown (the
- * caller asked) is the one exception.
+ * smaps walks every page of every mapping: with 10,000 mappings it costs
+ * ~30 ms here. It waits at least 100x as long as its last read took
+ * (SMAPS_DUTY), so it never takes more than ~1 % of the agent thread,
+ * however many mappings the process has; a forced breakdown (the caller
+ * asked) is the one exception. Drift is noticed from statm, which the
+ * kernel answers from its counters without a walk (smaps_rollup, read
+ * here once a second before, walks every page too: a third of an idle
+ * agent's time).
  *
  * Everything is read with open/read into static buffers: no stdio and no
  * allocation at all, so a reader can never touch the application's heap nor
@@ -48,12 +50,11 @@ static vkm_os_t cur;
 static uint64_t page_size;
 static uint64_t status_at_ns, smaps_at_ns;
 static int status_done, smaps_done;
-static uint64_t smaps_total_rss; /* Rss sum of the last breakdown */
+static uint64_t smaps_rss;       /* statm's rss at the last breakdown */
 static uint64_t smaps_cost_ns;   /* how long the last breakdown took */
-static uint64_t rollup_at_ns, rollup_cost_ns;
 static pid_t state_pid;          /* a forked child starts over */
 
-static char small_buf[8192];     /* statm, stat, status, smaps_rollup */
+static char small_buf[8192];     /* statm, stat, status */
 static char smaps_buf[65536];    /* smaps chunks */
 
 /* ---------------------------------------------------------------------------
@@ -68,24 +69,55 @@ static ssize_t read_retry(int fd, char *buf, size_t len) {
   }
 }
 
-/* Reads up to sizeof small_buf - 1 bytes of path, NUL-terminated. Returns
- * the length, or -errno. */
-static ssize_t read_small(const char *path) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -errno;
+/* Reads up to sizeof small_buf - 1 bytes from fd at offset 0,
+ * NUL-terminated. Returns the length, or -errno. */
+static ssize_t pread_all(int fd) {
   size_t n = 0;
   while (n < sizeof small_buf - 1) {
-    ssize_t r = read_retry(fd, small_buf + n, sizeof small_buf - 1 - n);
-    if (r < 0) {
-      close(fd);
-      return r;
-    }
+    ssize_t r = pread(fd, small_buf + n, sizeof small_buf - 1 - n, (off_t)n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -errno;
     if (r == 0) break;
     n += (size_t)r;
   }
-  close(fd);
   small_buf[n] = 0;
   return (ssize_t)n;
+}
+
+/* The /proc files read every tick or every second. While the agent has a
+ * file table of its own (vkm_os_private_files) it keeps them open and
+ * re-reads from offset 0, which makes the kernel regenerate them: the
+ * open and close were a quarter of an idle agent's time. Otherwise - the
+ * exit path on the program's thread, TSan builds, VALKMEM_PRIVATE_FILES=0
+ * - a descriptor kept open would sit in the program's table, where it
+ * could close it or reuse the number, so each read opens and closes. */
+enum { PROC_STATM, PROC_STATUS, PROC_STAT, PROC_FILES };
+static const char *const proc_path[PROC_FILES] = {"/proc/self/statm", "/proc/self/status", "/proc/self/stat"};
+static int proc_fd[PROC_FILES] = {-1, -1, -1};
+
+/* Reads proc file `which` into small_buf. Returns the length, or -errno. */
+static ssize_t read_proc(int which) {
+  int keep = vkm_private_files();
+  int fd = keep ? proc_fd[which] : -1;
+  if (fd < 0) {
+    fd = open(proc_path[which], O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    if (keep) proc_fd[which] = fd;
+  }
+  ssize_t n = pread_all(fd);
+  if (!keep) {
+    close(fd);
+  } else if (n < 0) { /* try a fresh descriptor next time */
+    close(fd);
+    proc_fd[which] = -1;
+  }
+  return n;
+}
+
+/* A forked child's agent has a new table, without its parent's agent's
+ * descriptors: forget their numbers. */
+static void proc_forget(void) {
+  for (int i = 0; i < PROC_FILES; i++) proc_fd[i] = -1;
 }
 
 /* Parses a decimal number at *s, skipping leading blanks; advances *s. */
@@ -133,11 +165,11 @@ static uint64_t unix_ms_now(void) {
 }
 
 /* ---------------------------------------------------------------------------
- * statm (every tick), status + stat + rollup (every second)
+ * statm (every tick), status + stat (every second)
  * ------------------------------------------------------------------------- */
 
 static void read_statm(void) {
-  if (read_small("/proc/self/statm") <= 0) return;
+  if (read_proc(PROC_STATM) <= 0) return;
   const char *p = small_buf;
   uint64_t size = parse_u64(&p);
   uint64_t resident = parse_u64(&p);
@@ -146,14 +178,14 @@ static void read_statm(void) {
 }
 
 static void read_status(void) {
-  if (read_small("/proc/self/status") <= 0) return;
+  if (read_proc(PROC_STATUS) <= 0) return;
   cur.peak_rss = field_value(small_buf, "VmHWM", 1);
   cur.threads = field_value(small_buf, "Threads", 0);
   cur.swap = field_value(small_buf, "VmSwap", 1);
 }
 
 static void read_stat(void) {
-  if (read_small("/proc/self/stat") <= 0) return;
+  if (read_proc(PROC_STAT) <= 0) return;
   /* comm may hold spaces and parentheses: fields start after the last ')'.
    * Then: state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt. */
   const char *p = strrchr(small_buf, ')');
@@ -165,14 +197,6 @@ static void read_stat(void) {
     else if (field == 12) cur.major_faults = parse_u64(&p);
     while (*p && *p != ' ') p++;
   }
-}
-
-/* Total Rss from smaps_rollup (one line per key, no per-mapping text). */
-static uint64_t read_rollup_rss(void) {
-  if (read_small("/proc/self/smaps_rollup") <= 0) return 0;
-  uint64_t swap = field_value(small_buf, "Swap", 1);
-  if (swap > cur.swap) cur.swap = swap;
-  return field_value(small_buf, "Rss", 1);
 }
 
 /* ---------------------------------------------------------------------------
@@ -355,8 +379,9 @@ void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps) {
     /* First call, or a forked child holding its parent's view. */
     memset(&cur, 0, sizeof cur);
     status_done = smaps_done = 0;
-    smaps_total_rss = smaps_cost_ns = rollup_at_ns = rollup_cost_ns = 0;
+    smaps_rss = smaps_cost_ns = 0;
     state_pid = pid;
+    proc_forget();
   }
   if (!page_size) {
     long ps = sysconf(_SC_PAGESIZE);
@@ -370,18 +395,10 @@ void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps) {
   if (!status_done || now_ns - status_at_ns >= STATUS_EVERY_NS) {
     read_status();
     read_stat();
-    uint64_t roll = 0;
-    if (!rollup_at_ns || now_ns - rollup_at_ns >= rollup_cost_ns * SMAPS_DUTY) {
-      uint64_t t0 = cpu_ns();
-      roll = read_rollup_rss();
-      rollup_cost_ns = cpu_ns() - t0;
-      rollup_at_ns = now_ns;
-    }
     /* Memory moved since the last breakdown: refresh it now rather than
      * show a stale split for up to 10 s. */
-    if (smaps_done && roll && smaps_total_rss &&
-        (roll > smaps_total_rss ? roll - smaps_total_rss : smaps_total_rss - roll) * 100 >
-            smaps_total_rss * SMAPS_DRIFT_PCT &&
+    if (smaps_done && smaps_rss &&
+        (cur.rss > smaps_rss ? cur.rss - smaps_rss : smaps_rss - cur.rss) * 100 > smaps_rss * SMAPS_DRIFT_PCT &&
         now_ns - smaps_at_ns >= smaps_cost_ns * SMAPS_DUTY)
       want_smaps = 1;
     status_at_ns = now_ns;
@@ -391,8 +408,7 @@ void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps) {
     uint64_t t0 = cpu_ns();
     int rc = vkm_os_smaps_breakdown("/proc/self/smaps", &cur);
     smaps_cost_ns = cpu_ns() - t0;
-    if (rc == 0)
-      smaps_total_rss = cur.smaps_heap + cur.smaps_stack + cur.smaps_anon + cur.smaps_file + cur.smaps_other;
+    if (rc == 0) smaps_rss = cur.rss;
     smaps_at_ns = now_ns;
     smaps_done = 1;
   }
@@ -461,12 +477,24 @@ int vkm_os_native_allocstats(vkm_allocstats_t *a) {
  * step that cannot be undone; without them, with VALKMEM_PRIVATE_FILES=0,
  * or under TSan (its descriptor bookkeeping is per process, and a table
  * per thread would look like races to it) the table stays shared.
+ *
+ * The probe needs descriptors of its own (a pidfd and a copy of `keep`),
+ * and while the table is shared any descriptor the agent thread opens is
+ * taken from the program's numbers: a program doing close(0);
+ * open("/dev/null") at that moment gets 3 instead of 0, or EBUSY from
+ * dup2 (xargs aborted so under the shim). So the probe runs where no
+ * program code runs beside it - at start-up before the agent thread
+ * exists, its result inherited by forked children - and the agent thread
+ * opens nothing before unshare() (tests/live_fds.c, reopen_stdin).
  * ------------------------------------------------------------------------- */
-int vkm_os_private_files(int keep) {
+static int private_ok; /* the probe passed (inherited by forked children) */
+
+int vkm_os_private_files_probe(int keep) {
 #if defined(VKM_TSAN) || !defined(SYS_close_range) || !defined(SYS_pidfd_open) || !defined(SYS_pidfd_getfd)
   (void)keep;
-  return 0;
+  private_ok = 0;
 #else
+  private_ok = 0;
   if (!vkm_config.private_files || keep < 0) return 0;
   if (syscall(SYS_close_range, ~0u, ~0u, 0) != 0) return 0; /* closes nothing; ENOSYS before 5.9 */
   int pidfd = (int)syscall(SYS_pidfd_open, (int)getpid(), 0);
@@ -475,10 +503,23 @@ int vkm_os_private_files(int keep) {
   syscall(SYS_close, pidfd);
   if (probe < 0) return 0;
   syscall(SYS_close, probe);
+  private_ok = 1;
+#endif
+  return private_ok;
+}
+
+int vkm_os_private_files(int keep) {
+#if defined(VKM_TSAN) || !defined(SYS_close_range) || !defined(SYS_pidfd_open) || !defined(SYS_pidfd_getfd)
+  (void)keep;
+  return 0;
+#else
+  if (!private_ok || keep < 0) return 0;
   if (unshare(CLONE_FILES) != 0) return 0;
   if (keep > 0) syscall(SYS_close_range, 0u, (unsigned)keep - 1, 0);
   syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0);
-  pidfd = (int)syscall(SYS_pidfd_open, (int)getpid(), 0); /* in the private table */
+  /* In the private table. Should it fail after all, the agent stays
+   * private and its messages are dropped (vkm_write_stderr). */
+  int pidfd = (int)syscall(SYS_pidfd_open, (int)getpid(), 0);
   vkm_set_private_files(pidfd);
   return 1;
 #endif

@@ -11,6 +11,9 @@
  * processes checks every pipe still works; the parent's last line goes
  * through stdio's buffer, which is flushed after valkmem has stopped its
  * server at exit (which must not close the program's stdout either).
+ * Around that, the lowest-descriptor rule (reopen_stdin): while an agent
+ * thread starts, in this process and in 200 forked children, the program
+ * reopens descriptor 0 again and again and must always get 0.
  */
 #include "check.h"
 
@@ -35,7 +38,49 @@ static int pipes_work(const char *who) {
   return bad;
 }
 
+/* POSIX: open() returns the lowest free descriptor, and programs rely on
+ * it (xargs and daemons do close(0); open("/dev/null") and expect 0). The
+ * agent thread must never take a descriptor in the program's table, not
+ * even for a moment while it starts: in a fresh process (its constructor)
+ * and in every forked child (which starts an agent thread of its own), the
+ * program's main thread reopens descriptor 0 over and over meanwhile.
+ * Returns how many reopenings did not get 0. */
+static int reopen_stdin(int rounds) {
+  int bad = 0;
+  for (int i = 0; i < rounds; i++) {
+    close(0);
+    int fd = open("/dev/null", O_RDONLY);
+    if (fd != 0) {
+      bad++;
+      if (fd > 0) {
+        dup2(fd, 0);
+        close(fd);
+      }
+    }
+  }
+  return bad;
+}
+
+#define NFORKS 200
+
+static int fork_reopen_storm(void) {
+  int failed = 0;
+  for (int i = 0; i < NFORKS; i++) {
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) _exit(reopen_stdin(400) ? 8 : 0);
+    int st = 0;
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) failed++;
+  }
+  return failed;
+}
+
 static int inner(void) {
+  int early = reopen_stdin(2000); /* while the agent thread starts */
+  if (early) {
+    fprintf(stderr, "parent: %d of 2000 reopenings of stdin did not get descriptor 0\n", early);
+    return 9;
+  }
   for (int i = 0; i < NPIPES; i++) {
     if (i == NPIPES / 2) usleep(500 * 1000); /* the agent's server starts meanwhile */
     if (pipe(pipes[i]) != 0) return 2;
@@ -57,6 +102,11 @@ static int inner(void) {
     return 6;
   }
   if (pipes_work("parent after fork")) return 7;
+  int storm = fork_reopen_storm();
+  if (storm) {
+    fprintf(stderr, "%d of %d forked children: a reopening of stdin did not get descriptor 0\n", storm, NFORKS);
+    return 10;
+  }
   printf("parent done\n"); /* buffered: written at exit, after valkmem's stop */
   return 0;
 }

@@ -5,14 +5,18 @@
  *     memory and four threads with touched stacks: the breakdown sums to
  *     within 5 % of RSS and each kind holds what we put there;
  *  3. cadence: statm every call, smaps only every 10 s, when forced, or
- *     when RSS drifted; JSON shape. */
+ *     when RSS drifted; JSON shape;
+ *  4. the agent thread's own file table, and the /proc files it keeps
+ *     open there. */
 #include "check.h"
 #include "agent.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -240,6 +244,17 @@ static void test_self(void) {
  * end (no copy keeps it open); the eventfd works from both sides. */
 extern int live_stub_private_pidfd;
 static int pf_pipe[2], pf_efd, pf_file;
+
+/* Open descriptors listed in dir (its own included: counts compare). */
+static int count_fds(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return -1;
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
+}
 static int pf_result;
 
 static void *private_main(void *arg) {
@@ -254,6 +269,23 @@ static void *private_main(void *arg) {
   int fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* the thread can still open files */
   CHECK(fd >= 0);
   if (fd >= 0) close(fd);
+  /* With a table of its own the /proc readers keep their files open and
+   * re-read them from offset 0: three descriptors, opened once, and the
+   * figures are fresh on every read (32 MiB touched in between shows). */
+  int before = count_fds("/proc/thread-self/fd");
+  vkm_os_t a, b;
+  vkm_os_sample(&a, 2000 * SEC, 0); /* after test_self's clock */
+  int kept = count_fds("/proc/thread-self/fd");
+  CHECK_EQ(kept, before + 3);
+  char *big = mmap(NULL, 32 * MB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(big != MAP_FAILED);
+  if (big != MAP_FAILED) memset(big, 1, 32 * MB);
+  vkm_os_sample(&b, 2002 * SEC, 0); /* past a second: status and stat again */
+  CHECK_EQ(count_fds("/proc/thread-self/fd"), kept);
+  CHECK(b.rss >= a.rss + 30 * MB);
+  CHECK(b.vms >= a.vms + 32 * MB);
+  CHECK(b.minor_faults >= a.minor_faults + 32 * MB / (64 * KB)); /* at most 64 KiB per fault */
+  if (big != MAP_FAILED) munmap(big, 32 * MB);
   return NULL;
 }
 
@@ -265,9 +297,14 @@ static void test_private_files(void) {
   CHECK_EQ(pipe(pf_pipe), 0);
   pf_file = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
   CHECK(pf_efd >= 0 && pf_file >= 0);
+  CHECK_EQ(vkm_os_private_files(pf_efd), 0); /* not before the probe */
+  int fds_before = count_fds("/proc/self/fd");
+  int probed = vkm_os_private_files_probe(pf_efd);
+  CHECK_EQ(count_fds("/proc/self/fd"), fds_before); /* the probe left nothing open */
   pthread_t t;
   CHECK_EQ(pthread_create(&t, NULL, private_main, NULL), 0);
   pthread_join(t, NULL);
+  CHECK_EQ(pf_result, probed);
   if (pf_result != 1) {
     printf("live_os: private files not available here (kernel < 5.9 or pidfd refused): skipped\n");
   } else {

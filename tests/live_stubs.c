@@ -23,7 +23,12 @@ void vkm_say(const char *level, const char *fmt, ...) {
 }
 
 int live_stub_private_pidfd = -1;
-void vkm_set_private_files(int self_pidfd) { live_stub_private_pidfd = self_pidfd; }
+static __thread int stub_files_private; /* as init.c: per thread */
+void vkm_set_private_files(int self_pidfd) {
+  live_stub_private_pidfd = self_pidfd;
+  stub_files_private = self_pidfd >= 0;
+}
+int vkm_private_files(void) { return stub_files_private; }
 
 void *vkm_malloc(size_t n) {
   live_stub_alloc_bytes += n;
