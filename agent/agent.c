@@ -446,6 +446,7 @@ static void *agent_main(void *arg) {
     http_on = vkm_http_start() == 0;
   }
   uint64_t tick_ns = (uint64_t)vkm_config.tick_ms * 1000000ull;
+  int exact_events = vkm_config.exact || vkm_config.sample_bytes <= 1;
   uint64_t next_tick = vkm_now_ns() + tick_ns;
   while (!__atomic_load_n(&agent_stop, __ATOMIC_ACQUIRE)) {
     size_t drained = 0;
@@ -476,10 +477,13 @@ static void *agent_main(void *arg) {
     now = vkm_now_ns();
     uint64_t wait_ns = next_tick > now ? next_tick - now : 0;
     int wait_ms = (int)((wait_ns + 999999) / 1000000); /* rounded up: no busy loop in the last ms */
-    /* Drain between ticks only while events are coming in: an idle
-     * program's agent then wakes once a tick, not every DRAIN_MS. A ring
-     * past half full wakes it at once either way (ring.c). */
-    if (wait_ms > DRAIN_MS && drained > 0) wait_ms = DRAIN_MS;
+    /* Between ticks the agent drains when a ring passes half full (its
+     * producer wakes it, ring.c). Only exact mode, whose producers wait
+     * on a full ring, also drains every DRAIN_MS while events come in.
+     * Sampled mode needs no more: every wake on a busy program's CPU
+     * costs it a context switch and cold caches, and the tick drains
+     * first anyway, so the live view is no staler. */
+    if (wait_ms > DRAIN_MS && drained > 0 && exact_events) wait_ms = DRAIN_MS;
     if (drained > 256) wait_ms = 0; /* busy producers: drain again at once */
     if (http_on) vkm_http_poll(wait_ms);
     else if (wait_ms > 0) {
