@@ -12,7 +12,10 @@
  *   4. vkm_sites_tick (epochs, leak analysis), vkm_runtime_tick
  *   5. vkm_history_push
  *   6. vkm_http_broadcast_tick (SSE)
- * Between ticks the thread sits in vkm_http_poll.
+ * Between ticks the thread sits in vkm_http_poll. It drains the rings
+ * early when a ring passes half full (its producer writes the wake-up
+ * eventfd), and in exact mode also every 20 ms while events come in; an
+ * idle process's agent wakes once a tick.
  */
 #ifndef VKM_AGENT_H
 #define VKM_AGENT_H
