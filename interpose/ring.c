@@ -146,6 +146,18 @@ void vkm_emit(vkm_event_t *ev, const void *extra, size_t extra_len) {
   vkm_guard_leave();
 }
 
+#if VKM_TSAN
+/* TSan builds: the agent (instrumented) reads a copy of each record made
+ * here, never the ring itself. Rings come from a raw mmap that TSan does
+ * not see, and the producer's writes are uninstrumented, so the shadow of
+ * ring memory may still hold accesses from whatever was mapped at that
+ * address before - a thread stack that glibc freed, say - which TSan
+ * reported as races with the agent's reads (exact mode with many short
+ * threads). The copy is the agent's own: drains run on one thread at a
+ * time (the agent, or the exit path after it was joined). */
+static _Alignas(16) uint8_t drain_copy[sizeof(vkm_event_t) + 65536];
+#endif
+
 static size_t ring_drain(vkm_ring_t *r, vkm_event_fn fn, void *ud) {
   size_t n = 0;
   uint64_t tail = r->tail;
@@ -156,7 +168,13 @@ static size_t ring_drain(vkm_ring_t *r, vkm_event_fn fn, void *ud) {
       tail += (r->mask + 1) - (tail & r->mask);
       continue;
     }
+#if VKM_TSAN
+    copy_words(drain_copy, ev, sizeof(vkm_event_t) + ev->extra_len);
+    const vkm_event_t *cp = (const vkm_event_t *)drain_copy;
+    fn(cp, cp + 1, ud);
+#else
     fn(ev, ev + 1, ud);
+#endif
     tail += REC_ALIGN(sizeof(vkm_event_t) + ev->extra_len);
     n++;
   }
