@@ -97,15 +97,15 @@ static int proc_fd[PROC_FILES] = {-1, -1, -1};
 
 /* Reads proc file `which` into small_buf. Returns the length, or -errno. */
 static ssize_t read_proc(int which) {
-  int keep = vkm_private_files();
-  int fd = keep ? proc_fd[which] : -1;
+  int own_table = vkm_private_files();
+  int fd = own_table ? proc_fd[which] : -1;
   if (fd < 0) {
     fd = open(proc_path[which], O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -errno;
-    if (keep) proc_fd[which] = fd;
+    if (own_table) proc_fd[which] = fd;
   }
   ssize_t n = pread_all(fd);
-  if (!keep) {
+  if (!own_table) {
     close(fd);
   } else if (n < 0) { /* try a fresh descriptor next time */
     close(fd);
@@ -487,40 +487,45 @@ int vkm_os_native_allocstats(vkm_allocstats_t *a) {
  * exists, its result inherited by forked children - and the agent thread
  * opens nothing before unshare() (tests/live_fds.c, reopen_stdin).
  * ------------------------------------------------------------------------- */
+#if !defined(VKM_TSAN) && defined(SYS_close_range) && defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+#define PRIVATE_FILES_BUILT 1
+#else
+#define PRIVATE_FILES_BUILT 0
+#endif
+
 static int private_ok; /* the probe passed (inherited by forked children) */
 
-int vkm_os_private_files_probe(int keep) {
-#if defined(VKM_TSAN) || !defined(SYS_close_range) || !defined(SYS_pidfd_open) || !defined(SYS_pidfd_getfd)
-  (void)keep;
-  private_ok = 0;
-#else
-  private_ok = 0;
+static int probe(int keep) {
+#if PRIVATE_FILES_BUILT
   if (!vkm_config.private_files || keep < 0) return 0;
   if (syscall(SYS_close_range, ~0u, ~0u, 0) != 0) return 0; /* closes nothing; ENOSYS before 5.9 */
   int pidfd = (int)syscall(SYS_pidfd_open, (int)getpid(), 0);
   if (pidfd < 0) return 0;
-  int probe = (int)syscall(SYS_pidfd_getfd, pidfd, keep, 0); /* also refused by seccomp or an LSM */
+  int copy = (int)syscall(SYS_pidfd_getfd, pidfd, keep, 0); /* also refused by seccomp or an LSM */
   syscall(SYS_close, pidfd);
-  if (probe < 0) return 0;
-  syscall(SYS_close, probe);
-  private_ok = 1;
-#endif
-  return private_ok;
-}
-
-int vkm_os_private_files(int keep) {
-#if defined(VKM_TSAN) || !defined(SYS_close_range) || !defined(SYS_pidfd_open) || !defined(SYS_pidfd_getfd)
+  if (copy < 0) return 0;
+  syscall(SYS_close, copy);
+  return 1;
+#else
   (void)keep;
   return 0;
-#else
+#endif
+}
+
+int vkm_os_private_files_probe(int keep) { return private_ok = probe(keep); }
+
+int vkm_os_private_files(int keep) {
+#if PRIVATE_FILES_BUILT
   if (!private_ok || keep < 0) return 0;
   if (unshare(CLONE_FILES) != 0) return 0;
   if (keep > 0) syscall(SYS_close_range, 0u, (unsigned)keep - 1, 0);
   syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0);
   /* In the private table. Should it fail after all, the agent stays
    * private and its messages are dropped (vkm_write_stderr). */
-  int pidfd = (int)syscall(SYS_pidfd_open, (int)getpid(), 0);
-  vkm_set_private_files(pidfd);
+  vkm_set_private_files((int)syscall(SYS_pidfd_open, (int)getpid(), 0));
   return 1;
+#else
+  (void)keep;
+  return 0;
 #endif
 }
