@@ -567,6 +567,7 @@ static bool cache_grow(void) {
 static void resolve(uintptr_t pc, vkm_sym_t *out) {
   memset(out, 0, sizeof *out);
   out->module = "?";
+  out->offset = pc; /* in no module (JIT code, say): the address itself */
   module_t *m = find_module(pc);
   if (!m) {
     scan_modules(); /* a dlopen since the last scan */
