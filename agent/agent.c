@@ -3,10 +3,12 @@
  *
  * One thread, started at load with every signal blocked and the re-entry
  * guard held for its whole life (so whatever it allocates through libc is
- * not counted as the application's). Between ticks it serves HTTP; every
- * 20 ms it drains the event rings so they stay short.
+ * not counted as the application's). Between ticks it serves HTTP and
+ * drains the event rings when they fill up (agent.h says when). A fork
+ * waits until the thread is at a safe point (below, "fork").
  */
 #include "agent.h"
+#include "../interpose/platform.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -60,6 +62,83 @@ static void wake_agent(void) {
   uint64_t one = 1;
   if (wake_fd >= 0 && write(wake_fd, &one, sizeof one) < 0) { /* full counter: already awake */
   }
+}
+
+/* ---------------------------------------------------------------------------
+ * fork
+ *
+ * fork() copies the process with the forking thread alone: any lock the
+ * agent thread held at that instant stays held in the child for ever, and
+ * glibc does not reset all of its own. A fork that caught the agent in
+ * dl_iterate_phdr (symbols.c, writing a checkpoint) left the loader's
+ * write lock taken, and the child hung at its first unwind (soak_fork, in
+ * CI). So a fork waits until the agent is at a safe point - about to
+ * block in poll, or between two rounds of its loop, holding nothing - and
+ * the agent stays there until the fork is done.
+ *
+ * Dekker-style, so that a fork costs two atomics while the agent sleeps
+ * (nearly always): the forker raises fork_hold, then reads agent_busy; the
+ * agent, leaving a safe point, raises agent_busy, then reads fork_hold.
+ * Both sequentially consistent, so at least one sees the other: the forker
+ * waits for a busy agent's next safe point, or the agent goes back to
+ * waiting before it touches anything. The agent's loop reaches a safe
+ * point at least once a round, and its longest round (an smaps breakdown
+ * of a process with 10,000 mappings, a report) is tens of milliseconds.
+ * A forker gives up after FORK_WAIT_MS all the same: a wedged agent (its
+ * stderr a full pipe, say) must not hang the program's fork.
+ * ------------------------------------------------------------------------- */
+#define FORK_WAIT_MS 2000
+
+static int fork_hold;    /* atomic: forks in progress on program threads */
+static int agent_busy;   /* atomic: the agent thread is away from a safe point */
+static int agent_parked; /* atomic: the agent waits on fork_hold */
+
+/* The agent thread leaves a safe point: waits while a fork is in progress. */
+static void agent_leave_safe(void) {
+  for (;;) {
+    __atomic_store_n(&agent_busy, 1, __ATOMIC_SEQ_CST);
+    int hold = __atomic_load_n(&fork_hold, __ATOMIC_SEQ_CST);
+    if (!hold) return;
+    __atomic_store_n(&agent_busy, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&agent_parked, 1, __ATOMIC_SEQ_CST);
+    vkm_plat_wait(&fork_hold, hold, 100); /* returns at once if the hold moved */
+    __atomic_store_n(&agent_parked, 0, __ATOMIC_SEQ_CST);
+  }
+}
+
+static void agent_safe_point(void) {
+  __atomic_store_n(&agent_busy, 0, __ATOMIC_SEQ_CST);
+  agent_leave_safe();
+}
+
+int vkm_agent_poll(struct pollfd *fds, unsigned long n, int timeout_ms) {
+  __atomic_store_n(&agent_busy, 0, __ATOMIC_SEQ_CST);
+  int r = poll(fds, (nfds_t)n, timeout_ms);
+  int saved = errno;
+  agent_leave_safe();
+  errno = saved;
+  return r;
+}
+
+void vkm_agent_fork_prepare(void) {
+  __atomic_add_fetch(&fork_hold, 1, __ATOMIC_SEQ_CST);
+  uint64_t give_up = 0;
+  for (unsigned i = 0; __atomic_load_n(&agent_busy, __ATOMIC_SEQ_CST); i++) {
+    if (i < 64) {
+      sched_yield();
+      continue;
+    }
+    uint64_t now = vkm_now_ns();
+    if (!give_up) give_up = now + FORK_WAIT_MS * 1000000ull;
+    else if (now >= give_up) break;
+    struct timespec ts = {0, 20 * 1000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+void vkm_agent_fork_parent(void) {
+  if (__atomic_sub_fetch(&fork_hold, 1, __ATOMIC_SEQ_CST) == 0 && __atomic_load_n(&agent_parked, __ATOMIC_SEQ_CST))
+    vkm_plat_wake(&fork_hold);
 }
 
 static void make_wake_fd(void) {
@@ -438,6 +517,7 @@ static void finish(void) {
 static void *agent_main(void *arg) {
   (void)arg;
   vkm_guard_enter(); /* for the whole life of this thread */
+  agent_leave_safe();
   __atomic_store_n(&files_private, vkm_os_private_files(wake_fd), __ATOMIC_RELEASE);
   uint64_t born = vkm_now_ns();
   int http_due = vkm_config.http;
@@ -449,6 +529,7 @@ static void *agent_main(void *arg) {
   int exact_events = vkm_config.exact || vkm_config.sample_bytes <= 1;
   uint64_t next_tick = vkm_now_ns() + tick_ns;
   while (!__atomic_load_n(&agent_stop, __ATOMIC_ACQUIRE)) {
+    agent_safe_point(); /* also when it does not sleep (below) */
     size_t drained = 0;
     uint64_t now = vkm_now_ns();
     if (http_due && now - born >= CHILD_HTTP_DELAY_NS) {
@@ -488,10 +569,11 @@ static void *agent_main(void *arg) {
     if (http_on) vkm_http_poll(wait_ms);
     else if (wait_ms > 0) {
       struct pollfd w = {.fd = wake_fd, .events = POLLIN};
-      if (poll(&w, 1, wait_ms) > 0) vkm_agent_woken();
+      if (vkm_agent_poll(&w, 1, wait_ms) > 0) vkm_agent_woken();
     }
   }
   if (__atomic_load_n(&files_private, __ATOMIC_ACQUIRE)) finish();
+  __atomic_store_n(&agent_busy, 0, __ATOMIC_SEQ_CST); /* for good */
   vkm_guard_leave();
   return NULL;
 }
@@ -548,6 +630,7 @@ void vkm_agent_after_fork_child(void) {
   vkm_guard_enter();
   int was_running = agent_running;
   agent_running = 0;
+  fork_hold = agent_busy = agent_parked = 0; /* no agent thread here */
   agent_stop = 0;
   signal_pending = 0;
   signal_done = 0;

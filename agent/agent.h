@@ -51,6 +51,10 @@ const vkm_tick_t *vkm_tick_current(void);
  * never sleeps through work. -1 before start. vkm_agent_woken() drains it. */
 int vkm_agent_wake_fd(void);
 void vkm_agent_woken(void);
+/* poll(2) for the agent thread: its one way to block. The wait is a safe
+ * point, where a fork may copy the process (agent.c, "fork"). */
+struct pollfd;
+int vkm_agent_poll(struct pollfd *fds, unsigned long n, int timeout_ms);
 
 /* ---------------------------------------------------------------------------
  * Call sites, lifetimes, leaks (sites.c, symbols.c)

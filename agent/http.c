@@ -681,7 +681,7 @@ void vkm_http_poll(int timeout_ms) {
   if (!S.running) {
     if (timeout_ms > 0) {
       struct pollfd w = {.fd = vkm_agent_wake_fd(), .events = POLLIN};
-      if (poll(&w, 1, timeout_ms) > 0) vkm_agent_woken();
+      if (vkm_agent_poll(&w, 1, timeout_ms) > 0) vkm_agent_woken();
     }
     return;
   }
@@ -716,7 +716,7 @@ void vkm_http_poll(int timeout_ms) {
     uint64_t now = now_ms();
     int wait = now >= end ? 0 : (int)(end - now);
     if (wait > POLL_SLICE_MS) wait = POLL_SLICE_MS;
-    int r = poll(pfd, n, wait);
+    int r = vkm_agent_poll(pfd, n, wait);
     now = now_ms();
     if (r > 0) {
       for (nfds_t i = 1; i < nclients; i++)

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 void *vkm_plat_next(const char *name) { return dlsym(RTLD_NEXT, name); }
@@ -56,3 +57,11 @@ int vkm_plat_cmdline(char *buf, size_t cap, size_t *used) {
 }
 
 const char *vkm_plat_name(void) { return "darwin"; }
+
+/* No public futex: nap briefly, and let the caller re-check. */
+void vkm_plat_wait(int *addr, int val, int timeout_ms) {
+  struct timespec ts = {0, 100 * 1000};
+  if (timeout_ms > 0 && __atomic_load_n(addr, __ATOMIC_ACQUIRE) == val) nanosleep(&ts, NULL);
+}
+
+void vkm_plat_wake(int *addr) { (void)addr; }

@@ -347,14 +347,18 @@ static void drop_from_preload(void) {
 /* ---------------------------------------------------------------------------
  * fork
  * ------------------------------------------------------------------------- */
+/* In this order: samplers first (in exact mode one may be waiting for the
+ * agent to drain its ring), then the agent (it may take retire_lock). */
 static void fork_prepare(void) {
   vkm_guard_enter();
   vkm_sample_fork_prepare();
+  vkm_agent_fork_prepare();
   vkm_thread_fork_prepare();
 }
 
 static void fork_parent(void) {
   vkm_thread_fork_parent();
+  vkm_agent_fork_parent();
   vkm_sample_fork_parent();
   vkm_guard_leave();
 }

@@ -3,9 +3,11 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 void *vkm_plat_next(const char *name) { return dlsym(RTLD_NEXT, name); }
@@ -54,3 +56,10 @@ int vkm_plat_cmdline(char *buf, size_t cap, size_t *used) {
 }
 
 const char *vkm_plat_name(void) { return "linux"; }
+
+void vkm_plat_wait(int *addr, int val, int timeout_ms) {
+  struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+  syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
+}
+
+void vkm_plat_wake(int *addr) { syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0); }

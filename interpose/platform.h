@@ -52,5 +52,10 @@ void vkm_plat_unmap(void *p, size_t len);
  * strings. Returns argc, or 0. */
 int vkm_plat_cmdline(char *buf, size_t cap, size_t *used);
 const char *vkm_plat_name(void);
+/* Sleeps while *addr == val, at most timeout_ms (a futex on Linux; a short
+ * nap on darwin, whose wake is a no-op). Wakes may be spurious: re-check. */
+void vkm_plat_wait(int *addr, int val, int timeout_ms);
+/* Wakes every thread waiting on addr. */
+void vkm_plat_wake(int *addr);
 
 #endif

@@ -28,7 +28,7 @@
 
 uint8_t vkm_sample_filter[1u << VKM_FILTER_BITS];
 static uint64_t sampled_live;         /* atomic */
-static int fork_gate;                 /* atomic: 1 while fork() is in progress */
+static int fork_gate;                 /* atomic: forks in progress (two threads may fork at once) */
 static int64_t samplers_inflight;     /* atomic */
 
 /* ---------------------------------------------------------------------------
@@ -264,11 +264,11 @@ void vkm_sample_free(vkm_tstate_t *ts, void *p) {
  * half-way through a table insert when the process is copied.
  * ------------------------------------------------------------------------- */
 void vkm_sample_fork_prepare(void) {
-  __atomic_store_n(&fork_gate, 1, __ATOMIC_SEQ_CST);
+  __atomic_add_fetch(&fork_gate, 1, __ATOMIC_SEQ_CST);
   while (__atomic_load_n(&samplers_inflight, __ATOMIC_SEQ_CST) > 0) sched_yield();
 }
 
-void vkm_sample_fork_parent(void) { __atomic_store_n(&fork_gate, 0, __ATOMIC_RELEASE); }
+void vkm_sample_fork_parent(void) { __atomic_sub_fetch(&fork_gate, 1, __ATOMIC_RELEASE); }
 
 /* The child starts with an empty table: its agent starts afresh, and blocks
  * sampled by the parent are simply unsampled in the child. */

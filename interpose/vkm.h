@@ -201,5 +201,9 @@ uint64_t vkm_self_bytes(void); /* bytes valkmem holds for itself (mimalloc commi
 void vkm_agent_start(void);
 void vkm_agent_stop_and_report(const char *why);
 void vkm_agent_after_fork_child(void);
+/* fork handlers (init.c): prepare waits for the agent thread to be at a
+ * safe point, where it holds no lock, and keeps it there until parent. */
+void vkm_agent_fork_prepare(void);
+void vkm_agent_fork_parent(void);
 
 #endif

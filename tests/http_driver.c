@@ -17,6 +17,7 @@
 #include "agent.h"
 #include "http_parse.h"
 
+#include <poll.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -226,3 +227,5 @@ int main(void) {
 /* The agent's wake-up eventfd: none in the driver (the poll loop times out). */
 int vkm_agent_wake_fd(void) { return -1; }
 void vkm_agent_woken(void) {}
+/* No forks to wait for: plain poll. */
+int vkm_agent_poll(struct pollfd *fds, unsigned long n, int timeout_ms) { return poll(fds, (nfds_t)n, timeout_ms); }

@@ -18,6 +18,9 @@ add_library(soak_dlib MODULE ${VKM_SOAK_DIR}/soak_dlib.c)
 target_compile_options(soak_dlib PRIVATE -O1 -fno-builtin)
 target_compile_definitions(soak_dlib PRIVATE _GNU_SOURCE)
 set_target_properties(soak_dlib PROPERTIES C_VISIBILITY_PRESET hidden)
+add_library(soak_slowdl MODULE ${VKM_SOAK_DIR}/soak_slowdl.c)
+target_link_libraries(soak_slowdl PRIVATE ${CMAKE_DL_LIBS})
+set_target_properties(soak_slowdl PROPERTIES C_VISIBILITY_PRESET hidden)
 
 if(NOT VKM_SOAK_PYTHON)
   message(STATUS "soak: python3 not found, soak tests skipped")
@@ -66,6 +69,18 @@ vkm_soak(classes_own_mimalloc 120 --env VALKMEM_ALLOCATOR=mimalloc --scale-arg 0
 # Exact mode captures a stack per allocation: fewer rounds, same checks.
 vkm_soak(signals_sampled 120 --mode sampled --scale-arg 0 -- $<TARGET_FILE:soak_signals> 1000000)
 vkm_soak(signals_exact 120 --mode exact --scale-arg 0 -- $<TARGET_FILE:soak_signals> 100000)
+# Forks while the agent works: JIT-like call sites (in no module) lead the
+# live ranking and a report is written every tick, so the agent keeps
+# walking the loader's module list (soak_fork.c, "jit"), and soak_slowdl
+# makes each walk hold the loader's lock for 2 ms. Before the fork
+# handshake (agent.c, "fork") a fork that copied the agent mid-walk left a
+# child hanging on that lock, and one that copied it mid-update of its site
+# table left a child crashing in vkm_sites_init.
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+  vkm_soak(fork_slowdl 120 --mode exact --lib $<TARGET_FILE:soak_slowdl>:${VKM_LIB}
+           --env VALKMEM_CHECKPOINT_MS=1 --env VALKMEM_TICK_MS=10 --scale-arg 0 -- $<TARGET_FILE:soak_fork> 300 20 jit)
+  set_property(TEST soak_fork_slowdl APPEND PROPERTY LABELS nosan)
+endif()
 # Forked children write their own reports (%p): each shows its own work only.
 vkm_soak(fork_child_reports 120 --child-reports --no-delta -- $<TARGET_FILE:soak_fork> 50 20)
 # Not under sanitizers: TSan cannot start threads in the child of a

@@ -23,6 +23,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,15 +57,25 @@ def field(report, path):
 
 def run(argv, env, timeout, label):
     t0 = time.monotonic()
+    # A session of its own, so that a timeout kills the whole tree: a hung
+    # fork child must not outlive the test.
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        p = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
+        outb, errb = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        outb, errb = p.communicate()
         fail("%s: timed out after %ss (hang?)" % (label, timeout))
-        sys.stderr.write((e.stderr or b"").decode(errors="replace")[-2000:])
+        sys.stderr.write(errb.decode(errors="replace")[-2000:])
         return None, None
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # stragglers (children still running)
+        except OSError:
+            pass
     dt = time.monotonic() - t0
-    out = p.stdout.decode(errors="replace")
-    err = p.stderr.decode(errors="replace")
+    out = outb.decode(errors="replace")
+    err = errb.decode(errors="replace")
     if p.returncode != 0:
         fail("%s: exit code %d (%s)" % (label, p.returncode,
                                          "signal %d" % -p.returncode if p.returncode < 0 else "error"))
