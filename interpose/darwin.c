@@ -42,6 +42,8 @@ void vkm_plat_unmap(void *p, size_t len) {
   if (p) vm_deallocate(mach_task_self(), (vm_address_t)p, len);
 }
 
+void vkm_plat_zero(void *p, size_t len) { memset(p, 0, len); }
+
 int vkm_plat_cmdline(char *buf, size_t cap, size_t *used) {
   int argc = *_NSGetArgc();
   char **argv = *_NSGetArgv();

@@ -136,7 +136,6 @@ VKM_INLINE int vkm_is_bootstrap(const void *p) {
   return (uintptr_t)p - (uintptr_t)vkm_boot_buf < VKM_BOOT_SIZE;
 }
 void vkm_init_real(void);
-void vkm_self_track(int64_t delta);
 
 /* ---------------------------------------------------------------------------
  * Countdowns. Each is one read-modify-write and one branch on the fast path:

@@ -39,6 +39,22 @@ void vkm_plat_unmap(void *p, size_t len) {
   if (p) syscall(SYS_munmap, p, len);
 }
 
+void vkm_plat_zero(void *p, size_t len) {
+  static uintptr_t page;
+  if (!page) {
+    long ps = sysconf(_SC_PAGESIZE);
+    page = ps > 0 ? (uintptr_t)ps : 4096;
+  }
+  uintptr_t a = (uintptr_t)p, e = a + len;
+  uintptr_t pa = (a + page - 1) & ~(page - 1), pe = e & ~(page - 1);
+  if (pe <= pa || syscall(SYS_madvise, (void *)pa, pe - pa, MADV_DONTNEED) != 0) {
+    memset(p, 0, len);
+    return;
+  }
+  memset(p, 0, pa - a);
+  memset((void *)pe, 0, e - pe);
+}
+
 int vkm_plat_cmdline(char *buf, size_t cap, size_t *used) {
   int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;

@@ -48,6 +48,11 @@ uint32_t vkm_plat_tid(void);
 /* Anonymous memory straight from the OS (not counted as the app's). */
 void *vkm_plat_map(size_t len);
 void vkm_plat_unmap(void *p, size_t len);
+/* Zeroes [p, p+len) inside memory from vkm_plat_map: whole pages go back to
+ * the kernel (they read as zero and cost nothing until touched again), only
+ * the partial pages at the edges are cleared by hand. In a forked child this
+ * avoids copying every page of a table just to clear it. */
+void vkm_plat_zero(void *p, size_t len);
 /* The process's argv, read without the app's heap into `buf`: NUL-separated
  * strings. Returns argc, or 0. */
 int vkm_plat_cmdline(char *buf, size_t cap, size_t *used);

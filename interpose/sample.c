@@ -277,7 +277,7 @@ void vkm_sample_fork_child(void) {
   samplers_inflight = 0;
   if (!vkm_sampling) return;
   for (table_t *t = newest; t; t = t->older) {
-    memset(t->slots, 0, (t->mask + 1) * sizeof(slot_t));
+    vkm_plat_zero(t->slots, (t->mask + 1) * sizeof(slot_t));
     t->used = 0;
   }
   memset(vkm_sample_filter, 0, sizeof vkm_sample_filter);

@@ -195,6 +195,7 @@ void *vkm_realloc(void *p, size_t n);
 char *vkm_strdup(const char *s);
 void vkm_free(void *p);
 uint64_t vkm_self_bytes(void); /* bytes valkmem holds for itself (mimalloc committed + rings + tables) */
+void vkm_self_track(int64_t delta); /* memory mapped for valkmem's own use, outside mimalloc */
 
 /* Agent lifecycle (agent/agent.c). start is called from the library
  * constructor and in a forked child; stop from the destructor. */

@@ -3,7 +3,8 @@
 # tests/live_stubs.c, so they never wait for the whole library.
 set(VKM_LIVE_AGENT ${CMAKE_SOURCE_DIR}/agent)
 
-vkm_test_exe(live_history live_history.c live_stubs.c ${VKM_LIVE_AGENT}/history.c)
+vkm_test_exe(live_history live_history.c live_stubs.c ${VKM_LIVE_AGENT}/history.c
+             ${CMAKE_SOURCE_DIR}/interpose/${VKM_PLATFORM}.c)
 add_test(NAME live_history COMMAND live_history)
 set_tests_properties(live_history PROPERTIES TIMEOUT 60)
 

@@ -10,6 +10,7 @@
  *     open there. */
 #include "check.h"
 #include "agent.h"
+#include "../interpose/platform.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -327,7 +328,33 @@ static void test_private_files(void) {
   vkm_config.private_files = false;
 }
 
+/* vkm_plat_zero: the range reads as zero, the bytes around it are kept,
+ * and whole pages inside went back to the kernel (resident no more), which
+ * is what spares a forked child copying a table it only clears. */
+static void test_plat_zero(void) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), len = 8 * page;
+  uint8_t *m = vkm_plat_map(len);
+  CHECK(m != NULL);
+  if (!m) return;
+  memset(m, 0xab, len);
+  size_t from = 100, to = len - 200; /* partial pages at both ends */
+  vkm_plat_zero(m + from, to - from);
+  size_t bad = 0;
+  for (size_t i = 0; i < len; i++) bad += m[i] != (i >= from && i < to ? 0 : 0xab);
+  CHECK_EQ(bad, 0);
+  vkm_plat_zero(m, 8 * page); /* everything: now untouched again */
+  unsigned char vec[8];
+  CHECK_EQ(mincore(m, len, vec), 0);
+  int resident = 0;
+  for (int i = 0; i < 8; i++) resident += vec[i] & 1;
+  CHECK_EQ(resident, 0);
+  for (size_t i = 0; i < len; i += 512) bad += m[i] != 0;
+  CHECK_EQ(bad, 0);
+  vkm_plat_unmap(m, len);
+}
+
 int main(void) {
+  test_plat_zero();
   test_planted_smaps();
   test_self();
   test_private_files();

@@ -41,6 +41,8 @@ void *vkm_calloc(size_t n, size_t m) {
   return calloc(n, m);
 }
 void vkm_free(void *p) { free(p); }
+int64_t live_stub_self_bytes; /* what the sources under test mapped for themselves */
+void vkm_self_track(int64_t delta) { live_stub_self_bytes += delta; }
 
 uint64_t vkm_runtime_gc_cycles(void) { return live_stub_gc_cycles; }
 double vkm_runtime_gc_pause_ms_total(void) { return live_stub_gc_pause_ms; }

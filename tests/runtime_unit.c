@@ -42,6 +42,7 @@ void *vkm_malloc(size_t n) { return malloc(n); }
 void *vkm_calloc(size_t n, size_t m) { return calloc(n, m); }
 void *vkm_realloc(void *p, size_t n) { return realloc(p, n); }
 void vkm_free(void *p) { free(p); }
+void vkm_self_track(int64_t delta) { (void)delta; }
 
 void vkm_emit(vkm_event_t *ev, const void *extra, size_t extra_len) {
   ev->thread = fake_thread;
