@@ -168,7 +168,7 @@ static uint64_t unix_ms_now(void) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int force_smaps; /* the final tick takes a fresh smaps breakdown */
+static int smaps_mode = VKM_SMAPS_DUE; /* vkm_os_sample's; the final tick sets it */
 
 static void compute_tick(void) {
   prev = cur;
@@ -208,7 +208,7 @@ static void compute_tick(void) {
   else pressure_high_ticks = 0;
   cur.pressure_warn = pressure_high_ticks >= PRESSURE_WINDOW;
 
-  vkm_os_sample(&os_now, cur.t_ns, force_smaps);
+  vkm_os_sample(&os_now, cur.t_ns, smaps_mode);
   vkm_allocstats_sample(&alloc_now, cur.t_ns);
   cur.rss_bytes = os_now.rss;
   cur.vms_bytes = os_now.vms;
@@ -484,6 +484,7 @@ static void modules_init(void) {
   memset(&cur, 0, sizeof cur);
   memset(&prev, 0, sizeof prev);
   win_pos = win_fill = pressure_high_ticks = 0;
+  smaps_mode = VKM_SMAPS_DUE;
   vkm_sites_init();
   vkm_runtime_init();
   vkm_history_init();
@@ -502,9 +503,14 @@ static int http_on;       /* the server is running (agent thread, then the exit 
  * or when no agent ran, the thread that stops it. */
 static void finish(void) {
   if (!exited) {
-    /* A fresh smaps breakdown only for a report that will be written: a
-     * short-lived forked child should not pay for a full smaps read. */
-    force_smaps = vkm_config.report[0] && vkm_is_report_owner() && !view_doc;
+    /* A fresh smaps breakdown for a report that will be written; none at
+     * all when nobody will see this tick (no report, no dashboard): a
+     * short-lived process - a forked child, a command a script runs -
+     * would otherwise walk every page of its mappings just before it
+     * exits, since its first breakdown is still due (a third of /bin/true's
+     * instructions under the shim). */
+    if (vkm_config.report[0] && vkm_is_report_owner() && !view_doc) smaps_mode = VKM_SMAPS_FORCE;
+    else if (!http_on) smaps_mode = VKM_SMAPS_NONE;
     tick();
     exited = 1;
     if (http_on) vkm_http_broadcast_tick(); /* the last event says "exited" */

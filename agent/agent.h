@@ -94,7 +94,11 @@ typedef struct vkm_os_s {
   uint64_t smaps_at_ms;                    /* when the breakdown was taken */
   uint64_t swap;
 } vkm_os_t;
-void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps);
+/* smaps: VKM_SMAPS_DUE takes a breakdown when one is due (the first call,
+ * every 10 s, RSS drift), VKM_SMAPS_FORCE always, VKM_SMAPS_NONE never
+ * (a final tick whose figures nobody will read). */
+enum { VKM_SMAPS_NONE = -1, VKM_SMAPS_DUE = 0, VKM_SMAPS_FORCE = 1 };
+void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int smaps);
 /* Gives the calling (agent) thread a file table of its own, keeping only
  * descriptor `keep` of the program's; 1 when done, 0 when the table stays
  * shared (os_linux.c says why and when). Opens nothing before it has its

@@ -64,8 +64,8 @@ static void read_task_info(void) {
   cur.minor_faults = faults > pageins ? faults - pageins : 0;
 }
 
-void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps) {
-  (void)force_smaps; /* no breakdown on this platform */
+void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int smaps) {
+  (void)smaps; /* no breakdown on this platform */
   read_vm_info();
   if (!status_done || now_ns - status_at_ns >= STATUS_EVERY_NS) {
     read_task_info();

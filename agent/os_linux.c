@@ -373,7 +373,7 @@ static uint64_t cpu_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps) {
+void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int smaps) {
   pid_t pid = getpid();
   if (pid != state_pid) {
     /* First call, or a forked child holding its parent's view. */
@@ -390,7 +390,7 @@ void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps) {
   read_statm();
 
   uint64_t smaps_gap = smaps_cost_ns * SMAPS_DUTY;
-  int want_smaps = force_smaps || !smaps_done ||
+  int want_smaps = smaps == VKM_SMAPS_FORCE || !smaps_done ||
                    now_ns - smaps_at_ns >= (smaps_gap > SMAPS_EVERY_NS ? smaps_gap : SMAPS_EVERY_NS);
   if (!status_done || now_ns - status_at_ns >= STATUS_EVERY_NS) {
     read_status();
@@ -404,7 +404,7 @@ void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int force_smaps) {
     status_at_ns = now_ns;
     status_done = 1;
   }
-  if (want_smaps) {
+  if (want_smaps && smaps != VKM_SMAPS_NONE) {
     uint64_t t0 = cpu_ns();
     int rc = vkm_os_smaps_breakdown("/proc/self/smaps", &cur);
     smaps_cost_ns = cpu_ns() - t0;
@@ -430,11 +430,9 @@ static mallinfo2_fn real_mallinfo2;
 static void native_detect(void) {
   native_state = -1;
   void *m = dlsym(RTLD_NEXT, "malloc");
-  Dl_info mi;
-  if (!m || !vkm_plat_is_libc_malloc(m) || !dladdr(m, &mi)) return; /* the hot path's own test */
+  if (!m || !vkm_plat_is_libc_malloc(m)) return; /* the hot path's own test */
   void *f = dlsym(RTLD_NEXT, "mallinfo2");
-  Dl_info fi;
-  if (!f || !dladdr(f, &fi) || fi.dli_fbase != mi.dli_fbase) return;
+  if (!f || !vkm_plat_same_object(m, f)) return;
   real_mallinfo2 = (mallinfo2_fn)f;
   native_state = 1;
 }
