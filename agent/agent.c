@@ -8,7 +8,7 @@
  * waits until the thread is at a safe point (below, "fork").
  */
 #include "agent.h"
-#include "../interpose/platform.h"
+#include "../interpose/gate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,79 +67,33 @@ static void wake_agent(void) {
 /* ---------------------------------------------------------------------------
  * fork
  *
- * fork() copies the process with the forking thread alone: any lock the
- * agent thread held at that instant stays held in the child for ever, and
- * glibc does not reset all of its own. A fork that caught the agent in
- * dl_iterate_phdr (symbols.c, writing a checkpoint) left the loader's
- * write lock taken, and the child hung at its first unwind (soak_fork, in
- * CI). So a fork waits until the agent is at a safe point - about to
- * block in poll, or between two rounds of its loop, holding nothing - and
- * the agent stays there until the fork is done.
- *
- * Dekker-style, so that a fork costs two atomics while the agent sleeps
- * (nearly always): the forker raises fork_hold, then reads agent_busy; the
- * agent, leaving a safe point, raises agent_busy, then reads fork_hold.
- * Both sequentially consistent, so at least one sees the other: the forker
- * waits for a busy agent's next safe point, or the agent goes back to
- * waiting before it touches anything. The agent's loop reaches a safe
- * point at least once a round, and its longest round (an smaps breakdown
- * of a process with 10,000 mappings, a report) is tens of milliseconds.
- * A forker gives up after FORK_WAIT_MS all the same: a wedged agent (its
- * stderr a full pipe, say) must not hang the program's fork.
+ * The agent thread works inside a fork gate (interpose/gate.h) and steps
+ * out only at its safe points - about to block in poll, or between two
+ * rounds of its loop - where it holds no lock and no table is half
+ * updated. A fork that caught it in dl_iterate_phdr (symbols.c, writing a
+ * checkpoint) left the loader's write lock taken in the child, which hung
+ * at its first unwind (soak_fork, in CI); one that caught it growing its
+ * site table crashed the child in vkm_sites_init. The agent's longest
+ * round (an smaps breakdown of a process with 10,000 mappings, a report)
+ * is tens of milliseconds; a fork gives up after FORK_WAIT_MS all the
+ * same, so a wedged agent (its stderr a full pipe, say) cannot hang the
+ * program's fork.
  * ------------------------------------------------------------------------- */
 #define FORK_WAIT_MS 2000
 
-static int fork_hold;    /* atomic: forks in progress on program threads */
-static int agent_busy;   /* atomic: the agent thread is away from a safe point */
-static int agent_parked; /* atomic: the agent waits on fork_hold */
-
-/* The agent thread leaves a safe point: waits while a fork is in progress. */
-static void agent_leave_safe(void) {
-  for (;;) {
-    __atomic_store_n(&agent_busy, 1, __ATOMIC_SEQ_CST);
-    int hold = __atomic_load_n(&fork_hold, __ATOMIC_SEQ_CST);
-    if (!hold) return;
-    __atomic_store_n(&agent_busy, 0, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&agent_parked, 1, __ATOMIC_SEQ_CST);
-    vkm_plat_wait(&fork_hold, hold, 100); /* returns at once if the hold moved */
-    __atomic_store_n(&agent_parked, 0, __ATOMIC_SEQ_CST);
-  }
-}
-
-static void agent_safe_point(void) {
-  __atomic_store_n(&agent_busy, 0, __ATOMIC_SEQ_CST);
-  agent_leave_safe();
-}
+static vkm_gate_t agent_gate;
 
 int vkm_agent_poll(struct pollfd *fds, unsigned long n, int timeout_ms) {
-  __atomic_store_n(&agent_busy, 0, __ATOMIC_SEQ_CST);
+  vkm_gate_leave(&agent_gate);
   int r = poll(fds, (nfds_t)n, timeout_ms);
   int saved = errno;
-  agent_leave_safe();
+  vkm_gate_enter(&agent_gate);
   errno = saved;
   return r;
 }
 
-void vkm_agent_fork_prepare(void) {
-  __atomic_add_fetch(&fork_hold, 1, __ATOMIC_SEQ_CST);
-  uint64_t give_up = 0;
-  for (unsigned i = 0; __atomic_load_n(&agent_busy, __ATOMIC_SEQ_CST); i++) {
-    if (i < 64) {
-      sched_yield();
-      continue;
-    }
-    uint64_t now = vkm_now_ns();
-    if (!give_up) give_up = now + FORK_WAIT_MS * 1000000ull;
-    else if (now >= give_up) break;
-    struct timespec ts = {0, 20 * 1000};
-    nanosleep(&ts, NULL);
-  }
-}
-
-void vkm_agent_fork_parent(void) {
-  if (__atomic_sub_fetch(&fork_hold, 1, __ATOMIC_SEQ_CST) == 0 && __atomic_load_n(&agent_parked, __ATOMIC_SEQ_CST))
-    vkm_plat_wake(&fork_hold);
-}
+void vkm_agent_fork_prepare(void) { vkm_gate_close(&agent_gate, FORK_WAIT_MS); }
+void vkm_agent_fork_parent(void) { vkm_gate_open(&agent_gate); }
 
 static void make_wake_fd(void) {
   if (wake_fd >= 0) close(wake_fd);
@@ -523,7 +477,7 @@ static void finish(void) {
 static void *agent_main(void *arg) {
   (void)arg;
   vkm_guard_enter(); /* for the whole life of this thread */
-  agent_leave_safe();
+  vkm_gate_enter(&agent_gate);
   __atomic_store_n(&files_private, vkm_os_private_files(wake_fd), __ATOMIC_RELEASE);
   uint64_t born = vkm_now_ns();
   int http_due = vkm_config.http;
@@ -535,7 +489,8 @@ static void *agent_main(void *arg) {
   int exact_events = vkm_config.exact || vkm_config.sample_bytes <= 1;
   uint64_t next_tick = vkm_now_ns() + tick_ns;
   while (!__atomic_load_n(&agent_stop, __ATOMIC_ACQUIRE)) {
-    agent_safe_point(); /* also when it does not sleep (below) */
+    vkm_gate_leave(&agent_gate); /* a safe point, also when it does not sleep (below) */
+    vkm_gate_enter(&agent_gate);
     size_t drained = 0;
     uint64_t now = vkm_now_ns();
     if (http_due && now - born >= CHILD_HTTP_DELAY_NS) {
@@ -579,7 +534,7 @@ static void *agent_main(void *arg) {
     }
   }
   if (__atomic_load_n(&files_private, __ATOMIC_ACQUIRE)) finish();
-  __atomic_store_n(&agent_busy, 0, __ATOMIC_SEQ_CST); /* for good */
+  vkm_gate_leave(&agent_gate); /* for good */
   vkm_guard_leave();
   return NULL;
 }
@@ -636,7 +591,7 @@ void vkm_agent_after_fork_child(void) {
   vkm_guard_enter();
   int was_running = agent_running;
   agent_running = 0;
-  fork_hold = agent_busy = agent_parked = 0; /* no agent thread here */
+  vkm_gate_reset(&agent_gate); /* no agent thread here */
   agent_stop = 0;
   signal_pending = 0;
   signal_done = 0;

@@ -20,6 +20,7 @@
 #ifndef VKM_AGENT_H
 #define VKM_AGENT_H
 
+#include "../interpose/platform.h"
 #include "../interpose/vkm.h"
 #include <cjson/cJSON.h>
 
@@ -51,6 +52,20 @@ const vkm_tick_t *vkm_tick_current(void);
  * never sleeps through work. -1 before start. vkm_agent_woken() drains it. */
 int vkm_agent_wake_fd(void);
 void vkm_agent_woken(void);
+/* A table of valkmem's own: mapped zero pages, touched only as it fills,
+ * counted in self_bytes. Given the table again (init in a forked child) it
+ * clears it by handing the pages back, without copying them first. NULL
+ * when the mapping fails. */
+static inline void *vkm_own_table(void *t, size_t len) {
+  if (t) {
+    vkm_plat_zero(t, len);
+    return t;
+  }
+  t = vkm_plat_map(len);
+  if (t) vkm_self_track((int64_t)len);
+  return t;
+}
+
 /* poll(2) for the agent thread: its one way to block. The wait is a safe
  * point, where a fork may copy the process (agent.c, "fork"). */
 struct pollfd;

@@ -19,7 +19,6 @@
  * All calls on the agent thread (or the exit path after it stopped).
  */
 #include "agent.h"
-#include "../interpose/platform.h"
 #include "runtime.h" /* vkm_runtime_gc_pause_ms_total: cumulative GC pause */
 
 #include <math.h>
@@ -97,24 +96,18 @@ static const range_t ranges[] = {
 void vkm_history_init(void) {
   size_t total = 0;
   for (int r = 0; r < RING_COUNT; r++) total += ring_caps[r];
-  /* Straight from the OS: zero pages that cost nothing until a tick
-   * writes them, so a short-lived process never touches most of its 675
-   * KiB (a calloc cleared them all at start-up, a fifth of the cost of
-   * starting the shim in /bin/true). */
+  /* Zero pages that cost nothing until a tick writes them, so a
+   * short-lived process never touches most of its 675 KiB (a calloc
+   * cleared them all at start-up). Called again in a forked child: the
+   * same mapping, the parent's past dropped (the child's counters restart
+   * too). */
+  storage = vkm_own_table(storage, total * sizeof(hpoint_t));
   if (!storage) {
-    storage = vkm_plat_map(total * sizeof(hpoint_t));
-    if (!storage) {
-      vkm_say("error", "history: cannot map %zu points; history off", total);
-      storage_bytes = 0;
-      return;
-    }
-    storage_bytes = (uint64_t)total * sizeof(hpoint_t);
-    vkm_self_track((int64_t)storage_bytes);
-  } else {
-    /* Called again in a forked child: keep the mapping, drop the parent's
-     * past (the child's counters restart too) without copying its pages. */
-    vkm_plat_zero(storage, total * sizeof(hpoint_t));
+    vkm_say("error", "history: cannot map %zu points; history off", total);
+    storage_bytes = 0;
+    return;
   }
+  storage_bytes = (uint64_t)total * sizeof(hpoint_t);
   hpoint_t *p = storage;
   for (int r = 0; r < RING_COUNT; r++) {
     memset(&rings[r], 0, sizeof rings[r]);

@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include "agent.h"
-#include "../interpose/platform.h"
 #include "runtime.h"
 
 #define RT_GC_RECENT 64       /* cycles kept for "gc.recent" and the correlation */
@@ -188,14 +187,7 @@ void vkm_runtime_init(void) {
   rt_pool_prev_cap = 0;
   rt_alloc_bps = rt_pool_bps = 0;
   rt_pool_bytes_prev = 0;
-  /* Mapped once, zero pages until a root lands there; a forked child
-   * clears its copy without copying it. */
-  if (rt_roots) {
-    vkm_plat_zero(rt_roots, RT_ROOT_SLOTS * sizeof *rt_roots);
-  } else {
-    rt_roots = vkm_plat_map(RT_ROOT_SLOTS * sizeof *rt_roots);
-    if (rt_roots) vkm_self_track((int64_t)(RT_ROOT_SLOTS * sizeof *rt_roots));
-  }
+  rt_roots = vkm_own_table(rt_roots, RT_ROOT_SLOTS * sizeof *rt_roots);
 }
 
 uint64_t vkm_runtime_gc_cycles(void) { return rt_gc.cycles; }

@@ -18,18 +18,17 @@
  *      real free, so an address is never in the table twice.
  */
 #include "hot.h"
+#include "gate.h"
 
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 #include <math.h>
-#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
 uint8_t vkm_sample_filter[1u << VKM_FILTER_BITS];
 static uint64_t sampled_live;         /* atomic */
-static int fork_gate;                 /* atomic: forks in progress (two threads may fork at once) */
-static int64_t samplers_inflight;     /* atomic */
+static vkm_gate_t fork_gate;          /* samplers inside; closed while fork() copies us (gate.h) */
 
 /* ---------------------------------------------------------------------------
  * Address table
@@ -188,16 +187,6 @@ static int capture(void **frames, int max) {
 #endif
 }
 
-static void gate_enter(void) {
-  for (;;) {
-    __atomic_add_fetch(&samplers_inflight, 1, __ATOMIC_SEQ_CST);
-    if (!__atomic_load_n(&fork_gate, __ATOMIC_SEQ_CST)) return;
-    __atomic_sub_fetch(&samplers_inflight, 1, __ATOMIC_SEQ_CST);
-    while (__atomic_load_n(&fork_gate, __ATOMIC_ACQUIRE)) sched_yield();
-  }
-}
-static void gate_leave(void) { __atomic_sub_fetch(&samplers_inflight, 1, __ATOMIC_RELEASE); }
-
 /* libunwind initialises itself lazily on the first unwind (double-checked,
  * racy by TSan's reckoning); unwinding once from the constructor, before
  * the program starts threads, does that while the process is still
@@ -214,7 +203,7 @@ void vkm_sample_alloc(vkm_tstate_t *ts, void *p, size_t req, size_t usable) {
   vkm_sample_reset_interval(ts);
   if (!vkm_sampling) return;
   vkm_guard_enter();
-  gate_enter();
+  vkm_gate_enter(&fork_gate);
   void *frames[256];
   int n = capture(frames, (int)(vkm_config.max_frames < 256 ? vkm_config.max_frames : 256));
   if (n < 0) n = 0;
@@ -226,7 +215,7 @@ void vkm_sample_alloc(vkm_tstate_t *ts, void *p, size_t req, size_t usable) {
                       .a = req, .b = usable, .c = (uintptr_t)p};
     vkm_emit(&ev, frames, (size_t)n * sizeof(void *));
   }
-  gate_leave();
+  vkm_gate_leave(&fork_gate);
   vkm_guard_leave();
 }
 
@@ -263,18 +252,14 @@ void vkm_sample_free(vkm_tstate_t *ts, void *p) {
  * fork: no thread may be inside libunwind (which has locks of its own) or
  * half-way through a table insert when the process is copied.
  * ------------------------------------------------------------------------- */
-void vkm_sample_fork_prepare(void) {
-  __atomic_add_fetch(&fork_gate, 1, __ATOMIC_SEQ_CST);
-  while (__atomic_load_n(&samplers_inflight, __ATOMIC_SEQ_CST) > 0) sched_yield();
-}
+void vkm_sample_fork_prepare(void) { vkm_gate_close(&fork_gate, 0); }
 
-void vkm_sample_fork_parent(void) { __atomic_sub_fetch(&fork_gate, 1, __ATOMIC_RELEASE); }
+void vkm_sample_fork_parent(void) { vkm_gate_open(&fork_gate); }
 
 /* The child starts with an empty table: its agent starts afresh, and blocks
  * sampled by the parent are simply unsampled in the child. */
 void vkm_sample_fork_child(void) {
-  fork_gate = 0;
-  samplers_inflight = 0;
+  vkm_gate_reset(&fork_gate);
   if (!vkm_sampling) return;
   for (table_t *t = newest; t; t = t->older) {
     vkm_plat_zero(t->slots, (t->mask + 1) * sizeof(slot_t));
