@@ -1,25 +1,30 @@
-/* agent.c - the agent thread: tick loop, rates, the JSON documents, the
- * report and its checkpoints, shutdown and signals.
+/* agent.c - one worker of the agent process: the tick loop over one
+ * process's segment, rates, the JSON documents, the report and its
+ * checkpoints, and the end of the process.
  *
- * One thread, started at load with every signal blocked and the re-entry
- * guard held for its whole life (so whatever it allocates through libc is
- * not counted as the application's). Between ticks it serves HTTP and
- * drains the event rings when they fill up (agent.h says when). A fork
- * waits until the thread is at a safe point (below, "fork").
+ * A worker is a process of its own (agentd.c forks one per recorded
+ * process), single-threaded, so its modules keep plain, unlocked state.
+ * Between ticks it serves HTTP and drains the event rings when they fill
+ * up (agent.h says when). It watches the recorded process through a pidfd:
+ * when the process ends, for whatever reason, the worker drains what is
+ * left, takes the last tick and writes the report from the segment.
  */
 #include "agent.h"
-#include "../interpose/gate.h"
+#include "../interpose/segment.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
-#include <sys/eventfd.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,12 +32,9 @@
 #define DRAIN_MS 20
 #define PRESSURE_WINDOW 50 /* ticks (5 s at 100 ms) */
 
-static pthread_t agent_thread;
-static int agent_running;       /* atomic */
-static int agent_stop;          /* atomic */
-static int signal_pending;      /* atomic: SIGTERM/SIGINT number waiting for a report */
-static int signal_done;         /* atomic */
 static int exited;              /* the report is final */
+static int end_kind;            /* how the process ended: VKM_ENDED_* */
+static int end_code, end_signal;
 
 static vkm_tick_t cur, prev;
 static vkm_os_t os_now;
@@ -40,69 +42,14 @@ static vkm_allocstats_t alloc_now;
 static cJSON *view_doc;         /* VALKMEM_VIEW: a saved report served instead of live data */
 static uint64_t last_checkpoint_ns;
 static int report_error_said;
-static int wake_fd = -1;        /* eventfd: ring filling up, or shutdown */
-static int files_private;       /* the agent thread has a file table of its own
-                                   (vkm_os_private_files): only it may touch
-                                   its sockets; atomic */
-
 /* Pressure window: usable bytes allocated and reclaimed per tick. */
 static double win_alloc[PRESSURE_WINDOW], win_free[PRESSURE_WINDOW];
 static unsigned win_pos, win_fill, pressure_high_ticks;
 
 const vkm_tick_t *vkm_tick_current(void) { return &cur; }
 
-int vkm_agent_wake_fd(void) { return wake_fd; }
-void vkm_agent_woken(void) {
-  uint64_t n;
-  while (wake_fd >= 0 && read(wake_fd, &n, sizeof n) == (ssize_t)sizeof n) {
-  }
-}
-
-static void wake_agent(void) {
-  uint64_t one = 1;
-  if (wake_fd >= 0 && write(wake_fd, &one, sizeof one) < 0) { /* full counter: already awake */
-  }
-}
-
-/* ---------------------------------------------------------------------------
- * fork
- *
- * The agent thread works inside a fork gate (interpose/gate.h) and steps
- * out only at its safe points - about to block in poll, or between two
- * rounds of its loop - where it holds no lock and no table is half
- * updated. A fork that caught it in dl_iterate_phdr (symbols.c, writing a
- * checkpoint) left the loader's write lock taken in the child, which hung
- * at its first unwind (soak_fork, in CI); one that caught it growing its
- * site table crashed the child in vkm_sites_init. The agent's longest
- * round (an smaps breakdown of a process with 10,000 mappings, a report)
- * is tens of milliseconds; a fork gives up after FORK_WAIT_MS all the
- * same, so a wedged agent (its stderr a full pipe, say) cannot hang the
- * program's fork.
- * ------------------------------------------------------------------------- */
-#define FORK_WAIT_MS 2000
-
-static vkm_gate_t agent_gate;
-
-int vkm_agent_poll(struct pollfd *fds, unsigned long n, int timeout_ms) {
-  vkm_gate_leave(&agent_gate);
-  int r = poll(fds, (nfds_t)n, timeout_ms);
-  int saved = errno;
-  vkm_gate_enter(&agent_gate);
-  errno = saved;
-  return r;
-}
-
-void vkm_agent_fork_prepare(void) { vkm_gate_close(&agent_gate, FORK_WAIT_MS); }
-void vkm_agent_fork_parent(void) { vkm_gate_open(&agent_gate); }
-
-static void make_wake_fd(void) {
-  if (wake_fd >= 0) close(wake_fd);
-  wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  vkm_rings_set_wake_fd(wake_fd);
-}
-
-static void *cjson_malloc(size_t n) { return vkm_malloc(n); }
-static void cjson_free(void *p) { vkm_free(p); }
+/* poll(2) for the worker: its one way to block. */
+int vkm_agent_poll(struct pollfd *fds, unsigned long n, int timeout_ms) { return poll(fds, (nfds_t)n, timeout_ms); }
 
 /* ---------------------------------------------------------------------------
  * Events
@@ -218,7 +165,11 @@ static cJSON *document(const char *schema, unsigned top_sites) {
   int argc = vkm_argv(&argv);
   cJSON_AddStringToObject(o, "schema", schema);
   cJSON_AddStringToObject(o, "platform", vkm_platform());
-  cJSON_AddNumberToObject(o, "pid", (double)getpid());
+  cJSON_AddNumberToObject(o, "pid", (double)vkm_target_pid());
+  if (vkm_seg) {
+    cJSON_AddNumberToObject(o, "ppid", (double)vkm_seg->ppid);
+    cJSON_AddBoolToObject(o, "forked", vkm_seg->forked != 0);
+  }
   cJSON_AddStringToObject(o, "program", program_name());
   cJSON *av = cJSON_AddArrayToObject(o, "argv");
   for (int i = 0; i < argc; i++) cJSON_AddItemToArray(av, cJSON_CreateString(argv[i]));
@@ -229,6 +180,24 @@ static cJSON *document(const char *schema, unsigned top_sites) {
   add_u64(o, "seq", cur.seq);
   add_u64(o, "t_ms", cur.unix_ms);
   cJSON_AddStringToObject(o, "state", exited ? "exited" : "running");
+  if (exited) {
+    cJSON *e = cJSON_AddObjectToObject(o, "end");
+    if (end_kind == VKM_ENDED_EXIT) {
+      cJSON_AddStringToObject(e, "kind", "exit");
+      cJSON_AddNumberToObject(e, "code", end_code);
+    } else if (end_kind == VKM_ENDED_SIGNAL) {
+      cJSON_AddStringToObject(e, "kind", "signal");
+      cJSON_AddNumberToObject(e, "signal", end_signal);
+      const char *nm = sigabbrev_np(end_signal);
+      char buf[32];
+      snprintf(buf, sizeof buf, "SIG%s", nm ? nm : "?");
+      cJSON_AddStringToObject(e, "name", buf);
+    } else if (end_kind == VKM_ENDED_EXEC) {
+      cJSON_AddStringToObject(e, "kind", "exec");
+    } else {
+      cJSON_AddStringToObject(e, "kind", "unknown");
+    }
+  }
   add_u64(o, "sample_bytes", vkm_config.sample_bytes);
   add_u64(o, "dropped_events", cur.dropped_events);
   add_u64(o, "self_bytes", cur.self_bytes);
@@ -314,7 +283,7 @@ static void expand_path(const char *in, char *out, size_t cap) {
   size_t n = 0;
   for (const char *s = in; *s && n + 1 < cap; s++) {
     if (s[0] == '%' && s[1] == 'p') {
-      n += (size_t)snprintf(out + n, cap - n, "%d", (int)getpid());
+      n += (size_t)snprintf(out + n, cap - n, "%d", vkm_target_pid());
       s++;
     } else {
       out[n++] = *s;
@@ -372,40 +341,6 @@ static void write_report_if_owner(void) {
 }
 
 /* ---------------------------------------------------------------------------
- * Signals: SIGTERM/SIGINT still produce a report. Installed only where the
- * program left the default action; the handler hands over to the agent,
- * waits (bounded) for the report, then dies by the same signal.
- * ------------------------------------------------------------------------- */
-static void on_fatal_signal(int sig) {
-  int saved = errno;
-  __atomic_store_n(&signal_pending, sig, __ATOMIC_RELEASE);
-  for (int i = 0; i < 300 && __atomic_load_n(&agent_running, __ATOMIC_ACQUIRE) &&
-                  !__atomic_load_n(&signal_done, __ATOMIC_ACQUIRE); i++) {
-    struct timespec ts = {0, 10 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-  }
-  signal(sig, SIG_DFL);
-  errno = saved;
-  raise(sig);
-}
-
-static void install_signal_handlers(void) {
-  if (!vkm_config.report[0]) return;
-  static const int sigs[] = {SIGTERM, SIGINT};
-  for (int i = 0; i < 2; i++) {
-    struct sigaction old;
-    if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO)) {
-      struct sigaction sa;
-      memset(&sa, 0, sizeof sa);
-      sa.sa_handler = on_fatal_signal;
-      sigemptyset(&sa.sa_mask);
-      sa.sa_flags = SA_RESTART;
-      sigaction(sigs[i], &sa, NULL);
-    }
-  }
-}
-
-/* ---------------------------------------------------------------------------
  * View mode: VALKMEM_VIEW=file serves a saved report or snapshot export.
  * ------------------------------------------------------------------------- */
 static void load_view(void) {
@@ -431,8 +366,9 @@ static void load_view(void) {
 
 const cJSON *vkm_view_doc(void) { return view_doc; }
 
+
 /* ---------------------------------------------------------------------------
- * The thread
+ * The worker
  * ------------------------------------------------------------------------- */
 static void modules_init(void) {
   memset(&cur, 0, sizeof cur);
@@ -444,53 +380,233 @@ static void modules_init(void) {
   vkm_history_init();
 }
 
-/* A forked child opens its dashboard only once it has lived this long: the
- * children of fork+exec and of shells come and go in milliseconds and
- * should neither bind a port nor print a URL line. */
+/* A forked child's dashboard opens only once the child has lived this
+ * long: the children of fork+exec and of shells come and go in
+ * milliseconds and should not bind a port. */
 #define CHILD_HTTP_DELAY_NS (250ull * 1000000ull)
-static int forked_child;
-static int http_on;       /* the server is running (agent thread, then the exit path) */
 
-/* The last tick, the "exited" event to the dashboards, the report, and
- * the server's shutdown. The agent thread does it as it ends when its file
- * table is its own (its sockets are not in the program's table); otherwise,
- * or when no agent ran, the thread that stops it. */
-static void finish(void) {
-  if (!exited) {
-    /* A fresh smaps breakdown for a report that will be written; none at
-     * all when nobody will see this tick (no report, no dashboard): a
-     * short-lived process - a forked child, a command a script runs -
-     * would otherwise walk every page of its mappings just before it
-     * exits, since its first breakdown is still due (a third of /bin/true's
-     * instructions under the shim). */
-    if (vkm_config.report[0] && vkm_is_report_owner() && !view_doc) smaps_mode = VKM_SMAPS_FORCE;
-    else if (!http_on) smaps_mode = VKM_SMAPS_NONE;
-    tick();
-    exited = 1;
-    if (http_on) vkm_http_broadcast_tick(); /* the last event says "exited" */
-    write_report_if_owner();
+static int http_on;
+static int wake_fd = -1;     /* epoll: the process's end, the exit handshake */
+static int pid_fd = -1;      /* the recorded process (pidfd), or -1 */
+static int final_fd = -1;    /* listening socket for the recorder's exit handshake */
+static char final_path[108];
+static volatile sig_atomic_t stop_flag; /* SIGTERM from agentd: the pid exec'd, or the tree is done */
+static int ended;            /* the process is gone */
+
+int vkm_agent_wake_fd(void) { return wake_fd; }
+
+/* The kernel's word on how a process ended: field 52 of /proc/PID/stat
+ * (exit_code, a wait status) while it is a zombie. 0, or -1 when it has
+ * been reaped already. */
+static int zombie_status(int pid, int *status) {
+  char path[64], buf[4096];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  if (!p || p[1] != ' ' || p[2] != 'Z') return -1;
+  int field = 2;
+  for (char *q = p + 1; *q; q++) {
+    if (*q != ' ') continue;
+    field++;
+    if (field == 52) {
+      *status = atoi(q + 1);
+      return 0;
+    }
   }
-  if (http_on) vkm_http_stop();
-  http_on = 0;
+  return -1;
 }
 
-static void *agent_main(void *arg) {
-  (void)arg;
-  vkm_guard_enter(); /* for the whole life of this thread */
-  vkm_gate_enter(&agent_gate);
-  __atomic_store_n(&files_private, vkm_os_private_files(wake_fd), __ATOMIC_RELEASE);
-  uint64_t born = vkm_now_ns();
+/* The pidfd's word on it (PIDFD_GET_INFO, Linux 6.15): the wait status,
+ * kept by the kernel once the process has been reaped. 0, or -1. */
+struct vkm_pidfd_info {
+  uint64_t mask, cgroupid;
+  uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+  int32_t exit_code;
+};
+#define VKM_PIDFD_GET_INFO _IOWR(0xFF, 11, struct vkm_pidfd_info)
+#define VKM_PIDFD_INFO_EXIT (1ull << 3)
+
+static int pidfd_status(int fd, int *status) {
+  if (fd < 0) return -1;
+  struct vkm_pidfd_info info;
+  memset(&info, 0, sizeof info);
+  info.mask = VKM_PIDFD_INFO_EXIT;
+  if (ioctl(fd, VKM_PIDFD_GET_INFO, &info) != 0 || !(info.mask & VKM_PIDFD_INFO_EXIT)) return -1;
+  *status = info.exit_code;
+  return 0;
+}
+
+/* How the process ended: the kernel's wait status when it can be had (a
+ * zombie's /proc/PID/stat, or the pidfd once it is reaped; the reaping
+ * parent may take a moment), else the exit code the recorder saw. */
+static int kernel_status(int *st) {
+  for (int i = 0; i < 50; i++) {
+    if (pidfd_status(pid_fd, st) == 0 || zombie_status(vkm_target_pid(), st) == 0) return 0;
+    if (pid_fd < 0 || kill(vkm_target_pid(), 0) != 0) {
+      /* gone, reaped, and no pidfd information: nothing more to learn */
+      if (pid_fd < 0) return -1;
+    }
+    struct timespec ts = {0, 2 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return -1;
+}
+
+static void learn_end(void) {
+  int st;
+  int have = ended && kernel_status(&st) == 0;
+  if (have && WIFSIGNALED(st)) {
+    end_kind = VKM_ENDED_SIGNAL;
+    end_signal = WTERMSIG(st);
+  } else if (__atomic_load_n(&vkm_seg->end_state, __ATOMIC_ACQUIRE) == VKM_END_EXIT) {
+    end_kind = VKM_ENDED_EXIT;
+    end_code = vkm_seg->exit_code;
+  } else if (have && WIFEXITED(st)) {
+    end_kind = VKM_ENDED_EXIT;
+    end_code = WEXITSTATUS(st);
+  } else if (stop_flag == 2) {
+    end_kind = VKM_ENDED_EXEC;
+  } else {
+    end_kind = VKM_ENDED_UNKNOWN;
+  }
+}
+
+/* The last tick, the "exited" event to the dashboards, the report. Called
+ * again when the process was still finishing after its exit handshake: the
+ * report is rewritten only if the counts moved since. */
+static void finish(void) {
+  vkm_counters_t before = cur.c;
+  int again = exited;
+  learn_end();
+  if (vkm_config.report[0] && vkm_is_report_owner() && !view_doc && !ended) smaps_mode = VKM_SMAPS_FORCE;
+  else smaps_mode = VKM_SMAPS_NONE;
+  tick();
+  exited = 1;
+  if (http_on) vkm_http_broadcast_tick(); /* the last event says "exited" */
+  /* An image replaced by exec leaves the report to its successor: the
+   * same pid, the same report file. */
+  if (end_kind == VKM_ENDED_EXEC) return;
+  if (!again || memcmp(&before, &cur.c, sizeof before) != 0) write_report_if_owner();
+}
+
+/* The recorder's exit handler: it waits for one byte, once the report is
+ * out. */
+static void on_final(void) {
+  int c = accept4(final_fd, NULL, NULL, SOCK_CLOEXEC);
+  if (c < 0) return;
+  struct timeval tv = {2, 0};
+  setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  vkm_hello_t h;
+  ssize_t n = recv(c, &h, sizeof h, MSG_WAITALL);
+  if (n == (ssize_t)sizeof h && h.magic == VKM_HELLO_MAGIC && h.kind == VKM_HELLO_FINAL) {
+    finish();
+    char ok = 1;
+    ssize_t w = send(c, &ok, 1, MSG_NOSIGNAL);
+    (void)w;
+  }
+  close(c);
+}
+
+static int process_alive(void) {
+  if (pid_fd >= 0) {
+    struct pollfd p = {.fd = pid_fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 0;
+  }
+  return kill(vkm_target_pid(), 0) == 0 || errno == EPERM;
+}
+
+void vkm_agent_woken(void) {
+  struct epoll_event ev[4];
+  int n = epoll_wait(wake_fd, ev, 4, 0);
+  for (int i = 0; i < n; i++) {
+    if (ev[i].data.fd == final_fd) on_final();
+    else if (ev[i].data.fd == pid_fd) ended = 1;
+  }
+}
+
+static void on_term(int sig) {
+  (void)sig;
+  stop_flag = stop_flag ? stop_flag : 1;
+}
+static void on_exec(int sig) {
+  (void)sig;
+  stop_flag = 2;
+}
+
+/* The worker's socket for the exit handshake, next to the agent's. The
+ * path goes into the segment last byte first, so the recorder never reads
+ * half a path. */
+static void open_final_socket(const char *dir) {
+  snprintf(final_path, sizeof final_path, "%s/w%d-%d.sock", dir, vkm_target_pid(), (int)getpid());
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  if (strlen(final_path) >= sizeof a.sun_path) return;
+  memcpy(a.sun_path, final_path, strlen(final_path) + 1);
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return;
+  unlink(final_path);
+  if (bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, 16) != 0) {
+    close(s);
+    final_path[0] = 0;
+    return;
+  }
+  final_fd = s;
+  size_t len = strlen(final_path);
+  memcpy(vkm_seg->agent_sock + 1, final_path + 1, len);
+  __atomic_store_n(&vkm_seg->agent_sock[0], final_path[0], __ATOMIC_RELEASE);
+}
+
+static int is_root;
+int vkm_agent_is_root(void) { return is_root; }
+
+int vkm_worker_run(const vkm_worker_t *w) {
+  char why[256];
+  is_root = w->root;
+  if (vkm_segread_attach(w->seg_fd, w->owner, why, sizeof why) != 0) {
+    vkm_say("error", "pid %d: %s", w->pid, why);
+    return 1;
+  }
+  close(w->seg_fd);
+  pid_fd = w->pid_fd;
+  struct sigaction sa = {.sa_handler = on_term};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sa.sa_handler = on_exec;
+  sigaction(SIGUSR1, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  /* What the recorder would have said, said here. */
+  for (uint32_t off = 0; off < vkm_seg->notes_used && off < sizeof vkm_seg->notes;) {
+    const char *m = vkm_seg->notes + off;
+    size_t len = strnlen(m, sizeof vkm_seg->notes - off);
+    if (len) vkm_say("warning", "pid %d: %.*s", w->pid, (int)len, m);
+    off += (uint32_t)len + 1;
+  }
+  vkm_symbols_use_segment();
+  wake_fd = epoll_create1(EPOLL_CLOEXEC);
+  if (w->sock_dir[0] && vkm_config.report[0]) open_final_socket(w->sock_dir);
+  if (final_fd >= 0) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = final_fd};
+    epoll_ctl(wake_fd, EPOLL_CTL_ADD, final_fd, &ev);
+  }
+  if (pid_fd >= 0) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = pid_fd};
+    epoll_ctl(wake_fd, EPOLL_CTL_ADD, pid_fd, &ev);
+  }
+  load_view();
+  modules_init();
+  uint64_t born = vkm_start_ns();
   int http_due = vkm_config.http;
-  if (http_due && !forked_child) {
+  if (http_due && !w->forked) {
     http_due = 0;
     http_on = vkm_http_start() == 0;
   }
   uint64_t tick_ns = (uint64_t)vkm_config.tick_ms * 1000000ull;
-  int exact_events = vkm_config.exact || vkm_config.sample_bytes <= 1;
   uint64_t next_tick = vkm_now_ns() + tick_ns;
-  while (!__atomic_load_n(&agent_stop, __ATOMIC_ACQUIRE)) {
-    vkm_gate_leave(&agent_gate); /* a safe point, also when it does not sleep (below) */
-    vkm_gate_enter(&agent_gate);
+  while (!ended && !stop_flag) {
     size_t drained = 0;
     uint64_t now = vkm_now_ns();
     if (http_due && now - born >= CHILD_HTTP_DELAY_NS) {
@@ -506,109 +622,34 @@ static void *agent_main(void *arg) {
         last_checkpoint_ns = now;
         write_report_if_owner();
       }
+      if (!process_alive()) ended = 1;
     } else {
       drained = vkm_rings_drain(on_event, NULL);
     }
-    int sig = __atomic_load_n(&signal_pending, __ATOMIC_ACQUIRE);
-    if (sig && !__atomic_load_n(&signal_done, __ATOMIC_ACQUIRE)) {
-      tick();
-      exited = 1;
-      write_report_if_owner();
-      __atomic_store_n(&signal_done, 1, __ATOMIC_RELEASE);
-    }
+    if (ended || stop_flag) break;
     now = vkm_now_ns();
     uint64_t wait_ns = next_tick > now ? next_tick - now : 0;
     int wait_ms = (int)((wait_ns + 999999) / 1000000); /* rounded up: no busy loop in the last ms */
-    /* Between ticks the agent drains when a ring passes half full (its
-     * producer wakes it, ring.c). Only exact mode, whose producers wait
-     * on a full ring, also drains every DRAIN_MS while events come in.
-     * Sampled mode needs no more: every wake on a busy program's CPU
-     * costs it a context switch and cold caches, and the tick drains
-     * first anyway, so the live view is no staler. */
-    if (wait_ms > DRAIN_MS && drained > 0 && exact_events) wait_ms = DRAIN_MS;
-    if (drained > 256) wait_ms = 0; /* busy producers: drain again at once */
+    /* Producers waiting on a full ring (exact mode), or rings filling up:
+     * drain again soon. Otherwise the tick drains first anyway. */
+    if (vkm_rings_busy()) wait_ms = drained > 256 ? 0 : (wait_ms > 2 ? 2 : wait_ms);
     if (http_on) vkm_http_poll(wait_ms);
     else if (wait_ms > 0) {
-      struct pollfd w = {.fd = wake_fd, .events = POLLIN};
-      if (vkm_agent_poll(&w, 1, wait_ms) > 0) vkm_agent_woken();
+      struct pollfd p = {.fd = wake_fd, .events = POLLIN};
+      if (poll(&p, 1, wait_ms) > 0) vkm_agent_woken();
     }
   }
-  if (__atomic_load_n(&files_private, __ATOMIC_ACQUIRE)) finish();
-  vkm_gate_leave(&agent_gate); /* for good */
-  vkm_guard_leave();
-  return NULL;
-}
-
-static int spawn_agent(void) {
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, 512 * 1024);
-  int rc = pthread_create(&agent_thread, &attr, agent_main, NULL);
-  pthread_attr_destroy(&attr);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (rc) {
-    vkm_say("error", "cannot start the agent thread: pthread_create: %s; counting without it", strerror(rc));
-    return -rc;
+  ended = !process_alive();
+  finish();
+  if (final_fd >= 0) {
+    close(final_fd);
+    unlink(final_path);
   }
-  /* Named, so that top -H and /proc/PID/task show the agent's own CPU
-   * apart from the program's threads. */
-  pthread_setname_np(agent_thread, "valkmem-agent");
-  __atomic_store_n(&agent_running, 1, __ATOMIC_RELEASE);
+  /* valkmem run keeps a finished process's dashboard until it is told to
+   * go (SIGTERM): the tree's figures stay readable. */
+  if (http_on && w->linger && stop_flag != 1) {
+    while (!stop_flag) vkm_http_poll(1000);
+  }
+  if (http_on) vkm_http_stop();
   return 0;
-}
-
-void vkm_agent_start(void) {
-  vkm_guard_enter();
-  cJSON_Hooks hooks = {cjson_malloc, cjson_free};
-  cJSON_InitHooks(&hooks);
-  make_wake_fd();
-  vkm_os_private_files_probe(wake_fd); /* before the agent thread: see os_linux.c */
-  load_view();
-  modules_init();
-  install_signal_handlers();
-  spawn_agent();
-  vkm_guard_leave();
-}
-
-void vkm_agent_stop_and_report(const char *why) {
-  (void)why;
-  vkm_guard_enter();
-  if (__atomic_exchange_n(&agent_running, 0, __ATOMIC_ACQ_REL)) {
-    __atomic_store_n(&agent_stop, 1, __ATOMIC_RELEASE);
-    wake_agent();
-    pthread_join(agent_thread, NULL);
-  }
-  finish(); /* nothing left to do if the agent did it */
-  vkm_guard_leave();
-}
-
-/* In the child of fork() only the forking thread exists: the agent thread
- * is gone and its state may be mid-update, so start over from scratch. */
-void vkm_agent_after_fork_child(void) {
-  vkm_guard_enter();
-  int was_running = agent_running;
-  agent_running = 0;
-  vkm_gate_reset(&agent_gate); /* no agent thread here */
-  agent_stop = 0;
-  signal_pending = 0;
-  signal_done = 0;
-  exited = 0;
-  last_checkpoint_ns = 0;
-  /* Started or not, the child must know it is one. The parent's sockets are
-   * in this table only if its agent shared the program's. */
-  if (vkm_config.http) vkm_http_forget(!__atomic_load_n(&files_private, __ATOMIC_ACQUIRE));
-  files_private = 0;
-  http_on = 0;
-  make_wake_fd(); /* the inherited eventfd is shared with the parent */
-  forked_child = 1;
-  if (was_running && vkm_config.follow_fork) {
-    modules_init();
-    spawn_agent();
-  } else {
-    vkm_config.http = false;
-  }
-  vkm_guard_leave();
 }

@@ -1,9 +1,10 @@
-/* agent.h - the cold path: modules of the agent thread and how they meet.
+/* agent.h - the agent process: its modules and how they meet.
  *
- * Everything declared here runs on the agent thread (or on the exiting
- * thread after the agent has been stopped), never on an application thread,
- * so agent modules keep plain, unlocked state. Memory comes from mimalloc
- * (vkm_malloc & co.; cJSON and uthash are hooked to it in agent.c).
+ * The agent is a process of its own (agentd.c). For each recorded process
+ * it forks a worker, a single-threaded process that maps that process's
+ * segment and runs everything declared here; so agent modules keep plain,
+ * unlocked state. Memory is the agent's own (vkm_malloc & co. are libc's):
+ * none of it counts against the recorded program.
  *
  * The tick (every vkm_config.tick_ms, default 100 ms):
  *   1. vkm_rings_drain -> vkm_sites_on_event / vkm_runtime_on_event
@@ -20,9 +21,64 @@
 #ifndef VKM_AGENT_H
 #define VKM_AGENT_H
 
-#include "../interpose/platform.h"
 #include "../interpose/vkm.h"
 #include <cjson/cJSON.h>
+#include <stddef.h>
+#include <sys/mman.h>
+
+/* ---------------------------------------------------------------------------
+ * Plumbing every module uses (util.c, alloc.c in agent/cli)
+ * ------------------------------------------------------------------------- */
+/* The agent's diagnostics channel: the terminal the tree was started from
+ * (spawned agent), or the CLI's own stderr (valkmem run, gate). */
+void vkm_write_stderr(const char *buf, size_t len);
+void vkm_set_diag_fd(int fd);
+
+/* ---------------------------------------------------------------------------
+ * The recorded process, through its segment (segread.c)
+ * ------------------------------------------------------------------------- */
+struct vkm_seg_hdr_s;
+struct vkm_seg_module_s;
+/* Maps the segment behind fd and checks its version; fills `why` and
+ * returns -1 when it cannot be read. owner: this process writes
+ * VALKMEM_REPORT (the root of the tree, or every process with %p). */
+int vkm_segread_attach(int fd, int owner, char *why, size_t cap);
+int vkm_segread_check(const struct vkm_seg_hdr_s *h, uint64_t size, char *why, size_t cap);
+int vkm_segread_modules(struct vkm_seg_module_s *out, size_t max, char *strings, size_t str_cap, size_t *count);
+int vkm_target_pid(void);           /* the recorded process */
+int vkm_rings_busy(void);           /* producers wait, or a ring is filling: drain soon */
+uint64_t vkm_sampled_live(void);
+uint64_t vkm_self_bytes(void);      /* what valkmem costs the host */
+void vkm_symbols_use_segment(void); /* symbols.c: modules from the segment, /proc/PID/maps after */
+
+enum { VKM_ENDED_UNKNOWN = 0, VKM_ENDED_EXIT, VKM_ENDED_SIGNAL, VKM_ENDED_EXEC };
+
+/* One worker (agent.c): serves one recorded process until it ends. */
+typedef struct vkm_worker_s {
+  int seg_fd, pid_fd;   /* the segment and the process's pidfd (-1: none) */
+  int pid;
+  int owner;            /* writes VALKMEM_REPORT */
+  int root;             /* the tree's root: its URL line is the tree's */
+  int forked;           /* a forked child: dashboard after 250 ms */
+  int linger;           /* keep the dashboard after the end, until SIGTERM */
+  char sock_dir[96];    /* where its exit-handshake socket goes */
+} vkm_worker_t;
+int vkm_worker_run(const vkm_worker_t *w);
+int vkm_agent_is_root(void);
+
+/* The agent process (agentd.c): accepts segments on a listening Unix
+ * socket, forks a worker for each, and returns once every process of the
+ * tree has ended and its report is out. */
+typedef struct vkm_agentd_s {
+  int listen_fd;        /* bound and listening */
+  const char *sock_path;/* unlinked at the end */
+  int root_pid;         /* the tree's root (report owner); 0 = the first to arrive */
+  int linger;           /* valkmem run: keep dashboards until told to stop */
+  int first_seg_fd, first_pid_fd; /* a segment handed over at spawn, or -1 */
+  int done_fd;          /* readable (EOF) when the launcher's command has ended, or -1 */
+} vkm_agentd_t;
+int vkm_agentd_run(vkm_agentd_t *d);
+int vkm_cmd_agent(int argc, char **argv);
 
 /* ---------------------------------------------------------------------------
  * One tick's view of the process (agent.c fills it)
@@ -47,9 +103,9 @@ typedef struct vkm_tick_s {
 
 const vkm_tick_t *vkm_tick_current(void);
 
-/* The agent's wake-up: an eventfd that vkm_http_poll also polls, written by
- * a producer whose ring is filling up and by the shutdown path, so the agent
- * never sleeps through work. -1 before start. vkm_agent_woken() drains it. */
+/* The worker's wake-up: an epoll descriptor that vkm_http_poll also polls,
+ * readable when the recorded process ends or its exit handshake arrives.
+ * vkm_agent_woken() handles what it says. */
 int vkm_agent_wake_fd(void);
 void vkm_agent_woken(void);
 /* A table of valkmem's own: mapped zero pages, touched only as it fills,
@@ -58,16 +114,14 @@ void vkm_agent_woken(void);
  * when the mapping fails. */
 static inline void *vkm_own_table(void *t, size_t len) {
   if (t) {
-    vkm_plat_zero(t, len);
+    if (madvise(t, len, MADV_DONTNEED) != 0) __builtin_memset(t, 0, len);
     return t;
   }
-  t = vkm_plat_map(len);
-  if (t) vkm_self_track((int64_t)len);
-  return t;
+  t = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return t == MAP_FAILED ? NULL : t;
 }
 
-/* poll(2) for the agent thread: its one way to block. The wait is a safe
- * point, where a fork may copy the process (agent.c, "fork"). */
+/* poll(2) for the worker: its one way to block. */
 struct pollfd;
 int vkm_agent_poll(struct pollfd *fds, unsigned long n, int timeout_ms);
 
@@ -114,15 +168,6 @@ typedef struct vkm_os_s {
  * (a final tick whose figures nobody will read). */
 enum { VKM_SMAPS_NONE = -1, VKM_SMAPS_DUE = 0, VKM_SMAPS_FORCE = 1 };
 void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int smaps);
-/* Gives the calling (agent) thread a file table of its own, keeping only
- * descriptor `keep` of the program's; 1 when done, 0 when the table stays
- * shared (os_linux.c says why and when). Opens nothing before it has its
- * own table. vkm_os_private_files_probe must have said yes first: it
- * opens descriptors in the program's table, so it runs only where no
- * other thread of the program can run (before the agent thread starts).
- * Its answer is kept, also for forked children. */
-int vkm_os_private_files_probe(int keep);
-int vkm_os_private_files(int keep);
 void vkm_os_json(const vkm_os_t *os, cJSON *obj);   /* adds "os" to obj */
 
 typedef struct vkm_allocstats_s {
@@ -166,10 +211,9 @@ int vkm_http_start(void);                 /* 0, or -errno (message already said)
 void vkm_http_poll(int timeout_ms);       /* serve until timeout */
 void vkm_http_broadcast_tick(void);       /* one SSE event to every stream */
 void vkm_http_stop(void);
-/* In a forked child: close the inherited sockets (when they are in the
- * child's table) without touching the parent's clients (no shutdown(2), no
- * writes), reset state. */
-void vkm_http_forget(int close_fds); /* close_fds: the sockets are in this process's table */
+/* In a forked worker: close the inherited sockets without touching the
+ * parent's clients (no shutdown(2), no writes), reset state. */
+void vkm_http_forget(int close_fds);
 int vkm_http_port(void);
 
 /* Embedded viewer assets (generated at build time from viewer/). */

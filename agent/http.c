@@ -274,7 +274,7 @@ static void serve_profile(client_t *c, const vkm_http_req_t *req, const char *ex
   } else {
     char hdr[512];
     snprintf(hdr, sizeof hdr, "%sContent-Disposition: attachment; filename=\"valkmem-%d-%s.pb.gz\"\r\n",
-             extra ? extra : "", (int)getpid(), tn >= 0 ? type : "heap");
+             extra ? extra : "", vkm_target_pid(), tn >= 0 ? type : "heap");
     respond(c, req, 200, "application/octet-stream", hdr, pb, len);
   }
   vkm_free(pb);
@@ -289,9 +289,7 @@ static double count_open_fds(void) {
   while ((e = readdir(d)))
     if (e->d_name[0] != '.') n++;
   closedir(d);
-  /* The directory's own descriptor, unless it was opened in the agent's
-   * private table: /proc/self/fd lists the program's. */
-  return vkm_private_files() ? n : n - 1;
+  return n - 1; /* the directory's own descriptor */
 }
 
 static void serve_metrics(client_t *c, const vkm_http_req_t *req, const char *extra) {

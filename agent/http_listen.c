@@ -108,7 +108,7 @@ void vkm_listen_announce(const char *bound, int port, bool forked) {
 
   if (vkm_config.url_file[0]) {
     char path[1100], tmp[1200];
-    if (forked) snprintf(path, sizeof path, "%s.%d", vkm_config.url_file, (int)getpid());
+    if (forked || !vkm_agent_is_root()) snprintf(path, sizeof path, "%s.%d", vkm_config.url_file, vkm_target_pid());
     else snprintf(path, sizeof path, "%s", vkm_config.url_file);
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -123,14 +123,14 @@ void vkm_listen_announce(const char *bound, int port, bool forked) {
     }
     return;
   }
-  if (vkm_config.quiet) return;
+  if (vkm_config.quiet || !vkm_agent_is_root()) return; /* one line per tree */
   char **argv = NULL;
   int argc = vkm_argv(&argv);
   const char *prog = argc > 0 && argv && argv[0] ? argv[0] : "?";
   const char *slash = strrchr(prog, '/');
   if (slash && slash[1]) prog = slash + 1;
   char line[800];
-  int n = snprintf(line, sizeof line, "valkmem: dashboard for %s (pid %d): %s\n", prog, (int)getpid(), url);
+  int n = snprintf(line, sizeof line, "valkmem: dashboard for %s (pid %d): %s\n", prog, vkm_target_pid(), url);
   if (n > 0) {
     if ((size_t)n >= sizeof line) n = sizeof line - 1;
     vkm_write_stderr(line, (size_t)n);

@@ -20,4 +20,8 @@ int vkm_os_native_malloc(void);
  * Expensive (glibc locks every arena): callers rate-limit. Agent thread. */
 int vkm_os_native_allocstats(vkm_allocstats_t *a);
 
+/* Rss of the heap and anonymous mappings at the last smaps breakdown (0
+ * when none was taken). */
+uint64_t vkm_os_heap_rss(void);
+
 #endif

@@ -1,10 +1,10 @@
 /* os_linux.c - process memory from /proc, and glibc's malloc statistics.
  *
  * Cadence (each reader rate-limits itself on the caller's monotonic clock):
- *   every tick   /proc/self/statm         rss, vms
- *   every second /proc/self/status        peak rss (VmHWM), threads, swap
- *                /proc/self/stat          minor/major faults
- *   every 10 s   /proc/self/smaps         Rss by kind: heap, stack, file,
+ *   every tick   /proc/PID/statm          rss, vms
+ *   every second /proc/PID/status         peak rss (VmHWM), threads, swap
+ *                /proc/PID/stat           minor/major faults
+ *   every 10 s   /proc/PID/smaps          Rss by kind: heap, stack, file,
  *   (or forced, or when statm's rss      anon, other
  *    moved > 1 % since the last one)
  *
@@ -84,40 +84,22 @@ static ssize_t pread_all(int fd) {
   return (ssize_t)n;
 }
 
-/* The /proc files read every tick or every second. While the agent has a
- * file table of its own (vkm_os_private_files) it keeps them open and
- * re-reads from offset 0, which makes the kernel regenerate them: the
- * open and close were a quarter of an idle agent's time. Otherwise - the
- * exit path on the program's thread, TSan builds, VALKMEM_PRIVATE_FILES=0
- * - a descriptor kept open would sit in the program's table, where it
- * could close it or reuse the number, so each read opens and closes. */
+/* The /proc files of the recorded process, read every tick or every
+ * second; opened and closed each time (the process may end at any
+ * moment, and its pid be reused: a kept descriptor would read the old
+ * process's files, or nothing). */
 enum { PROC_STATM, PROC_STATUS, PROC_STAT, PROC_FILES };
-static const char *const proc_path[PROC_FILES] = {"/proc/self/statm", "/proc/self/status", "/proc/self/stat"};
-static int proc_fd[PROC_FILES] = {-1, -1, -1};
+static const char *const proc_name[PROC_FILES] = {"statm", "status", "stat"};
 
 /* Reads proc file `which` into small_buf. Returns the length, or -errno. */
 static ssize_t read_proc(int which) {
-  int own_table = vkm_private_files();
-  int fd = own_table ? proc_fd[which] : -1;
-  if (fd < 0) {
-    fd = open(proc_path[which], O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    if (own_table) proc_fd[which] = fd;
-  }
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/%s", vkm_target_pid(), proc_name[which]);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
   ssize_t n = pread_all(fd);
-  if (!own_table) {
-    close(fd);
-  } else if (n < 0) { /* try a fresh descriptor next time */
-    close(fd);
-    proc_fd[which] = -1;
-  }
+  close(fd);
   return n;
-}
-
-/* A forked child's agent has a new table, without its parent's agent's
- * descriptors: forget their numbers. */
-static void proc_forget(void) {
-  for (int i = 0; i < PROC_FILES; i++) proc_fd[i] = -1;
 }
 
 /* Parses a decimal number at *s, skipping leading blanks; advances *s. */
@@ -374,14 +356,13 @@ static uint64_t cpu_ns(void) {
 }
 
 void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int smaps) {
-  pid_t pid = getpid();
+  pid_t pid = vkm_target_pid();
   if (pid != state_pid) {
-    /* First call, or a forked child holding its parent's view. */
+    /* First call, or a worker forked off another's view. */
     memset(&cur, 0, sizeof cur);
     status_done = smaps_done = 0;
     smaps_rss = smaps_cost_ns = 0;
     state_pid = pid;
-    proc_forget();
   }
   if (!page_size) {
     long ps = sysconf(_SC_PAGESIZE);
@@ -406,7 +387,9 @@ void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int smaps) {
   }
   if (want_smaps && smaps != VKM_SMAPS_NONE) {
     uint64_t t0 = cpu_ns();
-    int rc = vkm_os_smaps_breakdown("/proc/self/smaps", &cur);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/smaps", (int)pid);
+    int rc = vkm_os_smaps_breakdown(path, &cur);
     smaps_cost_ns = cpu_ns() - t0;
     if (rc == 0) smaps_rss = cur.rss;
     smaps_at_ns = now_ns;
@@ -418,112 +401,15 @@ void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int smaps) {
 }
 
 /* ---------------------------------------------------------------------------
- * glibc malloc statistics (allocator half of the seam, os_alloc.h)
+ * Allocator statistics (os_alloc.h). mallinfo2 answers only inside the
+ * process, which the agent is not; the estimate from outside is in
+ * allocstats.c.
  * ------------------------------------------------------------------------- */
-
-typedef struct mallinfo2 (*mallinfo2_fn)(void);
-static int native_state; /* 0 unknown, 1 glibc, -1 something else */
-static mallinfo2_fn real_mallinfo2;
-
-/* The next malloc after us lives in libc.so (not a preloaded jemalloc,
- * tcmalloc or mimalloc), and mallinfo2 comes from that same object. */
-static void native_detect(void) {
-  native_state = -1;
-  void *m = dlsym(RTLD_NEXT, "malloc");
-  if (!m || !vkm_plat_is_libc_malloc(m)) return; /* the hot path's own test */
-  void *f = dlsym(RTLD_NEXT, "mallinfo2");
-  if (!f || !vkm_plat_same_object(m, f)) return;
-  real_mallinfo2 = (mallinfo2_fn)f;
-  native_state = 1;
-}
-
-int vkm_os_native_malloc(void) {
-  if (!native_state) native_detect();
-  return native_state == 1;
-}
-
+int vkm_os_native_malloc(void) { return 0; }
 int vkm_os_native_allocstats(vkm_allocstats_t *a) {
-  if (!vkm_os_native_malloc()) return -ENOTSUP;
-  /* Locks every arena in turn; the caller keeps this to once a second. */
-  struct mallinfo2 mi = real_mallinfo2();
-  a->source = "glibc";
-  a->held = (uint64_t)mi.arena + (uint64_t)mi.hblkhd;
-  a->in_use = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
-  a->free_held = (uint64_t)mi.fordblks;
-  return 0;
+  (void)a;
+  return -ENOTSUP;
 }
 
-/* ---------------------------------------------------------------------------
- * The agent's own file table
- *
- * A program whose other threads share its file table pays on every system
- * call on a descriptor: the kernel's fdget takes a reference count unless
- * the table is the caller's alone. For a single-threaded server the agent
- * thread is that other thread: an idle thread alone cost nginx's worker
- * ~2 % CPU per request (bench/README.md). unshare(CLONE_FILES) gives the
- * agent a copy of the table instead; the copy's descriptors are the
- * program's, so the agent closes them all at once - none may stay open
- * because of valkmem (a daemon that closes its stdout must still end its
- * reader's pipe) - except `keep`, the wake-up eventfd that both sides use.
- * POSIX record locks belong to a table, so closing the copies releases
- * none of the program's. The agent's own sockets and files then live in
- * its table only: the program cannot close them by mistake and forked or
- * exec'd children never inherit them. Its diagnostics borrow the program's
- * current stderr through a pidfd (vkm_write_stderr).
- *
- * Needs close_range (Linux 5.9) and pidfd_getfd (5.6), probed before the
- * step that cannot be undone; without them, with VALKMEM_PRIVATE_FILES=0,
- * or under TSan (its descriptor bookkeeping is per process, and a table
- * per thread would look like races to it) the table stays shared.
- *
- * The probe needs descriptors of its own (a pidfd and a copy of `keep`),
- * and while the table is shared any descriptor the agent thread opens is
- * taken from the program's numbers: a program doing close(0);
- * open("/dev/null") at that moment gets 3 instead of 0, or EBUSY from
- * dup2 (xargs aborted so under the shim). So the probe runs where no
- * program code runs beside it - at start-up before the agent thread
- * exists, its result inherited by forked children - and the agent thread
- * opens nothing before unshare() (tests/live_fds.c, reopen_stdin).
- * ------------------------------------------------------------------------- */
-#if !defined(VKM_TSAN) && defined(SYS_close_range) && defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
-#define PRIVATE_FILES_BUILT 1
-#else
-#define PRIVATE_FILES_BUILT 0
-#endif
-
-static int private_ok; /* the probe passed (inherited by forked children) */
-
-static int probe(int keep) {
-#if PRIVATE_FILES_BUILT
-  if (!vkm_config.private_files || keep < 0) return 0;
-  if (syscall(SYS_close_range, ~0u, ~0u, 0) != 0) return 0; /* closes nothing; ENOSYS before 5.9 */
-  int pidfd = (int)syscall(SYS_pidfd_open, (int)getpid(), 0);
-  if (pidfd < 0) return 0;
-  int copy = (int)syscall(SYS_pidfd_getfd, pidfd, keep, 0); /* also refused by seccomp or an LSM */
-  syscall(SYS_close, pidfd);
-  if (copy < 0) return 0;
-  syscall(SYS_close, copy);
-  return 1;
-#else
-  (void)keep;
-  return 0;
-#endif
-}
-
-int vkm_os_private_files_probe(int keep) { return private_ok = probe(keep); }
-
-int vkm_os_private_files(int keep) {
-#if PRIVATE_FILES_BUILT
-  if (!private_ok || keep < 0) return 0;
-  if (unshare(CLONE_FILES) != 0) return 0;
-  if (keep > 0) syscall(SYS_close_range, 0u, (unsigned)keep - 1, 0);
-  syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0);
-  /* In the private table. Should it fail after all, the agent stays
-   * private and its messages are dropped (vkm_write_stderr). */
-  vkm_set_private_files((int)syscall(SYS_pidfd_open, (int)getpid(), 0));
-  return 1;
-#else
-  (void)keep;
-  return 0;
-#endif
-}
+/* Rss of the heap and anonymous mappings at the last smaps breakdown. */
+uint64_t vkm_os_heap_rss(void) { return cur.have_smaps ? cur.smaps_heap + cur.smaps_anon : 0; }

@@ -442,7 +442,7 @@ static void rt_add_mark(const char *name, uint64_t value, const vkm_event_t *ev)
 
 static void rt_on_overflow(const vkm_event_t *ev) {
   const char *pname = "?";
-  for (valkmem_pool_t *p = vkm_api_pools(); p; p = p->next)
+  for (valkmem_pool_t *p = vkm_api_pools(); p; p = vkm_api_pool_next(p))
     if (p->id == ev->id) pname = p->name;
   char name[RT_NAME + 16];
   snprintf(name, sizeof name, "overflow %s", pname);
@@ -518,7 +518,7 @@ void vkm_runtime_tick(const vkm_tick_t *t) {
   double dt = t && t->dt_s > 0 ? t->dt_s : 0;
   rt_alloc_bps = t ? t->alloc_bps : 0;
   uint64_t total = 0;
-  for (valkmem_pool_t *p = vkm_api_pools(); p; p = p->next) {
+  for (valkmem_pool_t *p = vkm_api_pools(); p; p = vkm_api_pool_next(p)) {
     uint64_t ab = VKM_LOAD(&p->alloc_bytes);
     total += ab;
     rt_pool_prev_t *pp = rt_prev(p->id);
@@ -666,12 +666,12 @@ static cJSON *rt_pools_json(void) {
   cJSON *a = cJSON_CreateArray();
   /* The registry is newest first; list pools in registration order. */
   unsigned n = 0;
-  for (valkmem_pool_t *p = vkm_api_pools(); p; p = p->next) n++;
+  for (valkmem_pool_t *p = vkm_api_pools(); p; p = vkm_api_pool_next(p)) n++;
   if (!n) return a;
   valkmem_pool_t **v = vkm_malloc(n * sizeof *v);
   if (!v) return a;
   unsigned i = n;
-  for (valkmem_pool_t *p = vkm_api_pools(); p && i; p = p->next) v[--i] = p;
+  for (valkmem_pool_t *p = vkm_api_pools(); p && i; p = vkm_api_pool_next(p)) v[--i] = p;
   for (i = 0; i < n; i++) cJSON_AddItemToArray(a, rt_pool_json(v[i]));
   vkm_free(v);
   return a;
@@ -810,7 +810,7 @@ void vkm_runtime_json(cJSON *obj) {
 
 void vkm_runtime_tick_json(cJSON *obj) {
   uint64_t used = 0;
-  for (valkmem_pool_t *p = vkm_api_pools(); p; p = p->next) {
+  for (valkmem_pool_t *p = vkm_api_pools(); p; p = vkm_api_pool_next(p)) {
     used += vkm_pool_used(p);
   }
   /* top-level keys of the SSE event: none may collide with a snapshot key */

@@ -9,6 +9,7 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -86,6 +87,31 @@ static bool is_alloc_function(const char *fn) {
          (has_prefix(fn, "___interceptor_") && is_alloc_function(fn + 15));
 }
 
+static void add_module(const char *path, uintptr_t bias, uintptr_t lo, uintptr_t hi) {
+  if (hi <= lo || !path || !*path) return;
+  for (size_t i = 0; i < nmods; i++) /* already known (rescan after dlopen), or overlapping one that is */
+    if ((mods[i].lo == lo && mods[i].bias == bias) || (lo < mods[i].hi && mods[i].lo < hi)) return;
+  if (nmods == capmods) {
+    size_t nc = capmods ? capmods * 2 : 32;
+    module_t *nm = vkm_realloc(mods, nc * sizeof *nm);
+    if (!nm) return;
+    mods = nm;
+    capmods = nc;
+  }
+  module_t *m = &mods[nmods];
+  memset(m, 0, sizeof *m);
+  m->path = vkm_strdup(path);
+  if (!m->path) return;
+  m->name = base_name(m->path);
+  m->bias = bias;
+  m->lo = lo;
+  m->hi = hi;
+  m->alloc_module = is_alloc_module(m->name);
+  m->self = has_prefix(m->name, "libvalkmem");
+  if (m->self) m->alloc_module = true;
+  nmods++;
+}
+
 static int phdr_cb(struct dl_phdr_info *info, size_t size, void *ud) {
   (void)ud;
   (void)size;
@@ -97,9 +123,6 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *ud) {
     if (a < lo) lo = a;
     if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
   }
-  if (hi == 0) return 0;
-  for (size_t i = 0; i < nmods; i++) /* already known (rescan after dlopen) */
-    if (mods[i].lo == lo && mods[i].bias == info->dlpi_addr) return 0;
   const char *path = info->dlpi_name;
   char exe[4096];
   if (!path || !*path) { /* the main program */
@@ -108,33 +131,20 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *ud) {
     exe[n] = 0;
     path = exe;
   }
-  if (nmods == capmods) {
-    size_t nc = capmods ? capmods * 2 : 32;
-    module_t *nm = vkm_realloc(mods, nc * sizeof *nm);
-    if (!nm) return 1;
-    mods = nm;
-    capmods = nc;
-  }
-  module_t *m = &mods[nmods];
-  memset(m, 0, sizeof *m);
-  m->path = vkm_strdup(path);
-  if (!m->path) return 1;
-  m->name = base_name(m->path);
-  m->bias = info->dlpi_addr;
-  m->lo = lo;
-  m->hi = hi;
-  m->alloc_module = is_alloc_module(m->name);
-  m->self = has_prefix(m->name, "libvalkmem");
-#ifdef VALKMEM_BUILDING_LIBRARY
-  uintptr_t me = (uintptr_t)&vkm_sym_lookup;
-  if (me >= lo && me < hi) m->self = m->alloc_module = true;
-#endif
-  nmods++;
+  add_module(path, info->dlpi_addr, lo, hi);
   return 0;
 }
 
+/* Where modules come from: this process's own (dl_iterate_phdr, for tests
+ * and tools that symbolise themselves) or another process's published list
+ * (the agent, vkm_symbols_set_source). */
+static vkm_module_source_fn module_source;
+
+void vkm_symbols_set_source(vkm_module_source_fn fn) { module_source = fn; }
+
 static void scan_modules(void) {
-  dl_iterate_phdr(phdr_cb, NULL);
+  if (module_source) module_source(add_module);
+  else dl_iterate_phdr(phdr_cb, NULL);
 }
 
 static int sym_cmp(const void *a, const void *b) {
@@ -700,3 +710,4 @@ int vkm_symbols_probe_file(const char *path, uint64_t rel, vkm_sym_t *out) {
   if (m.ncus) find_line(&m, rel, out);
   return 0;
 }
+

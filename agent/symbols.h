@@ -36,6 +36,12 @@ void vkm_sym_lookup(uintptr_t pc, vkm_sym_t *out);
  * new dlopens matter, or between unit tests). */
 void vkm_symbols_reset(void);
 
+/* Modules of another process: the source calls add(path, bias, lo, hi)
+ * once per loaded module. NULL (the default) reads this process's own. */
+typedef void (*vkm_module_add_fn)(const char *path, uintptr_t bias, uintptr_t lo, uintptr_t hi);
+typedef void (*vkm_module_source_fn)(vkm_module_add_fn add);
+void vkm_symbols_set_source(vkm_module_source_fn fn);
+
 /* For tests: look up module-relative address rel in the ELF file at path
  * (which may be malformed). 0, or -1 when the file is unusable. */
 int vkm_symbols_probe_file(const char *path, uint64_t rel, vkm_sym_t *out);

@@ -30,13 +30,14 @@
  *   ROOT           a = retained bytes, b = objects; name
  *   MARK           a = value; name
  *
- * The pool handle, the registry and vkm_api_snap_t are in agent/runtime.h.
+ * The pool handle and vkm_api_snap_t are in pool.h; handles live in the
+ * segment, listed newest first from its pools_off.
  */
 #include <string.h>
 
 #include "hot.h"
 #include "vkm.h"
-#include "../agent/runtime.h"
+#include "pool.h"
 
 /* ---------------------------------------------------------------------------
  * Small helpers
@@ -45,7 +46,6 @@
 static uint64_t api_gc_seq;      /* cycles begun, process-wide */
 static uint64_t api_eval_seq;    /* evals begun, process-wide */
 static uint32_t api_pool_seq;    /* pool ids */
-static valkmem_pool_t *api_pools; /* registry head, newest first */
 
 #define API_EVAL_DEPTH 16
 /* Per-thread API state. Plain TLS written only by its thread. */
@@ -56,6 +56,10 @@ static __thread uint32_t api_eval_depth;
 static __thread uint64_t api_eval_ids[API_EVAL_DEPTH];
 /* Pool allocations made by this thread (for its frames). */
 static __thread uint64_t api_pool_count, api_pool_bytes;
+
+static valkmem_pool_t *api_pools_head(void) {
+  return vkm_seg ? vkm_seg_at(__atomic_load_n(&vkm_seg->pools_off, __ATOMIC_ACQUIRE)) : NULL;
+}
 
 static size_t api_name_len(const char *name) {
   if (!name) return 0;
@@ -103,7 +107,7 @@ static void api_snap(vkm_api_snap_t *s, int with_arena_peak) {
   }
   s->thread_pool_count = api_pool_count;
   s->thread_pool_bytes = api_pool_bytes;
-  for (valkmem_pool_t *p = __atomic_load_n(&api_pools, __ATOMIC_ACQUIRE); p; p = p->next) {
+  for (valkmem_pool_t *p = api_pools_head(); p; p = vkm_seg_at(p->next_off)) {
     s->pool_alloc_count += VKM_LOAD(&p->alloc_count);
     s->pool_alloc_bytes += VKM_LOAD(&p->alloc_bytes);
     s->pool_free_bytes += VKM_LOAD(&p->free_bytes);
@@ -117,7 +121,6 @@ static void api_max(uint64_t *slot, uint64_t v) {
   }
 }
 
-valkmem_pool_t *vkm_api_pools(void) { return __atomic_load_n(&api_pools, __ATOMIC_ACQUIRE); }
 
 /* ---------------------------------------------------------------------------
  * Version
@@ -166,23 +169,22 @@ void valkmem_gc_report(uint64_t bytes_before, uint64_t bytes_after, uint64_t pau
  * ------------------------------------------------------------------------- */
 
 valkmem_pool_t *valkmem_pool_register(const char *name, int kind, uint64_t capacity, uint64_t object_size) {
-  if (!vkm_config.enabled) return NULL;
+  if (!vkm_config.enabled || !vkm_seg) return NULL;
   /* Handles are never freed and every frame mark and eval walks the
    * registry: a runtime that registers a pool per request would grow both
    * without bound. Past the cap, pools are not tracked (said once). */
   static int api_pool_full;
   if (VKM_LOAD(&api_pool_seq) >= VKM_POOLS_MAX) {
     if (!__atomic_exchange_n(&api_pool_full, 1, __ATOMIC_RELAXED))
-      vkm_say("warning", "valkmem_pool_register: more than %d pools registered; \"%s\" and later ones are not tracked",
-              VKM_POOLS_MAX, name ? name : "");
+      vkm_seg_note("valkmem_pool_register: more than %d pools registered; \"%s\" and later ones are not tracked",
+                   VKM_POOLS_MAX, name ? name : "");
     return NULL;
   }
-  /* Registration is rare; vkm_calloc is mimalloc, never the app's heap, and
-   * the guard keeps any mmap it makes out of the app's figures. */
-  vkm_guard_enter();
-  valkmem_pool_t *p = vkm_calloc(1, sizeof *p);
-  vkm_guard_leave();
-  if (!p) return NULL;
+  /* Registration is rare; the handle is in the segment (zero pages), never
+   * the app's heap. */
+  uint64_t off = vkm_seg_alloc(sizeof(valkmem_pool_t), 64);
+  if (!off) return NULL;
+  valkmem_pool_t *p = vkm_seg_at(off);
   p->magic = VKM_POOL_MAGIC;
   p->id = __atomic_add_fetch(&api_pool_seq, 1, __ATOMIC_RELAXED);
   p->kind = kind >= VALKMEM_POOL_SLAB && kind <= VALKMEM_POOL_BUMP ? kind : VALKMEM_POOL_ARENA;
@@ -191,10 +193,10 @@ valkmem_pool_t *valkmem_pool_register(const char *name, int kind, uint64_t capac
   size_t n = api_name_len(name);
   if (n) memcpy(p->name, name, n);
   else memcpy(p->name, "pool", 5);
-  valkmem_pool_t *head = __atomic_load_n(&api_pools, __ATOMIC_RELAXED);
+  uint64_t head = __atomic_load_n(&vkm_seg->pools_off, __ATOMIC_RELAXED);
   do {
-    p->next = head;
-  } while (!__atomic_compare_exchange_n(&api_pools, &head, p, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+    p->next_off = head;
+  } while (!__atomic_compare_exchange_n(&vkm_seg->pools_off, &head, off, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 
   vkm_event_t ev;
   api_event_init(&ev, VKM_EV_POOL_REGISTER);
@@ -298,7 +300,7 @@ void valkmem_eval_begin(const char *label) {
   /* Open a new arena-peak window: each arena/bump pool's peak restarts at
    * its current use. Nested or concurrent evals share the window, so an
    * outer eval sees the peak since the innermost begin. */
-  for (valkmem_pool_t *p = __atomic_load_n(&api_pools, __ATOMIC_ACQUIRE); p; p = p->next) {
+  for (valkmem_pool_t *p = api_pools_head(); p; p = vkm_seg_at(p->next_off)) {
     if (p->kind == VALKMEM_POOL_SLAB) continue;
     VKM_STORE(&p->window_peak, vkm_pool_used(p));
   }

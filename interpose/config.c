@@ -1,8 +1,9 @@
-/* config.c - every VALKMEM_* environment variable, parsed in one table
- * (mimalloc's options.c). Read once at start-up, before any thread is
- * tracked; nothing reads the environment afterwards. Booleans accept
- * 1/true/yes/on and 0/false/no/off; unknown VALKMEM_* names are warned
- * about once, since a typo silently ignored is a wasted run.
+/* config.c - every VALKMEM_* environment variable, parsed in one table.
+ * Read once at start-up, before any thread is tracked; nothing reads the
+ * environment afterwards. Booleans accept 1/true/yes/on and 0/false/no/off;
+ * unknown VALKMEM_* names are noted once (the agent says it), since a typo
+ * silently ignored is a wasted run. The result is copied into the segment:
+ * the agent works from the recorder's reading, not from its own.
  */
 #include "hot.h"
 
@@ -23,7 +24,7 @@ vkm_config_t vkm_config = {
     .top_sites = 50,
     .tick_ms = 100,
     .checkpoint_ms = 10000,
-    .private_files = true,
+    .agent = true,
 };
 
 enum opt_kind { OPT_BOOL, OPT_U64, OPT_U32, OPT_STR };
@@ -53,10 +54,11 @@ static const opt_t options[] = {
     {"TICK_MS", OPT_U32, &vkm_config.tick_ms, 0, "agent tick"},
     {"CHECKPOINT_MS", OPT_U32, &vkm_config.checkpoint_ms, 0, "rewrite the report this often (0 = at exit only)"},
     {"QUIET", OPT_BOOL, &vkm_config.quiet, 0, "no URL line, no warnings"},
-    {"PRIVATE_FILES", OPT_BOOL, &vkm_config.private_files, 0, "agent thread with a file table of its own (0 = shared)"},
+    {"AGENT", OPT_BOOL, &vkm_config.agent, 0, "hand the segment to an agent process (0 = count only)"},
     /* Read elsewhere, listed so they are not reported as unknown. */
     {"VIEW", OPT_STR, NULL, 0, "serve a saved report instead of live data"},
-    {"OWNER_PID", OPT_STR, NULL, 0, "internal: pid of the process the user started"},
+    {"AGENT_SOCK", OPT_STR, NULL, 0, "internal: the agent of this process tree"},
+    {"AGENT_BIN", OPT_STR, NULL, 0, "the valkmem executable that serves as agent"},
     {"LIB", OPT_STR, NULL, 0, "the valkmem launcher: path of libvalkmem.so"},
 };
 
@@ -121,7 +123,7 @@ void vkm_config_load(void) {
       else memcpy(o->ptr, v, strlen(v) + 1);
       break;
     }
-    if (bad) vkm_say("warning", "%s=%s is not valid (%s); using the default", name, v, o->help);
+    if (bad) vkm_seg_note("%s=%s is not valid (%s); using the default", name, v, o->help);
   }
   if (vkm_config.max_frames == 0) vkm_config.max_frames = 1;
   if (vkm_config.max_frames > 256) vkm_config.max_frames = 256;
@@ -136,6 +138,6 @@ void vkm_config_load(void) {
     int known = 0;
     for (size_t i = 0; i < sizeof options / sizeof options[0] && !known; i++)
       known = strlen(options[i].name) == len && !strncmp(options[i].name, *e + 8, len);
-    if (!known) vkm_say("warning", "unknown variable %.*s ignored", (int)(len + 8), *e);
+    if (!known) vkm_seg_note("unknown variable %.*s ignored", (int)(len + 8), *e);
   }
 }

@@ -1,44 +1,20 @@
-/* hot.h - state shared by the files of the hot path (interpose/ only).
+/* hot.h - state shared by the files of the recorder (interpose/ only).
  *
- * Per-thread state lives in a vkm_tstate_t that is never freed: the agent
- * may read it at any time. Its owner thread reaches it through one
- * initial-exec TLS block. At thread exit the counters are folded into the
- * retired total and the state goes back to the registry for reuse once the
- * agent has drained its ring.
+ * Per-thread state lives in a vkm_tstate_t in the shared segment and is
+ * never freed: the agent may read it at any time. Its owner thread reaches
+ * it through one initial-exec TLS block. At thread exit the counters are
+ * folded into the retired total and the state goes back to the registry
+ * for reuse once the agent has drained its ring.
  */
 #ifndef VKM_HOT_H
 #define VKM_HOT_H
 
 #include "platform.h"
+#include "segment.h"
 #include "vkm.h"
 
-/* ---------------------------------------------------------------------------
- * Thread state
- * ------------------------------------------------------------------------- */
-enum { VKM_TS_FREE = 0, VKM_TS_LIVE = 1, VKM_TS_DEAD = 2 };
-
-typedef struct vkm_ring_s vkm_ring_t;
-
-/* Aligned and padded to 128 bytes (two cache lines, the adjacent-line
- * prefetcher's unit): neighbouring states are written by different threads
- * on every call, and must not share a line. */
-typedef struct __attribute__((aligned(128))) vkm_tstate_s {
-  vkm_counters_t c;           /* owner writes (VKM_BUMP), agent reads (VKM_LOAD);
-                                 c.alloc_count is not kept here: it is the sum
-                                 of c.size_hist, one store fewer per malloc */
-  int64_t live_up, live_down; /* owner only: room left before a live-heap flush, up
-                                 and down (see vkm_live_grow) */
-  int64_t sample_left;        /* owner only: requested bytes before the next sample */
-  size_t pending;             /* owner only: malloc's/realloc's request while the real call runs */
-  size_t pending_old;         /* owner only: realloc's old usable size, likewise */
-  uint64_t rng;               /* owner only: xorshift64* state */
-  uint64_t sample_seq;        /* owner only: sample ids are (index << 40) | seq */
-  uint32_t index;             /* position in the registry, stable */
-  uint32_t os_tid;
-  int status;                 /* VKM_TS_*; atomic */
-  vkm_ring_t *ring;           /* allocated at first event; kept across reuse */
-  struct vkm_tstate_s *next;  /* registry list; immutable once published */
-} vkm_tstate_t;
+/* The thread state (vkm_tstate_t) lives in the shared segment: see
+ * segment.h. */
 
 /* One TLS load on the fast path: `ts` is the thread's state only when
  * the fast path may use it (attached, not re-entered, and the allocator is
@@ -119,8 +95,26 @@ VKM_INLINE size_t vkm_filter_slot(const void *p) {
 VKM_INLINE int vkm_maybe_sampled(const void *p) { return vkm_sample_filter[vkm_filter_slot(p)] != 0; }
 
 /* ring.c */
-void vkm_rings_fork_child(vkm_tstate_t *keep);
-void vkm_ring_release_dead(void);
+void vkm_rings_init(void);
+void vkm_rings_fork_child(void);
+
+/* seg.c: the shared segment (segment.h). vkm_seg is NULL until created. */
+extern vkm_seg_hdr_t *vkm_seg VKM_HIDDEN;
+int vkm_seg_create(void);                 /* 0 or -errno; keeps the descriptor for vkm_seg_take_fd */
+int vkm_seg_take_fd(void);                /* the segment's descriptor, once; -1 when none */
+uint64_t vkm_seg_alloc(size_t n, size_t align); /* small structures; offset, 0 when full */
+uint64_t vkm_seg_alloc_ring(size_t n);    /* ring buffers (not copied at fork); offset or 0 */
+void vkm_seg_note(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* for the agent to say */
+void vkm_seg_publish_modules(void);       /* at start-up */
+void vkm_seg_modules_check(void);         /* a sampler: publish again if objects were loaded or unloaded */
+void vkm_seg_fork_prepare(void);
+void vkm_seg_fork_parent(void);
+void vkm_seg_fork_child(void);            /* the copy replaces the parent's segment here */
+
+/* link.c: the recorder's link to the agent process. */
+void vkm_link_start(void);                /* constructor: hand the segment over (spawning the agent if needed) */
+void vkm_link_fork_child(void);           /* a forked child hands its own segment over */
+void vkm_link_at_exit(int code);          /* exit(): record the code; wait for the report if one is due */
 
 /* init.c */
 /* dlsym asks for nothing on glibc 2.36; sanitizer runtimes allocate while

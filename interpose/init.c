@@ -1,15 +1,19 @@
-/* init.c - start-up, shutdown and process-wide plumbing of the shim.
+/* init.c - start-up and process-wide plumbing of the recorder.
  *
  *  - resolving the real allocator (dlsym RTLD_NEXT) with a bootstrap buffer
  *    for the calloc that dlsym itself makes;
  *  - choosing how usable sizes are read (glibc header or the real call);
- *  - the library constructor/destructor, fork handlers, report ownership,
- *    VALKMEM_FOLLOW_EXEC;
- *  - valkmem's own memory (mimalloc) and its accounting, diagnostics.
+ *  - the library constructor, fork handlers, the exit handler,
+ *    VALKMEM_FOLLOW_EXEC.
+ *
+ * What the constructor leaves behind in the host: the segment's mapping,
+ * the sampler's address table, one pthread key (thread exit), the fork
+ * handlers and one on_exit handler. No thread, no signal handler, no
+ * descriptor, nothing written to stdout or stderr.
  */
 #include "hot.h"
 
-#include <mimalloc.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,56 +31,21 @@ uint16_t vkm_class_usable[VKM_CLASS_MAX / 8 + 1];
 int vkm_constructed;
 
 static int init_busy;        /* atomic: resolution in progress */
-static uint64_t start_ns, start_unix_ms;
-static int report_owner;
+static size_t (*mi_good)(size_t); /* mimalloc's mi_good_size, when it is the allocator */
 static pid_t my_pid;         /* set at load and in fork children; a vfork child differs */
-static int64_t self_bytes;   /* atomic */
 
 /* ---------------------------------------------------------------------------
- * Diagnostics and time
+ * Time, and the one message the recorder ever prints: that the program
+ * cannot run with it at all.
  * ------------------------------------------------------------------------- */
-/* The calling thread's file table is its own (only the agent's can be). */
-static __thread int files_private __attribute__((tls_model("initial-exec")));
-static __thread int files_pidfd __attribute__((tls_model("initial-exec")));
-
-void vkm_set_private_files(int self_pidfd) {
-  files_private = 1;
-  files_pidfd = self_pidfd;
-}
-int vkm_private_files(void) { return files_private; }
-
-/* Raw write to stderr (POSIX on every platform): no buffering, no
- * allocation, safe inside a hook. */
-void vkm_write_stderr(const char *buf, size_t len) {
-  int fd = 2, borrowed = 0;
-#ifdef SYS_pidfd_getfd
-  if (files_private) { /* the program's descriptor 2 as it is now */
-    fd = (int)syscall(SYS_pidfd_getfd, files_pidfd, 2, 0);
-    if (fd < 0) return;
-    borrowed = 1;
-  }
-#endif
-  while (len > 0) {
-    ssize_t n = write(fd, buf, len);
-    if (n <= 0) break;
-    buf += n;
-    len -= (size_t)n;
-  }
-  if (borrowed) syscall(SYS_close, fd);
-}
-
-void vkm_say(const char *level, const char *fmt, ...) {
-  if (vkm_config.quiet && strcmp(level, "error") != 0) return;
-  char buf[1024];
-  int n = snprintf(buf, sizeof buf, "valkmem: %s: ", level);
-  va_list ap;
-  va_start(ap, fmt);
-  int m = vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
-  va_end(ap);
-  size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-  if (len > sizeof buf - 2) len = sizeof buf - 2;
-  buf[len++] = '\n';
-  vkm_write_stderr(buf, len);
+static void fatal(const char *what) {
+  static const char pre[] = "valkmem: error: cannot find the real ";
+  static const char post[] = " (dlsym RTLD_NEXT): is libvalkmem preloaded before the C library?\n";
+  ssize_t w = write(2, pre, sizeof pre - 1);
+  w = write(2, what, strlen(what));
+  w = write(2, post, sizeof post - 1);
+  (void)w;
+  abort();
 }
 
 uint64_t vkm_now_ns(void) {
@@ -84,9 +53,13 @@ uint64_t vkm_now_ns(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
-uint64_t vkm_start_ns(void) { return start_ns; }
-uint64_t vkm_started_at_unix_ms(void) { return start_unix_ms; }
-const char *vkm_platform(void) { return vkm_plat_name(); }
+
+static void stamp_start(void) {
+  struct timespec wall;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  vkm_seg->start_ns = vkm_now_ns();
+  vkm_seg->start_unix_ms = (uint64_t)wall.tv_sec * 1000 + (uint64_t)wall.tv_nsec / 1000000;
+}
 
 /* ---------------------------------------------------------------------------
  * Bootstrap buffer: answers allocations made while the real functions are
@@ -103,8 +76,7 @@ void *vkm_bootstrap_alloc(size_t n, size_t align) {
   for (;;) {
     size_t start = (cur + 16 + align - 1) & ~(align - 1);
     if (n > BOOT_SIZE || start + n > BOOT_SIZE) {
-      vkm_write_stderr("valkmem: error: bootstrap buffer exhausted\n", 43);
-      return NULL;
+      return NULL; /* the caller sees an allocation failure */
     }
     if (__atomic_compare_exchange_n(&boot_used, &cur, start + n, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
       ((size_t *)(boot_buf + start))[-1] = n;
@@ -125,25 +97,40 @@ void vkm_filter_pin_bootstrap(void) {
  * ------------------------------------------------------------------------- */
 static void *need(const char *name) {
   void *f = vkm_plat_next(name);
-  if (!f) {
-    vkm_say("error", "cannot find the real %s (dlsym RTLD_NEXT): is libvalkmem preloaded before the C library?", name);
-    abort();
-  }
+  if (!f) fatal(name);
   return f;
 }
 
-static void use_mimalloc(void) {
-  vkm_real.malloc = mi_malloc;
-  vkm_real.free = mi_free;
-  vkm_real.calloc = mi_calloc;
-  vkm_real.realloc = mi_realloc;
-  vkm_real.reallocarray = mi_reallocarray;
-  vkm_real.posix_memalign = mi_posix_memalign;
-  vkm_real.aligned_alloc = mi_aligned_alloc;
-  vkm_real.memalign = mi_memalign;
-  vkm_real.valloc = mi_valloc;
-  vkm_real.pvalloc = mi_pvalloc;
-  vkm_real.usable_size = (size_t (*)(void *))mi_usable_size;
+/* VALKMEM_ALLOCATOR=mimalloc: the program's allocations go to mimalloc,
+ * opened here only on request, local to us (RTLD_LOCAL), so that nothing
+ * else in the process resolves to it. 0, or -1 when it cannot be had. */
+static int use_mimalloc(void) {
+  void *h = dlopen("libmimalloc.so.2", RTLD_NOW | RTLD_LOCAL);
+  if (!h) h = dlopen("libmimalloc.so", RTLD_NOW | RTLD_LOCAL);
+  if (!h) return -1;
+#define MI(field, sym) *(void **)&vkm_real.field = dlsym(h, sym)
+  vkm_real_t keep = vkm_real;
+  MI(malloc, "mi_malloc");
+  MI(free, "mi_free");
+  MI(calloc, "mi_calloc");
+  MI(realloc, "mi_realloc");
+  MI(reallocarray, "mi_reallocarray");
+  MI(posix_memalign, "mi_posix_memalign");
+  MI(aligned_alloc, "mi_aligned_alloc");
+  MI(memalign, "mi_memalign");
+  MI(valloc, "mi_valloc");
+  MI(pvalloc, "mi_pvalloc");
+  MI(usable_size, "mi_usable_size");
+#undef MI
+  mi_good = (size_t(*)(size_t))dlsym(h, "mi_good_size");
+  if (!vkm_real.malloc || !vkm_real.free || !vkm_real.calloc || !vkm_real.realloc || !vkm_real.posix_memalign ||
+      !vkm_real.aligned_alloc || !vkm_real.memalign || !vkm_real.valloc || !vkm_real.usable_size) {
+    vkm_real = keep;
+    return -1;
+  }
+  if (!vkm_real.reallocarray) vkm_real.reallocarray = keep.reallocarray;
+  if (!vkm_real.pvalloc) vkm_real.pvalloc = vkm_real.valloc;
+  return 0;
 }
 
 /* The inline glibc read is used only when it agrees with glibc's own
@@ -177,8 +164,8 @@ static size_t good_size_nallocx(size_t n) { return next_nallocx(n, 0); }
 
 static void choose_class_table(void) {
   size_t (*good)(size_t) = NULL;
-  if (vkm_real.malloc == mi_malloc) {
-    good = mi_good_size;
+  if (mi_good) {
+    good = mi_good;
   } else {
     next_nallocx = (size_t(*)(size_t, int))vkm_plat_next("nallocx");
     if (next_nallocx && vkm_plat_same_object((void *)next_nallocx, (void *)vkm_real.malloc) &&
@@ -220,15 +207,22 @@ void vkm_init_real(void) {
   vkm_real.munmap = need("munmap");
   vkm_real.mremap = vkm_plat_next("mremap");
   if (!vkm_real.pvalloc) vkm_real.pvalloc = vkm_real.valloc;
-  start_ns = vkm_now_ns();
-  struct timespec wall;
-  clock_gettime(CLOCK_REALTIME, &wall);
-  start_unix_ms = (uint64_t)wall.tv_sec * 1000 + (uint64_t)wall.tv_nsec / 1000000;
   vkm_config_load();
-  if (!strcmp(vkm_config.allocator, "mimalloc")) use_mimalloc();
-  else if (vkm_config.allocator[0]) vkm_say("warning", "VALKMEM_ALLOCATOR=%s: unknown allocator (try mimalloc)", vkm_config.allocator);
+  if (vkm_config.enabled && vkm_seg_create() != 0) vkm_config.enabled = false; /* pass everything through */
+  if (vkm_seg) stamp_start();
+  if (vkm_seg) vkm_rings_init();
+  if (!strcmp(vkm_config.allocator, "mimalloc")) {
+    if (use_mimalloc() != 0) vkm_seg_note("VALKMEM_ALLOCATOR=mimalloc: cannot load libmimalloc.so.2; using the next malloc");
+  } else if (vkm_config.allocator[0]) {
+    vkm_seg_note("VALKMEM_ALLOCATOR=%s: unknown allocator (try mimalloc)", vkm_config.allocator);
+  }
   choose_usable_mode();
   if (vkm_usable_mode != VKM_USABLE_GLIBC) choose_class_table();
+  if (vkm_seg) {
+    vkm_seg->usable_mode = (uint32_t)vkm_usable_mode;
+    snprintf(vkm_seg->allocator, sizeof vkm_seg->allocator, "%s",
+             mi_good ? "mimalloc" : vkm_usable_mode == VKM_USABLE_GLIBC ? "glibc" : "other");
+  }
   vkm_sampling = vkm_config.sample_bytes != 0 && vkm_config.enabled;
   vkm_filter_pin_bootstrap();
   vkm_sample_init();
@@ -237,89 +231,21 @@ void vkm_init_real(void) {
 }
 
 /* ---------------------------------------------------------------------------
- * valkmem's own memory: mimalloc, counted apart as self bytes.
+ * What the recorder maps for itself, counted for the "valkmem self" figure.
  * ------------------------------------------------------------------------- */
-void vkm_self_track(int64_t delta) { __atomic_add_fetch(&self_bytes, delta, __ATOMIC_RELAXED); }
-uint64_t vkm_self_bytes(void) {
-  int64_t v = __atomic_load_n(&self_bytes, __ATOMIC_RELAXED);
-  return v > 0 ? (uint64_t)v : 0;
-}
-
-void *vkm_malloc(size_t n) {
-  void *p = mi_malloc(n);
-  if (p) vkm_self_track((int64_t)mi_usable_size(p));
-  return p;
-}
-void *vkm_calloc(size_t n, size_t m) {
-  void *p = mi_calloc(n, m);
-  if (p) vkm_self_track((int64_t)mi_usable_size(p));
-  return p;
-}
-void *vkm_realloc(void *p, size_t n) {
-  size_t old = p ? mi_usable_size(p) : 0;
-  void *q = mi_realloc(p, n);
-  if (q) vkm_self_track((int64_t)mi_usable_size(q) - (int64_t)old);
-  else if (n == 0) vkm_self_track(-(int64_t)old);
-  return q;
-}
-char *vkm_strdup(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *d = vkm_malloc(n);
-  if (d) memcpy(d, s, n);
-  return d;
-}
-void vkm_free(void *p) {
-  if (!p) return;
-  vkm_self_track(-(int64_t)mi_usable_size(p));
-  mi_free(p);
+void vkm_self_track(int64_t delta) {
+  if (vkm_seg) __atomic_add_fetch(&vkm_seg->self_bytes, (uint64_t)delta, __ATOMIC_RELAXED);
 }
 
 /* ---------------------------------------------------------------------------
  * argv, report ownership, exec
  * ------------------------------------------------------------------------- */
-static char cmdline[8192];
-static char *argv_store[128];
-static int argc_store;
-
-int vkm_argv(char ***argv_out) {
-  *argv_out = argv_store;
-  return argc_store;
-}
-
+/* argv into the segment, read without the app's heap. */
 static void capture_argv(void) {
   size_t used = 0;
-  int argc = vkm_plat_cmdline(cmdline, sizeof cmdline, &used);
-  char *p = cmdline;
-  argc_store = 0;
-  for (int i = 0; i < argc && argc_store < 127 && p < cmdline + used; i++) {
-    argv_store[argc_store++] = p;
-    p += strlen(p) + 1;
-  }
-  argv_store[argc_store] = NULL;
+  int argc = vkm_plat_cmdline(vkm_seg->argv, sizeof vkm_seg->argv, &used);
+  vkm_seg->argc = argc > 0 ? (uint32_t)argc : 0;
 }
-
-/* Without %p in VALKMEM_REPORT only the process the user started writes the
- * report: the first process to load the shim records its pid in the
- * environment, which exec'd descendants inherit; forked children differ by
- * pid. */
-static void decide_report_owner(void) {
-  if (!vkm_config.report[0]) return;
-  if (strstr(vkm_config.report, "%p")) {
-    report_owner = 1;
-    return;
-  }
-  char me[32];
-  snprintf(me, sizeof me, "%d", (int)getpid());
-  const char *owner = getenv("VALKMEM_OWNER_PID");
-  if (!owner || !*owner) {
-    setenv("VALKMEM_OWNER_PID", me, 1);
-    report_owner = 1;
-  } else {
-    report_owner = strcmp(owner, me) == 0;
-  }
-}
-
-bool vkm_is_report_owner(void) { return report_owner != 0; }
 
 /* VALKMEM_FOLLOW_EXEC=0: take ourselves out of LD_PRELOAD so that programs
  * this one execs run without the shim. */
@@ -345,72 +271,61 @@ static void drop_from_preload(void) {
 }
 
 /* ---------------------------------------------------------------------------
- * fork
+ * fork. In this order: samplers first (none may be inside the unwinder or
+ * half-way through a table insert), then the fold lock, then the copy of
+ * the segment for the child (seg.c), which must see no fold half done.
  * ------------------------------------------------------------------------- */
-/* In this order: samplers first (in exact mode one may be waiting for the
- * agent to drain its ring), then the agent (it may take retire_lock). */
 static void fork_prepare(void) {
   vkm_guard_enter();
   vkm_sample_fork_prepare();
-  vkm_agent_fork_prepare();
   vkm_thread_fork_prepare();
+  vkm_seg_fork_prepare();
 }
 
 static void fork_parent(void) {
+  vkm_seg_fork_parent();
   vkm_thread_fork_parent();
-  vkm_agent_fork_parent();
   vkm_sample_fork_parent();
   vkm_guard_leave();
 }
 
 static void fork_child(void) {
   my_pid = getpid();
-  /* The child's own life, and its report's started_at, begin now. */
-  start_ns = vkm_now_ns();
-  struct timespec wall;
-  clock_gettime(CLOCK_REALTIME, &wall);
-  start_unix_ms = (uint64_t)wall.tv_sec * 1000 + (uint64_t)wall.tv_nsec / 1000000;
+  vkm_seg_fork_child(); /* from here on this process writes its own segment */
+  stamp_start();        /* the child's own life, and its report's started_at, begin now */
   vkm_thread_fork_child();
   vkm_sample_fork_child();
-  if (!strstr(vkm_config.report, "%p") || !vkm_config.follow_fork) report_owner = 0;
   vkm_guard_leave();
-  vkm_agent_after_fork_child();
+  vkm_link_fork_child();
 }
 
 /* ---------------------------------------------------------------------------
- * Constructor and destructor
+ * Constructor and exit
  * ------------------------------------------------------------------------- */
+/* The last of the exit handlers to run (registered first), with the exit
+ * code: the counts are final here. A vfork child that called exit() shares
+ * its parent's memory and must touch nothing. */
+static void at_exit(int code, void *arg) {
+  (void)arg;
+  if (!vkm_config.enabled || !vkm_seg || my_pid != getpid()) return;
+  vkm_guard_enter();
+  vkm_link_at_exit(code);
+  vkm_guard_leave();
+}
+
 __attribute__((constructor(101))) static void vkm_load(void) {
   vkm_constructed = 1;
   vkm_init_real();
+  if (!vkm_config.enabled) return;
   vkm_guard_enter();
   my_pid = getpid();
   capture_argv();
-  decide_report_owner();
+  vkm_seg->config = vkm_config;
   if (!vkm_config.follow_exec) drop_from_preload();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
+  on_exit(at_exit, NULL);
+  vkm_seg_publish_modules();
   vkm_guard_leave();
   vkm_sample_warm_up();
-  if (vkm_config.enabled) vkm_agent_start();
+  vkm_link_start();
 }
-
-__attribute__((destructor(101))) static void vkm_unload(void) {
-  if (vkm_config.enabled) vkm_agent_stop_and_report("exit");
-}
-
-/* Programs that leave through _exit (dash, many forked children) skip
- * destructors; the report is written here instead. Only in the process that
- * loaded us or forked with our handlers: a vfork child shares its parent's
- * memory and must touch nothing. */
-static void exit_now(void) {
-  if (vkm_config.enabled && vkm_ready && my_pid == getpid() && !vkm_tls.guard) vkm_agent_stop_and_report("_exit");
-}
-
-VKM_EXPORT void _exit(int code) {
-  exit_now();
-  void (*real)(int) = (void (*)(int))vkm_plat_next("_exit");
-  if (real) real(code);
-  for (;;) syscall(SYS_exit_group, code);
-}
-
-VKM_EXPORT void _Exit(int code) { _exit(code); }

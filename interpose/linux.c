@@ -2,12 +2,15 @@
 #include "platform.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <link.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -109,3 +112,52 @@ void vkm_plat_wait(int *addr, int val, int timeout_ms) {
 }
 
 void vkm_plat_wake(int *addr) { syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0); }
+
+/* ---------------------------------------------------------------------------
+ * Link to the agent
+ * ------------------------------------------------------------------------- */
+int vkm_plat_self_handle(void) {
+#ifdef SYS_pidfd_open
+  return (int)syscall(SYS_pidfd_open, getpid(), 0);
+#else
+  return -1;
+#endif
+}
+
+const char *vkm_plat_object_path(const void *addr) {
+  object_of_t o;
+  return object_of(addr, &o) ? o.name : "";
+}
+
+/* fork(2) without fork(): a raw clone with no exit signal runs none of the
+ * program's pthread_atfork handlers (nor ours), and its end sends the
+ * program no SIGCHLD; waitpid needs __WCLONE for such a child. Only
+ * async-signal-safe system calls run in the children. */
+static long raw_fork(void) { return syscall(SYS_clone, 0L /* no CLONE_*, no exit signal */, NULL, NULL, NULL, NULL); }
+
+int vkm_plat_spawn_detached(const char *path, char *const argv[], char *const envp[], const int *fds, int n) {
+  long pid = raw_fork();
+  if (pid < 0) return -errno;
+  if (pid == 0) {
+    long pid2 = raw_fork();
+    if (pid2 != 0) syscall(SYS_exit_group, pid2 < 0 ? 1 : 0);
+    syscall(SYS_setsid);
+    /* Move the descriptors we pass above any target number first, then
+     * into place; everything else goes. */
+    int moved[8];
+    for (int i = 0; i < n && i < 8; i++) moved[i] = (int)syscall(SYS_fcntl, fds[i], F_DUPFD, 64);
+    for (int i = 0; i < n && i < 8; i++) syscall(SYS_dup3, moved[i], 3 + i, 0);
+    int null = (int)syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDWR);
+    for (int fd = 0; fd < 3; fd++) syscall(SYS_dup3, null, fd, 0);
+    syscall(SYS_close_range, 3 + n, ~0U, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(long));
+    syscall(SYS_execve, path, argv, envp);
+    syscall(SYS_exit_group, 127);
+  }
+  int st = 0;
+  while (syscall(SYS_wait4, pid, &st, __WCLONE, NULL) < 0 && errno == EINTR) {
+  }
+  return 0;
+}

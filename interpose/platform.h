@@ -63,4 +63,20 @@ void vkm_plat_wait(int *addr, int val, int timeout_ms);
 /* Wakes every thread waiting on addr. */
 void vkm_plat_wake(int *addr);
 
+/* ---------------------------------------------------------------------------
+ * The link to the agent process (link.c). None of these runs on the hot
+ * path: at start-up, in a forked child, at exit.
+ * ------------------------------------------------------------------------- */
+/* A descriptor that stands for this process, which the agent can watch for
+ * its end even after the pid is reused (a pidfd on Linux); -1 when none. */
+int vkm_plat_self_handle(void);
+/* Path of the loaded object that holds `addr` (our own library), or "". */
+const char *vkm_plat_object_path(const void *addr);
+/* Starts `path` as a grandchild in a session of its own, so that this
+ * process never has a child of its own to reap: the intermediate child is
+ * waited for here, and no SIGCHLD reaches the program. The new process gets
+ * fds[0..n-1] as descriptors 3..3+n-1, /dev/null as 0, 1 and 2, and no
+ * other descriptor of ours. 0 or -errno. */
+int vkm_plat_spawn_detached(const char *path, char *const argv[], char *const envp[], const int *fds, int n);
+
 #endif

@@ -1,10 +1,8 @@
-/* ring.c - per-thread single-producer event rings, drained by the agent.
+/* ring.c - the producer side of the per-thread event rings in the segment
+ * (layout in segment.h; the agent's drain is agent/segread.c).
  *
- * A ring is a power-of-two byte buffer of variable-length records (an
- * vkm_event_t header plus payload, 8-byte aligned). The producer owns
- * `head`, the agent owns `tail`; each publishes with a release store. A
- * record that would straddle the end is preceded by a pad record (type 0)
- * that fills the rest of the buffer.
+ * The producer owns `head`, the agent owns `tail`; each publishes with a
+ * release store.
  *
  * Full ring: in sampled mode the event is dropped and counted (shown in the
  * viewer as dropped_events); in exact mode the producer waits for the agent,
@@ -21,13 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-struct vkm_ring_s {
-  uint64_t head;  /* producer: bytes written; atomic */
-  uint64_t tail;  /* agent: bytes consumed; atomic */
-  uint64_t mask;
-  uint8_t *buf;
-  int woke;       /* atomic: the producer asked for a drain since the last one */
-};
+typedef vkm_seg_ring_t vkm_ring_t;
 
 /* TSan builds: the hot path is not instrumented, so TSan cannot see the
  * release/acquire on `head`; but it does intercept memcpy even from here
@@ -47,45 +39,35 @@ static void copy_words(void *dst, const void *src, size_t len) {
 #endif
 }
 
-static int wake_fd = -1;
-void vkm_rings_set_wake_fd(int fd) { __atomic_store_n(&wake_fd, fd, __ATOMIC_RELEASE); }
-
-/* Past half full: one eventfd write per drain cycle (rare, off the fast path). */
+/* Past half full: ask for an early drain (the agent looks at `woke` and at
+ * how full the rings are when it decides how long to sleep). */
 static void maybe_wake(vkm_ring_t *r, uint64_t head) {
   if (head - __atomic_load_n(&r->tail, __ATOMIC_RELAXED) < (r->mask + 1) / 2) return;
-  int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
-  if (fd < 0 || __atomic_exchange_n(&r->woke, 1, __ATOMIC_ACQ_REL)) return;
-  uint64_t one = 1;
-  ssize_t w = write(fd, &one, sizeof one);
-  (void)w;
+  if (!__atomic_load_n(&r->woke, __ATOMIC_RELAXED)) __atomic_store_n(&r->woke, 1, __ATOMIC_RELEASE);
 }
 
-static uint64_t dropped;          /* atomic */
-static vkm_ring_t *orphan_ring;   /* for threads without a state */
-static int orphan_lock;
+#define dropped (vkm_seg->dropped)     /* atomic */
+#define orphan_lock (vkm_seg->orphan_lock)
 static uint32_t ring_bytes = 64 * 1024;
 
-uint64_t vkm_dropped_events(void) { return __atomic_load_n(&dropped, __ATOMIC_RELAXED); }
-
-static vkm_ring_t *ring_new(size_t bytes) {
-  vkm_ring_t *r = vkm_calloc(1, sizeof *r);
-  uint8_t *buf = vkm_plat_map(bytes);
-  if (!r || !buf) {
-    vkm_free(r);
-    if (buf) vkm_plat_unmap(buf, bytes);
-    return NULL;
-  }
-  vkm_self_track((int64_t)bytes);
-  r->buf = buf;
+/* A ring header and its buffer, both in the segment; the offset of the
+ * header, or 0 when the segment is full. */
+static uint64_t ring_new(size_t bytes) {
+  uint64_t off = vkm_seg_alloc(sizeof(vkm_ring_t), 64);
+  uint64_t buf = off ? vkm_seg_alloc_ring(bytes) : 0;
+  if (!buf) return 0;
+  vkm_ring_t *r = vkm_seg_at(off);
+  r->buf_off = buf;
   r->mask = bytes - 1;
-  return r;
+  return off;
 }
 
-#define REC_ALIGN(n) (((n) + 7u) & ~(size_t)7u)
+#define REC_ALIGN VKM_REC_ALIGN
 
 /* Writes one record. Returns 1 when written, 0 when the ring is full. */
 static int ring_put(vkm_ring_t *r, const vkm_event_t *ev, const void *extra, size_t extra_len) {
   size_t need = REC_ALIGN(sizeof(vkm_event_t) + extra_len);
+  uint8_t *buf = vkm_seg_at(r->buf_off);
   uint64_t head = r->head; /* ours */
   uint64_t tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
   size_t size = r->mask + 1;
@@ -94,13 +76,13 @@ static int ring_put(vkm_ring_t *r, const vkm_event_t *ev, const void *extra, siz
   size_t pad = to_end < need ? to_end : 0;
   if (head + pad + need - tail > size) return 0;
   if (pad) {
-    vkm_event_t *p = (vkm_event_t *)(r->buf + off);
+    vkm_event_t *p = (vkm_event_t *)(buf + off);
     p->type = 0;
     p->extra_len = 0;
     head += pad;
     off = 0;
   }
-  vkm_event_t *dst = (vkm_event_t *)(r->buf + off);
+  vkm_event_t *dst = (vkm_event_t *)(buf + off);
   *dst = *ev;
   dst->extra_len = (uint16_t)extra_len;
   if (extra_len) copy_words(dst + 1, extra, extra_len);
@@ -114,98 +96,65 @@ static void wait_a_little(void) {
   nanosleep(&ts, NULL);
 }
 
+/* The shared ring, made at start-up so that it exists when the ring area
+ * is used up: threads past their exit destructor, and threads that could
+ * get no ring of their own, emit through it under a spinlock. */
+void vkm_rings_init(void) {
+  if (!vkm_seg->orphan_ring_off) vkm_seg->orphan_ring_off = ring_new(vkm_config.exact ? ring_bytes * 16 : ring_bytes * 4);
+}
+
+/* Writes one record; in exact mode waits for the agent while the ring is
+ * full (up to ~5 s: an agent that is gone must not hang the program). */
+static void put_or_wait(vkm_ring_t *r, const vkm_event_t *ev, const void *extra, size_t extra_len) {
+  if (ring_put(r, ev, extra, extra_len)) return;
+  int ok = 0;
+  if (vkm_config.exact && vkm_config.agent) {
+    __atomic_add_fetch(&vkm_seg->producers_waiting, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < 100000 && !ok; i++) {
+      wait_a_little();
+      ok = ring_put(r, ev, extra, extra_len);
+    }
+    __atomic_sub_fetch(&vkm_seg->producers_waiting, 1, __ATOMIC_RELAXED);
+  }
+  if (!ok) __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
+}
+
 void vkm_emit(vkm_event_t *ev, const void *extra, size_t extra_len) {
-  if (!vkm_ready) return;
+  if (!vkm_ready || !vkm_seg) return;
   if (extra_len > 60000) extra_len = 60000;
   vkm_guard_enter();
   vkm_tstate_t *ts = vkm_self_state();
   if (!ev->t_ns && ev->type != VKM_EV_ALLOC && ev->type != VKM_EV_FREE) ev->t_ns = vkm_now_ns();
+  vkm_ring_t *r = NULL;
   if (ts) {
     ev->thread = ts->index;
     ev->os_tid = ts->os_tid;
-    if (!ts->ring) __atomic_store_n(&ts->ring, ring_new(vkm_config.exact ? ring_bytes * 16 : ring_bytes), __ATOMIC_RELEASE);
-    if (!ts->ring) {
-      __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
-    } else if (!ring_put(ts->ring, ev, extra, extra_len)) {
-      int ok = 0;
-      if (vkm_config.exact) /* wait for the agent, up to ~5 s */
-        for (int i = 0; i < 100000 && !ok; i++) {
-          wait_a_little();
-          ok = ring_put(ts->ring, ev, extra, extra_len);
-        }
-      if (!ok) __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
-    }
+    if (!ts->ring_off) __atomic_store_n(&ts->ring_off, ring_new(vkm_config.exact ? ring_bytes * 4 : ring_bytes), __ATOMIC_RELEASE);
+    r = vkm_seg_at(ts->ring_off);
   } else {
     ev->thread = UINT32_MAX;
     ev->os_tid = vkm_plat_tid();
+  }
+  if (r) {
+    put_or_wait(r, ev, extra, extra_len);
+  } else {
     while (__atomic_exchange_n(&orphan_lock, 1, __ATOMIC_ACQUIRE)) sched_yield();
-    if (!orphan_ring) __atomic_store_n(&orphan_ring, ring_new(ring_bytes), __ATOMIC_RELEASE);
-    if (!orphan_ring || !ring_put(orphan_ring, ev, extra, extra_len)) __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
+    r = vkm_seg_at(vkm_seg->orphan_ring_off);
+    if (r) put_or_wait(r, ev, extra, extra_len);
+    else __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&orphan_lock, 0, __ATOMIC_RELEASE);
   }
   vkm_guard_leave();
 }
 
-#if VKM_TSAN
-/* TSan builds: the agent (instrumented) reads a copy of each record made
- * here, never the ring itself. Rings come from a raw mmap that TSan does
- * not see, and the producer's writes are uninstrumented, so the shadow of
- * ring memory may still hold accesses from whatever was mapped at that
- * address before - a thread stack that glibc freed, say - which TSan
- * reported as races with the agent's reads (exact mode with many short
- * threads). The copy is the agent's own: drains run on one thread at a
- * time (the agent, or the exit path after it was joined). */
-static _Alignas(16) uint8_t drain_copy[sizeof(vkm_event_t) + 65536];
-#endif
-
-static size_t ring_drain(vkm_ring_t *r, vkm_event_fn fn, void *ud) {
-  size_t n = 0;
-  uint64_t tail = r->tail;
-  uint64_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
-  while (tail < head) {
-    const vkm_event_t *ev = (const vkm_event_t *)(r->buf + (tail & r->mask));
-    if (ev->type == 0) { /* pad to the end of the buffer */
-      tail += (r->mask + 1) - (tail & r->mask);
-      continue;
-    }
-#if VKM_TSAN
-    copy_words(drain_copy, ev, sizeof(vkm_event_t) + ev->extra_len);
-    const vkm_event_t *cp = (const vkm_event_t *)drain_copy;
-    fn(cp, cp + 1, ud);
-#else
-    fn(ev, ev + 1, ud);
-#endif
-    tail += REC_ALIGN(sizeof(vkm_event_t) + ev->extra_len);
-    n++;
+/* In a forked child nothing from before the fork is replayed: its segment
+ * is a copy without the ring buffers (seg.c), so every ring starts empty. */
+void vkm_rings_fork_child(void) {
+  for (vkm_tstate_t *ts = vkm_registry_head(); ts; ts = vkm_seg_at(ts->next_off)) {
+    vkm_ring_t *r = vkm_seg_at(ts->ring_off);
+    if (r) r->head = r->tail = 0, r->woke = 0;
   }
-  __atomic_store_n(&r->tail, tail, __ATOMIC_RELEASE);
-  __atomic_store_n(&r->woke, 0, __ATOMIC_RELEASE);
-  return n;
-}
-
-size_t vkm_rings_drain(vkm_event_fn fn, void *ud) {
-  size_t n = 0;
-  for (vkm_tstate_t *ts = vkm_registry_head(); ts; ts = ts->next) {
-    int st = __atomic_load_n(&ts->status, __ATOMIC_ACQUIRE);
-    vkm_ring_t *r = __atomic_load_n(&ts->ring, __ATOMIC_ACQUIRE);
-    if (r) n += ring_drain(r, fn, ud);
-    /* A dead thread's ring is empty now: the state may be reused. */
-    if (st == VKM_TS_DEAD) {
-      int expect = VKM_TS_DEAD;
-      __atomic_compare_exchange_n(&ts->status, &expect, VKM_TS_FREE, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
-    }
-  }
-  vkm_ring_t *o = __atomic_load_n(&orphan_ring, __ATOMIC_ACQUIRE);
-  if (o) n += ring_drain(o, fn, ud);
-  return n;
-}
-
-/* In a forked child nothing from before the fork is replayed. */
-void vkm_rings_fork_child(vkm_tstate_t *keep) {
-  (void)keep;
-  for (vkm_tstate_t *ts = vkm_registry_head(); ts; ts = ts->next)
-    if (ts->ring) ts->ring->tail = ts->ring->head;
-  if (orphan_ring) orphan_ring->tail = orphan_ring->head;
+  vkm_ring_t *o = vkm_seg_at(vkm_seg->orphan_ring_off);
+  if (o) o->head = o->tail = 0, o->woke = 0;
   orphan_lock = 0;
-  dropped = 0;
 }

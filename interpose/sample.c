@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 uint8_t vkm_sample_filter[1u << VKM_FILTER_BITS];
-static uint64_t sampled_live;         /* atomic */
+#define sampled_live (vkm_seg->sampled_live) /* atomic, in the segment */
 static vkm_gate_t fork_gate;          /* samplers inside; closed while fork() copies us (gate.h) */
 
 /* ---------------------------------------------------------------------------
@@ -126,8 +126,6 @@ static void filter_dec(const void *p) {
   }
 }
 
-uint64_t vkm_sampled_live(void) { return __atomic_load_n(&sampled_live, __ATOMIC_RELAXED); }
-
 /* ---------------------------------------------------------------------------
  * Sampler
  * ------------------------------------------------------------------------- */
@@ -135,7 +133,7 @@ void vkm_sample_init(void) {
   if (!vkm_sampling) return;
   table_t *t = table_new(vkm_config.exact ? (1u << 20) : (1u << 14), NULL);
   if (!t) {
-    vkm_say("error", "sampling off: cannot map its address table");
+    vkm_seg_note("sampling off: cannot map its address table");
     vkm_sampling = 0;
     return;
   }
@@ -211,6 +209,7 @@ void vkm_sample_alloc(vkm_tstate_t *ts, void *p, size_t req, size_t usable) {
   if (table_insert((uintptr_t)p, id)) {
     filter_inc(p);
     __atomic_add_fetch(&sampled_live, 1, __ATOMIC_RELAXED);
+    vkm_seg_modules_check();
     vkm_event_t ev = {.type = VKM_EV_ALLOC, .nframes = (uint16_t)n, .id = id,
                       .a = req, .b = usable, .c = (uintptr_t)p};
     vkm_emit(&ev, frames, (size_t)n * sizeof(void *));

@@ -1,37 +1,36 @@
 /* thread.c - per-thread state: registry, attach, exit, live heap, fork.
  *
- * States are allocated once and never freed, so the agent can read any of
- * them at any time without a lock. A thread attaches on its first tracked
- * call; at exit a pthread-key destructor folds its counters into `retired`
- * and marks the state DEAD; the agent drains its ring and marks it FREE for
- * the next new thread to reuse.
+ * States live in the shared segment, allocated once and never freed, so the
+ * agent can read any of them at any time without a lock. A thread attaches
+ * on its first tracked call; at exit a pthread-key destructor folds its
+ * counters into `retired` and marks the state DEAD; the agent drains its
+ * ring and marks it FREE for the next new thread to reuse.
  *
- * Summing is consistent with thread exit through a sequence lock: a dying
- * thread bumps `retire_seq` to odd, moves its counters, bumps it to even;
- * the agent retries a sum that overlapped a fold. Dying threads serialise
- * on a spinlock among themselves - thread exit is not the hot path.
+ * Summing (agent/segread.c) is consistent with thread exit through a
+ * sequence count: a dying thread bumps `retire_seq` to odd, moves its
+ * counters, bumps it to even; the agent retries a sum that overlapped a
+ * fold. Dying threads serialise on a spinlock among themselves - thread
+ * exit is not the hot path.
  */
 #include "hot.h"
 
-#include <mimalloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
 
 __thread vkm_tls_t vkm_tls __attribute__((tls_model("initial-exec")));
 
-static vkm_tstate_t *registry;       /* list head; atomic */
-static uint32_t registry_count;      /* states ever created; atomic */
-static uint32_t threads_live;        /* atomic */
-static uint32_t threads_max;         /* atomic */
-static uint64_t threads_total;       /* atomic */
-
-static vkm_counters_t retired;       /* guarded by retire_lock, read under retire_seq */
-static int retire_lock;
-static uint64_t retire_seq;
-
-static int64_t live_flushed;         /* atomic */
-static int64_t live_peak;            /* atomic */
+/* The process-wide fields live in the segment header. */
+#define H (vkm_seg)
+#define retired (H->retired)
+#define retire_lock (H->retire_lock)
+#define retire_seq (H->retire_seq)
+#define live_flushed (H->live_flushed)
+#define live_peak (H->live_peak)
+#define threads_live (H->threads_live)
+#define threads_max (H->threads_max)
+#define threads_total (H->threads_total)
+#define registry_count (H->registry_count)
 
 static pthread_key_t exit_key;
 static int key_made;  /* atomic: 0 none, 1 being made, 2 made */
@@ -61,7 +60,8 @@ uint64_t vkm_state_alloc_count(const vkm_tstate_t *ts) {
   return n;
 }
 
-vkm_tstate_t *vkm_registry_head(void) { return __atomic_load_n(&registry, __ATOMIC_ACQUIRE); }
+vkm_tstate_t *vkm_registry_head(void) { return vkm_seg_at(__atomic_load_n(&H->registry_off, __ATOMIC_ACQUIRE)); }
+static vkm_tstate_t *registry_next(const vkm_tstate_t *ts) { return vkm_seg_at(ts->next_off); }
 
 /* ---------------------------------------------------------------------------
  * Live heap: flushed per thread in quanta, with a global high-water mark.
@@ -74,13 +74,6 @@ void vkm_live_flush(vkm_tstate_t *ts) {
   while (now > peak && !__atomic_compare_exchange_n(&live_peak, &peak, now, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
   }
 }
-
-int64_t vkm_live_flushed(void) { return __atomic_load_n(&live_flushed, __ATOMIC_RELAXED); }
-int64_t vkm_live_peak(void) { return __atomic_load_n(&live_peak, __ATOMIC_RELAXED); }
-uint64_t vkm_live_peak_error_bound(void) { return (uint64_t)vkm_threads_max() * VKM_LIVE_QUANTUM; }
-uint32_t vkm_threads_live(void) { return __atomic_load_n(&threads_live, __ATOMIC_RELAXED); }
-uint32_t vkm_threads_max(void) { return __atomic_load_n(&threads_max, __ATOMIC_RELAXED); }
-uint64_t vkm_threads_total(void) { return __atomic_load_n(&threads_total, __ATOMIC_RELAXED); }
 
 /* ---------------------------------------------------------------------------
  * Counter folding and summing
@@ -96,49 +89,6 @@ static void counters_add(vkm_counters_t *dst, const vkm_counters_t *src) {
 static void counters_zero(vkm_counters_t *c) {
   uint64_t *d = (uint64_t *)c;
   for (size_t i = 0; i < NCOUNTERS; i++) VKM_STORE(&d[i], 0);
-}
-
-/* alloc_count is not kept on the hot path: it is the sum of size_hist. */
-static void derive(vkm_counters_t *c) {
-  uint64_t n = 0;
-  for (int i = 0; i < VKM_HIST_BUCKETS; i++) n += c->size_hist[i];
-  c->alloc_count = n;
-}
-
-static void sum_states(vkm_counters_t *out) {
-  memset(out, 0, sizeof *out);
-  counters_add(out, &retired);
-  for (vkm_tstate_t *ts = vkm_registry_head(); ts; ts = ts->next)
-    if (__atomic_load_n(&ts->status, __ATOMIC_ACQUIRE) == VKM_TS_LIVE) counters_add(out, &ts->c);
-}
-
-void vkm_counters_sum(vkm_counters_t *out) {
-  /* Optimistic: retry a sum that overlapped a thread's fold. Under a storm
-   * of exiting threads that could go on, so after a few tries the agent
-   * takes the fold lock and sums with folds held off. */
-  for (int tries = 0; tries < 64; tries++) {
-    uint64_t s1 = __atomic_load_n(&retire_seq, __ATOMIC_ACQUIRE);
-    if (s1 & 1) {
-      sched_yield();
-      continue;
-    }
-    sum_states(out);
-#if defined(__SANITIZE_THREAD__)
-    /* TSan does not model fences; a sequentially consistent re-read is
-     * what it understands (and is just as correct on x86 and arm64). */
-    if (__atomic_load_n(&retire_seq, __ATOMIC_SEQ_CST) == s1) {
-#else
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    if (__atomic_load_n(&retire_seq, __ATOMIC_RELAXED) == s1) {
-#endif
-      derive(out);
-      return;
-    }
-  }
-  spin_lock(&retire_lock);
-  sum_states(out);
-  spin_unlock(&retire_lock);
-  derive(out);
 }
 
 /* Called with retire_lock held. */
@@ -210,25 +160,26 @@ static void make_key(void) {
 }
 
 static vkm_tstate_t *state_acquire(void) {
-  for (vkm_tstate_t *ts = vkm_registry_head(); ts; ts = ts->next) {
+  for (vkm_tstate_t *ts = vkm_registry_head(); ts; ts = registry_next(ts)) {
     int expect = VKM_TS_FREE;
     if (__atomic_load_n(&ts->status, __ATOMIC_RELAXED) == VKM_TS_FREE &&
         __atomic_compare_exchange_n(&ts->status, &expect, VKM_TS_LIVE, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
       return ts;
   }
-  vkm_tstate_t *ts = mi_zalloc_aligned(sizeof *ts, _Alignof(vkm_tstate_t));
-  if (!ts) return NULL;
-  vkm_self_track((int64_t)sizeof *ts);
+  if (__atomic_load_n(&registry_count, __ATOMIC_RELAXED) >= VKM_SEG_THREADS_MAX) return NULL;
+  uint64_t off = vkm_seg_alloc(sizeof(vkm_tstate_t), _Alignof(vkm_tstate_t));
+  if (!off) return NULL;
+  vkm_tstate_t *ts = vkm_seg_at(off); /* zero pages */
   ts->index = __atomic_fetch_add(&registry_count, 1, __ATOMIC_RELAXED);
   ts->status = VKM_TS_LIVE;
-  vkm_tstate_t *head = vkm_registry_head();
-  do ts->next = head;
-  while (!__atomic_compare_exchange_n(&registry, &head, ts, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+  uint64_t head = __atomic_load_n(&H->registry_off, __ATOMIC_RELAXED);
+  do ts->next_off = head;
+  while (!__atomic_compare_exchange_n(&H->registry_off, &head, off, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
   return ts;
 }
 
 vkm_tstate_t *vkm_thread_attach(void) {
-  if (vkm_tls.exiting || !vkm_config.enabled) return NULL;
+  if (vkm_tls.exiting || !vkm_config.enabled || !vkm_seg) return NULL;
   vkm_guard_enter();
   if (__atomic_load_n(&key_made, __ATOMIC_ACQUIRE) != 2) make_key();
   vkm_tstate_t *ts = state_acquire();
@@ -264,7 +215,7 @@ void vkm_thread_fork_child(void) {
   vkm_tstate_t *self = self_state();
   retire_seq = 0;
   uint32_t live = 0;
-  for (vkm_tstate_t *ts = vkm_registry_head(); ts; ts = ts->next) {
+  for (vkm_tstate_t *ts = vkm_registry_head(); ts; ts = registry_next(ts)) {
     if (ts == self) {
       live++;
       continue;
@@ -281,5 +232,5 @@ void vkm_thread_fork_child(void) {
   threads_max = live ? live : 1;
   spin_unlock(&retire_lock);
   if (self) self->os_tid = vkm_plat_tid();
-  vkm_rings_fork_child(self);
+  vkm_rings_fork_child();
 }

@@ -1,11 +1,14 @@
-/* vkm.h - the internal contract between the hot path (interpose/) and the
- * agent (agent/).
+/* vkm.h - the vocabulary that the recorder (interpose/, in the host) and
+ * the agent (agent/, its own process) share: counters, events and the
+ * configuration, as they lie in the shared segment (segment.h), and the
+ * few helpers both sides implement for themselves.
  *
  * Data flows one way: application threads write per-thread counters and
- * per-thread event rings; the agent thread reads counters with relaxed loads
- * and drains rings. Nothing here is public API: the public header is
- * include/valkmem.h. Internal non-static symbols are prefixed vkm_ and are
- * hidden (-fvisibility=hidden); only VKM_EXPORT symbols leave the .so.
+ * per-thread event rings in the segment; the agent process reads counters
+ * with relaxed loads and drains rings. Nothing here is public API: the
+ * public header is include/valkmem.h. Internal non-static symbols are
+ * prefixed vkm_ and are hidden (-fvisibility=hidden); only VKM_EXPORT
+ * symbols leave the .so.
  */
 #ifndef VKM_H
 #define VKM_H
@@ -56,9 +59,9 @@ typedef struct vkm_counters_s {
   uint64_t size_hist[VKM_HIST_BUCKETS]; /* allocation counts per log2 class of the requested size */
 } vkm_counters_t;
 
-/* Sum of all live threads plus the retired total, read consistently with
- * respect to thread exit (a dying thread is never counted twice or zero
- * times). Agent or exit path only. */
+/* Agent: sum of all live threads plus the retired total, read consistently
+ * with respect to thread exit (a dying thread is never counted twice or
+ * zero times). */
 void vkm_counters_sum(vkm_counters_t *out);
 
 /* Live heap (usable bytes) as flushed by threads, and its high-water mark.
@@ -120,16 +123,11 @@ typedef struct vkm_event_s {
  * (except for ALLOC and FREE events). */
 void vkm_emit(vkm_event_t *ev, const void *extra, size_t extra_len);
 
-/* Agent side: drain every ring, calling fn for each event in per-thread
- * order. Returns the number of events drained. Only one thread may drain. */
+/* Agent: drain every ring, calling fn for each event in per-thread order.
+ * Returns the number of events drained. Only one thread may drain. */
 typedef void (*vkm_event_fn)(const vkm_event_t *ev, const void *extra, void *ud);
 size_t vkm_rings_drain(vkm_event_fn fn, void *ud);
 uint64_t vkm_dropped_events(void);
-/* A producer whose ring passes half full writes to this eventfd once (until
- * the next drain), so the agent drains at once instead of at its next
- * wake-up: exact mode then waits on the agent's speed, not on its sleep. */
-void vkm_rings_set_wake_fd(int fd);
-uint64_t vkm_sampled_live(void); /* sampled allocations currently in the address table */
 
 /* ---------------------------------------------------------------------------
  * Configuration (read once at start-up from VALKMEM_* in one table,
@@ -153,10 +151,11 @@ typedef struct vkm_config_s {
   uint32_t tick_ms;          /* VALKMEM_TICK_MS, default 100 */
   uint32_t checkpoint_ms;    /* VALKMEM_CHECKPOINT_MS: rewrite the report this often (0 = only at exit); default 10000 when a report is set (a checkpoint with full 10 h history costs ~55 ms) */
   bool quiet;                /* VALKMEM_QUIET: no URL line, no warnings */
-  bool private_files;        /* VALKMEM_PRIVATE_FILES, default on: the agent
-                                thread gets a file table of its own (Linux) */
+  bool agent;                /* VALKMEM_AGENT, default on: 0 = count only, no agent process */
 } vkm_config_t;
 
+/* The recorder reads it from the environment (config.c) and copies it into
+ * the segment; the agent takes that copy. */
 extern vkm_config_t vkm_config;
 void vkm_config_load(void);
 
@@ -165,46 +164,31 @@ void vkm_config_load(void);
  * ------------------------------------------------------------------------- */
 
 const char *vkm_platform(void);  /* "linux" or "darwin" */
-int vkm_argv(char ***argv_out);  /* argc; argv as captured at load (mimalloc copies) */
+int vkm_argv(char ***argv_out);  /* argc; argv as the recorder captured it */
 uint64_t vkm_started_at_unix_ms(void);
-uint64_t vkm_now_ns(void);       /* CLOCK_MONOTONIC */
+uint64_t vkm_now_ns(void);       /* CLOCK_MONOTONIC (one clock for every process) */
 uint64_t vkm_start_ns(void);     /* monotonic time of load */
-bool vkm_is_report_owner(void);  /* this process may write VALKMEM_REPORT (see report.c) */
+bool vkm_is_report_owner(void);  /* this process may write VALKMEM_REPORT (see init.c) */
 
-/* The calling thread's re-entry guard. While it is held, every wrapper on
- * this thread passes straight through to the real allocator uncounted.
- * The agent thread holds it for its whole life. */
+/* Recorder: the calling thread's re-entry guard. While it is held, every
+ * wrapper on this thread passes straight through to the real allocator
+ * uncounted. */
 void vkm_guard_enter(void);
 void vkm_guard_leave(void);
 
-/* Says `valkmem: <level>: <msg>` on stderr with write(2); no allocation. */
+/* Agent: says `valkmem: <level>: <msg>` on its diagnostics channel. The
+ * recorder says nothing itself (it writes nothing to the program's stderr):
+ * it leaves notes in the segment for the agent (vkm_seg_note). */
 void vkm_say(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Writes to the program's stderr, also from a thread whose file table is
- * its own (the agent's, see vkm_os_private_files): that thread borrows the
- * program's current descriptor 2 for the write. */
-void vkm_write_stderr(const char *buf, size_t len);
-/* Set by a thread once it has a file table of its own; pidfd of the process
- * to borrow the program's descriptors through. */
-void vkm_set_private_files(int self_pidfd);
-int vkm_private_files(void); /* the calling thread's table is its own */
 
-/* valkmem's own memory (mimalloc), for agent code. */
+/* Agent: its own memory (libc's, in its own process). */
 void *vkm_malloc(size_t n);
 void *vkm_calloc(size_t n, size_t m);
 void *vkm_realloc(void *p, size_t n);
 char *vkm_strdup(const char *s);
 void vkm_free(void *p);
-uint64_t vkm_self_bytes(void); /* bytes valkmem holds for itself (mimalloc committed + rings + tables) */
-void vkm_self_track(int64_t delta); /* memory mapped for valkmem's own use, outside mimalloc */
 
-/* Agent lifecycle (agent/agent.c). start is called from the library
- * constructor and in a forked child; stop from the destructor. */
-void vkm_agent_start(void);
-void vkm_agent_stop_and_report(const char *why);
-void vkm_agent_after_fork_child(void);
-/* fork handlers (init.c): prepare waits for the agent thread to be at a
- * safe point, where it holds no lock, and keeps it there until parent. */
-void vkm_agent_fork_prepare(void);
-void vkm_agent_fork_parent(void);
+/* Recorder: what it maps for itself in the host, outside the segment. */
+void vkm_self_track(int64_t delta);
 
 #endif

@@ -8,7 +8,7 @@ set(VKM_CLI_UNIT_SRC
     ${VKM_CLI_DIR}/gate_eval.c ${VKM_CLI_DIR}/gate_out.c ${VKM_CLI_DIR}/run.c)
 
 # --- units: parsers, matching, verdicts, escaping -------------------------
-vkm_test_exe(cli_units ${CMAKE_SOURCE_DIR}/tests/cli_units.c ${VKM_CLI_UNIT_SRC})
+vkm_test_exe(cli_units ${CMAKE_SOURCE_DIR}/tests/cli_units.c ${CMAKE_SOURCE_DIR}/tests/cli_stubs.c ${VKM_CLI_UNIT_SRC})
 add_test(NAME cli_units COMMAND cli_units)
 set_tests_properties(cli_units PROPERTIES TIMEOUT 60)
 
@@ -62,7 +62,7 @@ foreach(target size config suppress report)
       OUTPUT ${fz}
       COMMAND ${VKM_CLANG} -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
               -D_GNU_SOURCE -I${CMAKE_SOURCE_DIR}/agent -I${CMAKE_SOURCE_DIR}/interpose ${CJSON_CFLAGS}
-              -o ${fz} ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_${target}.c ${VKM_CLI_UNIT_SRC} ${CJSON_LDFLAGS}
+              -o ${fz} ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_${target}.c ${CMAKE_SOURCE_DIR}/tests/cli_stubs.c ${VKM_CLI_UNIT_SRC} ${CJSON_LDFLAGS}
       DEPENDS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_${target}.c ${VKM_CLI_UNIT_SRC} ${VKM_CLI_DIR}/cli.h
       COMMENT "libFuzzer: fuzz_${target}")
     add_custom_target(fuzz_${target}_build ALL DEPENDS ${fz})

@@ -52,6 +52,21 @@ def run(args, report=None, extra_env=None, timeout=120, expect_rc=0):
     return p
 
 
+def wait_report(path, timeout=20):
+    """The final report at path, once the agent has written it (it writes
+    it after the process is gone when the process did not exit() itself)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            r = load(path)
+            if r.get("state") == "exited":
+                return r
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    return None
+
+
 def load(path):
     with open(path) as f:
         return json.load(f)
@@ -203,10 +218,33 @@ def case_exit():
     r = load(rep)
     check_eq(r["state"], "exited", "final report state")
     check(r["totals"]["alloc_count"] >= 100, "counted")
+    check_eq(r.get("end"), {"kind": "exit", "code": 7}, "how it ended")
+    # An unwritable report: the program's own stderr stays untouched (a
+    # pipe here), and the agent says it once on the terminal the program
+    # was started from (a pty here).
     p = run(["exit", 5], "/nonexistent-dir/x/report.json", expect_rc=5)
-    lines = [l for l in p.stderr.splitlines() if "cannot write report" in l]
-    check_eq(len(lines), 1, "one clear line for an unwritable report: %r" % p.stderr)
-    check("/nonexistent-dir/x/report.json" in p.stderr and "No such file" in p.stderr, "names the path and the reason")
+    check_eq(p.stderr, "", "the program's stderr (a pipe) is left alone")
+    import pty
+    master, slave = pty.openpty()
+    env = dict(os.environ, LD_PRELOAD=LIB, VALKMEM_HTTP="0", VALKMEM_REPORT="/nonexistent-dir/x/report.json")
+    q = subprocess.run([PROG, "exit", "5"], env=env, stdout=subprocess.DEVNULL, stderr=slave, timeout=60)
+    os.close(slave)
+    check_eq(q.returncode, 5, "exit code with a terminal")
+    text = b""
+    deadline = time.time() + 10
+    while time.time() < deadline and b"cannot write report" not in text:
+        import select
+        r_, _, _ = select.select([master], [], [], 0.5)
+        if r_:
+            try:
+                text += os.read(master, 4096)
+            except OSError:
+                break
+    os.close(master)
+    out = text.decode(errors="replace")
+    lines = [l for l in out.splitlines() if "cannot write report" in l]
+    check_eq(len(lines), 1, "one clear line for an unwritable report on the terminal: %r" % out)
+    check("/nonexistent-dir/x/report.json" in out and "No such file" in out, "names the path and the reason")
 
 
 def case_signal():
@@ -217,9 +255,12 @@ def case_signal():
     p.send_signal(signal.SIGTERM)
     rc = p.wait(timeout=10)
     check_eq(rc, -signal.SIGTERM, "still dies by SIGTERM")
-    check(os.path.exists(rep), "report written on SIGTERM")
-    if os.path.exists(rep):
-        check_eq(load(rep)["state"], "exited", "state")
+    # The agent writes the report once it sees the process gone.
+    r = wait_report(rep)
+    check(r is not None, "report written on SIGTERM")
+    if r:
+        check_eq(r["state"], "exited", "state")
+        check_eq((r.get("end") or {}).get("signal"), signal.SIGTERM, "ended by SIGTERM")
 
 
 {"exact": case_exact, "threads": case_threads, "drops": case_drops, "fork": case_fork, "exec": case_exec,

@@ -243,97 +243,6 @@ static void test_self(void) {
   sbrk(-(intptr_t)(NSMALL * 1024));
 }
 
-/* The agent thread's own file table (vkm_os_private_files). The program
- * has a pipe, an eventfd both sides use, and a file it keeps; a thread
- * takes a private table keeping only the eventfd. Then: the program's
- * descriptors are gone from the thread's table but intact in the
- * program's; the pipe's reader sees EOF once the program closes its write
- * end (no copy keeps it open); the eventfd works from both sides. */
-extern int live_stub_private_pidfd;
-static int pf_pipe[2], pf_efd, pf_file;
-
-/* Open descriptors listed in dir (its own included: counts compare). */
-static int count_fds(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return -1;
-  int n = 0;
-  for (struct dirent *e; (e = readdir(d)) != NULL;)
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n;
-}
-static int pf_result;
-
-static void *private_main(void *arg) {
-  (void)arg;
-  pf_result = vkm_os_private_files(pf_efd);
-  if (pf_result != 1) return NULL;
-  CHECK(fcntl(pf_pipe[1], F_GETFD) < 0 && errno == EBADF);
-  CHECK(fcntl(pf_file, F_GETFD) < 0 && errno == EBADF);
-  CHECK(fcntl(2, F_GETFD) < 0 && errno == EBADF);
-  uint64_t one = 1;
-  CHECK_EQ(write(pf_efd, &one, sizeof one), (ssize_t)sizeof one);
-  int fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* the thread can still open files */
-  CHECK(fd >= 0);
-  if (fd >= 0) close(fd);
-  /* With a table of its own the /proc readers keep their files open and
-   * re-read them from offset 0: three descriptors, opened once, and the
-   * figures are fresh on every read (32 MiB touched in between shows). */
-  int before = count_fds("/proc/thread-self/fd");
-  vkm_os_t a, b;
-  vkm_os_sample(&a, 2000 * SEC, 0); /* after test_self's clock */
-  int kept = count_fds("/proc/thread-self/fd");
-  CHECK_EQ(kept, before + 3);
-  char *big = mmap(NULL, 32 * MB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  CHECK(big != MAP_FAILED);
-  if (big != MAP_FAILED) memset(big, 1, 32 * MB);
-  vkm_os_sample(&b, 2002 * SEC, 0); /* past a second: status and stat again */
-  CHECK_EQ(count_fds("/proc/thread-self/fd"), kept);
-  CHECK(b.rss >= a.rss + 30 * MB);
-  CHECK(b.vms >= a.vms + 32 * MB);
-  CHECK(b.minor_faults >= a.minor_faults + 32 * MB / (64 * KB)); /* at most 64 KiB per fault */
-  if (big != MAP_FAILED) munmap(big, 32 * MB);
-  return NULL;
-}
-
-static void test_private_files(void) {
-  vkm_config.private_files = true;
-  /* The eventfd first: the pipe and the file lie above it, the standard
-   * descriptors below, so both of the thread's close ranges matter. */
-  pf_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  CHECK_EQ(pipe(pf_pipe), 0);
-  pf_file = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  CHECK(pf_efd >= 0 && pf_file >= 0);
-  CHECK_EQ(vkm_os_private_files(pf_efd), 0); /* not before the probe */
-  int fds_before = count_fds("/proc/self/fd");
-  int probed = vkm_os_private_files_probe(pf_efd);
-  CHECK_EQ(count_fds("/proc/self/fd"), fds_before); /* the probe left nothing open */
-  pthread_t t;
-  CHECK_EQ(pthread_create(&t, NULL, private_main, NULL), 0);
-  pthread_join(t, NULL);
-  CHECK_EQ(pf_result, probed);
-  if (pf_result != 1) {
-    printf("live_os: private files not available here (kernel < 5.9 or pidfd refused): skipped\n");
-  } else {
-    CHECK(live_stub_private_pidfd >= 0);
-    CHECK(fcntl(pf_pipe[1], F_GETFD) >= 0); /* the program's table is intact */
-    CHECK(fcntl(pf_file, F_GETFD) >= 0);
-    uint64_t v = 0;
-    CHECK_EQ(read(pf_efd, &v, sizeof v), (ssize_t)sizeof v); /* the thread's write arrived */
-    CHECK_EQ(v, 1);
-    CHECK_EQ(close(pf_pipe[1]), 0);
-    struct pollfd p = {.fd = pf_pipe[0], .events = POLLIN};
-    int ready = poll(&p, 1, 2000);
-    CHECK_EQ(ready, 1);
-    char c;
-    if (ready == 1) CHECK_EQ(read(pf_pipe[0], &c, 1), 0); /* EOF: no copy held the write end */
-  }
-  close(pf_pipe[0]);
-  close(pf_efd);
-  close(pf_file);
-  vkm_config.private_files = false;
-}
-
 /* vkm_plat_zero: the range reads as zero, the bytes around it are kept,
  * and whole pages inside went back to the kernel (resident no more), which
  * is what spares a forked child copying a table it only clears. */
@@ -363,6 +272,5 @@ int main(void) {
   test_plat_zero();
   test_planted_smaps();
   test_self();
-  test_private_files();
   return check_done("live_os");
 }

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 vkm_config_t vkm_config = {.tick_ms = 100};
 uint64_t live_stub_alloc_bytes, live_stub_alloc_calls;
@@ -22,13 +23,9 @@ void vkm_say(const char *level, const char *fmt, ...) {
   va_end(ap);
 }
 
-int live_stub_private_pidfd = -1;
-static __thread int stub_files_private; /* as init.c: per thread */
-void vkm_set_private_files(int self_pidfd) {
-  live_stub_private_pidfd = self_pidfd;
-  stub_files_private = self_pidfd >= 0;
-}
-int vkm_private_files(void) { return stub_files_private; }
+/* The recorded process is this one; no segment. */
+int vkm_target_pid(void) { return (int)getpid(); }
+struct vkm_seg_hdr_s *vkm_seg;
 
 void *vkm_malloc(size_t n) {
   live_stub_alloc_bytes += n;

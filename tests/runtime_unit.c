@@ -5,6 +5,7 @@
  * pauses, frame times and zone times come from the fake clock. */
 #include <math.h>
 #include <pthread.h>
+#include <sys/mman.h>
 
 #include "check.h"
 #include "runtime_json.h"
@@ -43,6 +44,22 @@ void *vkm_calloc(size_t n, size_t m) { return calloc(n, m); }
 void *vkm_realloc(void *p, size_t n) { return realloc(p, n); }
 void vkm_free(void *p) { free(p); }
 void vkm_self_track(int64_t delta) { (void)delta; }
+
+/* The segment: a private mapping the size of the real one; pool handles
+ * are bump-allocated in it as the recorder does, and the agent side walks
+ * the same list. */
+vkm_seg_hdr_t *vkm_seg;
+uint64_t vkm_seg_alloc(size_t n, size_t align) {
+  uint64_t start = (vkm_seg->bump + align - 1) & ~(uint64_t)(align - 1);
+  vkm_seg->bump = start + n;
+  return start;
+}
+void vkm_seg_note(const char *fmt, ...) {
+  (void)fmt;
+  said++;
+}
+valkmem_pool_t *vkm_api_pools(void) { return vkm_seg_at(__atomic_load_n(&vkm_seg->pools_off, __ATOMIC_ACQUIRE)); }
+valkmem_pool_t *vkm_api_pool_next(const valkmem_pool_t *p) { return vkm_seg_at(p->next_off); }
 
 void vkm_emit(vkm_event_t *ev, const void *extra, size_t extra_len) {
   ev->thread = fake_thread;
@@ -508,7 +525,7 @@ static void test_thread_reuse_and_depth(void) {
 /* Registrations past VKM_POOLS_MAX return NULL and are said once. */
 static void test_pool_cap(void) {
   unsigned n = 0;
-  for (const valkmem_pool_t *p = vkm_api_pools(); p; p = p->next) n++;
+  for (const valkmem_pool_t *p = vkm_api_pools(); p; p = vkm_api_pool_next(p)) n++;
   unsigned got = 0;
   for (unsigned i = 0; i < VKM_POOLS_MAX + 10; i++)
     if (valkmem_pool_register("per-request", VALKMEM_POOL_ARENA, 0, 0)) got++;
@@ -520,6 +537,9 @@ static void test_pool_cap(void) {
 }
 
 int main(void) {
+  vkm_seg = mmap(NULL, VKM_SEG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  CHECK(vkm_seg != MAP_FAILED);
+  vkm_seg->bump = 4096;
   vkm_runtime_init();
   use_thread(0);
   CHECK_EQ(valkmem_version(), VALKMEM_VERSION);

@@ -6,6 +6,7 @@
  * install prefix: lib, lib64, lib/<multiarch>), and the configured install
  * directory VKM_LIBDIR. */
 #include "cli.h"
+#include "../agent.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -15,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -218,8 +221,82 @@ static char *make_preload(const char *lib) {
   return v;
 }
 
+/* The agent for the command's process tree: a child of ours that listens
+ * on a socket in a private directory (VALKMEM_AGENT_SOCK for the command),
+ * and that ends once the command has ended (done pipe) and every process
+ * of the tree is reported. */
+typedef struct agent_s {
+  pid_t pid;
+  int done_w;            /* closed when the command has ended */
+  char sock[108];
+  char dir[96];
+} agent_t;
+
+static int agent_start(agent_t *a) {
+  memset(a, 0, sizeof *a);
+  a->pid = -1;
+  a->done_w = -1;
+  const char *tmp = getenv("TMPDIR");
+  if (!tmp || tmp[0] != '/' || strlen(tmp) > 40) tmp = "/tmp";
+  snprintf(a->dir, sizeof a->dir, "%s/valkmem-run-XXXXXX", tmp);
+  if (!mkdtemp(a->dir)) return -errno;
+  snprintf(a->sock, sizeof a->sock, "%s/agent.sock", a->dir);
+  int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (ls < 0) return -errno;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  memcpy(sa.sun_path, a->sock, strlen(a->sock) + 1);
+  if (bind(ls, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(ls, 4096) != 0) {
+    int e = errno;
+    close(ls);
+    return -e;
+  }
+  int done[2];
+  if (pipe2(done, O_CLOEXEC) != 0) {
+    close(ls);
+    return -errno;
+  }
+  fflush(NULL);
+  pid_t p = fork();
+  if (p < 0) {
+    int e = errno;
+    close(ls);
+    close(done[0]);
+    close(done[1]);
+    return -e;
+  }
+  if (p == 0) {
+    close(done[1]);
+    signal(SIGINT, SIG_IGN); /* the command's Ctrl-C; the agent writes its reports */
+    vkm_agentd_t d = {.listen_fd = ls, .sock_path = a->sock, .first_seg_fd = -1, .first_pid_fd = -1,
+                      .done_fd = done[0]};
+    _exit(vkm_agentd_run(&d));
+  }
+  close(ls);
+  close(done[0]);
+  a->pid = p;
+  a->done_w = done[1];
+  return 0;
+}
+
+/* The command has ended: let the agent finish its reports, then wait. */
+static void agent_finish(agent_t *a) {
+  if (a->done_w >= 0) close(a->done_w);
+  a->done_w = -1;
+  if (a->pid > 0) {
+    int st;
+    while (waitpid(a->pid, &st, 0) < 0 && errno == EINTR) {
+    }
+  }
+  a->pid = -1;
+  unlink(a->sock);
+  rmdir(a->dir);
+}
+
 int vkm_run_child(const char *lib, char *const argv[], const char *const env[], vkm_child_t *out) {
   memset(out, 0, sizeof *out);
+  agent_t agent;
+  int arc = lib ? agent_start(&agent) : -1;
+  if (lib && arc != 0) vkm_cli_warn("cannot start the agent (%s): the command runs without reports", strerror(-arc));
   int pfd[2];
   if (pipe2(pfd, O_CLOEXEC) != 0) return -errno;
   char *preload = lib ? make_preload(lib) : NULL;
@@ -252,6 +329,7 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
     signal(SIGHUP, SIG_DFL);
     close(pfd[0]);
     if (preload) setenv("LD_PRELOAD", preload, 1);
+    if (lib && arc == 0) setenv("VALKMEM_AGENT_SOCK", agent.sock, 1);
     /* The CLI's own setting, not the shim's (which warns about unknown
      * VALKMEM_* names). */
     unsetenv("VALKMEM_LIB");
@@ -286,6 +364,13 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
   if (r == (ssize_t)sizeof e) out->exec_errno = e;
   int status = 0;
   pid_t w;
+  /* Waited for, not reaped: while the command is a zombie the agent can
+   * still read how it ended (/proc/PID/stat) for its report. */
+  siginfo_t si;
+  int wr;
+  do wr = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT);
+  while (wr < 0 && errno == EINTR);
+  if (lib && arc == 0) agent_finish(&agent);
   do w = waitpid(pid, &status, 0);
   while (w < 0 && errno == EINTR);
   child_pid = 0;

@@ -1,5 +1,6 @@
 /* main.c - the `valkmem` launcher: dispatch to a command. */
 #include "cli.h"
+#include "../agent.h"
 
 #include <string.h>
 
@@ -39,6 +40,7 @@ int main(int argc, char **argv) {
   } cmds[] = {
       {"run", vkm_cmd_run},       {"gate", vkm_cmd_gate}, {"diff", vkm_cmd_diff},
       {"export", vkm_cmd_export}, {"view", vkm_cmd_view}, {"__idle", vkm_cmd_idle},
+      {"agent", vkm_cmd_agent},
   };
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);

@@ -9,16 +9,38 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------------------
  * Messages
  * ------------------------------------------------------------------------- */
+static int diag_fd = 2;
+
+void vkm_set_diag_fd(int fd) { diag_fd = fd; }
+
+void vkm_write_stderr(const char *buf, size_t len) {
+  while (len > 0 && diag_fd >= 0) {
+    ssize_t n = write(diag_fd, buf, len);
+    if (n <= 0) break;
+    buf += n;
+    len -= (size_t)n;
+  }
+}
+
+uint64_t vkm_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void say(const char *level, const char *fmt, va_list ap) {
   char msg[4096];
   vsnprintf(msg, sizeof msg, fmt, ap);
   fflush(stdout);
-  fprintf(stderr, "valkmem: %s: %s\n", level, msg);
+  char line[4200];
+  int n = snprintf(line, sizeof line, "valkmem: %s: %s\n", level, msg);
+  if (n > 0) vkm_write_stderr(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 void vkm_cli_err(const char *fmt, ...) {

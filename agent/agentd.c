@@ -1,0 +1,264 @@
+/* agentd.c - the agent process: one per process tree.
+ *
+ * It listens on a Unix socket. Each recorder of the tree connects once,
+ * hands over its segment and a pidfd (SCM_RIGHTS), and hangs up; the agent
+ * forks a worker for that process (agent.c), which maps the segment and
+ * serves it until the process ends and its report is out. Workers are
+ * processes, not threads: each keeps its own tables, and one process's
+ * analysis never waits for another's.
+ *
+ * Started three ways:
+ *   - by the first recorder of a tree under a bare LD_PRELOAD
+ *     (`valkmem agent --from-recorder`, descriptors 3, 4, 5: the listening
+ *     socket, the first segment and its pidfd), detached in its own
+ *     session;
+ *   - by `valkmem run` and `valkmem gate`, which fork it before the
+ *     command and wait for it after (launch.c);
+ * and it ends once every recorded process has ended, its worker is done,
+ * and nobody has connected for a moment (a process may still be between
+ * fork and handover), or once the launcher's command ended and every
+ * worker is done.
+ *
+ * Report ownership: without %p in VALKMEM_REPORT only the tree's root
+ * writes the report, and an exec'd image of it (same pid); with %p, every
+ * process.
+ */
+#include "agent.h"
+#include "../interpose/segment.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define GRACE_MS 300 /* after the last worker: a child between fork and handover */
+
+typedef struct worker_s {
+  int pid;       /* the recorded process */
+  int wpid;      /* our worker process */
+} worker_t;
+
+static worker_t *workers;
+static size_t nworkers, capworkers;
+static volatile sig_atomic_t got_chld, got_term;
+
+static void on_chld(int s) {
+  (void)s;
+  got_chld = 1;
+}
+static void on_term(int s) {
+  (void)s;
+  got_term = 1;
+}
+
+static void sock_dir_of(const char *sock, char *dir, size_t cap) {
+  snprintf(dir, cap, "%s", sock ? sock : "");
+  char *sl = strrchr(dir, '/');
+  if (sl) *sl = 0;
+  else dir[0] = 0;
+}
+
+static int report_owner(const vkm_agentd_t *d, int pid) {
+  /* Without %p: the root only (its exec'd images share its pid). */
+  (void)d;
+  return pid == d->root_pid;
+}
+
+static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_t *h) {
+  if (!d->root_pid) d->root_pid = h->pid;
+  /* An exec replaces a process's image under the same pid: its old
+   * worker finishes with "exec" as the ending. */
+  for (size_t i = 0; i < nworkers; i++)
+    if (workers[i].pid == h->pid && workers[i].wpid > 0) kill(workers[i].wpid, SIGUSR1);
+  /* Peek at the segment's configuration for %p. */
+  vkm_seg_hdr_t peek;
+  int pct = 0, forked = 0;
+  if (pread(segfd, &peek, sizeof peek, 0) == (ssize_t)sizeof peek && peek.magic == VKM_SEG_MAGIC &&
+      peek.version == VKM_SEG_VERSION) {
+    pct = strstr(peek.config.report, "%p") != NULL;
+    forked = peek.forked != 0;
+  }
+  vkm_worker_t w = {.seg_fd = segfd, .pid_fd = pidfd, .pid = h->pid, .forked = forked, .linger = d->linger};
+  w.owner = pct || report_owner(d, h->pid);
+  w.root = h->pid == d->root_pid;
+  sock_dir_of(d->sock_path, w.sock_dir, sizeof w.sock_dir);
+  pid_t c = fork();
+  if (c == 0) {
+    if (d->listen_fd >= 0) close(d->listen_fd);
+    if (d->done_fd >= 0) close(d->done_fd);
+    signal(SIGCHLD, SIG_DFL);
+    _exit(vkm_worker_run(&w));
+  }
+  close(segfd);
+  if (pidfd >= 0) close(pidfd);
+  if (c < 0) {
+    vkm_say("error", "pid %d: cannot start a worker: fork: %s", h->pid, strerror(errno));
+    return;
+  }
+  if (nworkers == capworkers) {
+    size_t nc = capworkers ? capworkers * 2 : 16;
+    worker_t *nw = realloc(workers, nc * sizeof *nw);
+    if (!nw) return;
+    workers = nw;
+    capworkers = nc;
+  }
+  workers[nworkers++] = (worker_t){.pid = h->pid, .wpid = (int)c};
+}
+
+/* One connection: a hello with descriptors. */
+static void on_connection(vkm_agentd_t *d, int c) {
+  struct timeval tv = {2, 0};
+  setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  vkm_hello_t h;
+  struct iovec iov = {&h, sizeof h};
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * 4)];
+    struct cmsghdr align;
+  } u;
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+  ssize_t n;
+  do n = recvmsg(c, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+  while (n < 0 && errno == EINTR);
+  int fds[4] = {-1, -1, -1, -1}, nfds = 0;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+      nfds = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      if (nfds > 4) nfds = 4;
+      memcpy(fds, CMSG_DATA(cm), sizeof(int) * (size_t)nfds);
+    }
+  close(c);
+  if (n != (ssize_t)sizeof h || h.magic != VKM_HELLO_MAGIC) {
+    vkm_say("warning", "a connection that is not a valkmem recorder's was ignored");
+  } else if (h.version != VKM_SEG_VERSION) {
+    vkm_say("error", "pid %d: its recorder speaks segment version %u, this agent version %u: use the libvalkmem and valkmem of one build",
+            h.pid, h.version, VKM_SEG_VERSION);
+  } else if (h.kind == VKM_HELLO_SEGMENT && nfds >= 1) {
+    start_worker(d, fds[0], nfds >= 2 ? fds[1] : -1, &h);
+    return;
+  }
+  for (int i = 0; i < nfds; i++) close(fds[i]);
+}
+
+static void reap(void) {
+  int st;
+  pid_t p;
+  while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+    for (size_t i = 0; i < nworkers; i++)
+      if (workers[i].wpid == p) workers[i] = workers[--nworkers];
+}
+
+static uint64_t now_ms(void) { return vkm_now_ns() / 1000000ull; }
+
+int vkm_agentd_run(vkm_agentd_t *d) {
+  struct sigaction sa = {.sa_handler = on_chld};
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+  sigaction(SIGCHLD, &sa, NULL);
+  sa.sa_handler = on_term;
+  sa.sa_flags = 0;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGINT, SIG_IGN); /* a Ctrl-C to the program's group is the program's business */
+  if (d->first_seg_fd >= 0) {
+    vkm_hello_t h = {.magic = VKM_HELLO_MAGIC, .version = VKM_SEG_VERSION, .kind = VKM_HELLO_SEGMENT};
+    vkm_seg_hdr_t peek;
+    if (pread(d->first_seg_fd, &peek, sizeof peek, 0) == (ssize_t)sizeof peek) h.pid = peek.pid;
+    if (!d->root_pid) d->root_pid = h.pid;
+    start_worker(d, d->first_seg_fd, d->first_pid_fd, &h);
+  }
+  /* Accepted in a loop until EAGAIN: the listening socket must not block. */
+  fcntl(d->listen_fd, F_SETFL, fcntl(d->listen_fd, F_GETFL) | O_NONBLOCK);
+  int launcher_done = d->done_fd < 0;
+  uint64_t idle_since = now_ms();
+  int stopping = 0;
+  for (;;) {
+    if (got_chld) {
+      got_chld = 0;
+      reap();
+    }
+    if (nworkers) idle_since = now_ms();
+    if (got_term && !stopping) {
+      stopping = 1; /* lingering dashboards go, then so do we */
+      for (size_t i = 0; i < nworkers; i++) kill(workers[i].wpid, SIGTERM);
+    }
+    if (stopping && !nworkers) break;
+    if (launcher_done && !nworkers && now_ms() - idle_since >= GRACE_MS) break;
+    struct pollfd p[2] = {{.fd = d->listen_fd, .events = POLLIN}, {.fd = launcher_done ? -1 : d->done_fd, .events = POLLIN}};
+    int r = poll(p, 2, 100);
+    if (r > 0 && (p[0].revents & POLLIN)) {
+      int c;
+      while ((c = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+        int fl = fcntl(c, F_GETFL);
+        fcntl(c, F_SETFL, fl & ~O_NONBLOCK);
+        on_connection(d, c);
+      }
+    }
+    if (r > 0 && (p[1].revents & (POLLIN | POLLHUP))) {
+      launcher_done = 1;
+      idle_since = now_ms();
+      if (d->linger) { /* valkmem run: the dashboards stay until Ctrl-C or SIGTERM */
+      }
+    }
+  }
+  if (d->sock_path) unlink(d->sock_path);
+  close(d->listen_fd);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * `valkmem agent`: what a recorder starts.
+ * ------------------------------------------------------------------------- */
+int vkm_cmd_agent(int argc, char **argv) {
+  const char *sock = NULL, *tty = NULL;
+  int from_recorder = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--from-recorder")) from_recorder = 1;
+    else if (!strcmp(argv[i], "--sock") && i + 1 < argc) sock = argv[++i];
+    else if (!strcmp(argv[i], "--tty") && i + 1 < argc) tty = argv[++i];
+    else {
+      vkm_say("error", "agent: unknown argument \"%s\" (this command is started by libvalkmem, not by hand)", argv[i]);
+      return 2;
+    }
+  }
+  if (!from_recorder || !sock) {
+    vkm_say("error", "agent: started by libvalkmem with --from-recorder --sock PATH, not by hand");
+    return 2;
+  }
+  /* Diagnostics and the URL line go to the terminal the program was
+   * started from, if any; never to the program's pipes. */
+  int diag = tty ? open(tty, O_WRONLY | O_NOCTTY | O_CLOEXEC) : -1;
+  vkm_set_diag_fd(diag);
+  /* Never compete with a program pinned to one CPU. */
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  for (int i = 0; i < CPU_SETSIZE; i++) CPU_SET(i, &all);
+  sched_setaffinity(0, sizeof all, &all);
+  int pidfd = fcntl(5, F_GETFD) >= 0 ? 5 : -1;
+  struct stat;
+  vkm_agentd_t d = {.listen_fd = 3, .sock_path = sock, .first_seg_fd = 4, .first_pid_fd = pidfd, .done_fd = -1};
+  /* Descriptor 5 is the segment again when the recorder had no pidfd. */
+  if (pidfd >= 0) {
+    char a[64], b[64], pa[64], pb[64];
+    snprintf(pa, sizeof pa, "/proc/self/fd/4");
+    snprintf(pb, sizeof pb, "/proc/self/fd/5");
+    ssize_t na = readlink(pa, a, sizeof a - 1), nb = readlink(pb, b, sizeof b - 1);
+    if (na > 0 && nb > 0 && na == nb && !memcmp(a, b, (size_t)na)) {
+      close(5);
+      d.first_pid_fd = -1;
+    }
+  }
+  fcntl(3, F_SETFD, FD_CLOEXEC);
+  fcntl(4, F_SETFD, FD_CLOEXEC);
+  if (d.first_pid_fd >= 0) fcntl(d.first_pid_fd, F_SETFD, FD_CLOEXEC);
+  return vkm_agentd_run(&d);
+}

@@ -1,0 +1,245 @@
+/* link.c - the recorder's link to the agent process.
+ *
+ * At start-up the recorder hands its segment and a handle on itself (a
+ * pidfd) to the agent of its process tree over a Unix socket, then closes
+ * both descriptors and the socket: from then on it holds none. Which agent:
+ *
+ *   - VALKMEM_AGENT_SOCK, inherited from an ancestor (or set by `valkmem
+ *     run`/`gate`, which are agents themselves): connect and hand over;
+ *   - otherwise, or when that agent is gone, this process starts one: the
+ *     `valkmem` executable next to the library (or VALKMEM_AGENT_BIN),
+ *     detached in a session of its own (platform.h), and leaves its socket
+ *     path in the environment for descendants.
+ *
+ * At exit() the recorder writes the exit code into the segment; when a
+ * report is due it also tells its agent and waits (bounded) until the
+ * report is written, so that a report exists once the process has exited.
+ * Every other ending (_exit, a signal, SIGKILL) the agent sees by itself.
+ *
+ * VALKMEM_AGENT=0 hands nothing over: counting only.
+ */
+#include "hot.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef VKM_BINDIR
+#define VKM_BINDIR "/usr/local/bin"
+#endif
+
+extern char **environ;
+
+static char agent_sock[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* the tree's agent */
+static char agent_bin[1024];
+static int handed;  /* this process's segment reached an agent */
+
+/* ---------------------------------------------------------------------------
+ * One message to an agent
+ * ------------------------------------------------------------------------- */
+static int sock_addr(const char *path, struct sockaddr_un *a, socklen_t *len) {
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  size_t n = strlen(path);
+  if (n == 0 || n >= sizeof a->sun_path) return -1;
+  memcpy(a->sun_path, path, n);
+  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+  return 0;
+}
+
+/* Sends a hello (with descriptors) to the agent at `path`; with want_reply,
+ * waits up to timeout_ms for its one-byte answer. 0, or -1. */
+static int send_hello(const char *path, uint32_t kind, const int *fds, int nfds, int want_reply, int timeout_ms) {
+  struct sockaddr_un a;
+  socklen_t alen;
+  if (sock_addr(path, &a, &alen) != 0) return -1;
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -1;
+  struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  int rc = -1;
+  if (connect(s, (struct sockaddr *)&a, alen) == 0) {
+    vkm_hello_t h = {.magic = VKM_HELLO_MAGIC, .version = VKM_SEG_VERSION, .pid = vkm_seg->pid,
+                     .ppid = vkm_seg->ppid, .kind = kind};
+    struct iovec iov = {&h, sizeof h};
+    union {
+      char buf[CMSG_SPACE(sizeof(int) * 4)];
+      struct cmsghdr align;
+    } u;
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (nfds > 0) {
+      memset(&u, 0, sizeof u);
+      m.msg_control = u.buf;
+      m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+      struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+      memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+    }
+    ssize_t w;
+    do w = sendmsg(s, &m, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    if (w == (ssize_t)sizeof h) {
+      rc = 0;
+      if (want_reply) {
+        char b;
+        ssize_t r;
+        do r = recv(s, &b, 1, 0);
+        while (r < 0 && errno == EINTR);
+        rc = r == 1 ? 0 : -1;
+      }
+    }
+  }
+  close(s);
+  return rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * Starting an agent
+ * ------------------------------------------------------------------------- */
+static int executable(const char *p) { return p[0] && access(p, X_OK) == 0; }
+
+static int find_agent_bin(char *out, size_t cap) {
+  if (agent_bin[0]) {
+    snprintf(out, cap, "%s", agent_bin);
+    return executable(out) ? 0 : -1;
+  }
+  char dir[900];
+  snprintf(dir, sizeof dir, "%s", vkm_plat_object_path((const void *)vkm_link_start));
+  char *slash = strrchr(dir, '/');
+  if (slash) {
+    *slash = 0;
+    snprintf(out, cap, "%s/valkmem", dir);
+    if (executable(out)) return 0;
+    snprintf(out, cap, "%s/../bin/valkmem", dir);
+    if (executable(out)) return 0;
+  }
+  snprintf(out, cap, "%s/valkmem", VKM_BINDIR);
+  return executable(out) ? 0 : -1;
+}
+
+/* A private directory for the socket: $TMPDIR (or /tmp)/valkmem-UID, ours
+ * and closed to others. */
+static int socket_path(char *out, size_t cap) {
+  const char *tmp = getenv("TMPDIR");
+  if (!tmp || tmp[0] != '/' || strlen(tmp) > 40) tmp = "/tmp";
+  char dir[96];
+  snprintf(dir, sizeof dir, "%s/valkmem-%u", tmp, (unsigned)getuid());
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
+  struct stat st;
+  if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077)) return -1;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int n = snprintf(out, cap, "%s/agent-%d-%lx.sock", dir, (int)getpid(), (unsigned long)(ts.tv_nsec ^ ts.tv_sec));
+  return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* The environment for the agent: the program's, without LD_PRELOAD (the
+ * agent records nothing) and without the old socket. */
+static char **agent_env(void) {
+  static char *env[512];
+  size_t n = 0;
+  for (char **e = environ; e && *e && n < 510; e++) {
+    if (!strncmp(*e, "LD_PRELOAD=", 11) || !strncmp(*e, "VALKMEM_AGENT_SOCK=", 19)) continue;
+    env[n++] = *e;
+  }
+  env[n] = NULL;
+  return env;
+}
+
+static int spawn_agent(int segfd, int pidfd) {
+  char bin[1024];
+  if (find_agent_bin(bin, sizeof bin) != 0) {
+    vkm_seg_note("no agent: cannot find the valkmem executable next to libvalkmem (set VALKMEM_AGENT_BIN)");
+    return -1;
+  }
+  char path[sizeof agent_sock];
+  if (socket_path(path, sizeof path) != 0) return -1;
+  struct sockaddr_un a;
+  socklen_t alen;
+  if (sock_addr(path, &a, &alen) != 0) return -1;
+  int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (ls < 0) return -1;
+  if (bind(ls, (struct sockaddr *)&a, alen) != 0 || listen(ls, 4096) != 0) {
+    close(ls);
+    return -1;
+  }
+  /* The URL line goes to the terminal the program was started from, never
+   * into a pipe or file the program owns. */
+  char tty[256] = "";
+  if (isatty(2) && ttyname_r(2, tty, sizeof tty) != 0) tty[0] = 0;
+  char *argv[] = {bin, "agent", "--from-recorder", "--sock", path, tty[0] ? "--tty" : NULL, tty, NULL};
+  int fds[3] = {ls, segfd, pidfd >= 0 ? pidfd : segfd};
+  int rc = vkm_plat_spawn_detached(bin, argv, agent_env(), fds, 3);
+  close(ls);
+  if (rc != 0) {
+    unlink(path);
+    return -1;
+  }
+  snprintf(agent_sock, sizeof agent_sock, "%s", path);
+  setenv("VALKMEM_AGENT_SOCK", path, 1);
+  return 0;
+}
+
+/* Hands this process's segment to the tree's agent, starting one when
+ * there is none. Closes the descriptors either way. */
+static void hand_over(int may_spawn) {
+  int segfd = vkm_seg_take_fd();
+  if (segfd < 0) return;
+  int pidfd = vkm_plat_self_handle();
+  int fds[2] = {segfd, pidfd};
+  int n = pidfd >= 0 ? 2 : 1;
+  if (agent_sock[0] && send_hello(agent_sock, VKM_HELLO_SEGMENT, fds, n, 0, 2000) == 0) handed = 1;
+  else if (may_spawn && spawn_agent(segfd, pidfd) == 0) handed = 1;
+  close(segfd);
+  if (pidfd >= 0) close(pidfd);
+}
+
+void vkm_link_start(void) {
+  const char *s = getenv("VALKMEM_AGENT_SOCK");
+  if (s && strlen(s) < sizeof agent_sock) snprintf(agent_sock, sizeof agent_sock, "%s", s);
+  const char *b = getenv("VALKMEM_AGENT_BIN");
+  if (b) snprintf(agent_bin, sizeof agent_bin, "%s", b);
+  if (!vkm_config.agent) {
+    int fd = vkm_seg_take_fd();
+    if (fd >= 0) close(fd);
+    return;
+  }
+  hand_over(1);
+}
+
+void vkm_link_fork_child(void) {
+  handed = 0;
+  if (!vkm_config.agent || !vkm_config.follow_fork) {
+    int fd = vkm_seg_take_fd();
+    if (fd >= 0) close(fd);
+    return;
+  }
+  hand_over(1);
+}
+
+void vkm_link_at_exit(int code) {
+  vkm_seg->exit_code = code;
+  vkm_seg->end_ns = vkm_now_ns();
+  __atomic_store_n(&vkm_seg->end_state, VKM_END_EXIT, __ATOMIC_RELEASE);
+  if (!handed || !vkm_config.report[0]) return;
+  /* The agent forks a worker for this process when it receives the
+   * segment; a process that ends at once may get here first. */
+  char path[sizeof vkm_seg->agent_sock];
+  for (int i = 0; i < 5000; i++) {
+    memcpy(path, vkm_seg->agent_sock, sizeof path);
+    path[sizeof path - 1] = 0;
+    if (path[0]) break;
+    struct timespec ts = {0, 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  if (path[0]) send_hello(path, VKM_HELLO_FINAL, NULL, 0, 1, 30000);
+}

@@ -1,0 +1,296 @@
+/* seg.c - the recorder's side of the shared segment (segment.h): creating
+ * it, handing out its memory, publishing the module list, leaving notes for
+ * the agent, and giving a forked child a segment of its own.
+ *
+ * The segment is MAP_SHARED so the agent sees every store; that is also
+ * why fork() needs care here: a child would otherwise keep writing into
+ * its parent's counters. fork_prepare makes a copy of the segment's
+ * structures into a new memfd (while the forking thread is inside fork and
+ * cannot change its own counters), and the child moves that copy over the
+ * parent's mapping at the same address, so every pointer into it stays
+ * valid. Ring buffers are not copied: a child replays nothing from before
+ * the fork.
+ */
+#include "hot.h"
+
+#include <link.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+vkm_seg_hdr_t *vkm_seg;
+static int seg_fd = -1;          /* until handed over */
+static int fork_fd = -1;         /* fork_prepare's copy, for the child */
+static void *fork_map;
+
+/* Structures at the front; ring buffers from RING_BASE on, so that a fork
+ * copies only [0, bump). */
+#define ARENA_BASE (((sizeof(vkm_seg_hdr_t) + 4095) & ~(size_t)4095) + VKM_SEG_MODULES_BYTES)
+#define RING_BASE VKM_SEG_RING_BASE
+
+/* ---------------------------------------------------------------------------
+ * Notes: what the recorder would have said, said by the agent instead.
+ * Before the segment exists (config is read first) they wait here.
+ * ------------------------------------------------------------------------- */
+static char early_notes[1024];
+static uint32_t early_used;
+
+static void note_append(char *buf, uint32_t cap, uint32_t *used, const char *msg, size_t len) {
+  if (*used + len + 1 > cap) return;
+  memcpy(buf + *used, msg, len);
+  buf[*used + len] = 0;
+  *used += (uint32_t)len + 1;
+}
+
+void vkm_seg_note(const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  size_t len = (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
+  if (!vkm_seg) {
+    note_append(early_notes, sizeof early_notes, &early_used, msg, len);
+    return;
+  }
+  while (__atomic_exchange_n(&vkm_seg->notes_lock, 1, __ATOMIC_ACQUIRE)) sched_yield();
+  uint32_t used = vkm_seg->notes_used;
+  note_append(vkm_seg->notes, VKM_SEG_NOTES_BYTES, &used, msg, len);
+  __atomic_store_n(&vkm_seg->notes_used, used, __ATOMIC_RELEASE);
+  __atomic_store_n(&vkm_seg->notes_lock, 0, __ATOMIC_RELEASE);
+}
+
+/* ---------------------------------------------------------------------------
+ * Creation and allocation
+ * ------------------------------------------------------------------------- */
+static int seg_map(int *fd_out, void **map_out) {
+  int fd = (int)syscall(SYS_memfd_create, "valkmem", MFD_CLOEXEC);
+  if (fd < 0) return -1;
+  if (syscall(SYS_ftruncate, fd, (long)VKM_SEG_SIZE) != 0) {
+    syscall(SYS_close, fd);
+    return -1;
+  }
+  void *p = (void *)syscall(SYS_mmap, NULL, VKM_SEG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED || (uintptr_t)p > (uintptr_t)-4096) {
+    syscall(SYS_close, fd);
+    return -1;
+  }
+  *fd_out = fd;
+  *map_out = p;
+  return 0;
+}
+
+int vkm_seg_create(void) {
+  if (vkm_seg) return 0;
+  void *p = NULL;
+  int fd = -1;
+  if (seg_map(&fd, &p) != 0) {
+    /* No memfd (a seccomp filter, say): count in private memory, with no
+     * agent. Nothing is lost but the dashboard. */
+    p = vkm_plat_map(VKM_SEG_SIZE);
+    if (!p) return -1;
+  }
+  vkm_seg_hdr_t *h = p;
+  h->magic = VKM_SEG_MAGIC;
+  h->version = VKM_SEG_VERSION;
+  h->hdr_size = sizeof *h;
+  h->size = VKM_SEG_SIZE;
+  h->bump = ARENA_BASE;
+  h->modules_off = ARENA_BASE - VKM_SEG_MODULES_BYTES;
+  h->pid = (int32_t)getpid();
+  h->ppid = (int32_t)getppid();
+  h->end_state = VKM_END_RUNNING;
+  snprintf(h->platform, sizeof h->platform, "%s", vkm_plat_name());
+  memcpy(h->notes, early_notes, early_used);
+  h->notes_used = early_used;
+  seg_fd = fd;
+  vkm_seg = h;
+  return 0;
+}
+
+int vkm_seg_take_fd(void) {
+  int fd = seg_fd;
+  seg_fd = -1;
+  return fd;
+}
+
+uint64_t vkm_seg_alloc(size_t n, size_t align) {
+  if (!vkm_seg) return 0;
+  uint64_t cur = __atomic_load_n(&vkm_seg->bump, __ATOMIC_RELAXED);
+  for (;;) {
+    uint64_t start = (cur + align - 1) & ~(uint64_t)(align - 1);
+    if (start + n > RING_BASE) return 0;
+    if (__atomic_compare_exchange_n(&vkm_seg->bump, &cur, start + n, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+      return start;
+  }
+}
+
+/* Ring buffers: from the top region, bump-allocated through ring_bump in
+ * the header's spare word (the sampled address count is elsewhere). */
+static uint64_t ring_bump = RING_BASE; /* atomic; the same in a forked child (its copy is alike) */
+
+uint64_t vkm_seg_alloc_ring(size_t n) {
+  if (!vkm_seg) return 0;
+  uint64_t cur = __atomic_load_n(&ring_bump, __ATOMIC_RELAXED);
+  for (;;) {
+    uint64_t start = (cur + 4095) & ~(uint64_t)4095;
+    if (start + n > vkm_seg->size) return 0;
+    if (__atomic_compare_exchange_n(&ring_bump, &cur, start + n, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+      return start;
+  }
+}
+
+/* ---------------------------------------------------------------------------
+ * Modules
+ * ------------------------------------------------------------------------- */
+static int modules_lock;
+static char exe_path[1024];
+static uint64_t seen_adds, seen_subs, last_check_ns; /* atomic: see vkm_seg_modules_check */
+static int counts_cb(struct dl_phdr_info *info, size_t size, void *arg);
+
+typedef struct {
+  vkm_seg_modules_t *m;
+  vkm_seg_module_t *ent;
+  char *strings;
+  uint32_t max, str_cap;
+} pub_t;
+
+static int publish_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  pub_t *p = arg;
+  if (p->m->count >= p->max) return 1;
+  uint64_t lo = UINT64_MAX, hi = 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD) continue;
+    uint64_t a = info->dlpi_addr + ph->p_vaddr;
+    if (a < lo) lo = a;
+    if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
+  }
+  if (hi <= lo) return 0;
+  const char *name = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : "";
+  if (!name[0] && p->m->count == 0) name = exe_path; /* the main program comes first, unnamed */
+  size_t len = strlen(name);
+  if (p->m->strings_used + len + 1 > p->str_cap) return 1;
+  vkm_seg_module_t *e = &p->ent[p->m->count++];
+  e->bias = info->dlpi_addr;
+  e->lo = lo;
+  e->hi = hi;
+  e->path_off = p->m->strings_used;
+  e->path_len = (uint32_t)len;
+  memcpy(p->strings + p->m->strings_used, name, len + 1);
+  p->m->strings_used += (uint32_t)len + 1;
+  return 0;
+}
+
+void vkm_seg_publish_modules(void) {
+  if (!vkm_seg) return;
+  if (!exe_path[0]) {
+    ssize_t n = readlink("/proc/self/exe", exe_path, sizeof exe_path - 1);
+    exe_path[n > 0 ? n : 0] = 0;
+  }
+  while (__atomic_exchange_n(&modules_lock, 1, __ATOMIC_ACQUIRE)) sched_yield();
+  vkm_seg_modules_t *m = (vkm_seg_modules_t *)((char *)vkm_seg + vkm_seg->modules_off);
+  __atomic_add_fetch(&m->seq, 1, __ATOMIC_ACQ_REL); /* odd: being written */
+  pub_t p = {.m = m, .ent = (vkm_seg_module_t *)(m + 1), .max = 2048};
+  p.strings = (char *)(p.ent + p.max);
+  p.str_cap = (uint32_t)(VKM_SEG_MODULES_BYTES - sizeof *m - p.max * sizeof(vkm_seg_module_t));
+  m->count = 0;
+  m->strings_used = 0;
+  uint64_t c[2] = {0, 0};
+  dl_iterate_phdr(counts_cb, c);
+  __atomic_store_n(&seen_adds, c[0], __ATOMIC_RELAXED);
+  __atomic_store_n(&seen_subs, c[1], __ATOMIC_RELAXED);
+  dl_iterate_phdr(publish_cb, &p);
+  __atomic_add_fetch(&m->seq, 1, __ATOMIC_ACQ_REL);
+  __atomic_store_n(&modules_lock, 0, __ATOMIC_RELEASE);
+}
+
+/* ---------------------------------------------------------------------------
+ * fork
+ * ------------------------------------------------------------------------- */
+void vkm_seg_fork_prepare(void) {
+  fork_fd = -1;
+  fork_map = NULL;
+  if (!vkm_seg || seg_map(&fork_fd, &fork_map) != 0) return;
+  uint64_t used = __atomic_load_n(&vkm_seg->bump, __ATOMIC_RELAXED);
+  memcpy(fork_map, vkm_seg, used);
+}
+
+void vkm_seg_fork_parent(void) {
+  if (fork_map) syscall(SYS_munmap, fork_map, VKM_SEG_SIZE);
+  if (fork_fd >= 0) syscall(SYS_close, fork_fd);
+  fork_map = NULL;
+  fork_fd = -1;
+}
+
+void vkm_seg_fork_child(void) {
+  if (!vkm_seg) return;
+  if (fork_map) {
+    void *p = (void *)syscall(SYS_mremap, fork_map, VKM_SEG_SIZE, VKM_SEG_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED, vkm_seg);
+    if (p != (void *)vkm_seg) { /* keep the parent's untouched: count privately from now on */
+      syscall(SYS_munmap, fork_map, VKM_SEG_SIZE);
+      if (fork_fd >= 0) syscall(SYS_close, fork_fd);
+      fork_fd = -1;
+      void *priv = (void *)syscall(SYS_mmap, vkm_seg, VKM_SEG_SIZE, PROT_READ | PROT_WRITE,
+                                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+      (void)priv;
+    }
+  } else { /* no copy could be made: a private copy keeps the parent's counters safe */
+    void *tmp = vkm_plat_map(VKM_SEG_SIZE);
+    if (tmp) {
+      memcpy(tmp, vkm_seg, vkm_seg->bump);
+      syscall(SYS_mremap, tmp, VKM_SEG_SIZE, VKM_SEG_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED, vkm_seg);
+    }
+  }
+  fork_map = NULL;
+  seg_fd = fork_fd;
+  fork_fd = -1;
+  vkm_seg_hdr_t *h = vkm_seg;
+  h->pid = (int32_t)getpid();
+  h->ppid = (int32_t)getppid();
+  h->forked = 1;
+  h->end_state = VKM_END_RUNNING;
+  h->agent_sock[0] = 0;
+  h->notes_used = 0;
+  h->notes_lock = 0;
+  h->dropped = 0;
+  h->producers_waiting = 0;
+  modules_lock = 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Module changes. dlopen itself is not interposed: glibc searches the
+ * calling object's RUNPATH, and the caller would become us. Instead a
+ * sampler, before it emits its stack, checks the loader's own counts of
+ * objects added and removed (at most once a millisecond) and publishes the
+ * list again when they moved, so the agent knows every module a sampled
+ * frame can be in by the time it reads the sample.
+ * ------------------------------------------------------------------------- */
+static int counts_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  uint64_t *c = arg;
+  if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+    c[0] = info->dlpi_adds;
+    c[1] = info->dlpi_subs;
+  }
+  return 1;
+}
+
+void vkm_seg_modules_check(void) {
+  uint64_t now = vkm_now_ns();
+  uint64_t last = __atomic_load_n(&last_check_ns, __ATOMIC_RELAXED);
+  if (now - last < 1000000 || !__atomic_compare_exchange_n(&last_check_ns, &last, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    return;
+  uint64_t c[2] = {0, 0};
+  dl_iterate_phdr(counts_cb, c);
+  if (c[0] == __atomic_load_n(&seen_adds, __ATOMIC_RELAXED) && c[1] == __atomic_load_n(&seen_subs, __ATOMIC_RELAXED)) return;
+  __atomic_store_n(&seen_adds, c[0], __ATOMIC_RELAXED);
+  __atomic_store_n(&seen_subs, c[1], __ATOMIC_RELAXED);
+  vkm_seg_publish_modules();
+}

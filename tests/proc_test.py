@@ -1,0 +1,529 @@
+#!/usr/bin/env python3
+"""proc_test.py - the shim must leave the host process as it found it.
+
+Each case runs a program with and without LD_PRELOAD and compares what the
+program sees and does (stdout, stderr, files it writes, exit status), byte
+for byte; where the shim must add something (a report), it is compared with
+a run that differs only by a planted amount.
+
+  single_thread      one entry in /proc/self/task; unshare(CLONE_NEWUSER) works
+  pthread_exit_main  main's pthread_exit + a last thread ending: the process ends
+  setxid_caps        setresgid after capset on one thread (root only)
+  signals_default    SIGINT/SIGTERM stay SIG_DFL (C program and python3)
+  cjson_host         a program using cJSON with its default hooks
+  stderr_clean       nothing added to the program's stdout or stderr
+  fd_reuse           descriptor numbers and contents are the program's own
+  sigkill_report     a SIGKILLed process still gets a full report, with "end"
+  gate_tree          `valkmem gate` checks every process of the tree; --only
+  chromium           chromium --dump-dom, every process reported (realprog)
+
+usage: proc_test.py LIB CLI BINDIR CASE
+Prints "FAIL: ..." with both operands and exits 1 on failure; "SKIP: why"
+and exit 0 only where the case cannot run on this machine.
+"""
+import json, os, select, shutil, signal, subprocess, sys, tempfile, time
+
+LIB, CLI, BINDIR, CASE = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+LIB, CLI, BINDIR = os.path.abspath(LIB), os.path.abspath(CLI), os.path.abspath(BINDIR)
+PROG = os.path.join(BINDIR, "proc_prog")
+TMP = tempfile.mkdtemp(prefix="vk-proc-")
+# The distribution's python3 (a pyenv shim is a shell script in between).
+PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+REPORT_WAIT_S = 20  # _exit and signals: the report may follow the process's end
+failures = 0
+
+
+def fail(what):
+    global failures
+    failures += 1
+    print("FAIL:", what, file=sys.stderr)
+
+
+def check(cond, what):
+    if not cond:
+        fail(what)
+    return cond
+
+
+def check_eq(a, b, what):
+    return check(a == b, "%s: %r != %r" % (what, a, b))
+
+
+def skip(why):
+    print("SKIP:", why)
+    sys.exit(0)
+
+
+def base_env(**extra):
+    """The caller's environment without any valkmem setting."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VALKMEM_") and k != "LD_PRELOAD"}
+    env.update(extra)
+    return env
+
+
+def shim_env(**extra):
+    """Default settings (dashboard on) unless extra says otherwise."""
+    return base_env(LD_PRELOAD=LIB, **extra)
+
+
+def default_signals():
+    """Child side, before exec: SIGINT/SIGTERM at SIG_DFL whatever this
+    driver inherited (a background job starts with SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class Result:
+    def __init__(self, rc, out, err, timed_out):
+        self.rc, self.out, self.err, self.timed_out = rc, out, err, timed_out
+
+    def __repr__(self):
+        return "exit %r%s\nstdout: %r\nstderr: %r" % (self.rc, " (TIMED OUT, killed)" if self.timed_out else "",
+                                                      self.out[-2000:], self.err[-2000:])
+
+
+def run(argv, env, timeout=30, cwd=None, preexec=default_signals, stdin=subprocess.DEVNULL):
+    """Runs argv in a process group of its own; on timeout the whole group is
+    killed. stdout and stderr are pipes (bytes)."""
+    p = subprocess.Popen([str(a) for a in argv], env=env, cwd=cwd, stdin=stdin, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True, preexec_fn=preexec)
+    try:
+        out, err = p.communicate(timeout=timeout)
+        return Result(p.returncode, out, err, False)
+    except subprocess.TimeoutExpired:
+        killpg(p.pid)
+        out, err = p.communicate()
+        return Result(p.returncode, out, err, True)
+
+
+def killpg(pgid):
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def same(plain, shim, what, files=()):
+    """The shimmed run did exactly what the plain one did."""
+    ok = check(not shim.timed_out, "%s: under the shim it did not end in time:\n  with shim: %r" % (what, shim))
+    ok &= check(plain.rc == shim.rc, "%s: exit status %r without the shim != %r with it\n  without: %r\n  with: %r"
+                % (what, plain.rc, shim.rc, plain, shim))
+    ok &= check(plain.out == shim.out, "%s: stdout differs\n  without: %r\n  with:    %r" % (what, plain.out[-2000:], shim.out[-2000:]))
+    ok &= check(plain.err == shim.err, "%s: stderr differs\n  without: %r\n  with:    %r" % (what, plain.err[-2000:], shim.err[-2000:]))
+    for a, b in files:
+        da, db = read_bytes(a), read_bytes(b)
+        ok &= check(da == db, "%s: %s differs from the plain run's %s (without: %s bytes, with: %s bytes); %s"
+                    % (what, b, a, none_len(da), none_len(db), where(da, db)))
+    return ok
+
+
+def read_bytes(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def none_len(d):
+    return "no file" if d is None else len(d)
+
+
+def where(a, b):
+    """Where two byte strings first differ, with 80 bytes of each from there."""
+    if a is None or b is None:
+        return "one of them is missing"
+    i = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), min(len(a), len(b)))
+    return "first difference at byte %d:\n    without: %r\n    with:    %r" % (i, a[i:i + 80], b[i:i + 80])
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def final_report(path, wait_s):
+    """The process's final report: parsed, and no longer a checkpoint
+    ("end" present, or state "exited"). Polls up to wait_s seconds; returns
+    (report or None, what was found)."""
+    deadline = time.monotonic() + wait_s
+    found = "no file"
+    while True:
+        if os.path.exists(path):
+            try:
+                r = load(path)
+                if "end" in r or r.get("state") == "exited":
+                    return r, "final report"
+                found = "a checkpoint (state %r, no \"end\")" % r.get("state")
+            except (OSError, ValueError) as e:
+                found = "unparsable (%s)" % e
+        if time.monotonic() >= deadline:
+            return None, found
+        time.sleep(0.1)
+
+
+def mkdir(*parts):
+    d = os.path.join(TMP, *parts)
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+# ---------------------------------------------------------------------------
+def case_single_thread():
+    rep = os.path.join(mkdir("st"), "r-%p.json")
+    plain = run([PROG, "tasks"], base_env())
+    check_eq(plain.out, b"tasks 1\n", "without the shim main sees one task (test program sanity)")
+    shim = run([PROG, "tasks"], shim_env(VALKMEM_REPORT=rep))
+    same(plain, shim, "tasks in /proc/self/task at main (dashboard on, VALKMEM_REPORT set)")
+
+    plain = run([PROG, "userns"], base_env())
+    if plain.rc != 0:
+        print("SKIP (unshare half): unshare(CLONE_NEWUSER) fails even without the shim here: %r" % plain.out)
+        return
+    shim = run([PROG, "userns"], shim_env(VALKMEM_REPORT=rep))
+    same(plain, shim, "unshare(CLONE_NEWUSER) (the kernel refuses it to a multithreaded process)")
+
+
+def case_pthread_exit_main():
+    rep = os.path.join(mkdir("pe"), "r-%p.json")
+    plain = run([PROG, "pthread_exit"], base_env(), timeout=20)
+    check(not plain.timed_out and plain.rc == 0, "without the shim the process ends with 0 (sanity): %r" % plain)
+    shim = run([PROG, "pthread_exit"], shim_env(VALKMEM_REPORT=rep), timeout=20)
+    same(plain, shim, "main calls pthread_exit, its last thread ends 100 ms later (timeout 20 s)")
+
+
+def case_setxid_caps():
+    if os.geteuid() != 0:
+        skip("needs root (setresuid to 65534 with PR_SET_KEEPCAPS, then capset)")
+    plain = run([PROG, "setxid"], base_env())
+    if plain.rc != 0:
+        skip("the setxid sequence fails even without the shim on this machine (no CAP_SETUID/CAP_SETGID here?): %r"
+             % plain)
+    check_eq(plain.out, b"uid 65534 gid 65534\n", "without the shim (sanity)")
+    rep = os.path.join(mkdir("sx"), "r-%p.json")
+    os.chmod(os.path.dirname(rep), 0o777)  # the process ends as nobody
+    shim = run([PROG, "setxid"], shim_env(VALKMEM_REPORT=rep))
+    same(plain, shim, "KEEPCAPS + setresuid(65534) + capset(CAP_SETGID, this thread) + setresgid(65534)")
+
+
+PY_SIGNALS = r"""
+import os, signal, time
+print(signal.getsignal(signal.SIGINT))
+print(signal.getsignal(signal.SIGTERM))
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)
+    print('not interrupted')
+except KeyboardInterrupt:
+    print('caught')
+"""
+
+
+def case_signals_default():
+    rep = os.path.join(mkdir("sig"), "r-%p.json")
+    plain = run([PROG, "sigdisp"], base_env())
+    check_eq(plain.out, b"SIGINT SIG_DFL\nSIGTERM SIG_DFL\n", "without the shim (sanity)")
+    shim = run([PROG, "sigdisp"], shim_env(VALKMEM_REPORT=rep))
+    same(plain, shim, "SIGINT/SIGTERM dispositions at main with VALKMEM_REPORT set")
+
+    plain = run([PY, "-c", PY_SIGNALS], base_env())
+    check(plain.rc == 0 and plain.out.endswith(b"caught\n"), "python3 without the shim (sanity): %r" % plain)
+    shim = run([PY, "-c", PY_SIGNALS], shim_env(VALKMEM_REPORT=rep))
+    same(plain, shim, "python3: getsignal(SIGINT/SIGTERM), then SIGINT to itself -> KeyboardInterrupt")
+
+
+def case_cjson_host():
+    n = 1000
+    cj = os.path.join(BINDIR, "proc_cjson")
+    d = mkdir("cj")
+    counts = {}
+    for k in (0, n):
+        rep = os.path.join(d, "r%d.json" % k)
+        plain = run([cj, k], base_env())
+        check(plain.rc == 0, "proc_cjson %d without the shim (sanity): %r" % (k, plain))
+        shim = run([cj, k], shim_env(VALKMEM_REPORT=rep))
+        if not same(plain, shim, "proc_cjson %d (cJSON with its default hooks, text freed with free())" % k):
+            continue
+        if check(os.path.exists(rep), "proc_cjson %d: report %s written by the time the process exited" % (k, rep)):
+            counts[k] = load(rep)["totals"]["alloc_count"]
+    if len(counts) == 2:
+        check(counts[n] - counts[0] >= 2 * n,
+              "cJSON's allocations are the program's: alloc_count(N=%d) - alloc_count(N=0) = %d - %d = %d, want >= %d"
+              % (n, counts[n], counts[0], counts[n] - counts[0], 2 * n))
+
+
+def case_stderr_clean():
+    progs = [[PROG, "stdio"], ["/bin/true"], [PY, "-c", "pass"]]
+    for argv in progs:
+        plain = run(argv, base_env())
+        shim = run(argv, shim_env())  # default settings: dashboard on, no VALKMEM_* at all
+        same(plain, shim, "%s with stdout and stderr as pipes, default settings" % " ".join(argv))
+
+
+BASH_FD5 = 'exec 5>OUT; for i in $(seq 200); do echo line$i >&5; done; exec 5>&-'
+
+
+def case_fd_reuse():
+    for mode, extra in (("default", {}), ("exact", {"VALKMEM_SAMPLE_BYTES": "1"})):
+        dirs = {side: mkdir("fd", mode, side) for side in ("plain", "shim")}
+
+        def both(sub, argv, preexec=default_signals, files=()):
+            res = {}
+            for side in ("plain", "shim"):
+                wd = os.path.join(dirs[side], sub)
+                os.makedirs(wd, exist_ok=True)
+                env = base_env() if side == "plain" else shim_env(**extra)
+                res[side] = run([a.replace("@DIR@", wd) for a in argv], env, cwd=wd, preexec=preexec)
+            same(res["plain"], res["shim"], "%s mode: %s" % (mode, sub),
+                 [(os.path.join(dirs["plain"], sub, f), os.path.join(dirs["shim"], sub, f)) for f in files])
+            return res
+
+        if shutil.which("bash"):
+            both("bash", ["bash", "-c", BASH_FD5], files=["OUT"])
+        both("close_range", [PROG, "fds", "@DIR@"], files=["a.txt", "b.txt"])
+
+        def closed02():
+            default_signals()
+            os.close(0)
+            os.close(2)
+
+        r = both("closed02", [PROG, "closed02", "@DIR@"], preexec=closed02, files=["zero.txt", "two.txt"])
+        check_eq(r["plain"].rc, 0, "%s mode: started with 0 and 2 closed, the files got 0 and 2 without the shim (sanity)"
+                 % mode)
+
+
+def case_sigkill_report():
+    k = 25
+    d = mkdir("kill")
+    reps = {}
+    for n in (0, k):
+        for side in ("plain", "shim"):
+            rep = os.path.join(d, "r%d.json" % n)
+            env = base_env() if side == "plain" else shim_env(VALKMEM_REPORT=rep, VALKMEM_HTTP="0")
+            p = subprocess.Popen([PROG, "plant", str(n)], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=default_signals)
+            got, deadline = b"", time.monotonic() + 20
+            while b"\n" not in got and time.monotonic() < deadline:
+                ready, _, _ = select.select([p.stdout], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    break
+                chunk = os.read(p.stdout.fileno(), 100)
+                if not chunk:
+                    break
+                got += chunk
+            check_eq(got, b"ready\n", "plant %d (%s): the program's stdout before the kill" % (n, side))
+            p.kill()  # SIGKILL to the process alone
+            try:
+                rc = p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                killpg(p.pid)
+                rc = p.wait()
+            p.stdout.close()
+            check_eq(rc, -signal.SIGKILL, "plant %d (%s): died by SIGKILL" % (n, side))
+            if side == "shim":
+                r, found = final_report(rep, REPORT_WAIT_S)
+                if check(r is not None, "plant %d: a final report at %s within %d s of SIGKILL (found: %s)"
+                         % (n, rep, REPORT_WAIT_S, found)):
+                    reps[n] = r
+    for n, r in reps.items():
+        end = r.get("end")
+        check(isinstance(end, dict) and end.get("kind") == "signal" and end.get("signal") == 9
+              and end.get("name") == "SIGKILL",
+              "plant %d: report \"end\" after SIGKILL: %r, want {\"kind\": \"signal\", \"signal\": 9, \"name\": \"SIGKILL\"}"
+              % (n, end))
+    if len(reps) == 2:
+        a, b = reps[0], reps[k]
+        check_eq(b["totals"]["alloc_count"] - a["totals"]["alloc_count"], k, "SIGKILL: totals.alloc_count difference")
+        check_eq(b["live"]["count"] - a["live"]["count"], k, "SIGKILL: live.count difference")
+        check_eq(b["totals"]["alloc_bytes"] - a["totals"]["alloc_bytes"], sum(1000 + 16 * i for i in range(k)),
+                 "SIGKILL: totals.alloc_bytes difference (the planted sizes)")
+    # A normal exit(3): complete by the time the process has exited.
+    rep = os.path.join(d, "exit3.json")
+    plain = run([PROG, "exit", 3], base_env())
+    shim = run([PROG, "exit", 3], shim_env(VALKMEM_REPORT=rep, VALKMEM_HTTP="0"))
+    same(plain, shim, "exit(3)")
+    if check(os.path.exists(rep), "exit(3): report %s present when the process has exited" % rep):
+        end = load(rep).get("end")
+        check(isinstance(end, dict) and end.get("kind") == "exit" and end.get("code") == 3,
+              "exit(3): report \"end\" %r, want {\"kind\": \"exit\", \"code\": 3}" % (end,))
+
+
+def case_gate_tree():
+    clean, leaky, seq = (os.path.join(BINDIR, p) for p in ("proc_clean", "proc_leaky", "proc_seq"))
+    d = mkdir("gate")
+    pidfile = os.path.join(d, "leaky.pid")
+
+    def gate(flags, cmd, what, want_rc, want_named=False):
+        env = base_env(VALKMEM_LIB=LIB, VALKMEM_HTTP="0", PROC_PIDFILE=pidfile)
+        plain = run(cmd, base_env(PROC_PIDFILE=pidfile), cwd=d)
+        if os.path.exists(pidfile):
+            os.unlink(pidfile)
+        g = run([CLI, "gate"] + flags + ["--"] + cmd, env, cwd=d, timeout=60)
+        show = "gate %s -- %s: %r" % (" ".join(flags), " ".join(cmd), g)
+        check_eq(g.out, plain.out, "%s: the tree's stdout passes through the gate unchanged" % what)
+        check(g.rc == want_rc, "%s: gate exit status %r, want %r\n  %s" % (what, g.rc, want_rc, show))
+        if want_named:
+            pid = read_bytes(pidfile)
+            pid = pid.strip().decode() if pid else "?"
+            text = g.out + g.err
+            check(b"proc_leaky" in text and pid.encode() in text,
+                  "%s: the verdict names proc_leaky and its pid %s\n  %s" % (what, pid, show))
+
+    three = "%s; %s; %s" % (clean, leaky, clean)
+    # 3: the gate's failure status (agent/cli/README-ci.md).
+    gate(["--max-leak", "0"], ["sh", "-c", three], "sh -c 'clean; leaky; clean'", 3, want_named=True)
+    # The same tree under a launcher that leaks nothing itself (dash keeps its
+    # own state live at exit, so only proc_leaky can be the culprit here).
+    gate(["--max-leak", "0"], [seq, clean, leaky, clean], "proc_seq clean leaky clean", 3, want_named=True)
+    gate(["--max-leak", "0"], [seq, clean, clean], "proc_seq clean clean (every process clean)", 0)
+    gate(["--max-leak", "0", "--only", "proc_clean"], ["sh", "-c", three],
+         "--only proc_clean: sh and proc_leaky not checked", 0)
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def descendants(root_sid):
+    """pid -> exe of every process in the session root_sid."""
+    found = {}
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % e) as f:
+                st = f.read()
+            fields = st[st.rindex(")") + 2:].split()
+            if int(fields[3]) != root_sid:  # session id
+                continue
+            found[int(e)] = os.readlink("/proc/%s/exe" % e)
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def run_watched(argv, env, out_path, err_path, timeout, cwd=None):
+    """Runs argv (stdout/stderr to files) in a new session, noting every
+    process of the session while it runs. Returns (rc or None, {pid: exe})."""
+    seen = {}
+    with open(out_path, "wb") as o, open(err_path, "wb") as e:
+        p = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=o, stderr=e,
+                             start_new_session=True, preexec_fn=default_signals)
+    deadline = time.monotonic() + timeout
+    while p.poll() is None and time.monotonic() < deadline:
+        seen.update(descendants(p.pid))
+        time.sleep(0.02)
+    if p.poll() is None:
+        killpg(p.pid)
+        p.wait()
+        return None, seen
+    return p.returncode, seen
+
+
+def case_chromium():
+    if not os.path.exists(CHROMIUM):
+        skip("%s not found" % CHROMIUM)
+    t0 = time.monotonic()
+
+    def budget():  # the whole case stays within 120 s
+        return max(5.0, 115 - REPORT_WAIT_S - (time.monotonic() - t0))
+
+    os.chmod(TMP, 0o755)
+    page = os.path.join(TMP, "page.html")
+    with open(page, "w") as f:
+        f.write('<html><body><p id="x">valkmem proc test</p>'
+                '<script>document.getElementById("x").textContent += " with js";</script></body></html>\n')
+    os.chmod(page, 0o644)
+    flags = ["--headless", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"]
+
+    def one(tag, sandbox, as_user):
+        """Runs chromium without and with the shim; checks; returns False to
+        skip (the plain run itself failed)."""
+        home = mkdir("chr-" + tag)
+        if as_user:
+            os.chmod(home, 0o755)
+        res = {}
+        for side in ("plain", "shim"):
+            ud = os.path.join(home, "ud-" + side)
+            repdir = os.path.join(home, "rep-" + side)
+            os.makedirs(repdir)
+            if as_user:
+                os.chown(home, 65534, 65534)
+                os.chown(repdir, 65534, 65534)
+            cmd = [CHROMIUM] + flags + ([] if sandbox else ["--no-sandbox"]) + \
+                  ["--user-data-dir=" + ud, "--dump-dom", "file://" + page]
+            env = base_env(HOME=home)
+            if side == "shim":
+                shim_vars = ["LD_PRELOAD=" + LIB, "VALKMEM_REPORT=" + os.path.join(repdir, "r-%p.json")]
+                if as_user:
+                    cmd = ["env"] + shim_vars + cmd  # only chromium's tree under the shim, not setpriv
+                else:
+                    env.update(v.split("=", 1) for v in shim_vars)
+            if as_user:
+                cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + cmd
+            outp, errp = os.path.join(home, side + ".out"), os.path.join(home, side + ".err")
+            rc, seen = run_watched(cmd, env, outp, errp, timeout=min(40, budget()))
+            res[side] = (rc, read_bytes(outp), read_bytes(errp), seen, repdir)
+            if side == "plain" and (rc != 0 or b"valkmem proc test with js" not in (res[side][1] or b"")):
+                return "chromium fails without the shim: exit %r, stdout %r, stderr tail %r" % (
+                    rc, res[side][1][-300:], res[side][2][-600:])
+        (prc, pout, _, _, _), (src, sout, serr, seen, repdir) = res["plain"], res["shim"]
+        what = "chromium --dump-dom (%s)" % tag
+        check(src == prc, "%s: exit status without the shim %r, with it %r (stderr tail: %r)" % (what, prc, src, serr[-1500:]))
+        check(pout == sout, "%s: stdout differs\n  without: %r\n  with:    %r" % (what, pout, sout))
+        chrome = {pid for pid, exe in seen.items() if "chromium" in os.path.basename(exe) or "chrome" in exe}
+        check(len(chrome) >= 3, "%s: at least 3 chromium processes seen running under the shim: %s" % (what, sorted(chrome)))
+        deadline = time.monotonic() + REPORT_WAIT_S
+        while time.monotonic() < deadline and not all(
+                os.path.exists(os.path.join(repdir, "r-%d.json" % pid)) for pid in chrome):
+            time.sleep(0.2)
+        names = sorted(os.listdir(repdir))
+        missing = sorted(pid for pid in chrome if "r-%d.json" % pid not in names)
+        check(not missing, "%s: chromium processes without a report after %d s: %s (reports: %s)"
+              % (what, REPORT_WAIT_S, missing, names))
+        n_chrome_reports, no_end = 0, []
+        for name in names:
+            try:
+                r = load(os.path.join(repdir, name))
+            except (OSError, ValueError) as e:
+                fail("%s: report %s unreadable: %s" % (what, name, e))
+                continue
+            check_eq(name, "r-%s.json" % r.get("pid"), "%s: a report is named by the pid that wrote it" % what)
+            if "end" not in r:
+                no_end.append("%s (%s)" % (name, r.get("program")))
+            if "chrom" in str(r.get("program")) or "chrom" in " ".join(map(str, r.get("argv", [])[:1])):
+                n_chrome_reports += 1
+        check(not no_end, "%s: reports without \"end\": %s" % (what, ", ".join(no_end)))
+        check(n_chrome_reports >= 3, "%s: %d chromium reports, want >= 3 (%d chromium processes seen)"
+              % (what, n_chrome_reports, len(chrome)))
+        return None
+
+    why = one("no-sandbox", sandbox=False, as_user=False)
+    if why:
+        fail(why)
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        print("SKIP (sandbox half): needs root and setpriv to run chromium as uid 65534")
+        return
+    probe = run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "test", "-r", LIB], base_env())
+    if probe.rc != 0:
+        print("SKIP (sandbox half): uid 65534 cannot read %s" % LIB)
+        return
+    why = one("sandbox-uid65534", sandbox=True, as_user=True)
+    if why:
+        print("SKIP (sandbox half):", why)
+
+
+CASES = {"single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
+         "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
+         "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
+         "gate_tree": case_gate_tree, "chromium": case_chromium}
+if CASE not in CASES:
+    print("unknown case %r (cases: %s)" % (CASE, " ".join(CASES)), file=sys.stderr)
+    sys.exit(2)
+try:
+    CASES[CASE]()
+finally:
+    if not failures:
+        shutil.rmtree(TMP, ignore_errors=True)
+print("proc_%s: %s" % (CASE, "ok" if not failures else "%d failure(s); files kept in %s" % (failures, TMP)))
+sys.exit(1 if failures else 0)
