@@ -20,7 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <linux/futex.h>
+#include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -520,12 +524,56 @@ static int process_alive(void) {
   return kill(vkm_target_pid(), 0) == 0 || errno == EPERM;
 }
 
+/* The recorder's producers wake us through a futex in the segment when a
+ * ring passes half full (interpose/ring.c). A futex cannot be polled, so a
+ * thread of ours sleeps on it and turns each wake into an eventfd event
+ * in the worker's epoll set. It touches nothing else. */
+static int drain_efd = -1;
+
+static void *waker_main(void *arg) {
+  (void)arg;
+  uint32_t seen = __atomic_load_n(&vkm_seg->wake_seq, __ATOMIC_ACQUIRE);
+  for (;;) {
+    struct timespec ts = {1, 0};
+    syscall(SYS_futex, &vkm_seg->wake_seq, FUTEX_WAIT, seen, &ts, NULL, 0);
+    uint32_t now = __atomic_load_n(&vkm_seg->wake_seq, __ATOMIC_ACQUIRE);
+    if (now == seen) continue;
+    seen = now;
+    uint64_t one = 1;
+    if (write(drain_efd, &one, sizeof one) < 0) { /* a full counter: a drain is due anyway */
+    }
+  }
+  return NULL;
+}
+
+static void start_waker(void) {
+  drain_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (drain_efd < 0) return;
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = drain_efd};
+  epoll_ctl(wake_fd, EPOLL_CTL_ADD, drain_efd, &ev);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old); /* signals are the main thread's */
+  pthread_t t;
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setstacksize(&a, 64 * 1024);
+  if (pthread_create(&t, &a, waker_main, NULL) == 0) pthread_detach(t);
+  pthread_attr_destroy(&a);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 void vkm_agent_woken(void) {
   struct epoll_event ev[4];
   int n = epoll_wait(wake_fd, ev, 4, 0);
   for (int i = 0; i < n; i++) {
     if (ev[i].data.fd == final_fd) on_final();
     else if (ev[i].data.fd == pid_fd) ended = 1;
+    else if (ev[i].data.fd == drain_efd) {
+      uint64_t v;
+      if (read(drain_efd, &v, sizeof v) < 0) { /* already read */
+      }
+    }
   }
 }
 
@@ -571,6 +619,7 @@ int vkm_worker_run(const vkm_worker_t *w) {
     return 1;
   }
   close(w->seg_fd);
+  if (w->pid > 0) vkm_segread_set_pid(w->pid);
   pid_fd = w->pid_fd;
   struct sigaction sa = {.sa_handler = on_term};
   sigemptyset(&sa.sa_mask);
@@ -596,6 +645,7 @@ int vkm_worker_run(const vkm_worker_t *w) {
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = pid_fd};
     epoll_ctl(wake_fd, EPOLL_CTL_ADD, pid_fd, &ev);
   }
+  start_waker();
   load_view();
   modules_init();
   uint64_t born = vkm_start_ns();

@@ -45,7 +45,8 @@ struct vkm_seg_module_s;
 int vkm_segread_attach(int fd, int owner, char *why, size_t cap);
 int vkm_segread_check(const struct vkm_seg_hdr_s *h, uint64_t size, char *why, size_t cap);
 int vkm_segread_modules(struct vkm_seg_module_s *out, size_t max, char *strings, size_t str_cap, size_t *count);
-int vkm_target_pid(void);           /* the recorded process */
+int vkm_target_pid(void);           /* the recorded process, as the agent sees it */
+void vkm_segread_set_pid(int pid);
 int vkm_rings_busy(void);           /* producers wait, or a ring is filling: drain soon */
 uint64_t vkm_sampled_live(void);
 uint64_t vkm_self_bytes(void);      /* what valkmem costs the host */

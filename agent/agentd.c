@@ -34,7 +34,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -45,6 +48,7 @@
 typedef struct worker_s {
   int pid;       /* the recorded process */
   int wpid;      /* our worker process */
+  uint64_t ino;  /* its segment (a memfd's inode): one worker per segment */
 } worker_t;
 
 static worker_t *workers;
@@ -74,6 +78,14 @@ static int report_owner(const vkm_agentd_t *d, int pid) {
 }
 
 static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_t *h) {
+  struct stat st;
+  uint64_t ino = fstat(segfd, &st) == 0 ? (uint64_t)st.st_ino : 0;
+  for (size_t i = 0; ino && i < nworkers; i++)
+    if (workers[i].ino == ino) { /* adopted already (below), or sent twice */
+      close(segfd);
+      if (pidfd >= 0) close(pidfd);
+      return;
+    }
   if (!d->root_pid) d->root_pid = h->pid;
   /* An exec replaces a process's image under the same pid: its old
    * worker finishes with "exec" as the ending. */
@@ -111,7 +123,7 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
     workers = nw;
     capworkers = nc;
   }
-  workers[nworkers++] = (worker_t){.pid = h->pid, .wpid = (int)c};
+  workers[nworkers++] = (worker_t){.pid = h->pid, .wpid = (int)c, .ino = ino};
 }
 
 /* One connection: a hello with descriptors. */
@@ -135,6 +147,11 @@ static void on_connection(vkm_agentd_t *d, int c) {
       if (nfds > 4) nfds = 4;
       memcpy(fds, CMSG_DATA(cm), sizeof(int) * (size_t)nfds);
     }
+  /* The sender's pid as this agent sees it: a process in a pid namespace
+   * of its own (a sandbox) knows itself by another number. */
+  struct ucred cred;
+  socklen_t cl = sizeof cred;
+  if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 && cred.pid > 0 && n == (ssize_t)sizeof h) h.pid = cred.pid;
   close(c);
   if (n != (ssize_t)sizeof h || h.magic != VKM_HELLO_MAGIC) {
     vkm_say("warning", "a connection that is not a valkmem recorder's was ignored");
@@ -157,6 +174,86 @@ static void reap(void) {
 }
 
 static uint64_t now_ms(void) { return vkm_now_ns() / 1000000ull; }
+
+/* ---------------------------------------------------------------------------
+ * Adoption. A process that cannot reach the agent's socket - a sandbox
+ * that chroots or unshares before it forks (Chromium's zygote) - still
+ * has its segment mapped. The agent finds the children of the processes
+ * it knows (/proc/PID/task/TID/children) and, for one that holds a
+ * segment no worker has, opens that mapping (/proc/PID/map_files, which
+ * takes CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE) and serves it like a
+ * handed-over one. A child that hands its segment over itself a moment
+ * later is recognised by the segment's inode.
+ * ------------------------------------------------------------------------- */
+#define PLAIN_MAX 256
+static int plain[PLAIN_MAX]; /* children seen with no segment: not looked at again */
+static size_t nplain;
+static int adopt_refused;
+
+static int known_pid(int pid) {
+  for (size_t i = 0; i < nworkers; i++)
+    if (workers[i].pid == pid) return 1;
+  for (size_t i = 0; i < nplain; i++)
+    if (plain[i] == pid) return 1;
+  return 0;
+}
+
+static void try_adopt(vkm_agentd_t *d, int pid) {
+  char path[64], line[512];
+  snprintf(path, sizeof path, "/proc/%d/maps", pid);
+  FILE *f = fopen(path, "re");
+  if (!f) return;
+  unsigned long lo = 0, hi = 0;
+  int found = 0;
+  while (fgets(line, sizeof line, f))
+    if (strstr(line, "/memfd:valkmem") && sscanf(line, "%lx-%lx", &lo, &hi) == 2 && hi - lo == VKM_SEG_SIZE) found = 1;
+  fclose(f);
+  if (!found) {
+    if (nplain < PLAIN_MAX) plain[nplain++] = pid;
+    return;
+  }
+  snprintf(path, sizeof path, "/proc/%d/map_files/%lx-%lx", pid, lo, hi);
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    if (!adopt_refused++)
+      vkm_say("warning", "pid %d could not reach the agent and cannot be adopted (%s: %s): it has no report", pid, path,
+              strerror(errno));
+    if (nplain < PLAIN_MAX) plain[nplain++] = pid;
+    return;
+  }
+  vkm_seg_hdr_t peek;
+  if (pread(fd, &peek, sizeof peek, 0) != (ssize_t)sizeof peek || peek.magic != VKM_SEG_MAGIC ||
+      peek.version != VKM_SEG_VERSION || !peek.config.agent || (peek.forked && !peek.config.follow_fork)) {
+    close(fd);
+    return;
+  }
+  vkm_hello_t h = {.magic = VKM_HELLO_MAGIC, .version = VKM_SEG_VERSION, .pid = pid, .kind = VKM_HELLO_SEGMENT};
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  start_worker(d, fd, pidfd, &h);
+}
+
+static void adopt_children(vkm_agentd_t *d) {
+  size_t n = nworkers;
+  for (size_t i = 0; i < n && i < nworkers; i++) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", workers[i].pid);
+    DIR *dir = opendir(path);
+    if (!dir) continue;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+      if (e->d_name[0] == '.') continue;
+      char cpath[400];
+      snprintf(cpath, sizeof cpath, "/proc/%d/task/%s/children", workers[i].pid, e->d_name);
+      FILE *f = fopen(cpath, "re");
+      if (!f) continue;
+      int child;
+      while (fscanf(f, "%d", &child) == 1)
+        if (!known_pid(child)) try_adopt(d, child);
+      fclose(f);
+    }
+    closedir(dir);
+  }
+}
 
 int vkm_agentd_run(vkm_agentd_t *d) {
   struct sigaction sa = {.sa_handler = on_chld};
@@ -181,12 +278,17 @@ int vkm_agentd_run(vkm_agentd_t *d) {
   int launcher_done = d->done_fd < 0;
   uint64_t idle_since = now_ms();
   int stopping = 0;
+  uint64_t last_adopt = 0;
   for (;;) {
     if (got_chld) {
       got_chld = 0;
       reap();
     }
     if (nworkers) idle_since = now_ms();
+    if (nworkers && now_ms() - last_adopt >= 100) {
+      last_adopt = now_ms();
+      adopt_children(d);
+    }
     if (got_term && !stopping) {
       stopping = 1; /* lingering dashboards go, then so do we */
       for (size_t i = 0; i < nworkers; i++) kill(workers[i].wpid, SIGTERM);

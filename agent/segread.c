@@ -74,7 +74,11 @@ bool vkm_is_report_owner(void) { return report_owner; }
 uint64_t vkm_start_ns(void) { return vkm_seg ? vkm_seg->start_ns : 0; }
 uint64_t vkm_started_at_unix_ms(void) { return vkm_seg ? vkm_seg->start_unix_ms : 0; }
 const char *vkm_platform(void) { return vkm_seg ? vkm_seg->platform : "linux"; }
-int vkm_target_pid(void) { return vkm_seg ? vkm_seg->pid : 0; }
+/* The pid in the agent's own pid namespace (SO_PEERCRED), which differs
+ * from the one the recorder sees inside a sandbox's namespace. */
+static int target_pid;
+void vkm_segread_set_pid(int pid) { target_pid = pid; }
+int vkm_target_pid(void) { return target_pid ? target_pid : vkm_seg ? vkm_seg->pid : 0; }
 
 /* ---------------------------------------------------------------------------
  * Counters

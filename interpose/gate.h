@@ -3,7 +3,7 @@
  * fork() copies the process with the forking thread alone, so a lock that
  * another thread held at that instant stays held in the child for ever,
  * and a table it was updating stays half-updated. Code that must never be
- * caught like that - a sampler inside libunwind (which takes the loader's
+ * caught like that - a sampler inside the unwinder (libgcc's, which may
  * lock), the agent thread (symbolising, growing its tables) - runs inside
  * a gate; a fork closes the gate, waits until nobody is inside, and opens
  * it again when the copy is made.

@@ -111,6 +111,8 @@ void vkm_plat_wait(int *addr, int val, int timeout_ms) {
   syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
 }
 
+void vkm_plat_wake_shared(uint32_t *addr) { syscall(SYS_futex, addr, FUTEX_WAKE, 1, NULL, NULL, 0); }
+
 void vkm_plat_wake(int *addr) { syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0); }
 
 /* ---------------------------------------------------------------------------

@@ -62,6 +62,8 @@ const char *vkm_plat_name(void);
 void vkm_plat_wait(int *addr, int val, int timeout_ms);
 /* Wakes every thread waiting on addr. */
 void vkm_plat_wake(int *addr);
+/* Wakes a waiter in another process on addr, a word in shared memory. */
+void vkm_plat_wake_shared(uint32_t *addr);
 
 /* ---------------------------------------------------------------------------
  * The link to the agent process (link.c). None of these runs on the hot

@@ -39,11 +39,17 @@ static void copy_words(void *dst, const void *src, size_t len) {
 #endif
 }
 
-/* Past half full: ask for an early drain (the agent looks at `woke` and at
- * how full the rings are when it decides how long to sleep). */
+/* Past half full: ask for an early drain. The agent's worker sleeps on
+ * wake_seq (a futex in the shared segment): one wake a drain cycle, off
+ * the fast path, and no descriptor of ours in the program's table. */
+static void wake_agent(vkm_ring_t *r) {
+  if (__atomic_load_n(&r->woke, __ATOMIC_RELAXED) || __atomic_exchange_n(&r->woke, 1, __ATOMIC_ACQ_REL)) return;
+  __atomic_add_fetch(&vkm_seg->wake_seq, 1, __ATOMIC_RELEASE);
+  vkm_plat_wake_shared(&vkm_seg->wake_seq);
+}
+
 static void maybe_wake(vkm_ring_t *r, uint64_t head) {
-  if (head - __atomic_load_n(&r->tail, __ATOMIC_RELAXED) < (r->mask + 1) / 2) return;
-  if (!__atomic_load_n(&r->woke, __ATOMIC_RELAXED)) __atomic_store_n(&r->woke, 1, __ATOMIC_RELEASE);
+  if (head - __atomic_load_n(&r->tail, __ATOMIC_RELAXED) >= (r->mask + 1) / 2) wake_agent(r);
 }
 
 #define dropped (vkm_seg->dropped)     /* atomic */
@@ -110,6 +116,7 @@ static void put_or_wait(vkm_ring_t *r, const vkm_event_t *ev, const void *extra,
   int ok = 0;
   if (vkm_config.exact && vkm_config.agent) {
     __atomic_add_fetch(&vkm_seg->producers_waiting, 1, __ATOMIC_RELAXED);
+    wake_agent(r);
     for (int i = 0; i < 100000 && !ok; i++) {
       wait_a_little();
       ok = ring_put(r, ev, extra, extra_len);

@@ -20,11 +20,10 @@
 #include "hot.h"
 #include "gate.h"
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
+#include <unwind.h>
 
 uint8_t vkm_sample_filter[1u << VKM_FILTER_BITS];
 #define sampled_live (vkm_seg->sampled_live) /* atomic, in the segment */
@@ -165,30 +164,44 @@ void vkm_sample_reset_interval(vkm_tstate_t *ts) {
   }
 }
 
-/* Sanitizer builds walk the stack with unw_step: unw_backtrace's per-thread
- * trace cache frees itself in a thread-exit destructor that takes a lock
- * after TSan has already retired the thread. */
-static int capture(void **frames, int max) {
-#if VKM_DEFER_INIT
-  unw_context_t uc;
-  unw_cursor_t cur;
-  int n = 0;
-  if (unw_getcontext(&uc) || unw_init_local(&cur, &uc)) return 0;
-  while (n < max && unw_step(&cur) > 0) {
-    unw_word_t ip;
-    if (unw_get_reg(&cur, UNW_REG_IP, &ip) || !ip) break;
-    frames[n++] = (void *)ip;
-  }
-  return n;
-#else
-  return unw_backtrace(frames, max);
-#endif
+/* Stack capture: libgcc's unwinder (_Unwind_Backtrace, libgcc_s). It finds
+ * each frame's FDE through glibc's _dl_find_object (lock-free, glibc 2.35+)
+ * and reads only memory it can trust (the stack and .eh_frame), so a
+ * capture makes no system call at all: it never touches a descriptor of the
+ * program's - unlike libunwind 1.6, which validates addresses through a pipe
+ * of its own and reopens it, on whatever numbers are free, after a program
+ * closed it (tests/live_nofd.c) - it allocates nothing, and it keeps no
+ * per-thread cache to free at thread exit, so sanitizer builds use it too.
+ * Nothing process-wide is configured: the recorder only calls it.
+ *
+ * frames[0] is the return address into capture() (the caller of
+ * _Unwind_Backtrace), then vkm_sample_alloc's, the wrapper's and the
+ * program's: the same as unw_backtrace gave. The agent trims valkmem's
+ * own frames by symbol (agent/symbols.c), so their count does not matter. */
+typedef struct walk_s {
+  void **frames;
+  int n, max;
+} walk_t;
+
+static _Unwind_Reason_Code walk_frame(struct _Unwind_Context *ctx, void *arg) {
+  walk_t *w = arg;
+  if (w->n >= w->max) return _URC_END_OF_STACK;
+  uintptr_t ip = _Unwind_GetIP(ctx);
+  if (!ip) return _URC_END_OF_STACK;
+  w->frames[w->n++] = (void *)ip;
+  return _URC_NO_REASON;
 }
 
-/* libunwind initialises itself lazily on the first unwind (double-checked,
- * racy by TSan's reckoning); unwinding once from the constructor, before
- * the program starts threads, does that while the process is still
- * single-threaded. */
+static __attribute__((noinline)) int capture(void **frames, int max) {
+  walk_t w = {frames, 0, max};
+  _Unwind_Backtrace(walk_frame, &w);
+  return w.n;
+}
+
+/* libgcc's unwinder initialises its register-size table once (pthread_once)
+ * on the first unwind; unwinding once from the constructor, before the
+ * program starts threads, does that while the process is still
+ * single-threaded and outside any allocation of the program's. */
 void vkm_sample_warm_up(void) {
   if (!vkm_sampling) return;
   vkm_guard_enter();
@@ -248,7 +261,8 @@ void vkm_sample_free(vkm_tstate_t *ts, void *p) {
 }
 
 /* ---------------------------------------------------------------------------
- * fork: no thread may be inside libunwind (which has locks of its own) or
+ * fork: no thread may be inside the unwinder (libgcc's takes a lock of its
+ * own when a program registered frames by hand, __register_frame_info) or
  * half-way through a table insert when the process is copied.
  * ------------------------------------------------------------------------- */
 void vkm_sample_fork_prepare(void) { vkm_gate_close(&fork_gate, 0); }

@@ -147,6 +147,8 @@ typedef struct vkm_seg_hdr_s {
   uint64_t orphan_ring_off;  /* ring of threads past their exit destructor */
   int orphan_lock;
   uint32_t producers_waiting; /* exact mode: producers waiting on a full ring */
+  uint32_t wake_seq;         /* futex (shared): bumped when a ring passes half full */
+  uint32_t pad2_;
   uint64_t dropped;          /* events dropped (full ring in sampled mode) */
   uint64_t sampled_live;     /* sampled allocations in the recorder's address table */
   uint64_t self_bytes;       /* what the recorder maps for itself in the host (segment pages touched are extra) */

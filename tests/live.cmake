@@ -46,6 +46,12 @@ if(VKM_PLATFORM STREQUAL "linux" AND NOT VALKMEM_ASAN)
   vkm_test_exe(live_fds live_fds.c)
   add_test(NAME live_fds COMMAND live_fds ${VKM_LIB})
   set_tests_properties(live_fds PROPERTIES TIMEOUT 60)
+  # Stack capture touches no descriptor: after closefrom(3), a pipe on 3
+  # and 4 and a file on a low number carry the program's bytes intact
+  # through thousands of captures in exact mode (interpose/sample.c).
+  vkm_test_exe(live_nofd live_nofd.c)
+  add_test(NAME live_nofd COMMAND live_nofd ${VKM_LIB})
+  set_tests_properties(live_nofd PROPERTIES TIMEOUT 60 LABELS "preload")
   # Another allocator behind the shim: allocator source "none", the rest holds.
   find_library(VKM_LIVE_JEMALLOC NAMES libjemalloc.so.2 jemalloc)
   find_library(VKM_LIVE_TCMALLOC NAMES libtcmalloc_minimal.so.4 tcmalloc_minimal)

@@ -21,7 +21,7 @@ usage: proc_test.py LIB CLI BINDIR CASE
 Prints "FAIL: ..." with both operands and exits 1 on failure; "SKIP: why"
 and exit 0 only where the case cannot run on this machine.
 """
-import json, os, select, shutil, signal, subprocess, sys, tempfile, time
+import json, os, re, select, shutil, signal, subprocess, sys, tempfile, time
 
 LIB, CLI, BINDIR, CASE = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 LIB, CLI, BINDIR = os.path.abspath(LIB), os.path.abspath(CLI), os.path.abspath(BINDIR)
@@ -479,15 +479,28 @@ def case_chromium():
             time.sleep(0.2)
         names = sorted(os.listdir(repdir))
         missing = sorted(pid for pid in chrome if "r-%d.json" % pid not in names)
-        check(not missing, "%s: chromium processes without a report after %d s: %s (reports: %s)"
-              % (what, REPORT_WAIT_S, missing, names))
+        if as_user and missing:
+            # Processes that Chromium forks after its sandbox engages (a
+            # chroot, new namespaces) cannot reach the agent's socket, and
+            # an agent running as that user has no right to adopt them
+            # (/proc/PID/map_files needs CAP_SYS_ADMIN; proc_sandbox_adopt
+            # tests adoption where it is allowed). README: "Sandboxes".
+            print("NOTE: %s: %d sandboxed process(es) without a report (an unprivileged agent cannot adopt them): %s"
+                  % (what, len(missing), missing))
+        else:
+            check(not missing, "%s: chromium processes without a report after %d s: %s (reports: %s)"
+                  % (what, REPORT_WAIT_S, missing, names))
         n_chrome_reports, no_end = 0, []
         for name in names:
-            try:
-                r = load(os.path.join(repdir, name))
-            except (OSError, ValueError) as e:
-                fail("%s: report %s unreadable: %s" % (what, name, e))
-                continue
+            # A process may still be finishing (crashpad's handler outlives
+            # the browser by a moment): wait for its final report.
+            r, found = final_report(os.path.join(repdir, name), max(1.0, deadline - time.monotonic()))
+            if r is None:
+                try:
+                    r = load(os.path.join(repdir, name))
+                except (OSError, ValueError) as e:
+                    fail("%s: report %s unreadable: %s (%s)" % (what, name, e, found))
+                    continue
             check_eq(name, "r-%s.json" % r.get("pid"), "%s: a report is named by the pid that wrote it" % what)
             if "end" not in r:
                 no_end.append("%s (%s)" % (name, r.get("program")))
@@ -513,7 +526,42 @@ def case_chromium():
         print("SKIP (sandbox half):", why)
 
 
-CASES = {"single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
+def case_sandbox_adopt():
+    """A child forked after its parent cut itself off from the agent (a
+    mount namespace that hides the agent's socket and the valkmem
+    executable, as a sandbox's chroot does) cannot hand its segment over;
+    the agent adopts it, and its report is exact."""
+    if os.geteuid() != 0:
+        skip("adoption reads /proc/PID/map_files, which needs CAP_SYS_ADMIN")
+    counts = {}
+    for k in (0, 400):
+        tmpdir = mkdir("tmp-%d" % k)
+        repdir = mkdir("rep-%d" % k)
+        env = base_env(LD_PRELOAD=LIB, TMPDIR=tmpdir, VALKMEM_HTTP="0",
+                       VALKMEM_REPORT=os.path.join(repdir, "r-%p.json"))
+        sockdir = os.path.join(tmpdir, "valkmem-%d" % os.getuid())
+        r = run([os.path.join(BINDIR, "proc_jail"), str(k), sockdir, os.path.dirname(os.path.abspath(CLI))], env)
+        if r.rc == 77:
+            skip("the kernel refuses a mount namespace here")
+        check_eq(r.rc, 0, "proc_jail %d exit status (stderr %r)" % (k, r.err[-500:]))
+        m = re.search(rb"child (\d+)", r.out or b"")
+        if not m:
+            fail("proc_jail %d printed no child pid: %r" % (k, r.out))
+            return
+        child = int(m.group(1))
+        path = os.path.join(repdir, "r-%d.json" % child)
+        rep, _found = final_report(path, REPORT_WAIT_S)
+        if rep is None:
+            fail("the jailed child %d has no report after %d s (reports: %s)" % (child, REPORT_WAIT_S, os.listdir(repdir)))
+            return
+        check_eq((rep.get("end") or {}).get("kind"), "exit", "the jailed child's end")
+        counts[k] = (rep["totals"]["alloc_count"], rep["live"]["count"])
+    if len(counts) == 2:
+        check_eq(counts[400][0] - counts[0][0], 400, "allocations planted in the jailed child")
+        check_eq(counts[400][1] - counts[0][1], 400, "live blocks planted in the jailed child")
+
+
+CASES = {"sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
          "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
          "gate_tree": case_gate_tree, "chromium": case_chromium}

@@ -16,8 +16,7 @@ add_test(NAME runtime_api_nolib COMMAND runtime_api --workload)
 set_tests_properties(runtime_api_nolib PROPERTIES TIMEOUT 30)
 # Preload tests: none under ASan (it replaces malloc itself, STYLE.md item
 # 9). Labelled "preload" for the TSan and UBSan passes too (sanitizer
-# builds unwind with unw_step and copy ring records word by word, see
-# interpose/sample.c and ring.c).
+# builds copy ring records word by word, see interpose/ring.c).
 set(VKM_RT_PRELOAD_LABELS "runtime;preload")
 if(NOT VALKMEM_ASAN)
   add_test(NAME runtime_api_preload COMMAND runtime_api --drive ${VKM_LIB})

@@ -25,7 +25,7 @@ static char self_name[256]; /* basename of this executable */
 static uintptr_t st_leak[3], st_churn[3], st_cache[3], st_plain[2];
 
 static void make_stacks(void) {
-  /* Leaf first, as unw_backtrace gives them: an allocator frame on top. */
+  /* Leaf first, as capture() gives them: an allocator frame on top. */
   uintptr_t m = (uintptr_t)&malloc + 24;
   st_leak[0] = m, st_leak[1] = leaky_put(), st_leak[2] = outer_caller();
   st_churn[0] = m, st_churn[1] = churn_request(), st_churn[2] = outer_caller();

@@ -219,6 +219,8 @@ typedef struct vkm_gate_opts_s {
   int error_exitcode;
   bool have_error_exitcode;
   bool sampled;
+  char **only;             /* --only NAME (repeatable): program names or fnmatch globs */
+  size_t nonly;
 } vkm_gate_opts_t;
 
 typedef struct vkm_check_s {
@@ -243,7 +245,9 @@ typedef struct vkm_gate_result_s {
 } vkm_gate_result_t;
 
 /* Marks suppressed sites (r->sites[].suppressed_by, supp counters) and sums
- * the leak. Then checks every limit set in o, and the baseline when given. */
+ * the leak. Then checks every limit set in o, and the baseline when given.
+ * The supp counters add up over calls (one call per process of a tree);
+ * res->suppressed_bytes is this report's alone. */
 void vkm_gate_evaluate(const vkm_gate_opts_t *o, vkm_supp_list_t *supp, vkm_report_t *r,
                        vkm_report_t *baseline, vkm_gate_result_t *res);
 void vkm_gate_result_free(vkm_gate_result_t *res);
@@ -253,12 +257,48 @@ uint64_t vkm_gate_leak(vkm_supp_list_t *supp, vkm_report_t *r, bool count);
 /* ---------------------------------------------------------------------------
  * gate_out.c
  * ------------------------------------------------------------------------- */
+/* One process of the gated tree: its report (report-PID.json) and verdict. */
+typedef enum vkm_proc_state_e {
+  VKM_PROC_CHECKED,     /* held to the limits (res) */
+  VKM_PROC_UNMATCHED,   /* not checked: --only matched none of its names */
+  VKM_PROC_EXEC,        /* not checked: its image was replaced by exec, and the
+                           new image's report never took this one's place */
+  VKM_PROC_NO_REPORT,   /* not checked: the started process left no report */
+  VKM_PROC_BAD_REPORT,  /* unreadable or malformed report: a failure */
+} vkm_proc_state_t;
+
+typedef struct vkm_gate_proc_s {
+  int pid, ppid;
+  bool forked, is_root;
+  char program[128];       /* the report's "program" (basename of argv[0]) */
+  char end_kind[16];       /* "exit", "signal", "exec", "unknown"; "" = a checkpoint */
+  int end_code, end_signal;
+  char end_name[32];       /* "SIGKILL" */
+  double started_at;
+  vkm_proc_state_t state;
+  char problem[256];       /* VKM_PROC_BAD_REPORT: what is wrong */
+  vkm_report_t rep;        /* owned; rep.root NULL without a report */
+  vkm_gate_result_t res;   /* VKM_PROC_CHECKED only */
+  vkm_report_t *baseline;  /* not owned; NULL = no baseline check */
+  char baseline_from[160];        /* "baseline process 123 prog" or a note */
+  bool failed;             /* a check failed, or a bad report */
+} vkm_gate_proc_t;
+
 typedef struct vkm_gate_run_s {
   char *const *argv;
   vkm_child_t child;
-  bool crashed;
-  size_t others;   /* other processes that ran under the shim (not checked) */
+  bool crashed;            /* the started process was killed by a signal */
+  size_t others;           /* processes of the tree not checked */
+  /* Every process of the tree, root first then by start. nprocs <= 1 with
+   * the root checked is the single-process form: the outputs then use the
+   * res/report passed to them, as before trees were checked. */
+  vkm_gate_proc_t *procs;
+  size_t nprocs, nchecked, nfailed;
+  const vkm_gate_proc_t *doc;  /* whose report is the JSON document (--report) */
 } vkm_gate_run_t;
+
+/* True when the outputs use the per-process form. */
+bool vkm_gate_multi(const vkm_gate_run_t *run);
 
 void vkm_gate_print_human(FILE *f, const vkm_gate_opts_t *o, const vkm_supp_list_t *supp,
                           const vkm_report_t *r, const vkm_gate_result_t *res,
@@ -268,6 +308,10 @@ char *vkm_gate_annotations(const vkm_gate_result_t *res, const vkm_gate_run_t *r
 char *vkm_gate_step_summary(const vkm_gate_result_t *res, const vkm_gate_run_t *run,
                             const vkm_supp_list_t *supp);
 char *vkm_gate_benchmark_json(const vkm_report_t *r, const vkm_gate_result_t *res);
+/* The same for a tree: "PROGRAM: metric" entries per checked process
+ * ("PROGRAM #2: ..." for a second process of the same name) when
+ * vkm_gate_multi(run), else as above. */
+char *vkm_gate_benchmark_json_run(const vkm_report_t *r, const vkm_gate_result_t *res, const vkm_gate_run_t *run);
 /* Adds a "gate" object to r->root (results, suppressions, command). */
 void vkm_gate_json(cJSON *root, const vkm_gate_opts_t *o, const vkm_supp_list_t *supp,
                    const vkm_gate_result_t *res, const vkm_gate_run_t *run, int exit_code);

@@ -10,6 +10,7 @@
 #include <dirent.h>
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,9 +45,14 @@ static const char gate_usage[] =
     "  --error-exitcode N        exit status when a check fails (default 3)\n"
     "  --sampled                 sampled attribution instead of exact mode (faster; per-site\n"
     "                            numbers become estimates)\n"
+    "  --only NAME               check only the processes whose program name (basename of\n"
+    "                            argv[0]) is NAME or matches it as a glob (repeatable); the\n"
+    "                            others are listed as not checked\n"
     "\n"
-    "The numbers are those of the process started (and what it execs into), not of\n"
-    "children it forks: gate a test binary, not a shell script or `make test`.\n"
+    "Every process of CMD's tree (CMD itself, what it execs into, and every process it\n"
+    "starts) is held to the limits on its own; the gate fails when one of them fails and\n"
+    "names it (pid and program). A baseline that is a gate report of several processes\n"
+    "is matched by program name; any other baseline applies to every process.\n"
     "\n"
     "Under GitHub Actions (GITHUB_ACTIONS=true) failures are also printed as ::error\n"
     "annotations and a table is appended to $GITHUB_STEP_SUMMARY.\n"
@@ -74,6 +80,8 @@ static void opts_free(vkm_gate_opts_t *o) {
   free(o->junit);
   free(o->benchmark_json);
   free(o->config);
+  for (size_t i = 0; i < o->nonly; i++) free(o->only[i]);
+  free(o->only);
   vkm_supp_free(&o->supp);
 }
 
@@ -154,6 +162,16 @@ static int parse_args(int argc, char **argv, vkm_gate_opts_t *o, bool *cmdline, 
       }
       o->error_exitcode = (int)n;
       o->have_error_exitcode = cmdline[VKM_OPT_EXITCODE] = true;
+    } else if ((v = opt_value(argc, argv, &i, "--only", &missing))) {
+      if (missing || !*v) {
+        vkm_cli_err("gate: --only needs a program name or glob (e.g. --only unit_tests or --only 'test_*')");
+        return -1;
+      }
+      char **nv = realloc(o->only, (o->nonly + 1) * sizeof *nv);
+      if (!nv) return -1;
+      o->only = nv;
+      if (!(nv[o->nonly] = strdup(v))) return -1;
+      o->nonly++;
     } else if (strcmp(a, "--sampled") == 0) {
       o->sampled = cmdline[VKM_OPT_SAMPLED] = true;
     } else if (strcmp(a, "--no-default-suppressions") == 0) {
@@ -186,52 +204,249 @@ static int append_text(const char *what, const char *path, const char *text) {
   return 0;
 }
 
-/* The gate checks the process it starts (and what that process execs
- * into). Every other process under the shim writes its own report-PID.json
- * beside it; they are named here, so that `gate -- sh -c ./t` or a test
- * runner does not pass silently on the wrong process. Returns how many. */
-static size_t note_other_processes(const char *dir, int main_pid, const char *cmd) {
-  enum { SHOW = 5 };
+/* ---------------------------------------------------------------------------
+ * The tree: every report-PID.json of the gate's report directory.
+ *
+ * With %p each process writes its own file; an exec'd image writes the
+ * same pid's file, so normally only the final image of a pid is there. Its
+ * replaced image's report ("end": {"kind": "exec"}) is seen only when it
+ * happened to land after the new image's: such a report is not checked
+ * (the image it describes is gone, and the new one left nothing).
+ * ------------------------------------------------------------------------- */
+static const char *base_name(const char *p) {
+  const char *s = strrchr(p, '/');
+  return s && s[1] ? s + 1 : p;
+}
+
+static bool only_matches(const vkm_gate_opts_t *o, const char *name) {
+  if (!o->nonly) return true;
+  for (size_t k = 0; k < o->nonly; k++)
+    if (strcmp(o->only[k], name) == 0 || fnmatch(o->only[k], name, 0) == 0) return true;
+  return false;
+}
+
+/* "report-123.json" -> 123; -1 for anything else (temporaries included). */
+static int report_pid(const char *name) {
+  if (strncmp(name, "report-", 7) != 0) return -1;
+  const char *p = name + 7;
+  long v = 0;
+  if (*p < '0' || *p > '9') return -1;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    v = v * 10 + (*p - '0');
+    if (v > INT_MAX) return -1;
+  }
+  return strcmp(p, ".json") == 0 ? (int)v : -1;
+}
+
+static void proc_fill(vkm_gate_proc_t *p) {
+  const cJSON *root = p->rep.root, *j;
+  if ((j = cJSON_GetObjectItemCaseSensitive(root, "ppid")) && cJSON_IsNumber(j)) p->ppid = (int)j->valuedouble;
+  p->forked = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "forked"));
+  if ((j = cJSON_GetObjectItemCaseSensitive(root, "started_at")) && cJSON_IsNumber(j)) p->started_at = j->valuedouble;
+  j = cJSON_GetObjectItemCaseSensitive(root, "program");
+  const cJSON *av = cJSON_GetObjectItemCaseSensitive(root, "argv");
+  const cJSON *a0 = cJSON_IsArray(av) ? cJSON_GetArrayItem(av, 0) : NULL;
+  if (cJSON_IsString(j) && j->valuestring[0]) snprintf(p->program, sizeof p->program, "%s", j->valuestring);
+  else if (cJSON_IsString(a0) && a0->valuestring[0]) snprintf(p->program, sizeof p->program, "%s", base_name(a0->valuestring));
+  const cJSON *end = cJSON_GetObjectItemCaseSensitive(root, "end");
+  j = cJSON_GetObjectItemCaseSensitive(end, "kind");
+  if (cJSON_IsString(j)) snprintf(p->end_kind, sizeof p->end_kind, "%s", j->valuestring);
+  else if (p->rep.state && strcmp(p->rep.state, "exited") == 0) snprintf(p->end_kind, sizeof p->end_kind, "unknown");
+  if ((j = cJSON_GetObjectItemCaseSensitive(end, "code")) && cJSON_IsNumber(j)) p->end_code = (int)j->valuedouble;
+  if ((j = cJSON_GetObjectItemCaseSensitive(end, "signal")) && cJSON_IsNumber(j)) p->end_signal = (int)j->valuedouble;
+  j = cJSON_GetObjectItemCaseSensitive(end, "name");
+  if (cJSON_IsString(j)) snprintf(p->end_name, sizeof p->end_name, "%s", j->valuestring);
+  else if (p->end_signal) snprintf(p->end_name, sizeof p->end_name, "%s", vkm_signal_name(p->end_signal));
+}
+
+static int proc_order(const void *a, const void *b) {
+  const vkm_gate_proc_t *x = a, *y = b;
+  if (x->is_root != y->is_root) return x->is_root ? -1 : 1;
+  if (x->started_at != y->started_at) return x->started_at < y->started_at ? -1 : 1;
+  return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* Loads every report of dir. Returns how many reports there were (the
+ * root's placeholder, added when others reported and it did not, is not
+ * counted). */
+static size_t load_tree(const char *dir, int root_pid, const char *cmd, const vkm_gate_opts_t *o,
+                        vkm_gate_run_t *run) {
   DIR *d = opendir(dir);
   if (!d) return 0;
-  size_t n = 0;
-  vkm_buf_t lines = {0};
+  size_t n = 0, cap = 0, reports = 0;
+  vkm_gate_proc_t *v = NULL;
+  bool have_root = false;
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {
-    int pid;
-    char tail[8];
-    if (sscanf(e->d_name, "report-%d.%7s", &pid, tail) != 2 || strcmp(tail, "json") != 0 || pid == main_pid)
-      continue;
-    n++;
-    if (n > SHOW) continue;
-    char path[PATH_MAX], *text = NULL, err[128];
+    int pid = report_pid(e->d_name);
+    if (pid < 0) continue;
+    if (n == cap) {
+      cap = cap ? cap * 2 : 8;
+      vkm_gate_proc_t *nv = realloc(v, cap * sizeof *nv);
+      if (!nv) break;
+      v = nv;
+    }
+    vkm_gate_proc_t *p = &v[n++];
+    memset(p, 0, sizeof *p);
+    p->pid = pid;
+    p->is_root = pid == root_pid;
+    have_root |= p->is_root;
+    snprintf(p->program, sizeof p->program, "%s", p->is_root ? base_name(cmd) : "?");
+    reports++;
+    char path[PATH_MAX], *text = NULL, err[200] = "";
     size_t len = 0;
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    cJSON *root = vkm_cli_slurp(path, &text, &len) == 0 ? vkm_cli_json_parse(text, len, err, sizeof err) : NULL;
+    int rc = vkm_cli_slurp(path, &text, &len);
+    cJSON *root = NULL;
+    if (rc < 0) snprintf(err, sizeof err, "%s", strerror(-rc));
+    else if (len == 0) snprintf(err, sizeof err, "empty file");
+    else root = vkm_cli_json_parse(text, len, err, sizeof err);
     free(text);
-    vkm_report_t r;
-    if (root && vkm_report_from_json(root, &r, err, sizeof err) == 0) {
-      const cJSON *prog = cJSON_GetObjectItemCaseSensitive(r.root, "program");
-      char a[32], b[32];
-      vkm_buf_printf(&lines, "    pid %d %s: %llu allocations, peak live heap %s, live at exit %s\n", pid,
-                     cJSON_IsString(prog) ? prog->valuestring : "?", (unsigned long long)r.alloc_count,
-                     vkm_fmt_size(r.peak_live_bytes, a, sizeof a), vkm_fmt_size(r.live_bytes, b, sizeof b));
-      vkm_report_free(&r);
+    if (root && vkm_report_from_json(root, &p->rep, err, sizeof err) == 0) {
+      proc_fill(p);
     } else {
-      cJSON_Delete(root);
-      vkm_buf_printf(&lines, "    pid %d: report unreadable\n", pid);
+      p->state = VKM_PROC_BAD_REPORT;
+      snprintf(p->problem, sizeof p->problem, "its report is malformed: %s", err);
     }
   }
   closedir(d);
-  if (n) {
-    vkm_cli_warn("gate: %zu other process(es) ran under the shim and were not checked; the gate checks only %s "
-                 "(pid %d). Gate each program directly (README: \"Which process\"):",
-                 n, cmd, main_pid);
-    if (lines.p) fputs(lines.p, stderr);
-    if (n > SHOW) fprintf(stderr, "    ... and %zu more\n", n - SHOW);
+  if (n && !have_root) {
+    vkm_gate_proc_t *nv = n == cap ? realloc(v, (cap + 1) * sizeof *nv) : v;
+    if (nv) {
+      v = nv;
+      vkm_gate_proc_t *p = &v[n++];
+      memset(p, 0, sizeof *p);
+      p->pid = root_pid;
+      p->is_root = true;
+      snprintf(p->program, sizeof p->program, "%s", base_name(cmd));
+      p->state = VKM_PROC_NO_REPORT;
+    }
   }
-  free(lines.p);
-  return n;
+  if (v) qsort(v, n, sizeof *v, proc_order);
+  for (size_t i = 0; i < n; i++) {
+    vkm_gate_proc_t *p = &v[i];
+    if (p->state == VKM_PROC_NO_REPORT) continue;
+    if (!only_matches(o, p->program)) p->state = VKM_PROC_UNMATCHED;
+    else if (p->state == VKM_PROC_BAD_REPORT) p->failed = true;
+    else if (strcmp(p->end_kind, "exec") == 0) p->state = VKM_PROC_EXEC;
+    else p->state = VKM_PROC_CHECKED;
+  }
+  run->procs = v;
+  run->nprocs = n;
+  return reports;
+}
+
+static void tree_free(vkm_gate_run_t *run) {
+  for (size_t i = 0; i < run->nprocs; i++) {
+    vkm_report_free(&run->procs[i].rep);
+    vkm_gate_result_free(&run->procs[i].res);
+  }
+  free(run->procs);
+  run->procs = NULL;
+  run->nprocs = 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Baselines of a tree: a gate report of several processes carries each
+ * one's report in gate.processes[] (the document's own process is the
+ * document, "document": true). Processes are matched by program name, the
+ * k-th process of a name (by start) against the k-th of the baseline, the
+ * last of that name when the baseline had fewer.
+ * ------------------------------------------------------------------------- */
+typedef struct base_proc_s {
+  char program[128];
+  int pid;
+  double started_at;
+  vkm_report_t own;       /* an embedded report (owned) */
+  vkm_report_t *rep;      /* own, or the document */
+  bool used;
+} base_proc_t;
+
+typedef struct base_tree_s {
+  base_proc_t *v;
+  size_t n;
+} base_tree_t;
+
+static int base_order(const void *a, const void *b) {
+  const base_proc_t *x = a, *y = b;
+  if (x->started_at != y->started_at) return x->started_at < y->started_at ? -1 : 1;
+  return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* 0 (bt->n == 0 when the baseline is a single report) or -1 after saying
+ * what is wrong. */
+static int base_tree_load(const char *path, vkm_report_t *base, base_tree_t *bt) {
+  memset(bt, 0, sizeof *bt);
+  const cJSON *g = cJSON_GetObjectItemCaseSensitive(base->root, "gate");
+  const cJSON *procs = cJSON_GetObjectItemCaseSensitive(g, "processes"), *e;
+  if (!cJSON_IsArray(procs) || cJSON_GetArraySize(procs) < 2) return 0;
+  bt->v = calloc((size_t)cJSON_GetArraySize(procs), sizeof *bt->v);
+  if (!bt->v) return -1;
+  int i = -1;
+  cJSON_ArrayForEach(e, procs) {
+    i++;
+    const cJSON *prog = cJSON_GetObjectItemCaseSensitive(e, "program");
+    const cJSON *pid = cJSON_GetObjectItemCaseSensitive(e, "pid");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(e, "started_at");
+    const cJSON *rep = cJSON_GetObjectItemCaseSensitive(e, "report");
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(e, "end"), "kind");
+    if (!cJSON_IsString(prog)) {
+      vkm_cli_err("baseline %s: gate.processes[%d]: no \"program\"", path, i);
+      return -1;
+    }
+    if (cJSON_IsString(kind) && strcmp(kind->valuestring, "exec") == 0) continue;
+    base_proc_t *b = &bt->v[bt->n];
+    snprintf(b->program, sizeof b->program, "%s", prog->valuestring);
+    b->pid = cJSON_IsNumber(pid) ? (int)pid->valuedouble : 0;
+    b->started_at = cJSON_IsNumber(st) ? st->valuedouble : 0;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "document"))) {
+      b->rep = base;
+    } else if (cJSON_IsObject(rep)) {
+      char err[256];
+      if (vkm_report_from_json(cJSON_Duplicate(rep, true), &b->own, err, sizeof err) < 0) {
+        vkm_cli_err("baseline %s: gate.processes[%d].report: %s", path, i, err);
+        return -1;
+      }
+      b->rep = &b->own;
+    } else {
+      continue; /* not reported (e.g. a bad report): no baseline for it */
+    }
+    bt->n++;
+  }
+  qsort(bt->v, bt->n, sizeof *bt->v, base_order);
+  if (!bt->n) {
+    vkm_cli_err("baseline %s: gate.processes lists no process with a report", path);
+    return -1;
+  }
+  return 0;
+}
+
+static void base_tree_free(base_tree_t *bt) {
+  for (size_t i = 0; i < bt->n; i++) vkm_report_free(&bt->v[i].own);
+  free(bt->v);
+  memset(bt, 0, sizeof *bt);
+}
+
+static void base_match(base_tree_t *bt, vkm_gate_proc_t *p) {
+  base_proc_t *last = NULL;
+  for (size_t i = 0; i < bt->n; i++) {
+    base_proc_t *b = &bt->v[i];
+    if (strcmp(b->program, p->program) != 0) continue;
+    last = b;
+    if (b->used) continue;
+    b->used = true;
+    p->baseline = b->rep;
+    snprintf(p->baseline_from, sizeof p->baseline_from, "baseline process %d %s", b->pid, b->program);
+    return;
+  }
+  if (last) {
+    p->baseline = last->rep;
+    snprintf(p->baseline_from, sizeof p->baseline_from, "baseline process %d %s (the last of that name)",
+             last->pid, last->program);
+  } else {
+    snprintf(p->baseline_from, sizeof p->baseline_from,
+             "none: the baseline has no process named %s (limits only)", p->program);
+  }
 }
 
 int vkm_cmd_gate(int argc, char **argv) {
@@ -241,12 +456,15 @@ int vkm_cmd_gate(int argc, char **argv) {
   char **supp_files = NULL;
   size_t nsupp = 0;
   int status = VKM_EXIT_USAGE;
-  vkm_report_t base, rep;
+  vkm_report_t base;
   memset(&base, 0, sizeof base);
-  memset(&rep, 0, sizeof rep);
-  char dir[PATH_MAX] = "", tmp[PATH_MAX] = "";
-  vkm_gate_result_t res;
-  memset(&res, 0, sizeof res);
+  base_tree_t btree;
+  memset(&btree, 0, sizeof btree);
+  char dir[PATH_MAX] = "";
+  vkm_gate_result_t nores;
+  memset(&nores, 0, sizeof nores);
+  vkm_gate_run_t run;
+  memset(&run, 0, sizeof run);
 
   int cmd = parse_args(argc, argv, &o, cmdline, &supp_files, &nsupp);
   if (cmd == 0) {
@@ -267,6 +485,7 @@ int vkm_cmd_gate(int argc, char **argv) {
   }
   if (o.have_tolerance && !o.baseline) vkm_cli_warn("gate: --tolerance has no effect without --baseline");
   if (o.baseline && vkm_report_load("baseline", o.baseline, &base) < 0) goto out;
+  if (o.baseline && base_tree_load(o.baseline, &base, &btree) < 0) goto out;
 
   char lib[PATH_MAX];
   if (vkm_find_library(lib, sizeof lib) < 0) goto out;
@@ -282,7 +501,7 @@ int vkm_cmd_gate(int argc, char **argv) {
   if (o.sampled) env[4] = NULL;
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  vkm_gate_run_t run = {.argv = argv + cmd};
+  run.argv = argv + cmd;
   int rc = vkm_run_child(lib, argv + cmd, env, &run.child);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -296,17 +515,12 @@ int vkm_cmd_gate(int argc, char **argv) {
     goto out;
   }
   run.crashed = run.child.signal != 0;
-  snprintf(tmp, sizeof tmp, "%s/report-%d.json", dir, run.child.pid);
-  run.others = note_other_processes(dir, run.child.pid, argv[cmd]);
   int fail_code = o.have_error_exitcode ? o.error_exitcode : VKM_EXIT_GATE_FAIL;
   if (run.crashed)
     vkm_cli_err("gate: %s crashed: killed by %s (signal %d)", argv[cmd], vkm_signal_name(run.child.signal),
                 run.child.signal);
 
-  char *text = NULL;
-  size_t len = 0;
-  if (vkm_cli_slurp(tmp, &text, &len) < 0 || len == 0) {
-    free(text);
+  if (load_tree(dir, run.child.pid, argv[cmd], &o, &run) == 0) {
     /* Nothing measured. A command that failed on its own keeps its status
      * (the build fails either way, for the right reason); one that exited
      * 0 must not pass a gate nobody checked. */
@@ -318,67 +532,106 @@ int vkm_cmd_gate(int argc, char **argv) {
     status = run.child.exit_code ? run.child.exit_code : fail_code;
     const char *gha = getenv("GITHUB_ACTIONS");
     if (run.crashed && gha && strcmp(gha, "true") == 0) {
-      char *s = vkm_gate_annotations(&res, &run, getenv("GITHUB_WORKSPACE"));
+      char *s = vkm_gate_annotations(&nores, &run, getenv("GITHUB_WORKSPACE"));
       fputs(s, stdout);
       fflush(stdout);
       free(s);
     }
     goto out;
   }
-  char err[256];
-  cJSON *root = vkm_cli_json_parse(text, len, err, sizeof err);
-  free(text);
-  if (!root || vkm_report_from_json(root, &rep, err, sizeof err) < 0) {
-    vkm_cli_err("gate: the report of %s is malformed: %s", argv[cmd], err);
-    status = fail_code;
-    goto out;
-  }
-  if (base.root && base.sample_bytes != rep.sample_bytes)
-    vkm_cli_warn("gate: the baseline was measured with sample_bytes=%llu, this run with %llu: per-site "
-                 "numbers may not compare", (unsigned long long)base.sample_bytes,
-                 (unsigned long long)rep.sample_bytes);
 
-  vkm_gate_evaluate(&o, &o.supp, &rep, base.root ? &base : NULL, &res);
-  status = res.failures ? fail_code : run.child.exit_code;
-  vkm_gate_print_human(stderr, &o, &o.supp, &rep, &res, &run);
+  /* Check each process; the document of --report is the root's report
+   * (else the first process with one). */
+  bool warned_sample = false;
+  for (size_t i = 0; i < run.nprocs; i++) {
+    vkm_gate_proc_t *p = &run.procs[i];
+    if (!run.doc && p->rep.root) run.doc = p;
+    if (p->state == VKM_PROC_BAD_REPORT) {
+      run.nfailed++;
+      vkm_cli_err("gate: process %d %s: %s", p->pid, p->program, p->problem);
+      continue;
+    }
+    if (p->state != VKM_PROC_CHECKED) {
+      run.others++;
+      continue;
+    }
+    run.nchecked++;
+    if (base.root) {
+      if (btree.n) {
+        base_match(&btree, p);
+      } else {
+        p->baseline = &base;
+        snprintf(p->baseline_from, sizeof p->baseline_from, "%s", o.baseline);
+      }
+    }
+    if (p->baseline && !warned_sample && p->baseline->sample_bytes != p->rep.sample_bytes) {
+      warned_sample = true;
+      vkm_cli_warn("gate: the baseline was measured with sample_bytes=%llu, this run with %llu: per-site "
+                   "numbers may not compare", (unsigned long long)p->baseline->sample_bytes,
+                   (unsigned long long)p->rep.sample_bytes);
+    }
+    vkm_gate_evaluate(&o, &o.supp, &p->rep, p->baseline, &p->res);
+    if (p->res.failures) {
+      p->failed = true;
+      run.nfailed++;
+    }
+  }
+  /* The single-process form reads the root's report and result. */
+  vkm_report_t *rep = run.doc ? &((vkm_gate_proc_t *)run.doc)->rep : NULL;
+  vkm_gate_result_t *res = run.doc && run.doc->state == VKM_PROC_CHECKED ? &((vkm_gate_proc_t *)run.doc)->res : &nores;
+  status = run.nfailed ? fail_code : run.child.exit_code;
+  if (!run.nchecked && !run.nfailed) {
+    status = run.child.exit_code ? run.child.exit_code : fail_code;
+    if (o.nonly) {
+      vkm_buf_t names = {0};
+      for (size_t i = 0; i < run.nprocs; i++)
+        vkm_buf_printf(&names, "%s%s", i ? ", " : "", run.procs[i].program);
+      vkm_cli_err("gate: --only matched none of the %zu process(es) of the tree (%s), so nothing was checked",
+                  run.nprocs, names.p ? names.p : "");
+      vkm_buf_free(&names);
+    } else {
+      vkm_cli_err("gate: no process of the tree left a report that could be checked");
+    }
+  }
+  if (rep) vkm_gate_print_human(stderr, &o, &o.supp, rep, res, &run);
 
   int werr = 0;
-  if (o.report) {
-    vkm_gate_json(rep.root, &o, &o.supp, &res, &run, status);
-    char *s = cJSON_Print(rep.root);
+  if (o.report && rep) {
+    vkm_gate_json(rep->root, &o, &o.supp, res, &run, status);
+    char *s = cJSON_Print(rep->root);
     if (!s || write_text("report", o.report, s) < 0) werr = 1;
     free(s);
   }
   if (o.junit) {
-    char *s = vkm_gate_junit(&res, &run, secs);
+    char *s = vkm_gate_junit(res, &run, secs);
     if (write_text("JUnit file", o.junit, s) < 0) werr = 1;
     free(s);
   }
-  if (o.benchmark_json) {
-    char *s = vkm_gate_benchmark_json(&rep, &res);
+  if (o.benchmark_json && rep) {
+    char *s = vkm_gate_benchmark_json_run(rep, res, &run);
     if (!s || write_text("benchmark JSON", o.benchmark_json, s) < 0) werr = 1;
     free(s);
   }
   const char *gha = getenv("GITHUB_ACTIONS");
   if (gha && strcmp(gha, "true") == 0) {
-    char *s = vkm_gate_annotations(&res, &run, getenv("GITHUB_WORKSPACE"));
+    char *s = vkm_gate_annotations(res, &run, getenv("GITHUB_WORKSPACE"));
     fflush(stderr);
     fputs(s, stdout);
     fflush(stdout);
     free(s);
     const char *sum = getenv("GITHUB_STEP_SUMMARY");
     if (sum && *sum) {
-      s = vkm_gate_step_summary(&res, &run, &o.supp);
+      s = vkm_gate_step_summary(res, &run, &o.supp);
       if (append_text("step summary", sum, s) < 0) werr = 1;
       free(s);
     }
   }
-  if (werr && !res.failures) status = VKM_EXIT_USAGE;
+  if (werr && !run.nfailed) status = VKM_EXIT_USAGE;
 
 out:
   if (dir[0]) vkm_temp_dir_remove(dir);
-  vkm_gate_result_free(&res);
-  vkm_report_free(&rep);
+  tree_free(&run);
+  base_tree_free(&btree);
   vkm_report_free(&base);
   opts_free(&o);
   free(supp_files);

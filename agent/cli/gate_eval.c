@@ -246,7 +246,9 @@ void vkm_gate_evaluate(const vkm_gate_opts_t *o, vkm_supp_list_t *supp, vkm_repo
                        vkm_report_t *baseline, vkm_gate_result_t *res) {
   memset(res, 0, sizeof *res);
   res->leak_bytes = vkm_gate_leak(supp, r, true);
-  for (size_t i = 0; i < supp->n; i++) res->suppressed_bytes += supp->v[i].bytes;
+  /* This report's own: the suppression counters add up over a tree. */
+  for (size_t i = 0; i < r->nsites; i++)
+    if (r->sites[i].suppressed_by >= 0) res->suppressed_bytes += r->sites[i].live_bytes;
   uint64_t measured[VKM_LIM_COUNT] = {
       [VKM_LIM_PEAK] = r->peak_live_bytes,  [VKM_LIM_RSS] = r->peak_rss_bytes,
       [VKM_LIM_LEAK] = res->leak_bytes,     [VKM_LIM_LEAK_PER_SITE] = 0,
