@@ -703,3 +703,23 @@ int vkm_worker_run(const vkm_worker_t *w) {
   if (http_on) vkm_http_stop();
   return 0;
 }
+
+/* `valkmem view`: the dashboard of a saved report or export (VALKMEM_VIEW),
+ * served by this process until SIGINT or SIGTERM. vkm_config is set by
+ * the caller. 0, or 1 when the file or the server cannot be had. */
+int vkm_view_run(void) {
+  is_root = 1;
+  load_view();
+  if (!view_doc) return 1;
+  struct sigaction sa = {.sa_handler = on_term};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  modules_init();
+  if (vkm_http_start() != 0) return 1;
+  while (!stop_flag) vkm_http_poll(1000);
+  vkm_http_stop();
+  return 0;
+}

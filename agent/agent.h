@@ -66,6 +66,7 @@ typedef struct vkm_worker_s {
 } vkm_worker_t;
 int vkm_worker_run(const vkm_worker_t *w);
 int vkm_agent_is_root(void);
+int vkm_view_run(void); /* valkmem view: serve VALKMEM_VIEW until SIGINT/SIGTERM */
 
 /* The agent process (agentd.c): accepts segments on a listening Unix
  * socket, forks a worker for each, and returns once every process of the

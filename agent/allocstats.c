@@ -22,23 +22,29 @@
 
 #define FRAG_WARN_PCT 25.0
 
-static vkm_os_t os_last;
-
 void vkm_allocstats_sample(vkm_allocstats_t *a, uint64_t now_ns) {
   (void)now_ns;
   memset(a, 0, sizeof *a);
-  a->source = vkm_seg && vkm_seg->allocator[0] ? vkm_seg->allocator : "none";
+  a->source = "none";
+  const char *alloc = vkm_seg ? vkm_seg->allocator : "";
+  /* jemalloc, tcmalloc: their arenas and caches are not ours to guess. */
+  if (strcmp(alloc, "glibc") != 0 && strcmp(alloc, "mimalloc") != 0) return;
+  a->source = alloc;
   const vkm_tick_t *t = vkm_tick_current();
   uint64_t live = (t && t->live_bytes > 0) ? (uint64_t)t->live_bytes : 0;
-  if (!t || !t->rss_bytes) return;
-  (void)os_last;
   uint64_t held = vkm_os_heap_rss();
-  if (!held) return;
+  if (!t || !held) return;
+  /* The program's own anonymous mmaps are counted by the recorder's mmap
+   * wrapper (the allocator's internal ones are not): they are not heap. */
+  uint64_t own = t->c.mmap_bytes > t->c.munmap_bytes ? t->c.mmap_bytes - t->c.munmap_bytes : 0;
+  held = held > own ? held - own : 0;
   a->held = held > live ? held : live;
   a->in_use = live;
   a->free_held = a->held - a->in_use;
-  a->frag_pct = (double)a->free_held * 100.0 / (double)a->held;
-  a->frag_warn = a->frag_pct >= FRAG_WARN_PCT;
+  if (a->held) {
+    a->frag_pct = (double)a->free_held * 100.0 / (double)a->held;
+    a->frag_warn = a->frag_pct >= FRAG_WARN_PCT;
+  }
 }
 
 void vkm_allocstats_json(const vkm_allocstats_t *a, cJSON *obj) {

@@ -25,7 +25,8 @@ void vkm_say(const char *level, const char *fmt, ...) {
 
 /* The recorded process is this one; no segment. */
 int vkm_target_pid(void) { return (int)getpid(); }
-struct vkm_seg_hdr_s *vkm_seg;
+#include "segment.h"
+vkm_seg_hdr_t *vkm_seg;
 
 void *vkm_malloc(size_t n) {
   live_stub_alloc_bytes += n;

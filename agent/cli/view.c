@@ -7,6 +7,7 @@
  * serves FILE as its snapshot/report/history with state "exited". The
  * child's own allocations are irrelevant; it only hosts the agent. */
 #include "cli.h"
+#include "../agent.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -98,32 +99,18 @@ int vkm_cmd_view(int argc, char **argv) {
     vkm_cli_err("view: cannot resolve %s: %s", file, strerror(errno));
     return VKM_EXIT_USAGE;
   }
-  char lib[PATH_MAX], self[PATH_MAX];
-  if (vkm_find_library(lib, sizeof lib) < 0) return VKM_EXIT_USAGE;
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) {
-    vkm_cli_err("view: cannot find my own executable: %s", strerror(errno));
-    return VKM_EXIT_USAGE;
-  }
-  self[n] = 0;
-  char env_view[PATH_MAX + 32], env_listen[340];
-  snprintf(env_view, sizeof env_view, "VALKMEM_VIEW=%s", abs);
-  snprintf(env_listen, sizeof env_listen, "VALKMEM_LISTEN=%s", addr);
-  const char *env[] = {env_view, "VALKMEM_HTTP=1", "VALKMEM_REPORT", "VALKMEM_SAMPLE_BYTES=0",
-                       "VALKMEM_QUIET=0", addr[0] ? env_listen : NULL, NULL};
-  char *cargv[] = {self, "__idle", NULL};
+  /* The agent's dashboard, served by this process from the saved file: no
+   * program runs, no shim is loaded. */
+  setenv("VALKMEM_VIEW", abs, 1);
+  vkm_config.http = true;
+  vkm_config.tick_ms = 100;
+  vkm_config.top_sites = 50;
+  const char *envl = getenv("VALKMEM_LISTEN");
+  snprintf(vkm_config.listen, sizeof vkm_config.listen, "%s", addr[0] ? addr : envl && *envl ? envl : "127.0.0.1:0");
+  const char *tok = getenv("VALKMEM_TOKEN");
+  if (tok) snprintf(vkm_config.token, sizeof vkm_config.token, "%s", tok);
+  const char *uf = getenv("VALKMEM_URL_FILE");
+  if (uf) snprintf(vkm_config.url_file, sizeof vkm_config.url_file, "%s", uf);
   fprintf(stderr, "valkmem: serving %s (Ctrl-C to stop)\n", abs);
-  vkm_child_t child;
-  int rc = vkm_run_child(lib, cargv, env, &child);
-  if (rc < 0) {
-    vkm_cli_err("view: cannot start the viewer process: %s", strerror(-rc));
-    return VKM_EXIT_USAGE;
-  }
-  if (child.exec_errno) {
-    vkm_cli_err("view: cannot start %s: %s", self, strerror(child.exec_errno));
-    return VKM_EXIT_USAGE;
-  }
-  /* Stopped by the user: that is the normal end. */
-  if (child.signal == SIGINT || child.signal == SIGTERM || child.signal == SIGHUP) return 0;
-  return child.exit_code;
+  return vkm_view_run();
 }
