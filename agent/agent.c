@@ -58,6 +58,8 @@ int vkm_agent_poll(struct pollfd *fds, unsigned long n, int timeout_ms) { return
 /* ---------------------------------------------------------------------------
  * Events
  * ------------------------------------------------------------------------- */
+static void row_update(void); /* the tree's table (below) */
+
 static void on_event(const vkm_event_t *ev, const void *extra, void *ud) {
   (void)ud;
   if (ev->type == VKM_EV_ALLOC || ev->type == VKM_EV_FREE) vkm_sites_on_event(ev, extra);
@@ -129,6 +131,7 @@ static size_t tick(void) {
   vkm_sites_tick(&cur, vkm_runtime_gc_cycles());
   vkm_runtime_tick(&cur);
   vkm_history_push(&cur, &os_now, &alloc_now);
+  row_update();
   return drained;
 }
 
@@ -392,7 +395,7 @@ static void modules_init(void) {
 static int http_on;
 static int wake_fd = -1;     /* epoll: the process's end, the exit handshake */
 static int pid_fd = -1;      /* the recorded process (pidfd), or -1 */
-static int final_fd = -1;    /* listening socket for the recorder's exit handshake */
+static int final_fd = -1;    /* control socket: the recorder's exit handshake, connections from other workers */
 static char final_path[108];
 static volatile sig_atomic_t stop_flag; /* SIGTERM from agentd: the pid exec'd, or the tree is done */
 static int ended;            /* the process is gone */
@@ -461,10 +464,38 @@ static int kernel_status(int *st) {
   return -1;
 }
 
+/* The command name (comm) of the process, from /proc/PID/stat; "" when
+ * it cannot be read. A zombie still has it. */
+static void read_comm(char *out, size_t cap) {
+  char path[64], buf[512];
+  out[0] = 0;
+  snprintf(path, sizeof path, "/proc/%d/stat", vkm_target_pid());
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return;
+  buf[n] = 0;
+  char *a = strchr(buf, '('), *b = strrchr(buf, ')');
+  if (!a || !b || b <= a) return;
+  snprintf(out, cap, "%.*s", (int)(b - a - 1), a + 1);
+}
+static char start_comm[32];
+
 static void learn_end(void) {
   int st;
+  /* VALKMEM_FOLLOW_EXEC=0: an exec leaves no recorder behind to tell us.
+   * A different command name at the end says the image was replaced; its
+   * successor, unrecorded, has no report either. */
+  if (!vkm_config.follow_exec && start_comm[0]) {
+    char now[32];
+    read_comm(now, sizeof now);
+    if (now[0] && strcmp(now, start_comm) != 0) stop_flag = 2;
+  }
   int have = ended && kernel_status(&st) == 0;
-  if (have && WIFSIGNALED(st)) {
+  if (stop_flag == 2) {
+    end_kind = VKM_ENDED_EXEC;
+  } else if (have && WIFSIGNALED(st)) {
     end_kind = VKM_ENDED_SIGNAL;
     end_signal = WTERMSIG(st);
   } else if (__atomic_load_n(&vkm_seg->end_state, __ATOMIC_ACQUIRE) == VKM_END_EXIT) {
@@ -498,22 +529,64 @@ static void finish(void) {
   if (!again || memcmp(&before, &cur.c, sizeof before) != 0) write_report_if_owner();
 }
 
-/* The recorder's exit handler: it waits for one byte, once the report is
- * out. */
-static void on_final(void) {
+/* The control socket. Two callers: the recorder's exit handler, which
+ * waits for one byte once the report is out (VKM_HELLO_FINAL); and another
+ * worker of the tree handing over a dashboard connection for this process
+ * (VKM_HELLO_HTTP, tree.c). */
+static void on_control(void) {
   int c = accept4(final_fd, NULL, NULL, SOCK_CLOEXEC);
   if (c < 0) return;
   struct timeval tv = {2, 0};
   setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   vkm_hello_t h;
-  ssize_t n = recv(c, &h, sizeof h, MSG_WAITALL);
+  uint32_t len = 0;
+  static char req[16384];
+  struct iovec iov[2] = {{&h, sizeof h}, {&len, sizeof len}};
+  union {
+    char b[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr m = {.msg_iov = iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b};
+  ssize_t n = recvmsg(c, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+  int fd = -1;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len >= CMSG_LEN(sizeof(int)))
+      memcpy(&fd, CMSG_DATA(cm), sizeof fd);
   if (n == (ssize_t)sizeof h && h.magic == VKM_HELLO_MAGIC && h.kind == VKM_HELLO_FINAL) {
     finish();
     char ok = 1;
     ssize_t w = send(c, &ok, 1, MSG_NOSIGNAL);
     (void)w;
+  } else if (n == (ssize_t)sizeof h && h.magic == VKM_HELLO_MAGIC && h.kind == VKM_HELLO_HTTP && fd >= 0 &&
+             recv(c, &len, sizeof len, MSG_WAITALL) == (ssize_t)sizeof len && len <= sizeof req &&
+             (len == 0 || recv(c, req, len, MSG_WAITALL) == (ssize_t)len)) {
+    if (!http_on && vkm_config.http) http_on = vkm_http_start() == 0;
+    if (http_on) {
+      vkm_http_adopt(fd, req, len, h.ppid);
+      fd = -1;
+    }
   }
+  if (fd >= 0) close(fd);
   close(c);
+}
+
+/* This process's row in the tree's table (agent.h): what /api/processes
+ * says of it. */
+static vkm_tree_row_t *my_row;
+
+static void row_update(void) {
+  if (!my_row) return;
+  __atomic_store_n(&my_row->live_bytes, cur.live_bytes > 0 ? (uint64_t)cur.live_bytes : 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&my_row->rss_bytes, cur.rss_bytes, __ATOMIC_RELAXED);
+}
+
+static void row_end(void) {
+  if (!my_row) return;
+  row_update();
+  my_row->end_kind = end_kind;
+  my_row->end_code = end_code;
+  my_row->end_signal = end_signal;
+  __atomic_store_n(&my_row->state, VKM_ROW_EXITED, __ATOMIC_RELEASE);
 }
 
 static int process_alive(void) {
@@ -567,8 +640,15 @@ void vkm_agent_woken(void) {
   struct epoll_event ev[4];
   int n = epoll_wait(wake_fd, ev, 4, 0);
   for (int i = 0; i < n; i++) {
-    if (ev[i].data.fd == final_fd) on_final();
-    else if (ev[i].data.fd == pid_fd) ended = 1;
+    if (ev[i].data.fd == final_fd) on_control();
+    else if (ev[i].data.fd == pid_fd) {
+      ended = 1;
+      if (!vkm_config.follow_exec && start_comm[0]) { /* at once, before the parent reaps it */
+        char now[32];
+        read_comm(now, sizeof now);
+        if (now[0] && strcmp(now, start_comm) != 0) stop_flag = 2;
+      }
+    }
     else if (ev[i].data.fd == drain_efd) {
       uint64_t v;
       if (read(drain_efd, &v, sizeof v) < 0) { /* already read */
@@ -606,12 +686,13 @@ static void open_final_socket(const char *dir) {
   size_t len = strlen(final_path);
   memcpy(vkm_seg->agent_sock + 1, final_path + 1, len);
   __atomic_store_n(&vkm_seg->agent_sock[0], final_path[0], __ATOMIC_RELEASE);
+  if (my_row) memcpy(my_row->sock, final_path, len + 1);
 }
 
 static int is_root;
 int vkm_agent_is_root(void) { return is_root; }
 
-int vkm_worker_run(const vkm_worker_t *w) {
+int vkm_worker_run(const vkm_worker_t *w, const sigset_t *unblock) {
   char why[256];
   is_root = w->root;
   if (vkm_segread_attach(w->seg_fd, w->owner, why, sizeof why) != 0) {
@@ -627,6 +708,7 @@ int vkm_worker_run(const vkm_worker_t *w) {
   sa.sa_handler = on_exec;
   sigaction(SIGUSR1, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
+  if (unblock) sigprocmask(SIG_SETMASK, unblock, NULL);
   /* What the recorder would have said, said here. */
   for (uint32_t off = 0; off < vkm_seg->notes_used && off < sizeof vkm_seg->notes;) {
     const char *m = vkm_seg->notes + off;
@@ -636,7 +718,17 @@ int vkm_worker_run(const vkm_worker_t *w) {
   }
   vkm_symbols_use_segment();
   wake_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (w->sock_dir[0] && vkm_config.report[0]) open_final_socket(w->sock_dir);
+  if (vkm_tree && w->row >= 0 && w->row < VKM_TREE_ROWS) {
+    my_row = &vkm_tree->rows[w->row];
+    char **argv;
+    int argc = vkm_argv(&argv);
+    const char *prog = argc > 0 && argv[0] ? argv[0] : "?";
+    const char *sl = strrchr(prog, '/');
+    snprintf(my_row->program, sizeof my_row->program, "%s", sl && sl[1] ? sl + 1 : prog);
+    my_row->started_ms = vkm_started_at_unix_ms();
+  }
+  if (w->sock_dir[0]) open_final_socket(w->sock_dir);
+  read_comm(start_comm, sizeof start_comm);
   if (final_fd >= 0) {
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = final_fd};
     epoll_ctl(wake_fd, EPOLL_CTL_ADD, final_fd, &ev);
@@ -690,15 +782,25 @@ int vkm_worker_run(const vkm_worker_t *w) {
     }
   }
   ended = !process_alive();
-  finish();
+  if (!ended && stop_flag == 1) {
+    /* Told to stop while the process lives on (valkmem attach detaching,
+     * the launcher's agent stopping): what is known so far, not an end. */
+    tick();
+    write_report_if_owner();
+  } else {
+    finish();
+  }
+  row_end();
+  /* valkmem run keeps a finished process's dashboard until it is told to
+   * go (SIGTERM): the tree's figures stay readable, and its control
+   * socket still takes connections from the other workers. */
+  if (http_on && w->linger && stop_flag != 1) {
+    while (!stop_flag) vkm_http_poll(1000);
+  }
+  if (my_row) my_row->sock[0] = 0;
   if (final_fd >= 0) {
     close(final_fd);
     unlink(final_path);
-  }
-  /* valkmem run keeps a finished process's dashboard until it is told to
-   * go (SIGTERM): the tree's figures stay readable. */
-  if (http_on && w->linger && stop_flag != 1) {
-    while (!stop_flag) vkm_http_poll(1000);
   }
   if (http_on) vkm_http_stop();
   return 0;

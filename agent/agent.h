@@ -54,6 +54,36 @@ void vkm_symbols_use_segment(void); /* symbols.c: modules from the segment, /pro
 
 enum { VKM_ENDED_UNKNOWN = 0, VKM_ENDED_EXIT, VKM_ENDED_SIGNAL, VKM_ENDED_EXEC };
 
+/* The process tree, shared by agentd and its workers (a MAP_SHARED
+ * mapping made before the first worker is forked): one row per recorded
+ * process, written by its worker each tick, read by every worker for
+ * /api/processes and for routing /p/PID/ to the worker that serves PID. */
+#define VKM_TREE_ROWS 2048
+enum { VKM_ROW_FREE = 0, VKM_ROW_RUNNING = 1, VKM_ROW_EXITED = 2 };
+typedef struct vkm_tree_row_s {
+  int32_t pid, ppid;
+  int32_t state;              /* VKM_ROW_*; atomic */
+  int32_t end_kind, end_code, end_signal;
+  uint64_t live_bytes, rss_bytes; /* the last tick's */
+  uint64_t started_ms;        /* unix ms */
+  char program[64];
+  char sock[108];             /* the worker's control socket ("" when gone) */
+} vkm_tree_row_t;
+typedef struct vkm_tree_s {
+  uint32_t nrows;             /* atomic: rows handed out */
+  int32_t root;               /* the tree's root pid */
+  vkm_tree_row_t rows[VKM_TREE_ROWS];
+} vkm_tree_t;
+extern vkm_tree_t *vkm_tree;  /* NULL outside an agent (valkmem view, units) */
+/* The row of pid (the newest one: an exec'd image has a new row), or NULL. */
+vkm_tree_row_t *vkm_tree_find(int pid);
+cJSON *vkm_tree_json(void);   /* /api/processes */
+/* Hands an HTTP connection (with the request bytes already read) to the
+ * worker that serves pid. 0, or -errno. */
+int vkm_tree_forward(int pid, int fd, const char *buf, size_t len, int port);
+/* In the worker that receives it: serve that connection (http.c). */
+void vkm_http_adopt(int fd, const char *buf, size_t len, int port);
+
 /* One worker (agent.c): serves one recorded process until it ends. */
 typedef struct vkm_worker_s {
   int seg_fd, pid_fd;   /* the segment and the process's pidfd (-1: none) */
@@ -62,9 +92,13 @@ typedef struct vkm_worker_s {
   int root;             /* the tree's root: its URL line is the tree's */
   int forked;           /* a forked child: dashboard after 250 ms */
   int linger;           /* keep the dashboard after the end, until SIGTERM */
-  char sock_dir[96];    /* where its exit-handshake socket goes */
+  char sock_dir[96];    /* where its control socket goes */
+  int row;              /* its row in vkm_tree, or -1 */
 } vkm_worker_t;
-int vkm_worker_run(const vkm_worker_t *w);
+#include <signal.h>
+/* unblock: the signal mask to take once its handlers are in (agentd forks
+ * it with SIGUSR1 and SIGTERM held). */
+int vkm_worker_run(const vkm_worker_t *w, const sigset_t *unblock);
 int vkm_agent_is_root(void);
 int vkm_view_run(void); /* valkmem view: serve VALKMEM_VIEW until SIGINT/SIGTERM */
 
@@ -78,9 +112,11 @@ typedef struct vkm_agentd_s {
   int linger;           /* valkmem run: keep dashboards until told to stop */
   int first_seg_fd, first_pid_fd; /* a segment handed over at spawn, or -1 */
   int done_fd;          /* readable (EOF) when the launcher's command has ended, or -1 */
+  int attach;           /* valkmem attach: the process runs without an agent of its own */
 } vkm_agentd_t;
 int vkm_agentd_run(vkm_agentd_t *d);
 int vkm_cmd_agent(int argc, char **argv);
+int vkm_cmd_attach(int argc, char **argv);
 
 /* ---------------------------------------------------------------------------
  * One tick's view of the process (agent.c fills it)

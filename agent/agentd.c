@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -49,6 +50,7 @@ typedef struct worker_s {
   int pid;       /* the recorded process */
   int wpid;      /* our worker process */
   uint64_t ino;  /* its segment (a memfd's inode): one worker per segment */
+  int row;       /* its row in vkm_tree, or -1 */
 } worker_t;
 
 static worker_t *workers;
@@ -69,6 +71,22 @@ static void sock_dir_of(const char *sock, char *dir, size_t cap) {
   char *sl = strrchr(dir, '/');
   if (sl) *sl = 0;
   else dir[0] = 0;
+}
+
+/* The parent as this agent sees it (the recorder's getppid() is in its own
+ * pid namespace). */
+static int parent_of(int pid, int fallback) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "re");
+  if (!f) return fallback;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  int ppid = 0;
+  if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1) return fallback;
+  return ppid;
 }
 
 static int report_owner(const vkm_agentd_t *d, int pid) {
@@ -92,24 +110,46 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
   for (size_t i = 0; i < nworkers; i++)
     if (workers[i].pid == h->pid && workers[i].wpid > 0) kill(workers[i].wpid, SIGUSR1);
   /* Peek at the segment's configuration for %p. */
-  vkm_seg_hdr_t peek;
+  static vkm_seg_hdr_t peek;
+  memset(&peek, 0, sizeof peek);
   int pct = 0, forked = 0;
   if (pread(segfd, &peek, sizeof peek, 0) == (ssize_t)sizeof peek && peek.magic == VKM_SEG_MAGIC &&
       peek.version == VKM_SEG_VERSION) {
     pct = strstr(peek.config.report, "%p") != NULL;
     forked = peek.forked != 0;
   }
-  vkm_worker_t w = {.seg_fd = segfd, .pid_fd = pidfd, .pid = h->pid, .forked = forked, .linger = d->linger};
+  vkm_worker_t w = {.seg_fd = segfd, .pid_fd = pidfd, .pid = h->pid, .forked = forked, .linger = d->linger, .row = -1};
+  if (vkm_tree) {
+    uint32_t r = __atomic_fetch_add(&vkm_tree->nrows, 1, __ATOMIC_ACQ_REL);
+    if (r < VKM_TREE_ROWS) {
+      vkm_tree_row_t *row = &vkm_tree->rows[r];
+      memset(row, 0, sizeof *row);
+      row->pid = h->pid;
+      row->ppid = parent_of(h->pid, peek.magic == VKM_SEG_MAGIC ? peek.ppid : 0);
+      snprintf(row->program, sizeof row->program, "?");
+      __atomic_store_n(&row->state, VKM_ROW_RUNNING, __ATOMIC_RELEASE);
+      w.row = (int)r;
+    }
+    vkm_tree->root = d->root_pid;
+  }
   w.owner = pct || report_owner(d, h->pid);
   w.root = h->pid == d->root_pid;
   sock_dir_of(d->sock_path, w.sock_dir, sizeof w.sock_dir);
+  /* The worker's signals wait until it has its own handlers (a SIGUSR1
+   * for an exec may follow at once). */
+  sigset_t hold, old;
+  sigemptyset(&hold);
+  sigaddset(&hold, SIGUSR1);
+  sigaddset(&hold, SIGTERM);
+  sigprocmask(SIG_BLOCK, &hold, &old);
   pid_t c = fork();
   if (c == 0) {
     if (d->listen_fd >= 0) close(d->listen_fd);
     if (d->done_fd >= 0) close(d->done_fd);
     signal(SIGCHLD, SIG_DFL);
-    _exit(vkm_worker_run(&w));
+    _exit(vkm_worker_run(&w, &old));
   }
+  sigprocmask(SIG_SETMASK, &old, NULL);
   close(segfd);
   if (pidfd >= 0) close(pidfd);
   if (c < 0) {
@@ -123,7 +163,7 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
     workers = nw;
     capworkers = nc;
   }
-  workers[nworkers++] = (worker_t){.pid = h->pid, .wpid = (int)c, .ino = ino};
+  workers[nworkers++] = (worker_t){.pid = h->pid, .wpid = (int)c, .ino = ino, .row = w.row};
 }
 
 /* One connection: a hello with descriptors. */
@@ -170,7 +210,18 @@ static void reap(void) {
   pid_t p;
   while ((p = waitpid(-1, &st, WNOHANG)) > 0)
     for (size_t i = 0; i < nworkers; i++)
-      if (workers[i].wpid == p) workers[i] = workers[--nworkers];
+      if (workers[i].wpid == p) {
+        /* A worker that died before it said how its process ended. */
+        if (vkm_tree && workers[i].row >= 0) {
+          vkm_tree_row_t *r = &vkm_tree->rows[workers[i].row];
+          if (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) == VKM_ROW_RUNNING) {
+            r->sock[0] = 0;
+            __atomic_store_n(&r->state, VKM_ROW_EXITED, __ATOMIC_RELEASE);
+          }
+        }
+        workers[i] = workers[--nworkers];
+        break;
+      }
 }
 
 static uint64_t now_ms(void) { return vkm_now_ns() / 1000000ull; }
@@ -198,32 +249,41 @@ static int known_pid(int pid) {
   return 0;
 }
 
-static void try_adopt(vkm_agentd_t *d, int pid) {
+/* The segment mapped in process pid, opened through /proc/PID/map_files;
+ * its descriptor, -1 when it has none (errno 0) or it cannot be opened
+ * (errno says why; *where names the file). */
+static int open_segment_of(int pid, char *where, size_t cap) {
   char path[64], line[512];
   snprintf(path, sizeof path, "/proc/%d/maps", pid);
+  snprintf(where, cap, "%s", path);
   FILE *f = fopen(path, "re");
-  if (!f) return;
+  if (!f) return -1;
   unsigned long lo = 0, hi = 0;
   int found = 0;
   while (fgets(line, sizeof line, f))
     if (strstr(line, "/memfd:valkmem") && sscanf(line, "%lx-%lx", &lo, &hi) == 2 && hi - lo == VKM_SEG_SIZE) found = 1;
   fclose(f);
   if (!found) {
-    if (nplain < PLAIN_MAX) plain[nplain++] = pid;
-    return;
+    errno = 0;
+    return -1;
   }
-  snprintf(path, sizeof path, "/proc/%d/map_files/%lx-%lx", pid, lo, hi);
-  int fd = open(path, O_RDWR | O_CLOEXEC);
+  snprintf(where, cap, "/proc/%d/map_files/%lx-%lx", pid, lo, hi);
+  return open(where, O_RDWR | O_CLOEXEC);
+}
+
+static void try_adopt(vkm_agentd_t *d, int pid) {
+  char where[128];
+  int fd = open_segment_of(pid, where, sizeof where);
   if (fd < 0) {
-    if (!adopt_refused++)
-      vkm_say("warning", "pid %d could not reach the agent and cannot be adopted (%s: %s): it has no report", pid, path,
+    if (errno && !adopt_refused++)
+      vkm_say("warning", "pid %d could not reach the agent and cannot be adopted (%s: %s): it has no report", pid, where,
               strerror(errno));
     if (nplain < PLAIN_MAX) plain[nplain++] = pid;
     return;
   }
   vkm_seg_hdr_t peek;
   if (pread(fd, &peek, sizeof peek, 0) != (ssize_t)sizeof peek || peek.magic != VKM_SEG_MAGIC ||
-      peek.version != VKM_SEG_VERSION || !peek.config.agent || (peek.forked && !peek.config.follow_fork)) {
+      peek.version != VKM_SEG_VERSION || (!peek.config.agent && !d->attach) || (peek.forked && !peek.config.follow_fork)) {
     close(fd);
     return;
   }
@@ -256,6 +316,11 @@ static void adopt_children(vkm_agentd_t *d) {
 }
 
 int vkm_agentd_run(vkm_agentd_t *d) {
+  /* The tree's table, shared with every worker forked from here on. */
+  if (!vkm_tree) {
+    void *t = mmap(NULL, sizeof(vkm_tree_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (t != MAP_FAILED) vkm_tree = t;
+  }
   struct sigaction sa = {.sa_handler = on_chld};
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
@@ -265,7 +330,10 @@ int vkm_agentd_run(vkm_agentd_t *d) {
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGHUP, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
-  signal(SIGINT, SIG_IGN); /* a Ctrl-C to the program's group is the program's business */
+  /* A Ctrl-C to the program's group is the program's business (attach:
+   * ours, to detach). */
+  if (!d->attach) signal(SIGINT, SIG_IGN);
+  else sigaction(SIGINT, &sa, NULL);
   if (d->first_seg_fd >= 0) {
     vkm_hello_t h = {.magic = VKM_HELLO_MAGIC, .version = VKM_SEG_VERSION, .kind = VKM_HELLO_SEGMENT};
     vkm_seg_hdr_t peek;
@@ -362,5 +430,59 @@ int vkm_cmd_agent(int argc, char **argv) {
   fcntl(3, F_SETFD, FD_CLOEXEC);
   fcntl(4, F_SETFD, FD_CLOEXEC);
   if (d.first_pid_fd >= 0) fcntl(d.first_pid_fd, F_SETFD, FD_CLOEXEC);
+  return vkm_agentd_run(&d);
+}
+
+/* ---------------------------------------------------------------------------
+ * `valkmem attach PID`: an agent for a process that runs without one
+ * (VALKMEM_AGENT=0): its dashboard and report from now on, its counts
+ * exact since it started (the recorder always counted). Its segment is
+ * opened through /proc/PID/map_files, which takes CAP_SYS_ADMIN or
+ * CAP_CHECKPOINT_RESTORE, as a debugger needs the right to trace.
+ * ------------------------------------------------------------------------- */
+static const char attach_usage[] =
+    "usage: valkmem attach PID\n"
+    "\n"
+    "Serves the dashboard of a process that runs under the shim without an agent\n"
+    "(VALKMEM_AGENT=0), and writes its VALKMEM_REPORT when it ends. Its counts are\n"
+    "exact since it started; call sites are sampled from now on. Needs the right\n"
+    "to read its memory mappings (root, or CAP_CHECKPOINT_RESTORE). Ctrl-C detaches.\n";
+
+int vkm_cmd_attach(int argc, char **argv) {
+  if (argc != 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    fputs(attach_usage, argc == 2 ? stdout : stderr);
+    return argc == 2 ? 0 : 2;
+  }
+  char *end;
+  long pid = strtol(argv[1], &end, 10);
+  if (*end || pid <= 0 || pid > 0x3fffffff) {
+    vkm_say("error", "attach: \"%s\" is not a process id", argv[1]);
+    return 2;
+  }
+  if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+    vkm_say("error", "attach: no process %ld", pid);
+    return 2;
+  }
+  char where[128];
+  int fd = open_segment_of((int)pid, where, sizeof where);
+  if (fd < 0) {
+    if (!errno) vkm_say("error", "attach: process %ld does not run under libvalkmem (no segment in %s)", pid, where);
+    else vkm_say("error", "attach: cannot open %s: %s (needs root or CAP_CHECKPOINT_RESTORE)", where, strerror(errno));
+    return 1;
+  }
+  vkm_seg_hdr_t peek;
+  char why[256];
+  if (pread(fd, &peek, sizeof peek, 0) != (ssize_t)sizeof peek || vkm_segread_check(&peek, VKM_SEG_SIZE, why, sizeof why)) {
+    vkm_say("error", "attach: process %ld: %s", pid, why);
+    close(fd);
+    return 1;
+  }
+  int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0); /* nothing will connect: its children have no agent either */
+  vkm_agentd_t d = {.listen_fd = ls, .root_pid = (int)pid, .first_seg_fd = -1, .first_pid_fd = -1,
+                    .done_fd = -1, .attach = 1, .linger = 0};
+  vkm_hello_t h = {.magic = VKM_HELLO_MAGIC, .version = VKM_SEG_VERSION, .pid = (int)pid, .kind = VKM_HELLO_SEGMENT};
+  fprintf(stderr, "valkmem: attached to pid %ld (Ctrl-C to detach)\n", pid);
+  signal(SIGINT, SIG_DFL);
+  start_worker(&d, fd, (int)syscall(SYS_pidfd_open, (pid_t)pid, 0), &h);
   return vkm_agentd_run(&d);
 }

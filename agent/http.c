@@ -69,6 +69,7 @@ typedef struct client_s {
   uint64_t t_keepalive;     /* ms: last SSE comment */
   uint64_t t_linger;        /* ms: LINGER deadline */
   unsigned requests;
+  int fwd_port;             /* handed over by another worker: the port it came in on (Host check) */
 } client_t;
 
 static struct {
@@ -127,6 +128,10 @@ static void client_close(client_t *c) {
   memset(c, 0, sizeof *c);
   c->fd = -1;
 }
+
+/* The connection was handed to another worker: close our copy only (no
+ * shutdown: the other process serves it now). */
+static void client_forget(client_t *c) { client_close(c); }
 
 /* Sends what is queued without blocking. 0, or -1 when the client is gone
  * (and closed). */
@@ -404,6 +409,87 @@ static bool cookie_safe(const char *s) {
   return true;
 }
 
+/* ---------------------------------------------------------------------------
+ * The process tree (tree.c): /p/PID/... and ?pid=PID name a process; this
+ * worker answers for its own, and hands any other's connection to the
+ * worker that serves it.
+ * ------------------------------------------------------------------------- */
+static void client_forget(client_t *c); /* below: our copy goes, the connection lives on elsewhere */
+
+/* A pid in decimal, 1..2^22: 0 when s is not one. */
+static int parse_pid(const char *s, size_t n) {
+  if (n == 0 || n > 7) return 0;
+  long v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return 0;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v > 0 && v <= (1 << 22) ? (int)v : 0;
+}
+
+/* Returns true when the request was answered or handed over; otherwise
+ * *p is the path to serve here (the /p/PID prefix of our own pid taken
+ * off). */
+static bool route_tree(client_t *c, const vkm_http_req_t *req, const char *extra, vkm_span_t *p) {
+  int want = 0;
+  bool prefixed = false;
+  vkm_span_t rest = *p;
+  if (p->n >= 3 && memcmp(p->p, "/p/", 3) == 0) {
+    size_t i = 3;
+    while (i < p->n && p->p[i] != '/') i++;
+    want = parse_pid(p->p + 3, i - 3);
+    if (!want) {
+      respond_text(c, req, 404, extra[0] ? extra : NULL, "no such process: /p/ takes a process id, as in /p/1234/");
+      return true;
+    }
+    if (i == p->n) { /* /p/1234 -> /p/1234/ so that the page's relative URLs resolve under it */
+      char loc[64];
+      snprintf(loc, sizeof loc, "%sLocation: /p/%d/\r\n", extra, want);
+      respond(c, req, 301, "text/plain; charset=utf-8", loc, "", 0);
+      return true;
+    }
+    prefixed = true;
+    rest = (vkm_span_t){p->p + i, p->n - i};
+  } else if (req->query.n) {
+    char v[32];
+    int r = vkm_http_query_get(req->query, "pid", v, sizeof v);
+    if (r > 0 || r < 0) {
+      want = r > 0 ? parse_pid(v, strlen(v)) : 0;
+      if (!want) {
+        respond_text(c, req, 400, extra[0] ? extra : NULL, "pid= takes a process id (a positive decimal number)");
+        return true;
+      }
+    }
+  }
+  if (!want || want == vkm_target_pid()) {
+    if (prefixed) *p = rest;
+    return false;
+  }
+  if (!vkm_tree_find(want)) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "no process %d in this tree (GET /api/processes lists them)", want);
+    respond_text(c, req, 404, extra[0] ? extra : NULL, msg);
+    return true;
+  }
+  if (!prefixed && (vkm_span_eq(*p, "/", false) || vkm_span_eq(*p, "/index.html", false))) {
+    /* The page: its relative URLs must resolve under the process's prefix. */
+    char loc[64];
+    snprintf(loc, sizeof loc, "%sLocation: /p/%d/\r\n", extra, want);
+    respond(c, req, 302, "text/plain; charset=utf-8", loc, "", 0);
+    return true;
+  }
+  int rc = vkm_tree_forward(want, c->fd, c->in, c->in_len, c->fwd_port ? c->fwd_port : S.port);
+  if (rc == 0) {
+    client_forget(c);
+    return true;
+  }
+  char msg[160];
+  snprintf(msg, sizeof msg, "process %d has ended and its dashboard with it%s", want,
+           vkm_config.report[0] ? " (its report is in VALKMEM_REPORT)" : "");
+  respond_text(c, req, rc == -ENOENT || rc == -ECONNREFUSED ? 404 : 502, extra[0] ? extra : NULL, msg);
+  return true;
+}
+
 static void route(client_t *c, const vkm_http_req_t *req) {
   S.stats.requests++;
   c->requests++;
@@ -413,7 +499,7 @@ static void route(client_t *c, const vkm_http_req_t *req) {
     respond_text(c, req, 413, NULL, "request bodies are not accepted");
     return;
   }
-  if (req->has_host ? !vkm_http_host_ok(req->host, S.bound, S.port) : req->minor == 1) {
+  if (req->has_host ? !vkm_http_host_ok(req->host, S.bound, c->fwd_port ? c->fwd_port : S.port) : req->minor == 1) {
     respond_text(c, req, 403, NULL, "unexpected Host header (DNS rebinding protection)");
     return;
   }
@@ -428,6 +514,7 @@ static void route(client_t *c, const vkm_http_req_t *req) {
     snprintf(extra, sizeof extra, "Set-Cookie: valkmem_token=%s; Path=/; HttpOnly; SameSite=Strict\r\n",
              vkm_config.token);
   vkm_span_t p = req->path;
+  if (route_tree(c, req, extra, &p)) return;
   if (vkm_span_eq(p, "/api/events", false)) {
     serve_events(c, req, extra);
     return;
@@ -438,6 +525,7 @@ static void route(client_t *c, const vkm_http_req_t *req) {
   }
   const vkm_asset_t *a;
   if (vkm_span_eq(p, "/api/snapshot", false)) respond_json(c, req, extra, vkm_snapshot_json());
+  else if (vkm_span_eq(p, "/api/processes", false) && vkm_tree) respond_json(c, req, extra, vkm_tree_json());
   else if (vkm_span_eq(p, "/api/report", false)) respond_json(c, req, extra, vkm_report_json());
   else if (vkm_span_eq(p, "/api/history", false)) serve_history(c, req, extra);
   else if (vkm_span_eq(p, "/api/profile", false)) serve_profile(c, req, extra);
@@ -590,6 +678,31 @@ static client_t *free_slot(int from, int to) {
   return NULL;
 }
 
+void vkm_http_adopt(int fd, const char *buf, size_t len, int port) {
+  uint64_t now = now_ms();
+  client_t *c = S.running ? free_slot(0, MAX_CLIENTS) : NULL;
+  if (!c || len > IN_CAP) {
+    close(fd);
+    return;
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  memset(c, 0, sizeof *c);
+  c->fd = fd;
+  c->state = C_READ;
+  c->fwd_port = port;
+  c->t_head = c->t_io = c->t_progress = now;
+  c->in = vkm_malloc(IN_CAP);
+  if (!c->in) {
+    client_close(c);
+    return;
+  }
+  memcpy(c->in, buf, len);
+  c->in_len = len;
+  S.stats.accepted++;
+  process_input(c, now);
+}
+
 static void accept_all(uint64_t now) {
   for (int i = 0; i < 256; i++) {
     client_t *c = free_slot(0, MAX_CLIENTS);
@@ -627,6 +740,9 @@ int vkm_http_start(void) {
   if (S.running) return 0;
   if (!vkm_config.http) return 0;
   for (int i = 0; i < NSLOTS; i++) S.c[i].fd = -1;
+  /* Only the tree's root takes the address asked for; every other process
+   * of the tree is reached through it (/p/PID/) and takes a free port. */
+  if (!vkm_agent_is_root()) S.forked = true;
   vkm_listen_addr_t la;
   if (vkm_listen_parse(vkm_config.listen, &la) < 0) {
     vkm_say("error", "VALKMEM_LISTEN=%s: expected host:port, :port or [v6]:port with a numeric host; "
@@ -638,10 +754,10 @@ int vkm_http_start(void) {
             "it could read this process's memory profile); dashboard off", vkm_config.listen);
     return -EACCES;
   }
+  if (S.forked) ((struct sockaddr_in *)&la.ss)->sin_port = 0; /* same offset in sockaddr_in6 */
   int fd = vkm_listen_bind(&la);
   if (fd == -EADDRINUSE && S.forked) {
-    /* A forked child cannot have its parent's port: any free one will do,
-     * and the URL line says which. */
+    /* Not the root: any free port will do. */
     ((struct sockaddr_in *)&la.ss)->sin_port = 0; /* same offset in sockaddr_in6 */
     fd = vkm_listen_bind(&la);
   }

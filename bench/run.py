@@ -6,7 +6,7 @@ Every round runs each workload once in every mode, in an order that rotates
 from round to round (so drift on a shared machine hits every mode alike);
 the figure for a mode is the median over rounds, and the ratio is
 median(mode) / median(base). Nothing here asserts a time: this is a
-benchmark, not a test (STYLE.md item 10).
+benchmark, not a test (CONTRIBUTING.md, "Benchmarks").
 
 Modes
   base       no shim

@@ -37,12 +37,27 @@ static void *fork_map;
  * Notes: what the recorder would have said, said by the agent instead.
  * Before the segment exists (config is read first) they wait here.
  * ------------------------------------------------------------------------- */
+/* TSan builds: the recorder is not instrumented, so TSan cannot see its
+ * locks, but it intercepts memcpy even from here and would report the
+ * copies those locks order as races. Copy by hand there (this file is
+ * compiled with -fno-tree-loop-distribute-patterns under TSan, so the
+ * loop stays a loop). */
+static void copy(void *dst, const void *src, size_t n) {
+#if VKM_TSAN
+  unsigned char *d = dst;
+  const unsigned char *s = src;
+  for (size_t i = 0; i < n; i++) d[i] = s[i];
+#else
+  memcpy(dst, src, n);
+#endif
+}
+
 static char early_notes[1024];
 static uint32_t early_used;
 
 static void note_append(char *buf, uint32_t cap, uint32_t *used, const char *msg, size_t len) {
   if (*used + len + 1 > cap) return;
-  memcpy(buf + *used, msg, len);
+  copy(buf + *used, msg, len);
   buf[*used + len] = 0;
   *used += (uint32_t)len + 1;
 }
@@ -184,7 +199,7 @@ static int publish_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   e->hi = hi;
   e->path_off = p->m->strings_used;
   e->path_len = (uint32_t)len;
-  memcpy(p->strings + p->m->strings_used, name, len + 1);
+  copy(p->strings + p->m->strings_used, name, len + 1);
   p->m->strings_used += (uint32_t)len + 1;
   return 0;
 }
@@ -220,7 +235,7 @@ void vkm_seg_fork_prepare(void) {
   fork_map = NULL;
   if (!vkm_seg || seg_map(&fork_fd, &fork_map) != 0) return;
   uint64_t used = __atomic_load_n(&vkm_seg->bump, __ATOMIC_RELAXED);
-  memcpy(fork_map, vkm_seg, used);
+  copy(fork_map, vkm_seg, used);
 }
 
 void vkm_seg_fork_parent(void) {
@@ -245,7 +260,7 @@ void vkm_seg_fork_child(void) {
   } else { /* no copy could be made: a private copy keeps the parent's counters safe */
     void *tmp = vkm_plat_map(VKM_SEG_SIZE);
     if (tmp) {
-      memcpy(tmp, vkm_seg, vkm_seg->bump);
+      copy(tmp, vkm_seg, vkm_seg->bump);
       syscall(SYS_mremap, tmp, VKM_SEG_SIZE, VKM_SEG_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED, vkm_seg);
     }
   }

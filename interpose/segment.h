@@ -189,6 +189,8 @@ typedef struct vkm_hello_s {
   uint32_t kind;      /* VKM_HELLO_* */
 } vkm_hello_t;
 enum { VKM_HELLO_SEGMENT = 1, /* fds: segment, pidfd */
-       VKM_HELLO_FINAL = 2 /* to a worker: the process is exiting; reply 1 byte when the report is out */ };
+       VKM_HELLO_FINAL = 2, /* to a worker: the process is exiting; reply 1 byte when the report is out */
+       VKM_HELLO_HTTP = 3 /* agent-internal, worker to worker: fd = a client; ppid = the port it came in on;
+                             then a uint32 length and the request bytes already read */ };
 
 #endif

@@ -6,3 +6,6 @@ int vkm_agentd_run(vkm_agentd_t *d) {
   (void)d;
   return 1;
 }
+
+/* The agent's configuration (segread.c in the real executable). */
+vkm_config_t vkm_config;

@@ -17,7 +17,7 @@ add_test(NAME http_unit COMMAND http_unit)
 set_tests_properties(http_unit PROPERTIES TIMEOUT 30)
 
 vkm_test_exe(http_driver ${CMAKE_CURRENT_SOURCE_DIR}/http_driver.c ${CMAKE_SOURCE_DIR}/agent/http.c ${CMAKE_SOURCE_DIR}/agent/http_listen.c
-             ${CMAKE_SOURCE_DIR}/agent/http_parse.c ${CMAKE_SOURCE_DIR}/agent/metrics.c)
+             ${CMAKE_SOURCE_DIR}/agent/http_parse.c ${CMAKE_SOURCE_DIR}/agent/metrics.c ${CMAKE_SOURCE_DIR}/agent/tree.c)
 
 if(Python3_FOUND)
   add_test(NAME http_server
@@ -28,7 +28,7 @@ if(Python3_FOUND)
   # the attackers enough to crowd the stream out of its slot.
   set_tests_properties(http_server PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77 RUN_SERIAL ON)
 
-  # ASan replaces malloc itself: no preload test under it (STYLE.md item 9).
+  # ASan replaces malloc itself: no preload test under it (CONTRIBUTING.md, "Tests").
   if(NOT VALKMEM_ASAN)
     vkm_test_exe(http_app ${CMAKE_CURRENT_SOURCE_DIR}/http_app.c)
     add_dependencies(http_app valkmem)

@@ -36,7 +36,7 @@ set_tests_properties(live_allocstats_none live_allocstats_mimalloc PROPERTIES TI
 
 # End to end under the shim: planted heap, anon and thread stacks, checked
 # in the exit report (smaps vs RSS, glibc fragmentation, history sums).
-# Not under ASan: it replaces malloc itself (STYLE.md item 9).
+# Not under ASan: it replaces malloc itself (CONTRIBUTING.md, "Tests").
 if(VKM_PLATFORM STREQUAL "linux" AND NOT VALKMEM_ASAN)
   vkm_test_exe(live_preload live_preload.c)
   add_test(NAME live_preload COMMAND live_preload ${VKM_LIB})

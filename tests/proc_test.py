@@ -561,7 +561,60 @@ def case_sandbox_adopt():
         check_eq(counts[400][1] - counts[0][1], 400, "live blocks planted in the jailed child")
 
 
-CASES = {"sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
+def case_attach():
+    """VALKMEM_AGENT=0: the recorder counts with no agent at all (one
+    thread, no child); `valkmem attach PID` later serves the process and
+    writes its report, with counts exact since it started."""
+    if os.geteuid() != 0:
+        skip("attach opens /proc/PID/map_files, which needs root or CAP_CHECKPOINT_RESTORE")
+    counts = {}
+    for k in (0, 300):
+        rep = os.path.join(TMP, "attach-%d.json" % k)
+        env = base_env(LD_PRELOAD=LIB, VALKMEM_AGENT="0", VALKMEM_REPORT=rep)
+        prog = subprocess.Popen([os.path.join(BINDIR, "proc_attachee"), str(k)], env=env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            line = prog.stdout.readline()
+            check_eq(line, b"ready\n", "the program started")
+            tasks = os.listdir("/proc/%d/task" % prog.pid)
+            check_eq(len(tasks), 1, "VALKMEM_AGENT=0: one thread")
+            kids = open("/proc/%d/task/%d/children" % (prog.pid, prog.pid)).read().split()
+            check_eq(kids, [], "VALKMEM_AGENT=0: no child")
+            att = subprocess.Popen([CLI, "attach", str(prog.pid)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env=base_env(), start_new_session=True)
+            deadline = time.monotonic() + 20
+            err = b""
+            while time.monotonic() < deadline and b"dashboard for" not in err:
+                r, _, _ = select.select([att.stderr], [], [], 0.5)
+                if r:
+                    chunk = os.read(att.stderr.fileno(), 4096)
+                    if not chunk:
+                        break
+                    err += chunk
+            check(b"dashboard for proc_attachee (pid %d)" % prog.pid in err, "attach prints the URL: %r" % err)
+            prog.stdin.write(b"x\n")
+            prog.stdin.flush()
+            check_eq(prog.wait(timeout=20), 0, "the program's exit status")
+            try:
+                att.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                att.kill()
+                fail("attach did not end with its process")
+            r, found = final_report(rep, REPORT_WAIT_S)
+            if r is None:
+                fail("attach %d: no final report (%s)" % (k, found))
+                continue
+            check_eq(r.get("end"), {"kind": "exit", "code": 0}, "end")
+            counts[k] = (r["totals"]["alloc_count"], r["live"]["count"])
+        finally:
+            if prog.poll() is None:
+                prog.kill()
+    if len(counts) == 2:
+        check_eq(counts[300][0] - counts[0][0], 300, "allocations since start, counted before the agent came")
+        check_eq(counts[300][1] - counts[0][1], 300, "live blocks")
+
+
+CASES = {"attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
          "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
          "gate_tree": case_gate_tree, "chromium": case_chromium}

@@ -4,12 +4,12 @@
 # ends (SIGKILL included) and a gate that checks each of them.
 # Driver: proc_test.py LIB CLI BINDIR CASE; helpers tests/proc_*.c.
 find_package(Python3 COMPONENTS Interpreter QUIET)
-foreach(prog proc_prog proc_cjson proc_clean proc_leaky proc_seq proc_jail)
+foreach(prog proc_prog proc_cjson proc_clean proc_leaky proc_seq proc_jail proc_attachee)
   vkm_test_exe(${prog} ${CMAKE_CURRENT_SOURCE_DIR}/${prog}.c)
 endforeach()
 if(Python3_FOUND AND TARGET valkmem-cli)
   set(VKM_PROC_CASES single_thread pthread_exit_main setxid_caps signals_default cjson_host
-      stderr_clean fd_reuse sigkill_report gate_tree chromium sandbox_adopt)
+      stderr_clean fd_reuse sigkill_report gate_tree chromium sandbox_adopt attach)
   foreach(case ${VKM_PROC_CASES})
     add_test(NAME proc_${case}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/proc_test.py

@@ -14,8 +14,8 @@ set_tests_properties(runtime_unit PROPERTIES TIMEOUT 30)
 vkm_test_exe(runtime_api runtime_api.c)
 add_test(NAME runtime_api_nolib COMMAND runtime_api --workload)
 set_tests_properties(runtime_api_nolib PROPERTIES TIMEOUT 30)
-# Preload tests: none under ASan (it replaces malloc itself, STYLE.md item
-# 9). Labelled "preload" for the TSan and UBSan passes too (sanitizer
+# Preload tests: none under ASan (it replaces malloc itself, CONTRIBUTING.md,
+# "Tests"). Labelled "preload" for the TSan and UBSan passes too (sanitizer
 # builds copy ring records word by word, see interpose/ring.c).
 set(VKM_RT_PRELOAD_LABELS "runtime;preload")
 if(NOT VALKMEM_ASAN)

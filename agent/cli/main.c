@@ -15,6 +15,7 @@ static const char usage[] =
     "  diff    compare two reports, metric by metric and site by site\n"
     "  export  convert a report to pprof or folded stacks\n"
     "  view    serve the dashboard for a saved report or snapshot\n"
+    "  attach  serve the dashboard of a process that runs without an agent (VALKMEM_AGENT=0)\n"
     "\n"
     "`valkmem <command> --help` describes each command.\n"
     "Exit status 2 means a usage or configuration error.\n";
@@ -22,7 +23,7 @@ static const char usage[] =
 int main(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage, stderr);
-    vkm_cli_err("no command given (run, gate, diff, export, view)");
+    vkm_cli_err("no command given (run, gate, diff, export, view, attach)");
     return VKM_EXIT_USAGE;
   }
   const char *cmd = argv[1];
@@ -40,10 +41,10 @@ int main(int argc, char **argv) {
   } cmds[] = {
       {"run", vkm_cmd_run},       {"gate", vkm_cmd_gate}, {"diff", vkm_cmd_diff},
       {"export", vkm_cmd_export}, {"view", vkm_cmd_view}, {"__idle", vkm_cmd_idle},
-      {"agent", vkm_cmd_agent},
+      {"agent", vkm_cmd_agent},   {"attach", vkm_cmd_attach},
   };
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
-  vkm_cli_err("unknown command \"%s\" (commands: run, gate, diff, export, view; see valkmem --help)", cmd);
+  vkm_cli_err("unknown command \"%s\" (commands: run, gate, diff, export, view, attach; see valkmem --help)", cmd);
   return VKM_EXIT_USAGE;
 }

@@ -2,6 +2,7 @@
  * with line:column errors, a growable buffer, and the escapers the gate's
  * outputs need (XML, GitHub workflow commands, Markdown cells). */
 #include "cli.h"
+#include "vkm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -64,8 +65,9 @@ void vkm_cli_note(const char *fmt, ...) {
   va_end(ap);
 }
 
-/* The library's vkm_say, for agent modules linked into the CLI (pprof.c). */
+/* The agent's messages (VALKMEM_QUIET keeps all but errors to itself). */
 void vkm_say(const char *level, const char *fmt, ...) {
+  if (vkm_config.quiet && strcmp(level, "error") != 0) return;
   va_list ap;
   va_start(ap, fmt);
   say(level, fmt, ap);
