@@ -614,7 +614,101 @@ def case_attach():
         check_eq(counts[300][1] - counts[0][1], 300, "live blocks")
 
 
-CASES = {"attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
+def http_get(url, timeout=10, raw_lines=0):
+    """(status, body) of a GET on 127.0.0.1; raw_lines > 0 reads that many
+    lines of a stream (SSE) instead of the whole body."""
+    import http.client, urllib.parse
+    u = urllib.parse.urlsplit(url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    c.request("GET", u.path + ("?" + u.query if u.query else ""))
+    r = c.getresponse()
+    if raw_lines:
+        lines = [r.fp.readline() for _ in range(raw_lines)]
+        c.close()
+        return r.status, b"".join(lines)
+    body = r.read()
+    c.close()
+    return r.status, body
+
+
+def case_tree_dashboard():
+    """One URL for the whole tree: the root's dashboard lists the tree's
+    processes and serves each one's API (and stream) under /p/PID/."""
+    urlf = os.path.join(TMP, "url")
+    env = base_env(LD_PRELOAD=LIB, VALKMEM_URL_FILE=urlf)
+    prog = os.path.join(BINDIR, "proc_attachee")
+    script = "%s 100 </dev/fifo-a >/dev/null & %s 250 </dev/fifo-b >/dev/null & wait" % (prog, prog)
+    fa, fb = os.path.join(TMP, "fa"), os.path.join(TMP, "fb")
+    os.mkfifo(fa)
+    os.mkfifo(fb)
+    script = script.replace("/dev/fifo-a", fa).replace("/dev/fifo-b", fb)
+    sh = subprocess.Popen(["sh", "-c", script], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          start_new_session=True)
+    wa = wb = None
+    try:
+        wa, wb = open(fa, "wb"), open(fb, "wb")  # the children block on their fifo until we write
+        deadline = time.monotonic() + 20
+        url, procs = None, []
+        while time.monotonic() < deadline:
+            if url is None and os.path.exists(urlf):
+                url = open(urlf).read().strip()
+            if url:
+                st, body = http_get(url + "api/processes")
+                if st == 200:
+                    d = json.loads(body)
+                    procs = [p for p in d["processes"] if p["program"] == "proc_attachee" and p["state"] == "running"]
+                    if len(procs) == 2 and all(p["live_bytes"] > 0 for p in procs):
+                        break
+            time.sleep(0.2)
+        check(url is not None, "the root's URL file appeared")
+        if not url:
+            return
+        st, body = http_get(url + "api/processes")
+        check_eq(st, 200, "/api/processes")
+        d = json.loads(body)
+        check_eq(d.get("root"), sh.pid, "the tree's root is the shell")
+        check_eq(d.get("self"), sh.pid, "the root answered")
+        check_eq(len(procs), 2, "both children listed: %r" % d)
+        for p in procs:
+            check_eq(p["ppid"], sh.pid, "a child's parent")
+            st, body = http_get(url + "p/%d/api/snapshot" % p["pid"])
+            check_eq(st, 200, "/p/%d/api/snapshot" % p["pid"])
+            if st == 200:
+                snap = json.loads(body)
+                check_eq(snap["pid"], p["pid"], "the snapshot is the child's own")
+            st2, body2 = http_get(url + "api/snapshot?pid=%d" % p["pid"])
+            check(st2 == 200 and json.loads(body2)["pid"] == p["pid"], "?pid= reaches the child too")
+            st3, body3 = http_get(url + "p/%d/api/events" % p["pid"], raw_lines=6)
+            check(st3 == 200 and b"data:" in body3 and b'"pid":%d' % p["pid"] in body3,
+                  "the child's stream through the root: %r" % body3[:300])
+        # the plants differ by 150 blocks of 1000 bytes: each process's own counts
+        snaps = sorted((json.loads(http_get(url + "p/%d/api/snapshot" % p["pid"])[1]) for p in procs),
+                       key=lambda s: s["live"]["count"])
+        if len(snaps) == 2:
+            check_eq(snaps[1]["live"]["count"] - snaps[0]["live"]["count"], 150, "each child's own live blocks")
+        st, _ = http_get(url + "api/snapshot?pid=abc")
+        check_eq(st, 400, "?pid=abc")
+        st, _ = http_get(url + "api/snapshot?pid=-1")
+        check_eq(st, 400, "?pid=-1")
+        st, _ = http_get(url + "p/99999999/api/snapshot")
+        check_eq(st, 404, "/p/99999999/")
+        st, _ = http_get(url + "p/4194000/api/snapshot")
+        check_eq(st, 404, "a pid not in the tree")
+        st, body = http_get(url + "?pid=%d" % procs[0]["pid"]) if procs else (0, b"")
+        check_eq(st, 302, "the page with ?pid= goes to /p/PID/")
+    finally:
+        for w in (wa, wb):
+            if w:
+                w.write(b"x")
+                w.close()
+        try:
+            sh.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(sh.pid, signal.SIGKILL)
+            fail("the shell did not end")
+
+
+CASES = {"tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
          "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
          "gate_tree": case_gate_tree, "chromium": case_chromium}
