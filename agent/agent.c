@@ -387,9 +387,8 @@ static void modules_init(void) {
   vkm_history_init();
 }
 
-/* A forked child's dashboard opens only once the child has lived this
- * long: the children of fork+exec and of shells come and go in
- * milliseconds and should not bind a port. */
+/* A non-root process's dashboard opens only once it has lived this long
+ * (a connection handed over from the root opens it at once). */
 #define CHILD_HTTP_DELAY_NS (250ull * 1000000ull)
 
 static int http_on;
@@ -737,12 +736,19 @@ int vkm_worker_run(const vkm_worker_t *w, const sigset_t *unblock) {
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = pid_fd};
     epoll_ctl(wake_fd, EPOLL_CTL_ADD, pid_fd, &ev);
   }
-  start_waker();
+  /* Exact mode's producers wait on full rings: their wake-ups matter from
+   * the start. Otherwise the waker starts when a ring is first found
+   * filling up (below); most short processes never need one. */
+  if (vkm_config.exact) start_waker();
   load_view();
   modules_init();
   uint64_t born = vkm_start_ns();
+  /* The root's dashboard opens at once; every other process of the tree
+   * is served through it (/p/PID/), and opens a port of its own only once
+   * it has lived a moment: the commands a script runs come and go in
+   * milliseconds. */
   int http_due = vkm_config.http;
-  if (http_due && !w->forked) {
+  if (http_due && w->root) {
     http_due = 0;
     http_on = vkm_http_start() == 0;
   }
@@ -774,7 +780,10 @@ int vkm_worker_run(const vkm_worker_t *w, const sigset_t *unblock) {
     int wait_ms = (int)((wait_ns + 999999) / 1000000); /* rounded up: no busy loop in the last ms */
     /* Producers waiting on a full ring (exact mode), or rings filling up:
      * drain again soon. Otherwise the tick drains first anyway. */
-    if (vkm_rings_busy()) wait_ms = drained > 256 ? 0 : (wait_ms > 2 ? 2 : wait_ms);
+    if (vkm_rings_busy()) {
+      wait_ms = drained > 256 ? 0 : (wait_ms > 2 ? 2 : wait_ms);
+      if (drain_efd < 0) start_waker();
+    }
     if (http_on) vkm_http_poll(wait_ms);
     else if (wait_ms > 0) {
       struct pollfd p = {.fd = wake_fd, .events = POLLIN};

@@ -231,7 +231,7 @@ int vkm_segread_modules(vkm_seg_module_t *out, size_t max, char *strings, size_t
     size_t used = m->strings_used < str_cap ? m->strings_used : str_cap;
     const vkm_seg_module_t *ent = (const vkm_seg_module_t *)(m + 1);
     memcpy(out, ent, n * sizeof *out);
-    memcpy(strings, (const char *)(ent + 2048), used);
+    memcpy(strings, (const char *)(ent + VKM_SEG_MODULES_MAX), used);
     if (seq_reread(&m->seq) != s1) continue;
     for (size_t i = 0; i < n; i++)
       if (out[i].path_off + out[i].path_len >= used) out[i].path_len = 0;
@@ -248,10 +248,10 @@ int vkm_segread_modules(vkm_seg_module_t *out, size_t max, char *strings, size_t
  * ------------------------------------------------------------------------- */
 
 static void segment_source(vkm_module_add_fn add) {
-  static vkm_seg_module_t ent[2048];
+  static vkm_seg_module_t ent[VKM_SEG_MODULES_MAX];
   static char strings[VKM_SEG_MODULES_BYTES];
   size_t n = 0;
-  if (vkm_segread_modules(ent, 2048, strings, sizeof strings, &n) == 0)
+  if (vkm_segread_modules(ent, VKM_SEG_MODULES_MAX, strings, sizeof strings, &n) == 0)
     for (size_t i = 0; i < n; i++)
       if (ent[i].path_len) add(strings + ent[i].path_off, ent[i].bias, ent[i].lo, ent[i].hi);
   char path[64];

@@ -213,7 +213,7 @@ void vkm_seg_publish_modules(void) {
   while (__atomic_exchange_n(&modules_lock, 1, __ATOMIC_ACQUIRE)) sched_yield();
   vkm_seg_modules_t *m = (vkm_seg_modules_t *)((char *)vkm_seg + vkm_seg->modules_off);
   __atomic_add_fetch(&m->seq, 1, __ATOMIC_ACQ_REL); /* odd: being written */
-  pub_t p = {.m = m, .ent = (vkm_seg_module_t *)(m + 1), .max = 2048};
+  pub_t p = {.m = m, .ent = (vkm_seg_module_t *)(m + 1), .max = VKM_SEG_MODULES_MAX};
   p.strings = (char *)(p.ent + p.max);
   p.str_cap = (uint32_t)(VKM_SEG_MODULES_BYTES - sizeof *m - p.max * sizeof(vkm_seg_module_t));
   m->count = 0;
@@ -234,8 +234,18 @@ void vkm_seg_fork_prepare(void) {
   fork_fd = -1;
   fork_map = NULL;
   if (!vkm_seg || seg_map(&fork_fd, &fork_map) != 0) return;
+  /* What is in use only: the header, the module list's entries and
+   * strings, the arena up to bump. Each page copied is a page fault in the
+   * new memfd (the modules area alone is 64 pages, nearly all empty). */
+  char *to = fork_map, *from = (char *)vkm_seg;
+  copy(to, from, sizeof(vkm_seg_hdr_t));
+  const vkm_seg_modules_t *m = (const vkm_seg_modules_t *)(from + vkm_seg->modules_off);
+  size_t ent = sizeof *m + (size_t)m->count * sizeof(vkm_seg_module_t);
+  size_t str_at = sizeof *m + VKM_SEG_MODULES_MAX * sizeof(vkm_seg_module_t);
+  copy(to + vkm_seg->modules_off, m, ent);
+  copy(to + vkm_seg->modules_off + str_at, (const char *)m + str_at, m->strings_used);
   uint64_t used = __atomic_load_n(&vkm_seg->bump, __ATOMIC_RELAXED);
-  copy(fork_map, vkm_seg, used);
+  copy(to + ARENA_BASE, from + ARENA_BASE, used - ARENA_BASE);
 }
 
 void vkm_seg_fork_parent(void) {

@@ -104,8 +104,10 @@ typedef struct vkm_seg_modules_s {
   uint64_t seq;           /* odd while the recorder rewrites the list */
   uint32_t count;
   uint32_t strings_used;
-  /* count vkm_seg_module_t, then the strings, fill the rest of VKM_SEG_MODULES_BYTES */
+  /* VKM_SEG_MODULES_MAX vkm_seg_module_t (count of them used), then the
+   * strings (strings_used bytes), to the end of VKM_SEG_MODULES_BYTES */
 } vkm_seg_modules_t;
+#define VKM_SEG_MODULES_MAX 2048
 
 /* How the process ended, as far as the recorder saw it (the agent adds
  * what the kernel says: a signal, an _exit). */
