@@ -94,6 +94,16 @@ VKM_INLINE size_t vkm_filter_slot(const void *p) {
  * there). */
 VKM_INLINE int vkm_maybe_sampled(const void *p) { return vkm_sample_filter[vkm_filter_slot(p)] != 0; }
 
+/* unwind.c: the fast stack walker that capture() (sample.c) tries first.
+ * vkm_unwind fills frames[0..max) with return addresses, frames[0] being
+ * the one into its caller, and returns their number - the same frames as
+ * _Unwind_Backtrace called from that caller - or -1 when some frame is
+ * beyond it (then walk with _Unwind_Backtrace). No system call, no
+ * allocation, no lock. */
+void vkm_unwind_init(void);  /* at sampler init: maps its rule cache */
+void vkm_unwind_flush(void); /* an object was unloaded: forget every rule */
+int vkm_unwind(void **frames, int max);
+
 /* ring.c */
 void vkm_rings_init(void);
 void vkm_rings_fork_child(void);

@@ -137,6 +137,7 @@ void vkm_sample_init(void) {
   }
   vkm_self_track((int64_t)sizeof vkm_sample_filter);
   newest = t;
+  vkm_unwind_init();
 }
 
 static uint64_t rng_next(vkm_tstate_t *ts) {
@@ -187,20 +188,25 @@ void vkm_sample_reset_interval(vkm_tstate_t *ts) {
   }
 }
 
-/* Stack capture: libgcc's unwinder (_Unwind_Backtrace, libgcc_s). It finds
- * each frame's FDE through glibc's _dl_find_object (lock-free, glibc 2.35+)
- * and reads only memory it can trust (the stack and .eh_frame), so a
- * capture makes no system call at all: it never touches a descriptor of the
- * program's - unlike libunwind 1.6, which validates addresses through a pipe
- * of its own and reopens it, on whatever numbers are free, after a program
- * closed it (tests/live_nofd.c) - it allocates nothing, and it keeps no
- * per-thread cache to free at thread exit, so sanitizer builds use it too.
- * Nothing process-wide is configured: the recorder only calls it.
+/* Stack capture: first the fast walker (unwind.c), which keeps each return
+ * address's unwind rule in a table of its own and walks a frame in a few
+ * dozen instructions; when some frame is beyond it (a signal frame, CFI it
+ * does not model, code outside any object), libgcc's unwinder walks the
+ * whole stack again (_Unwind_Backtrace, libgcc_s). Both find FDEs through
+ * glibc's _dl_find_object (lock-free, glibc 2.35+) and read only memory
+ * they can trust (the stack and .eh_frame), so a capture makes no system
+ * call at all: it never touches a descriptor of the program's - unlike
+ * libunwind 1.6, which validates addresses through a pipe of its own and
+ * reopens it, on whatever numbers are free, after a program closed it
+ * (tests/live_nofd.c) - it allocates nothing, and it keeps no per-thread
+ * cache to free at thread exit, so sanitizer builds use it too. Nothing
+ * process-wide is configured: the recorder only calls it.
  *
  * frames[0] is the return address into capture() (the caller of
- * _Unwind_Backtrace), then vkm_sample_alloc's, the wrapper's and the
- * program's: the same as unw_backtrace gave. The agent trims valkmem's
- * own frames by symbol (agent/symbols.c), so their count does not matter. */
+ * vkm_unwind or _Unwind_Backtrace), then vkm_sample_alloc's, the
+ * wrapper's and the program's: the same as unw_backtrace gave. The agent
+ * trims valkmem's own frames by symbol (agent/symbols.c), so their count
+ * does not matter. */
 typedef struct walk_s {
   void **frames;
   int n, max;
@@ -215,7 +221,15 @@ static _Unwind_Reason_Code walk_frame(struct _Unwind_Context *ctx, void *arg) {
   return _URC_NO_REASON;
 }
 
+static __attribute__((noinline)) int capture_slow(void **frames, int max) {
+  walk_t w = {frames, 0, max};
+  _Unwind_Backtrace(walk_frame, &w);
+  return w.n;
+}
+
 static __attribute__((noinline)) int capture(void **frames, int max) {
+  int n = vkm_unwind(frames, max);
+  if (vkm_likely(n >= 0)) return n;
   walk_t w = {frames, 0, max};
   _Unwind_Backtrace(walk_frame, &w);
   return w.n;
@@ -224,11 +238,13 @@ static __attribute__((noinline)) int capture(void **frames, int max) {
 /* libgcc's unwinder initialises its register-size table once (pthread_once)
  * on the first unwind; unwinding once from the constructor, before the
  * program starts threads, does that while the process is still
- * single-threaded and outside any allocation of the program's. */
+ * single-threaded and outside any allocation of the program's. The fast
+ * walker is warmed too: the recorder's own frames enter its table. */
 void vkm_sample_warm_up(void) {
   if (!vkm_sampling) return;
   vkm_guard_enter();
   void *frames[4];
+  capture_slow(frames, 4);
   capture(frames, 4);
   vkm_guard_leave();
 }

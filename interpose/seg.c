@@ -220,6 +220,9 @@ void vkm_seg_publish_modules(void) {
   m->strings_used = 0;
   uint64_t c[2] = {0, 0};
   dl_iterate_phdr(counts_cb, c);
+  /* An object went away: the unwinder's rules for its addresses go too
+   * (another object may be loaded there). */
+  if (c[1] != __atomic_load_n(&seen_subs, __ATOMIC_RELAXED)) vkm_unwind_flush();
   __atomic_store_n(&seen_adds, c[0], __ATOMIC_RELAXED);
   __atomic_store_n(&seen_subs, c[1], __ATOMIC_RELAXED);
   dl_iterate_phdr(publish_cb, &p);
@@ -315,6 +318,9 @@ void vkm_seg_modules_check(void) {
   uint64_t c[2] = {0, 0};
   dl_iterate_phdr(counts_cb, c);
   if (c[0] == __atomic_load_n(&seen_adds, __ATOMIC_RELAXED) && c[1] == __atomic_load_n(&seen_subs, __ATOMIC_RELAXED)) return;
+  /* An object went away: the unwinder's rules for its addresses go too
+   * (another object may be loaded there). */
+  if (c[1] != __atomic_load_n(&seen_subs, __ATOMIC_RELAXED)) vkm_unwind_flush();
   __atomic_store_n(&seen_adds, c[0], __ATOMIC_RELAXED);
   __atomic_store_n(&seen_subs, c[1], __ATOMIC_RELAXED);
   vkm_seg_publish_modules();
