@@ -453,7 +453,7 @@ static bool route_tree(client_t *c, const vkm_http_req_t *req, const char *extra
   } else if (req->query.n) {
     char v[32];
     int r = vkm_http_query_get(req->query, "pid", v, sizeof v);
-    if (r > 0 || r < 0) {
+    if (r != -1) { /* present: a pid, or an error */
       want = r > 0 ? parse_pid(v, strlen(v)) : 0;
       if (!want) {
         respond_text(c, req, 400, extra[0] ? extra : NULL, "pid= takes a process id (a positive decimal number)");

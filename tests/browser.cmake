@@ -9,7 +9,7 @@ find_program(VKM_NODE node)
 
 function(vkm_browser_test)
   if(VALKMEM_ASAN)
-    return()            # ASan replaces malloc itself: no preload tests (STYLE.md item 9)
+    return()            # ASan replaces malloc itself: no preload tests (CONTRIBUTING.md, "Tests")
   endif()
   if(NOT TARGET valkmem-demo)
     message(STATUS "browser test: no valkmem-demo target, not added")

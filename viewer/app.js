@@ -10,7 +10,7 @@ var VKM = window.VKM || (window.VKM = {});
 
 (function () {
   var U = VKM.util, el = U.el, metric = U.metric;
-  var PANELS = VKM.panels.list.concat(VKM.views.list, VKM.planner.list);
+  var PANELS = VKM.panels.list.concat(VKM.views.list, VKM.planner.list, VKM.processes.list);
   var byId = {};
   PANELS.forEach(function (p) { byId[p.id] = p; });
 
@@ -65,14 +65,24 @@ var VKM = window.VKM || (window.VKM = {});
   };
   PANELS.forEach(function (p) { if (KEYS[p.id]) p.key = KEYS[p.id]; });
 
+  /* A panel of the profile is shown unless it says it has nothing to show
+   * at all (available(): the Processes panel without a tree): then it is
+   * hidden and takes no space. */
+  function shown(p) { return !p.available || p.available(); }
+
+  function layout() {
+    var def = VKM.profiles.defs[profile];
+    PANELS.forEach(function (p) {
+      var i = def.panels.indexOf(p.id);
+      if (i < 0 || !shown(p)) { p.section.hidden = true; p.section.style.order = ''; }
+      else { p.section.hidden = false; p.section.style.order = String(i); }
+    });
+  }
+
   function applyProfile(name) {
     profile = name;
     var def = VKM.profiles.defs[name];
-    PANELS.forEach(function (p) {
-      var i = def.panels.indexOf(p.id);
-      if (i < 0) { p.section.hidden = true; p.section.style.order = ''; }
-      else { p.section.hidden = false; p.section.style.order = String(i); }
-    });
+    layout();
     var btns = $('profiles').querySelectorAll('button');
     for (var i = 0; i < btns.length; i++) btns[i].setAttribute('aria-pressed', btns[i].value === name ? 'true' : 'false');
     document.body.setAttribute('data-profile', name);
@@ -81,7 +91,7 @@ var VKM = window.VKM || (window.VKM = {});
   }
 
   function visiblePanels() {
-    return VKM.profiles.defs[profile].panels.map(function (id) { return byId[id]; });
+    return VKM.profiles.defs[profile].panels.map(function (id) { return byId[id]; }).filter(shown);
   }
 
   /* ------------------------------------------------------------ render */
@@ -131,7 +141,7 @@ var VKM = window.VKM || (window.VKM = {});
   function procLine(s) {
     var argv = (s.argv || []).join(' ');
     return el('span', { class: 'proc', title: 'Command line: ' + argv + ' — platform ' + s.platform },
-              el('b', { text: s.program || '?' }), ' ', U.num('pid ' + s.pid, 'Process id. Source: the agent'), ' ',
+              el('b', { text: s.program || '?' }), ' ', VKM.processes.headerNote(s) || U.num('pid ' + s.pid, 'Process id. Source: the agent'), ' ',
               el('small', { text: s.platform || '' }));
   }
 
@@ -249,6 +259,7 @@ var VKM = window.VKM || (window.VKM = {});
   function applyImport(doc, name, served) {
     importedFrom = name;
     VKM.stream.offline(onState);
+    VKM.processes.stop();   // the live tree is not the file's
     VKM.history.setImported(doc.history || {});
     snap = doc.snapshot;
     var r = doc.range && VKM.history.RANGES[doc.range] ? doc.range : VKM.history.range();
@@ -316,6 +327,9 @@ var VKM = window.VKM || (window.VKM = {});
     buildPanels();
     applyProfile(profile);
     onState('connecting', '');
+    // The process tree, polled every 2 s (processes.js): a change shows or
+    // hides its panel and updates it and the header.
+    VKM.processes.start(function () { layout(); render(); });
 
     // `valkmem view file.json` serves a saved report or export as the
     // snapshot, marked "view": true: show it offline (the file's own

@@ -49,6 +49,9 @@ VKM.charts = (function () {
   var ro = window.ResizeObserver ? new ResizeObserver(function (entries) {
     entries.forEach(function (en) {
       var c = en.target, w = Math.round(en.contentRect.width), h = Math.round(en.contentRect.height);
+      // 0 x 0: its panel was hidden (profile switch). Keep the last size, or
+      // a panel shown again draws at 1 px until the observer reports back.
+      if (!w && !h) return;
       if (w !== c._w || h !== c._h) { c._w = w; c._h = h; c._dirty = true; }
     });
     flush();
@@ -178,7 +181,7 @@ VKM.charts = (function () {
   function gauge(cls, tip, pct, warn) {
     return canvas(cls, tip, function (cv) {
       var p = prep(cv), g = p.g, w = p.w, h = p.h, col = colors();
-      var r = Math.min(w / 2, h) - 6, cx = w / 2, cy = h - 4;
+      var r = Math.max(1, Math.min(w / 2, h) - 6), cx = w / 2, cy = h - 4;
       g.lineWidth = 10; g.lineCap = 'butt';
       g.strokeStyle = col.grid; g.beginPath(); g.arc(cx, cy, r, Math.PI, 2 * Math.PI); g.stroke();
       var f = Math.max(0, Math.min(100, pct || 0)) / 100;

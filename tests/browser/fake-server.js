@@ -5,11 +5,22 @@
 //
 // Serves viewer/* exactly like the agent (flat, "/" = /index.html) and the
 // documents of agent/SCHEMA.md: /api/snapshot, /api/events (SSE "tick"),
-// /api/history?range=, /api/report. The process it describes is simulated:
-// a server that allocates in a sawtooth under a GC, a leaking cache site,
-// two pools, game frames and REPL evals, so every panel has real numbers.
+// /api/history?range=, /api/report, /api/processes. The process it describes
+// is simulated: a server that allocates in a sawtooth under a GC, a leaking
+// cache site, two pools, game frames and REPL evals, so every panel has real
+// numbers.
 //
-//   node fake-server.js [--port N] [--platform linux|darwin]
+// The process tree (--processes):
+//   tree    (default) the tree of fixtures/process-tree.json: 3 processes,
+//           the simulated one the root. Every process's dashboard is also
+//           served under /p/PID/ (the same pages and the same simulation,
+//           with that process's pid and program), and api/processes there
+//           answers with "self": PID.
+//   single  a tree of one process (api/processes lists only the root)
+//   none    api/processes and /p/PID/ answer 404: an older agent, or a
+//           saved report under `valkmem view`
+//
+//   node fake-server.js [--port N] [--platform linux|darwin] [--processes tree|single|none]
 //                       [--url-file PATH] [--backfill-s N] [--exit-after-s N]
 'use strict';
 const http = require('http');
@@ -27,6 +38,8 @@ const URL_FILE = opt('url-file', '');
 const BACKFILL_S = +opt('backfill-s', 7200);
 const EXIT_AFTER_S = +opt('exit-after-s', 0);
 const TICK_MS = +opt('tick-ms', 100);
+const PROCESSES = opt('processes', 'tree');
+if (!['tree', 'single', 'none'].includes(PROCESSES)) { console.error('fake-server.js: --processes tree|single|none'); process.exit(2); }
 const VIEWER = path.resolve(__dirname, '../../viewer');
 const MiB = 1 << 20;
 
@@ -203,6 +216,30 @@ function snapshot() {
   return s;
 }
 
+/* ------------------------------------------------------- process tree */
+const TREE = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'process-tree.json'), 'utf8'));
+const ROOT = TREE.root;
+const treeShift = t0 - TREE.processes[0].started_at;   // the root starts with the simulation
+function treeProcs() {
+  const list = PROCESSES === 'tree' ? TREE.processes : TREE.processes.slice(0, 1);
+  return list.map(p => {
+    const q = Object.assign({}, p, { started_at: p.started_at + treeShift });
+    if (p.pid === ROOT) { q.live_bytes = Math.round(sim.live); q.rss_bytes = sim.rss; }   // the last tick's values
+    return q;
+  });
+}
+/* The tree entry of a dashboard path's pid (null: not one of the tree). */
+function procOf(pid) { return treeProcs().find(p => p.pid === pid) || null; }
+function processes(self) { return { root: ROOT, self, processes: treeProcs(), truncated: false }; }
+/* The snapshot as the dashboard of pid self shows it: the same simulation
+ * under that process's pid and program. */
+function snapshotOf(self) {
+  const s = snapshot();
+  if (self === ROOT) return s;
+  const p = procOf(self);
+  return Object.assign(s, { pid: p.pid, ppid: p.ppid, program: p.program, argv: [p.program], forked: true });
+}
+
 function history(range) {
   const span = { '1m': 60e3, '5m': 300e3, '1h': 3600e3, '10h': 36000e3 }[range];
   if (!span) return null;
@@ -216,16 +253,28 @@ function history(range) {
 /* --------------------------------------------------------------- server */
 for (let i = 0; i < BACKFILL_S * 1000 / TICK_MS; i++) step();
 sim.t = Date.now();
-const streams = new Set();
+const streams = new Map();   // response -> pid of the dashboard that opened it
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8',
                 '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml' };
 
 const server = http.createServer((req, res) => {
   const u = new URL(req.url, 'http://x');
   const send = (code, type, body) => { res.writeHead(code, { 'Content-Type': type, 'Cache-Control': 'no-store' }); res.end(body); };
-  if (u.pathname === '/api/snapshot') return send(200, 'application/json', JSON.stringify(snapshot()));
+  // /p/PID/...: the dashboard of one process of the tree (/ is the root's).
+  let self = ROOT;
+  const pm = /^\/p\/(\d+)(\/.*)?$/.exec(u.pathname);
+  if (pm) {
+    if (PROCESSES === 'none' || !procOf(+pm[1])) return send(404, 'text/plain', 'not found\n');
+    if (!pm[2]) { res.writeHead(301, { Location: u.pathname + '/' + u.search }); return res.end(); }
+    self = +pm[1];
+    u.pathname = pm[2];
+  }
+  if (u.pathname === '/api/processes') {
+    return PROCESSES === 'none' ? send(404, 'text/plain', 'not found\n') : send(200, 'application/json', JSON.stringify(processes(self)));
+  }
+  if (u.pathname === '/api/snapshot') return send(200, 'application/json', JSON.stringify(snapshotOf(self)));
   if (u.pathname === '/api/report') {
-    const r = snapshot(); r.schema = 'valkmem.report/1'; r.duration_s = r.uptime_s;
+    const r = snapshotOf(self); r.schema = 'valkmem.report/1'; r.duration_s = r.uptime_s;
     r.history = { '1m': hist['100'].slice(), '10h': hist['10000'].slice() };
     return send(200, 'application/json', JSON.stringify(r));
   }
@@ -236,7 +285,7 @@ const server = http.createServer((req, res) => {
   if (u.pathname === '/api/events') {
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' });
     res.write('retry: 1000\n\n');
-    streams.add(res); req.on('close', () => streams.delete(res));
+    streams.set(res, self); req.on('close', () => streams.delete(res));
     return;
   }
   const name = u.pathname === '/' ? 'index.html' : u.pathname.slice(1);
@@ -253,8 +302,10 @@ const started = Date.now();
 setInterval(() => {
   step();
   if (EXIT_AFTER_S && Date.now() - started > EXIT_AFTER_S * 1000) sim.exited = true;
-  const s = snapshot();
-  const msg = 'id: ' + s.seq + '\nevent: tick\ndata: ' + JSON.stringify(s) + '\n\n';
-  for (const r of streams) r.write(msg);
-  if (sim.exited) { for (const r of streams) r.end(); setTimeout(() => process.exit(0), 200); }
+  const msgs = new Map();
+  for (const [r, self] of streams) {
+    if (!msgs.has(self)) { const s = snapshotOf(self); msgs.set(self, 'id: ' + s.seq + '\nevent: tick\ndata: ' + JSON.stringify(s) + '\n\n'); }
+    r.write(msgs.get(self));
+  }
+  if (sim.exited) { for (const r of streams.keys()) r.end(); setTimeout(() => process.exit(0), 200); }
 }, TICK_MS);

@@ -42,13 +42,16 @@ if (!fs.existsSync(CHROMIUM)) { console.log('SKIP: no Chromium at ' + CHROMIUM);
 /* The profiles and the panels each must show (the contract of profiles.js,
  * restated here so a change there has to be deliberate). */
 const PROFILES = {
-  server: ['memory', 'pressure', 'heap', 'gc', 'lifetimes', 'pools'],
-  game: ['frames', 'memory', 'gc', 'pressure', 'pools'],
-  desktop: ['memory', 'idle', 'pressure', 'heap', 'lifetimes'],
-  repl: ['evals', 'memory', 'heap', 'gc', 'lifetimes'],
-  lsp: ['stability', 'memory', 'heap', 'lifetimes', 'gc', 'pressure'],
-  embedded: ['planner', 'memory', 'pools', 'heap', 'pressure'],
+  server: ['memory', 'pressure', 'heap', 'gc', 'lifetimes', 'pools', 'processes'],
+  game: ['frames', 'memory', 'gc', 'pressure', 'pools', 'processes'],
+  desktop: ['memory', 'idle', 'pressure', 'heap', 'lifetimes', 'processes'],
+  repl: ['evals', 'memory', 'heap', 'gc', 'lifetimes', 'processes'],
+  lsp: ['stability', 'memory', 'heap', 'lifetimes', 'gc', 'pressure', 'processes'],
+  embedded: ['planner', 'memory', 'pools', 'heap', 'pressure', 'processes'],
 };
+/* "processes" (the process tree) shows only when the target serves a tree
+ * of more than one process: the panels a profile shows on that target. */
+function profilePanels(name, tree) { return PROFILES[name].filter(id => tree > 1 || id !== 'processes'); }
 const ALL_PANELS = ['memory', 'pressure', 'heap', 'gc', 'lifetimes', 'pools', 'frames', 'evals', 'stability', 'idle', 'planner'];
 /* Which snapshot section feeds each runtime-API panel: a null section means
  * the program did not report it, and the panel must say so, not invent. */
@@ -56,8 +59,9 @@ const SECTION = { gc: 'gc', pools: 'pools', frames: 'frames', evals: 'evals' };
 
 /* -------------------------------------------------------------- target */
 let demo = null, fake = null, tmpdir = fs.mkdtempSync(path.join(os.tmpdir(), 'vkm-browser-'));
+const fakes = [];   // fake-server.js instances some tests start for themselves
 function cleanup() {
-  for (const p of [demo, fake]) if (p && p.exitCode === null && p.signalCode === null) { try { p.kill('SIGKILL'); } catch (e) { /* gone */ } }
+  for (const p of [demo, fake].concat(fakes)) if (p && p.exitCode === null && p.signalCode === null) { try { p.kill('SIGKILL'); } catch (e) { /* gone */ } }
   try { fs.rmSync(tmpdir, { recursive: true, force: true }); } catch (e) { /* ignore */ }
 }
 process.on('exit', cleanup);
@@ -73,6 +77,15 @@ async function waitUrl(file, proc, what) {
     await sleep(50);
   }
   throw new Error(what + ' wrote no URL to ' + file + ' within 15 s; see ' + proc._log);
+}
+/* One more fake-server.js with these options (killed at exit): its URL. */
+async function startFake(args, tag) {
+  const urlFile = path.join(tmpdir, 'url-' + tag), log = path.join(tmpdir, 'fake-' + tag + '.log');
+  const p = spawn(process.execPath, [path.join(HERE, 'fake-server.js'), '--url-file', urlFile].concat(args),
+                  { stdio: ['ignore', fs.openSync(log, 'w'), fs.openSync(log, 'a')] });
+  p._log = log;
+  fakes.push(p);
+  return waitUrl(urlFile, p, 'fake-server.js ' + args.join(' '));
 }
 async function startTarget() {
   if (opt('url')) return opt('url');
@@ -113,6 +126,9 @@ async function launch() {
 }
 function watch(page, tag) {
   page.on('console', m => {
+    // An agent without a process tree answers api/processes with 404: the
+    // dashboard expects that (and stops asking), Chromium logs it anyway.
+    if (m.type() === 'error' && /status of 404/.test(m.text()) && /\/api\/processes$/.test((m.location() || {}).url || '')) return;
     if (m.type() === 'error' || (m.type() === 'warning' && /^valkmem:/.test(m.text()))) consoleErrors.push(tag + ': console.' + m.type() + ': ' + m.text());
   });
   page.on('pageerror', e => consoleErrors.push(tag + ': page error: ' + e.message));
@@ -121,6 +137,13 @@ async function api(url, p) {
   const res = await fetch(url + p);
   if (!res.ok) throw new Error('GET ' + p + ': HTTP ' + res.status);
   return res.json();
+}
+/* How many processes the target's api/processes lists (0: 404, no tree). */
+async function treeSize(url) {
+  const res = await fetch(url + 'api/processes');
+  if (res.status === 404) return 0;
+  if (!res.ok) throw new Error('GET api/processes: HTTP ' + res.status);
+  return (await res.json()).processes.length;
 }
 async function ticks(page) { return page.evaluate(() => window.__vkmPerf.count); }
 async function waitTicks(page, n, ms) {
@@ -212,17 +235,22 @@ T.panels_real_values = async (ctx, url) => {
  * the fold at 1440x900, the choice survives a reload (URL and localStorage),
  * and a screenshot of each is saved. */
 T.profiles = async (ctx, url) => {
+  const tree = await treeSize(url);
   const page = await openAt(ctx, url, '', 'profiles');
-  eq((await visible(page)).join(), PROFILES.server.join(), 'default profile panels');
+  // A tree's panel appears with the first api/processes answer.
+  const treeShown = () => tree > 1 ? page.waitForFunction(() => VKM.processes.available(), null, { timeout: 5000 }) : null;
+  await treeShown();
+  eq((await visible(page)).join(), profilePanels('server', tree).join(), 'default profile panels');
   for (const name of Object.keys(PROFILES)) {
     await page.click('#profiles button[value="' + name + '"]');
-    eq((await visible(page)).join(), PROFILES[name].join(), name + ': visible panels');
+    eq((await visible(page)).join(), profilePanels(name, tree).join(), name + ': visible panels');
     eq(await page.getAttribute('#profiles button[value="' + name + '"]', 'aria-pressed'), 'true', name + ': button pressed');
     await page.reload();
     await page.waitForFunction(() => document.body.getAttribute('data-conn') === 'live', null, { timeout: 15000 });
     await waitTicks(page, 3);
+    await treeShown();
     eq(await page.getAttribute('body', 'data-profile'), name, name + ': survives a reload');
-    eq((await visible(page)).join(), PROFILES[name].join(), name + ': panels after reload');
+    eq((await visible(page)).join(), profilePanels(name, tree).join(), name + ': panels after reload');
     // Key metrics and the first panel's headline numbers without scrolling.
     const fold = await page.evaluate(() => {
       const keys = document.querySelector('#keys .keys').getBoundingClientRect();
@@ -240,7 +268,8 @@ T.profiles = async (ctx, url) => {
   await page.goto(url);
   await page.waitForFunction(() => document.body.getAttribute('data-conn') === 'live', null, { timeout: 15000 });
   eq(await page.getAttribute('body', 'data-profile'), 'game', 'remembered in localStorage');
-  eq((await visible(page)).join(), PROFILES.game.join(), 'remembered profile panels');
+  await treeShown();
+  eq((await visible(page)).join(), profilePanels('game', tree).join(), 'remembered profile panels');
   await page.click('#profiles button[value="server"]');
   await page.close();
   return 'six profiles, screenshots in ' + ARTIFACTS;
@@ -476,6 +505,148 @@ T.darwin_fixture = async (ctx, url) => {
   return 'memory label "' + got.label + '", ' + got.bars.length + ' bar(s), footer: ' + got.foot.split('\n').join(' ').slice(0, 120);
 };
 
+/* The process tree, on fake-server.js started three ways (--processes tree:
+ * the 3 processes of fixtures/process-tree.json; single; none = 404) and on
+ * the target itself: the Processes panel lists the planted processes in tree
+ * order with their numbers, highlights this page's process, links the
+ * others to /p/PID/ (and following one opens that process's dashboard),
+ * polls every 2 s rather than per tick, belongs to every profile, and is
+ * absent (no space taken) for a single process and on 404. */
+T.process_tree = async (ctx, url) => {
+  const planted = JSON.parse(fs.readFileSync(path.join(HERE, 'fixtures', 'process-tree.json'), 'utf8'));
+  const [treeUrl, singleUrl, noneUrl] = await Promise.all([
+    startFake(['--processes', 'tree', '--backfill-s', '120'], 'tree'),
+    startFake(['--processes', 'single', '--backfill-s', '60'], 'single'),
+    startFake(['--processes', 'none', '--backfill-s', '60'], 'none')]);
+  // The panel, the header and the answer they were drawn from, read together.
+  const read = page => page.evaluate(() => {
+    const sec = document.getElementById('panel-processes'), tree = VKM.processes.tree(), U = VKM.util;
+    const byPid = {}; ((tree || {}).processes || []).forEach(p => { byPid[p.pid] = p; });
+    const href = e => e ? e.getAttribute('href') : null;
+    return {
+      hidden: sec.hidden, height: sec.getBoundingClientRect().height, has: sec.dataset.hasData, tree,
+      rows: Array.from(sec.querySelectorAll('tbody tr')).map(tr => {
+        const p = byPid[tr.dataset.pid] || {};
+        return { pid: +tr.dataset.pid, depth: +tr.dataset.depth, self: tr.classList.contains('is-self'), current: tr.getAttribute('aria-current'),
+                 href: href(tr.querySelector('a')), cells: Array.from(tr.cells).map(td => td.innerText.trim()),
+                 tips: Array.from(tr.querySelectorAll('[title]')).map(n => n.title),
+                 want: [U.bytes(p.live_bytes), U.bytes(p.rss_bytes), VKM.processes.endText(p)[0]] };
+      }),
+      heads: Array.from(sec.querySelectorAll('thead th')).map(th => ({ text: th.textContent, tip: th.title })),
+      note: (document.querySelector('#proc .tree-note') || {}).innerText || null, noteHref: href(document.querySelector('#proc .tree-note a')),
+      proc: document.getElementById('proc').innerText,
+    };
+  });
+  const notes = [];
+
+  // A tree of three.
+  const page = await openAt(ctx, treeUrl, '?profile=server', 'tree');
+  await page.waitForFunction(() => document.querySelectorAll('#panel-processes:not([hidden]) tbody tr').length === 3, null, { timeout: 6000 });
+  let g = await read(page);
+  eq(g.has, '1', 'panel data-has-data');
+  eq(g.tree.self, planted.root, 'self of the root\'s dashboard');
+  eq(g.rows.map(r => r.pid + '@' + r.depth).join(), '4242@0,4250@1,4251@2', 'rows in tree order, children indented');
+  for (const r of g.rows) {
+    const want = planted.processes.find(p => p.pid === r.pid), got = g.tree.processes.find(p => p.pid === r.pid);
+    for (const k of ['ppid', 'program', 'state', 'url']) eq(got[k], want[k], r.pid + ' ' + k + ' served');
+    eq(JSON.stringify(got.end), JSON.stringify(want.end), r.pid + ' end served');
+    // The root is the simulated process: its figures are its last tick's.
+    if (r.pid !== planted.root) { eq(got.live_bytes, want.live_bytes, r.pid + ' live heap served'); eq(got.rss_bytes, want.rss_bytes, r.pid + ' RSS served'); }
+    else check(got.live_bytes > 0 && got.rss_bytes > got.live_bytes, 'root figures from the simulation: ' + got.live_bytes + ' / ' + got.rss_bytes);
+    eq(r.cells[0], String(r.pid), r.pid + ' pid cell');
+    check(r.cells[1].includes(want.program), r.pid + ' program cell: ' + r.cells[1]);
+    eq(r.cells[2], r.want[2], r.pid + ' state cell'); eq(r.cells[3], r.want[0], r.pid + ' live heap cell'); eq(r.cells[4], r.want[1], r.pid + ' RSS cell');
+    check(/^\+\d/.test(r.cells[5]), r.pid + ' started cell: ' + r.cells[5]);
+    check(r.tips.length >= 6 && r.tips.every(t => t.length > 20), r.pid + ': a tooltip on every figure: ' + JSON.stringify(r.tips));
+  }
+  eq(g.rows[2].cells[2], 'SIGKILL', 'how 4251 ended');
+  eq(g.rows[0].cells[5], '+0.0 s', 'the root started first');
+  const wantRows = await page.evaluate(t => t.processes.map(p => '+' + VKM.util.dur((p.started_at - t.processes[0].started_at) / 1000)), g.tree);
+  eq(g.rows.map(r => r.cells[5]).join(), wantRows.join(), 'started after the root');
+  eq(g.rows.map(r => r.self).join(), 'true,false,false', 'self highlighted');
+  eq(g.rows[0].current, 'page', 'self row aria-current');
+  eq(g.rows.map(r => r.href).join(), ',/p/4250/,/p/4251/', 'links to the other processes\' dashboards');
+  eq(g.heads.map(h => h.text).join(), 'pid,program,state,live heap,RSS,started', 'columns');
+  check(g.heads.every(h => h.tip.length > 40 && /api\/processes/.test(h.tip)), 'every column header says what and where from');
+  check(/statm/.test(g.heads[4].tip) && /last agent tick/.test(g.heads[3].tip), 'RSS and live heap headers name their sources');
+  eq(g.note, 'pid 4242 of a tree of 3', 'header note');
+  eq(g.noteHref, null, 'no link to the root from the root');
+  // How ends read, and tree order with an exec'd pid (two images of pid 2).
+  const misc = await page.evaluate(() => ({
+    ends: [{ state: 'running', end: null }, { state: 'exited', end: { kind: 'exit', code: 0 } }, { state: 'exited', end: { kind: 'exit', code: 3 } },
+           { state: 'exited', end: { kind: 'signal', signal: 11, name: 'SIGSEGV' } }, { state: 'exited', end: { kind: 'exec' } },
+           { state: 'exited', end: { kind: 'unknown' } }].map(p => VKM.processes.endText(p)[0]),
+    order: VKM.processes.ordered([{ pid: 1, ppid: 0, started_at: 1 }, { pid: 2, ppid: 1, started_at: 2, state: 'exited', end: { kind: 'exec' } },
+      { pid: 2, ppid: 1, started_at: 3 }, { pid: 3, ppid: 2, started_at: 4 }, { pid: 9, ppid: 7, started_at: 5 }]).map(r => r.p.pid + '@' + r.depth + ':' + r.p.started_at),
+  }));
+  eq(misc.ends.join(), "running,exit 0,exit 3,SIGSEGV,exec'd,ended (?)", 'ends');
+  eq(misc.order.join(), '1@0:1,2@1:2,2@1:3,3@2:4,9@0:5', 'tree order');
+  // Polled every 2 s, not on every SSE tick.
+  let polls = 0;
+  const onReq = q => { if (/\/api\/processes$/.test(q.url())) polls++; };
+  page.on('request', onReq);
+  const n0 = await ticks(page); await sleep(5000); const nt = await ticks(page) - n0;
+  page.off('request', onReq);
+  check(polls >= 2 && polls <= 3, polls + ' api/processes requests in 5 s (' + nt + ' ticks): want one per 2 s');
+  notes.push(polls + ' polls / ' + nt + ' ticks in 5 s');
+  // Part of every profile, last.
+  for (const name of Object.keys(PROFILES)) {
+    await page.click('#profiles button[value="' + name + '"]');
+    eq((await visible(page)).join(), PROFILES[name].join(), name + ': panels with a tree');
+  }
+  await page.click('#profiles button[value="server"]');
+  await page.locator('#panel-processes').scrollIntoViewIfNeeded();
+  await page.locator('#panel-processes').screenshot({ path: path.join(ARTIFACTS, 'processes-panel.png') });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: path.join(ARTIFACTS, 'processes-tree.png'), fullPage: true });
+
+  // Follow a link: the worker's dashboard, under /p/4250/.
+  const asked = [];
+  page.on('request', q => { if (/api\/processes$/.test(q.url())) asked.push(new URL(q.url()).pathname); });
+  await page.click('#panel-processes tr[data-pid="4250"] a');
+  await page.waitForURL(u => new URL(u).pathname === '/p/4250/', { timeout: 5000 });
+  await page.waitForFunction(() => document.body.getAttribute('data-conn') === 'live', null, { timeout: 15000 });
+  await page.waitForFunction(() => (VKM.processes.tree() || {}).self === 4250 && document.querySelector('#panel-processes tr.is-self'), null, { timeout: 6000 });
+  g = await read(page);
+  eq(g.rows.filter(r => r.self).map(r => r.pid).join(), '4250', 'the worker\'s row highlighted on its dashboard');
+  eq(g.rows.map(r => r.href).join(), '/p/4242/,,/p/4251/', 'links from the worker\'s dashboard');
+  eq(g.note, 'pid 4250 of a tree of 3', 'header note on the worker\'s dashboard');
+  eq(g.noteHref, '/p/4242/', 'header links to the root\'s dashboard');
+  check(/worker/.test(g.proc), 'header names the worker: ' + g.proc);
+  check(asked.length > 0 && asked.every(p => p === '/p/4250/api/processes'), 'asks its own process: ' + asked.join(' '));
+  await page.screenshot({ path: path.join(ARTIFACTS, 'processes-child.png') });
+  await page.close();
+
+  // One process, and no endpoint (404): no panel, no space, no header note.
+  for (const [u, tag, code] of [[singleUrl, 'single', 200], [noneUrl, 'none (404)', 404], [url, 'target', 0]]) {
+    const n = await treeSize(u);
+    const p = await ctx.newPage();
+    watch(p, 'tree ' + tag);
+    const first = p.waitForResponse(r => /\/api\/processes$/.test(r.url()), { timeout: 10000 });
+    await p.goto(u + '?profile=server');
+    const res = await first;
+    if (code) eq(res.status(), code, tag + ': api/processes status');
+    await p.waitForFunction(() => document.body.getAttribute('data-conn') === 'live', null, { timeout: 15000 });
+    await waitTicks(p, 3);
+    const h = await read(p);
+    if (n > 1) {   // the target may one day serve a tree: then it must show
+      eq(h.hidden, false, tag + ': a tree of ' + n + ' shows'); eq(h.rows.length, n, tag + ': rows');
+    } else {
+      eq(h.hidden, true, tag + ': panel hidden'); eq(h.height, 0, tag + ': panel takes no space'); eq(h.note, null, tag + ': no "tree of" in the header');
+      check(!(await visible(p)).includes('processes'), tag + ': not among the visible panels');
+    }
+    if (res.status() === 404) {   // the answer will not change: it stops asking
+      let again = 0;
+      p.on('request', q => { if (/\/api\/processes$/.test(q.url())) again++; });
+      await sleep(2500);
+      eq(again, 0, tag + ': api/processes asked again after a 404');
+    }
+    notes.push(tag + ': ' + (res.status() === 404 ? '404' : n + ' process' + (n === 1 ? '' : 'es')) + (n > 1 ? ', shown' : ', hidden'));
+    await p.close();
+  }
+  return notes.join('; ') + '; screenshot processes-panel.png';
+};
+
 /* Performance with every panel open: time to handle one SSE event (parse,
  * store, re-render, draw) over >= N events, and rAF deltas meanwhile. */
 T.performance = async (ctx, url) => {
@@ -551,6 +722,9 @@ T.valkmem_view = async (ctx, url) => {
     check(got.pts > 0 && got.pts <= h1.length, 'points from the report: ' + got.pts + ' of ' + h1.length);
     eq(streams.length, 0, 'no live stream opened');
     check(got.has.every(x => x.endsWith('=1')), 'panels with data: ' + got.has.join(' '));
+    // A saved report has no process tree: no Processes panel, no "tree of".
+    check(got.has.every(x => !x.startsWith('processes=')), 'no Processes panel in a saved view: ' + got.has.join(' '));
+    check(!/tree of/.test(got.proc), 'no "tree of" in the header of a saved view: ' + got.proc);
     await page.screenshot({ path: path.join(ARTIFACTS, 'valkmem-view.png') });
     await page.close();
     return 'offline "' + got.badge + '", ' + got.pts + ' points';
