@@ -125,6 +125,10 @@ void vkm_config_load(void) {
     }
     if (bad) vkm_seg_note("%s=%s is not valid (%s); using the default", name, v, o->help);
   }
+  /* No agent: counting only, the near-zero cost that mode is for, unless
+   * sampling was asked for (a later `valkmem attach` then has call sites
+   * from the start). */
+  if (!vkm_config.agent && !getenv("VALKMEM_SAMPLE_BYTES")) vkm_config.sample_bytes = 0;
   if (vkm_config.max_frames == 0) vkm_config.max_frames = 1;
   if (vkm_config.max_frames > 256) vkm_config.max_frames = 256;
   if (vkm_config.tick_ms < 10) vkm_config.tick_ms = 10;

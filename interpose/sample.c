@@ -129,7 +129,7 @@ static void filter_dec(const void *p) {
  * ------------------------------------------------------------------------- */
 void vkm_sample_init(void) {
   if (!vkm_sampling) return;
-  table_t *t = table_new(vkm_config.exact ? (1u << 20) : (1u << 14), NULL);
+  table_t *t = table_new(vkm_config.exact ? (1u << 16) : (1u << 14), NULL); /* grows as blocks stay live */
   if (!t) {
     vkm_seg_note("sampling off: cannot map its address table");
     vkm_sampling = 0;
