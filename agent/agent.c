@@ -33,7 +33,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DRAIN_MS 20
 #define PRESSURE_WINDOW 50 /* ticks (5 s at 100 ms) */
 
 static int exited;              /* the report is final */
@@ -671,14 +670,15 @@ static void on_exec(int sig) {
 static void open_final_socket(const char *dir) {
   snprintf(final_path, sizeof final_path, "%s/w%d-%d.sock", dir, vkm_target_pid(), (int)getpid());
   struct sockaddr_un a = {.sun_family = AF_UNIX};
-  if (strlen(final_path) >= sizeof a.sun_path) return;
-  memcpy(a.sun_path, final_path, strlen(final_path) + 1);
-  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return;
-  unlink(final_path);
-  if (bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, 16) != 0) {
-    close(s);
+  int s = strlen(final_path) < sizeof a.sun_path ? socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
+  if (s >= 0) {
+    memcpy(a.sun_path, final_path, strlen(final_path) + 1);
+    unlink(final_path);
+  }
+  if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, 16) != 0) {
+    if (s >= 0) close(s);
     final_path[0] = 0;
+    __atomic_store_n(&vkm_seg->agent_sock[0], '-', __ATOMIC_RELEASE); /* the recorder need not wait */
     return;
   }
   final_fd = s;

@@ -13,10 +13,11 @@
  *   4. vkm_sites_tick (epochs, leak analysis), vkm_runtime_tick
  *   5. vkm_history_push
  *   6. vkm_http_broadcast_tick (SSE)
- * Between ticks the thread sits in vkm_http_poll. It drains the rings
- * early when a ring passes half full (its producer writes the wake-up
- * eventfd), and in exact mode also every 20 ms while events come in; an
- * idle process's agent wakes once a tick.
+ * Between ticks the worker sits in vkm_http_poll. It drains the rings
+ * early when a ring passes half full (its producer bumps a futex word in
+ * the segment, which the worker's waker thread turns into an event), and
+ * every 2 ms while producers wait on a full ring (exact mode); an idle
+ * process's worker wakes once a tick.
  */
 #ifndef VKM_AGENT_H
 #define VKM_AGENT_H
@@ -242,8 +243,7 @@ int vkm_report_write(const char *path);
 const cJSON *vkm_view_doc(void);
 
 /* ---------------------------------------------------------------------------
- * HTTP/SSE (http.c). All calls on the agent thread (the exit path may stop
- * it once the agent thread has ended, when they shared a file table).
+ * HTTP/SSE (http.c). All calls on the worker's main thread.
  * ------------------------------------------------------------------------- */
 int vkm_http_start(void);                 /* 0, or -errno (message already said) */
 void vkm_http_poll(int timeout_ms);       /* serve until timeout */

@@ -16,7 +16,7 @@
  * (VALKMEM_TICK_MS) never stretches a "1 s" point; a bucket no tick landed in
  * simply has no point (charts draw by t_ms).
  *
- * All calls on the agent thread (or the exit path after it stopped).
+ * All calls on the worker's main thread.
  */
 #include "agent.h"
 #include "runtime.h" /* vkm_runtime_gc_pause_ms_total: cumulative GC pause */

@@ -1,6 +1,6 @@
-/* http.c - the HTTP/1.1 + SSE server of the agent thread.
+/* http.c - the HTTP/1.1 + SSE server of an agent worker.
  *
- * One poll(2) loop over non-blocking sockets, run only on the agent thread
+ * One poll(2) loop over non-blocking sockets, run only on the worker's main thread
  * between ticks, so nothing here is locked. The rule that shapes it: a
  * client can never make the agent wait. Reads are bounded (a request head
  * fits in one fixed buffer), writes never block (output is queued per

@@ -2,7 +2,8 @@
  *
  * allocstats.c is platform-free; what the platform's own allocator says
  * about itself lives next to the other OS readers (os_linux.c: glibc
- * mallinfo2; os_darwin.c: malloc zones), chosen by CMake with them.
+ * the heap's Rss from smaps; os_darwin.c: malloc zones), chosen by CMake
+ * with them.
  */
 #ifndef VKM_OS_ALLOC_H
 #define VKM_OS_ALLOC_H
@@ -11,7 +12,7 @@
 
 /* Is the allocator the application really reaches (the next malloc after
  * valkmem) the platform's own (glibc's, libsystem_malloc's)? Decided once;
- * agent thread. */
+ * worker. */
 int vkm_os_native_malloc(void);
 
 /* Fills a->source, held, in_use and free_held from the platform allocator.

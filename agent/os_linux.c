@@ -10,7 +10,7 @@
  *
  * smaps walks every page of every mapping: with 10,000 mappings it costs
  * ~30 ms here. It waits at least 100x as long as its last read took
- * (SMAPS_DUTY), so it never takes more than ~1 % of the agent thread,
+ * (SMAPS_DUTY), so it never takes more than ~1 % of the worker,
  * however many mappings the process has; a forced breakdown (the caller
  * asked) is the one exception. Drift is noticed from statm, which the
  * kernel answers from its counters without a walk (smaps_rollup, read

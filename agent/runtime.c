@@ -1,5 +1,5 @@
 /* runtime.c - aggregation of the runtime API (include/valkmem.h) on the
- * agent thread: GC cycles and pauses, pools, frames and zones, evals,
+ * agent's worker: GC cycles and pauses, pools, frames and zones, evals,
  * retained roots, markers. Produces the "gc", "pools", "frames", "evals",
  * "roots" and "marks" sections of snapshots and reports (SCHEMA.md) and the
  * short per-tick fields of history and SSE.

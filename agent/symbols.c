@@ -606,7 +606,7 @@ static void resolve(uintptr_t pc, vkm_sym_t *out) {
 /* ---------------------------------------------------------------------------
  * C++ names: demangled with __cxa_demangle when the process already has it
  * (a C++ program has libstdc++ loaded; a C program has no _Z names). It
- * returns malloc'd memory: the agent thread holds the re-entry guard, so
+ * returns malloc'd memory (in the agent's own process), so
  * that passes straight to the real allocator uncounted, and the text is
  * copied into valkmem's own memory at once. Copies live until reset.
  * ------------------------------------------------------------------------- */

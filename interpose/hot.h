@@ -119,7 +119,7 @@ void vkm_seg_publish_modules(void);       /* at start-up */
 void vkm_seg_modules_check(void);         /* a sampler: publish again if objects were loaded or unloaded */
 void vkm_seg_fork_prepare(void);
 void vkm_seg_fork_parent(void);
-void vkm_seg_fork_child(void);            /* the copy replaces the parent's segment here */
+int vkm_seg_fork_child(void);             /* the copy replaces the parent's segment here; -1: the child stopped counting */
 
 /* link.c: the recorder's link to the agent process. */
 void vkm_link_start(void);                /* constructor: hand the segment over (spawning the agent if needed) */

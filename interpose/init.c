@@ -291,7 +291,11 @@ static void fork_parent(void) {
 
 static void fork_child(void) {
   my_pid = getpid();
-  vkm_seg_fork_child(); /* from here on this process writes its own segment */
+  if (vkm_seg_fork_child() != 0) { /* no segment of its own could be had: it counts nothing */
+    vkm_sample_fork_child();
+    vkm_guard_leave();
+    return;
+  }
   stamp_start();        /* the child's own life, and its report's started_at, begin now */
   vkm_thread_fork_child();
   vkm_sample_fork_child();

@@ -232,14 +232,15 @@ void vkm_link_at_exit(int code) {
   __atomic_store_n(&vkm_seg->end_state, VKM_END_EXIT, __ATOMIC_RELEASE);
   if (!handed || !vkm_config.report[0]) return;
   /* The agent forks a worker for this process when it receives the
-   * segment; a process that ends at once may get here first. */
+   * segment; a process that ends at once may get here first. A worker
+   * that could not open its socket writes "-". */
   char path[sizeof vkm_seg->agent_sock];
-  for (int i = 0; i < 5000; i++) {
+  for (int i = 0; i < 2000; i++) {
     memcpy(path, vkm_seg->agent_sock, sizeof path);
     path[sizeof path - 1] = 0;
     if (path[0]) break;
     struct timespec ts = {0, 1000 * 1000};
     nanosleep(&ts, NULL);
   }
-  if (path[0]) send_hello(path, VKM_HELLO_FINAL, NULL, 0, 1, 30000);
+  if (path[0] && path[0] != '-') send_hello(path, VKM_HELLO_FINAL, NULL, 0, 1, 30000);
 }

@@ -258,23 +258,42 @@ void vkm_seg_fork_parent(void) {
   fork_fd = -1;
 }
 
-void vkm_seg_fork_child(void) {
-  if (!vkm_seg) return;
+/* The child of a fork whose segment could not be made its own: it must
+ * never write its parent's counters, so it stops counting (and says
+ * nothing: there is no agent to hear it). The hot path passes everything
+ * through from here on. */
+static void child_stop(void) {
+  vkm_config.enabled = false;
+  vkm_sampling = 0;
+  vkm_tls.ts = vkm_tls.other = vkm_tls.state = NULL;
+  vkm_tls.stateless = 0;
+  vkm_seg = NULL;
+}
+
+int vkm_seg_fork_child(void) {
+  if (!vkm_seg) return -1;
   if (fork_map) {
     void *p = (void *)syscall(SYS_mremap, fork_map, VKM_SEG_SIZE, VKM_SEG_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED, vkm_seg);
-    if (p != (void *)vkm_seg) { /* keep the parent's untouched: count privately from now on */
+    if (p != (void *)vkm_seg) {
       syscall(SYS_munmap, fork_map, VKM_SEG_SIZE);
       if (fork_fd >= 0) syscall(SYS_close, fork_fd);
+      fork_map = NULL;
       fork_fd = -1;
-      void *priv = (void *)syscall(SYS_mmap, vkm_seg, VKM_SEG_SIZE, PROT_READ | PROT_WRITE,
-                                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-      (void)priv;
+      child_stop();
+      return -1;
     }
-  } else { /* no copy could be made: a private copy keeps the parent's counters safe */
+  } else { /* no memfd copy could be made: a private one keeps the parent's counters safe */
     void *tmp = vkm_plat_map(VKM_SEG_SIZE);
-    if (tmp) {
-      copy(tmp, vkm_seg, vkm_seg->bump);
-      syscall(SYS_mremap, tmp, VKM_SEG_SIZE, VKM_SEG_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED, vkm_seg);
+    if (!tmp) {
+      child_stop();
+      return -1;
+    }
+    copy(tmp, vkm_seg, vkm_seg->bump);
+    void *p = (void *)syscall(SYS_mremap, tmp, VKM_SEG_SIZE, VKM_SEG_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED, vkm_seg);
+    if (p != (void *)vkm_seg) {
+      vkm_plat_unmap(tmp, VKM_SEG_SIZE);
+      child_stop();
+      return -1;
     }
   }
   fork_map = NULL;
@@ -291,6 +310,7 @@ void vkm_seg_fork_child(void) {
   h->dropped = 0;
   h->producers_waiting = 0;
   modules_lock = 0;
+  return 0;
 }
 
 /* ---------------------------------------------------------------------------

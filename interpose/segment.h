@@ -37,8 +37,8 @@
  * it registers), but the address space counts against RLIMIT_AS, which
  * programs and test harnesses set: 64 MiB, of which 8 MiB for structures
  * and 56 MiB for ring buffers (896 threads' rings in sampled mode, 224 in
- * exact mode; a thread without a ring has its events dropped and counted,
- * its counts stay exact). */
+ * exact mode; a thread without a ring of its own emits through the shared
+ * one, made at start-up). */
 #define VKM_SEG_SIZE ((uint64_t)64 << 20)
 #define VKM_SEG_RING_BASE ((uint64_t)8 << 20)
 #define VKM_SEG_THREADS_MAX 4096       /* thread states; more threads count into `retired` */

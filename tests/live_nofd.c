@@ -19,7 +19,8 @@
  *      compared.
  * An unwinder that reads the program's pipe blocks there (or eats its
  * bytes): a watchdog turns a hang into a failure with a message.
- * The shim's own wake-up eventfd stays open (see inner()).
+ * (An earlier design kept a wake-up eventfd in the program's table; the
+ * test still leaves any eventfd it finds open, see inner().)
  * The outer run checks the inner one's exit status and verdict.
  */
 #include "check.h"

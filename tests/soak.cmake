@@ -109,7 +109,7 @@ else()
 endif()
 
 # The same exactness under allocators that are not glibc's: the shim must get
-# usable sizes right from whatever malloc comes next (DESIGN.md, Performance).
+# usable sizes right from whatever malloc comes next (README.md, "Performance").
 foreach(alloc jemalloc tcmalloc_minimal mimalloc)
   find_library(VKM_SOAK_LIB_${alloc} NAMES lib${alloc}.so.2 lib${alloc}.so.4 ${alloc})
   if(VKM_SOAK_LIB_${alloc})
