@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -109,8 +110,11 @@ static vkm_tstate_t *registry_head(void) { return vkm_seg_at(__atomic_load_n(&vk
 static void sum_states(vkm_counters_t *out) {
   memset(out, 0, sizeof *out);
   counters_add(out, &vkm_seg->retired);
-  for (vkm_tstate_t *ts = registry_head(); ts; ts = state_next(ts))
+  uint32_t n = 0;
+  for (vkm_tstate_t *ts = registry_head(); ts; ts = state_next(ts), n++)
     if (__atomic_load_n(&ts->status, __ATOMIC_ACQUIRE) == VKM_TS_LIVE) counters_add(out, &ts->c);
+  /* The registry lists each state once: as many as were ever made. */
+  VKM_ASSERT(n <= VKM_SEG_THREADS_MAX);
 }
 
 /* alloc_count is not kept on the hot path: it is the sum of size_hist. */
@@ -125,6 +129,13 @@ static void derive(vkm_counters_t *c) {
  * us for ever), so after many tries the last sum stands: at worst one
  * exiting thread's counts are off for one tick. A dead process folds
  * nothing, so its sums are exact. */
+#if VKM_ASSERTS
+void vkm_assert_fail(const char *what, const char *file, int line) {
+  vkm_say("error", "invariant broken: %s (%s:%d)", what, file, line);
+  abort();
+}
+#endif
+
 void vkm_counters_sum(vkm_counters_t *out) {
   for (int tries = 0; tries < 1000; tries++) {
     uint64_t s1 = __atomic_load_n(&vkm_seg->retire_seq, __ATOMIC_ACQUIRE);
@@ -165,6 +176,10 @@ static size_t ring_drain(vkm_seg_ring_t *r, vkm_event_fn fn, void *ud, int *busy
   uint64_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
   uint64_t size = r->mask + 1;
   const uint8_t *buf = vkm_seg_at(r->buf_off);
+  /* A dead or broken producer must not take the agent down: a ring that
+   * breaks its invariants is left alone in release builds, and stops a
+   * debug build where it is caught. */
+  VKM_ASSERT(buf && (size & (size - 1)) == 0 && tail <= head && head - tail <= size);
   if (!buf || size < 64 || r->buf_off + size > vkm_seg->size || head - tail > size) return 0; /* not a ring we trust */
   if (head - tail >= size / 4) *busy = 1;
   while (tail < head) {

@@ -80,6 +80,10 @@ static int ring_put(vkm_ring_t *r, const vkm_event_t *ev, const void *extra, siz
   size_t off = head & r->mask;
   size_t to_end = size - off;
   size_t pad = to_end < need ? to_end : 0;
+  /* The producer never passes the consumer, and the consumer never passes
+   * what was published. */
+  VKM_ASSERT(tail <= head && head - tail <= size);
+  VKM_ASSERT(need <= size);
   if (head + pad + need - tail > size) return 0;
   if (pad) {
     vkm_event_t *p = (vkm_event_t *)(buf + off);

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -135,8 +136,19 @@ int vkm_seg_take_fd(void) {
   return fd;
 }
 
+#if VKM_ASSERTS
+void vkm_assert_fail(const char *what, const char *file, int line) {
+  char buf[512];
+  int n = snprintf(buf, sizeof buf, "valkmem: invariant broken: %s (%s:%d)\n", what, file, line);
+  ssize_t w = write(2, buf, n > 0 && (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+  (void)w;
+  abort();
+}
+#endif
+
 uint64_t vkm_seg_alloc(size_t n, size_t align) {
   if (!vkm_seg) return 0;
+  VKM_ASSERT(align && (align & (align - 1)) == 0);
   uint64_t cur = __atomic_load_n(&vkm_seg->bump, __ATOMIC_RELAXED);
   for (;;) {
     uint64_t start = (cur + align - 1) & ~(uint64_t)(align - 1);

@@ -68,6 +68,9 @@ static vkm_tstate_t *registry_next(const vkm_tstate_t *ts) { return vkm_seg_at(t
  * ------------------------------------------------------------------------- */
 void vkm_live_flush(vkm_tstate_t *ts) {
   int64_t d = vkm_live_delta(ts);
+  /* The two rooms always add up to twice the quantum (hot.h), and a flush
+   * comes at the latest one allocation past the quantum. */
+  VKM_ASSERT(ts->live_up + ts->live_down == 2 * VKM_LIVE_QUANTUM);
   vkm_live_reset(ts);
   int64_t now = __atomic_add_fetch(&live_flushed, d, __ATOMIC_RELAXED);
   int64_t peak = __atomic_load_n(&live_peak, __ATOMIC_RELAXED);

@@ -22,6 +22,17 @@
 #define vkm_likely(x) __builtin_expect(!!(x), 1)
 #define vkm_unlikely(x) __builtin_expect(!!(x), 0)
 #define VKM_COLD __attribute__((noinline, cold))
+
+/* Invariants the code relies on, checked in debug builds (VKM_ASSERTS: the
+ * Debug build type and the sanitizer passes) and compiled out otherwise.
+ * A failure says which invariant, where, and aborts. Safe in a hook: no
+ * allocation, no stdio. */
+#if VKM_ASSERTS
+void vkm_assert_fail(const char *what, const char *file, int line) __attribute__((noreturn, cold));
+#define VKM_ASSERT(cond) ((cond) ? (void)0 : vkm_assert_fail(#cond, __FILE__, __LINE__))
+#else
+#define VKM_ASSERT(cond) ((void)0)
+#endif
 #define VKM_NOINLINE __attribute__((noinline))
 #define VKM_INLINE static inline __attribute__((always_inline))
 
