@@ -65,6 +65,7 @@ vkm_tstate_t *vkm_registry_head(void);
 /* sample.c */
 void vkm_sample_init(void);
 void vkm_sample_warm_up(void);  /* from the constructor */
+void vkm_sample_find_libgcc(void); /* libgcc's unwinder, if the program has it loaded */
 void vkm_sample_reset_interval(vkm_tstate_t *ts);
 void vkm_sample_alloc(vkm_tstate_t *ts, void *p, size_t req, size_t usable);
 void vkm_sample_free(vkm_tstate_t *ts, void *p);
@@ -102,7 +103,7 @@ VKM_INLINE int vkm_maybe_sampled(const void *p) { return vkm_sample_filter[vkm_f
  * allocation, no lock. */
 void vkm_unwind_init(void);  /* at sampler init: maps its rule cache */
 void vkm_unwind_flush(void); /* an object was unloaded: forget every rule */
-int vkm_unwind(void **frames, int max);
+int vkm_unwind(void **frames, int max, int *partial); /* -1: not sure; *partial frames are right */
 
 /* ring.c */
 void vkm_rings_init(void);

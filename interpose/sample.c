@@ -22,6 +22,7 @@
 
 #include <string.h>
 #include <unistd.h>
+#include <dlfcn.h>
 #include <unwind.h>
 
 uint8_t vkm_sample_filter[1u << VKM_FILTER_BITS];
@@ -207,6 +208,16 @@ void vkm_sample_reset_interval(vkm_tstate_t *ts) {
  * wrapper's and the program's: the same as unw_backtrace gave. The agent
  * trims valkmem's own frames by symbol (agent/symbols.c), so their count
  * does not matter. */
+/* libgcc's unwinder, when the program has libgcc_s loaded (every C++
+ * program, most others): looked up, never loaded by us - loading it costs
+ * each process a sixth of a millisecond, and the fast walker rarely needs
+ * it. Looked up again when objects are loaded. Without it, a walk stops at
+ * the first frame the fast walker cannot model. */
+typedef _Unwind_Reason_Code (*ubt_fn)(_Unwind_Trace_Fn, void *);
+typedef _Unwind_Ptr (*getip_fn)(struct _Unwind_Context *);
+static ubt_fn ubt;        /* atomic */
+static getip_fn ubt_getip;
+
 typedef struct walk_s {
   void **frames;
   int n, max;
@@ -215,24 +226,35 @@ typedef struct walk_s {
 static _Unwind_Reason_Code walk_frame(struct _Unwind_Context *ctx, void *arg) {
   walk_t *w = arg;
   if (w->n >= w->max) return _URC_END_OF_STACK;
-  uintptr_t ip = _Unwind_GetIP(ctx);
+  uintptr_t ip = ubt_getip(ctx);
   if (!ip) return _URC_END_OF_STACK;
   w->frames[w->n++] = (void *)ip;
   return _URC_NO_REASON;
 }
 
+void vkm_sample_find_libgcc(void) {
+  if (__atomic_load_n(&ubt, __ATOMIC_ACQUIRE)) return;
+  getip_fn g = (getip_fn)dlsym(RTLD_DEFAULT, "_Unwind_GetIP");
+  ubt_fn b = (ubt_fn)dlsym(RTLD_DEFAULT, "_Unwind_Backtrace");
+  if (!g || !b) return;
+  ubt_getip = g;
+  __atomic_store_n(&ubt, b, __ATOMIC_RELEASE);
+}
+
 static __attribute__((noinline)) int capture_slow(void **frames, int max) {
+  ubt_fn b = __atomic_load_n(&ubt, __ATOMIC_ACQUIRE);
+  if (!b) return -1;
   walk_t w = {frames, 0, max};
-  _Unwind_Backtrace(walk_frame, &w);
+  b(walk_frame, &w);
   return w.n;
 }
 
 static __attribute__((noinline)) int capture(void **frames, int max) {
-  int n = vkm_unwind(frames, max);
+  int partial;
+  int n = vkm_unwind(frames, max, &partial);
   if (vkm_likely(n >= 0)) return n;
-  walk_t w = {frames, 0, max};
-  _Unwind_Backtrace(walk_frame, &w);
-  return w.n;
+  n = capture_slow(frames, max);
+  return n >= 0 ? n : partial;
 }
 
 /* libgcc's unwinder initialises its register-size table once (pthread_once)
@@ -244,6 +266,7 @@ void vkm_sample_warm_up(void) {
   if (!vkm_sampling) return;
   vkm_guard_enter();
   void *frames[4];
+  vkm_sample_find_libgcc();
   capture_slow(frames, 4);
   capture(frames, 4);
   vkm_guard_leave();

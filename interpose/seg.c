@@ -356,4 +356,5 @@ void vkm_seg_modules_check(void) {
   __atomic_store_n(&seen_adds, c[0], __ATOMIC_RELAXED);
   __atomic_store_n(&seen_subs, c[1], __ATOMIC_RELAXED);
   vkm_seg_publish_modules();
+  vkm_sample_find_libgcc();
 }

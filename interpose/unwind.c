@@ -478,7 +478,8 @@ static inline uint32_t rule_for(uintptr_t ra, uint64_t ep) {
 
 /* Not under ASan (test builds): it reads the return address and saved RBP
  * slots of other frames. */
-VKM_NOINLINE __attribute__((no_sanitize_address)) int vkm_unwind(void **frames, int max) {
+VKM_NOINLINE __attribute__((no_sanitize_address)) int vkm_unwind(void **frames, int max, int *partial) {
+  *partial = 0;
   if (vkm_unlikely(!__atomic_load_n(&cache, __ATOMIC_ACQUIRE))) return -1;
   uintptr_t pc, sp, bp;
   /* RBP first: either of the other outputs may be RBP itself. pc is the
@@ -494,7 +495,10 @@ VKM_NOINLINE __attribute__((no_sanitize_address)) int vkm_unwind(void **frames, 
   int n = 0;
   for (;;) {
     uint32_t rule = rule_for(ra, ep);
-    if (vkm_unlikely((rule & R_KIND) != R_FRAME)) return (rule & R_KIND) == R_END ? n : -1;
+    if (vkm_unlikely((rule & R_KIND) != R_FRAME)) {
+      *partial = n;
+      return (rule & R_KIND) == R_END ? n : -1;
+    }
     uintptr_t cfa = ((rule & R_CFA_RBP) ? bp : sp) + (rule >> R_OFF_SHIFT);
     if (vkm_unlikely(cfa < sp + 8 || cfa > top || (cfa & 7))) return n; /* corrupt: end here */
     ra = stack_word(cfa - 8);
@@ -513,9 +517,10 @@ VKM_NOINLINE __attribute__((no_sanitize_address)) int vkm_unwind(void **frames, 
 
 void vkm_unwind_init(void) {}
 void vkm_unwind_flush(void) {}
-int vkm_unwind(void **frames, int max) {
+int vkm_unwind(void **frames, int max, int *partial) {
   (void)frames;
   (void)max;
+  *partial = 0;
   return -1;
 }
 
