@@ -10,6 +10,7 @@
  * left, takes the last tick and writes the report from the segment.
  */
 #include "agent.h"
+#include "runtime.h"
 #include "../interpose/segment.h"
 
 #include <errno.h>
@@ -49,7 +50,6 @@ static int report_error_said;
 static double win_alloc[PRESSURE_WINDOW], win_free[PRESSURE_WINDOW];
 static unsigned win_pos, win_fill, pressure_high_ticks;
 
-const vkm_tick_t *vkm_tick_current(void) { return &cur; }
 
 /* poll(2) for the worker: its one way to block. */
 int vkm_agent_poll(struct pollfd *fds, unsigned long n, int timeout_ms) { return poll(fds, (nfds_t)n, timeout_ms); }
@@ -115,7 +115,9 @@ static void compute_tick(void) {
   cur.pressure_warn = pressure_high_ticks >= PRESSURE_WINDOW;
 
   vkm_os_sample(&os_now, cur.t_ns, smaps_mode);
-  vkm_allocstats_sample(&alloc_now, cur.t_ns);
+  cur.gc_cycles = vkm_runtime_gc_cycles();
+  cur.gc_pause_ms_total = vkm_runtime_gc_pause_ms_total();
+  vkm_allocstats_sample(&alloc_now, &cur, vkm_seg ? vkm_seg->allocator : "");
   cur.rss_bytes = os_now.rss;
   cur.vms_bytes = os_now.vms;
   cur.peak_rss_bytes = os_now.peak_rss > prev.peak_rss_bytes ? os_now.peak_rss : prev.peak_rss_bytes;
@@ -127,7 +129,7 @@ static void compute_tick(void) {
 static size_t tick(void) {
   size_t drained = vkm_rings_drain(on_event, NULL);
   compute_tick();
-  vkm_sites_tick(&cur, vkm_runtime_gc_cycles());
+  vkm_sites_tick(&cur);
   vkm_runtime_tick(&cur);
   vkm_history_push(&cur, &os_now, &alloc_now);
   row_update();

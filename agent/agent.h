@@ -138,9 +138,10 @@ typedef struct vkm_tick_s {
   uint64_t rss_bytes, vms_bytes, peak_rss_bytes;   /* from the OS reader */
   uint64_t self_bytes;
   uint64_t dropped_events;
+  uint64_t gc_cycles;       /* GC cycles the runtime API has reported so far (0 when none) */
+  double gc_pause_ms_total; /* their pauses, cumulative */
 } vkm_tick_t;
 
-const vkm_tick_t *vkm_tick_current(void);
 
 /* The worker's wake-up: an epoll descriptor that vkm_http_poll also polls,
  * readable when the recorded process ends or its exit handshake arrives.
@@ -170,9 +171,9 @@ int vkm_agent_poll(struct pollfd *fds, unsigned long n, int timeout_ms);
 void vkm_sites_init(void);
 /* ALLOC and FREE events only. */
 void vkm_sites_on_event(const vkm_event_t *ev, const void *extra);
-/* Once per tick: epoch accounting and leak analysis. gc_cycles is the number
- * of GC cycles the runtime API has reported so far (0 when none). */
-void vkm_sites_tick(const vkm_tick_t *t, uint64_t gc_cycles);
+/* Once per tick: epoch accounting and leak analysis (t->gc_cycles: the GC
+ * cycles the runtime API has reported so far, 0 when none). */
+void vkm_sites_tick(const vkm_tick_t *t);
 /* Adds "sites", "sites_by_live", "sites_by_alloc", "leaks", "lifetimes" to
  * obj. top: how many sites per ranking; 0 = every site (the gate uses that
  * in exact mode to account for every live byte at exit). */
@@ -215,7 +216,10 @@ typedef struct vkm_allocstats_s {
   double frag_pct;           /* free_held / held * 100 */
   int frag_warn;             /* frag_pct >= 25 */
 } vkm_allocstats_t;
-void vkm_allocstats_sample(vkm_allocstats_t *a, uint64_t now_ns);
+/* From this tick's figures (live heap, the program's own mmaps) and the
+ * OS reader's last smaps breakdown; allocator: what the recorder found
+ * behind it ("glibc", "mimalloc", "other"). */
+void vkm_allocstats_sample(vkm_allocstats_t *a, const vkm_tick_t *t, const char *allocator);
 void vkm_allocstats_json(const vkm_allocstats_t *a, cJSON *obj); /* adds "allocator" */
 
 /* ---------------------------------------------------------------------------
@@ -228,6 +232,9 @@ void vkm_history_push(const vkm_tick_t *t, const vkm_os_t *os, const vkm_allocst
  * (caller owns), or NULL for an unknown range. since_seq > 0 returns only newer points (SSE
  * catch-up). */
 cJSON *vkm_history_json(const char *range, uint64_t since_seq);
+/* The same answer from a saved report or export's own history (valkmem
+ * view), or NULL for an unknown range. */
+cJSON *vkm_history_from_doc(const cJSON *doc, const char *range);
 uint64_t vkm_history_bytes(void);
 
 /* ---------------------------------------------------------------------------

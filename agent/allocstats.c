@@ -16,21 +16,18 @@
 #include "os_alloc.h"
 
 #include <errno.h>
-#include "../interpose/segment.h"
 #include <string.h>
 #include <time.h>
 
 #define FRAG_WARN_PCT 25.0
 
-void vkm_allocstats_sample(vkm_allocstats_t *a, uint64_t now_ns) {
-  (void)now_ns;
+void vkm_allocstats_sample(vkm_allocstats_t *a, const vkm_tick_t *t, const char *alloc) {
   memset(a, 0, sizeof *a);
   a->source = "none";
-  const char *alloc = vkm_seg ? vkm_seg->allocator : "";
+  if (!alloc) alloc = "";
   /* jemalloc, tcmalloc: their arenas and caches are not ours to guess. */
   if (strcmp(alloc, "glibc") != 0 && strcmp(alloc, "mimalloc") != 0) return;
-  a->source = alloc;
-  const vkm_tick_t *t = vkm_tick_current();
+  a->source = strcmp(alloc, "glibc") == 0 ? "glibc" : "mimalloc";
   uint64_t live = (t && t->live_bytes > 0) ? (uint64_t)t->live_bytes : 0;
   uint64_t held = vkm_os_heap_rss();
   if (!t || !held) return;

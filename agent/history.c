@@ -19,7 +19,6 @@
  * All calls on the worker's main thread.
  */
 #include "agent.h"
-#include "runtime.h" /* vkm_runtime_gc_pause_ms_total: cumulative GC pause */
 
 #include <math.h>
 #include <string.h>
@@ -200,11 +199,11 @@ static void tick_point(hpoint_t *p, const vkm_tick_t *t, const vkm_os_t *os, con
   p->rss_kib = kib32(rss);
   p->peak_rss_kib = kib32(peak_rss);
 
-  uint64_t cycles = vkm_runtime_gc_cycles();
+  uint64_t cycles = t->gc_cycles;
   uint64_t dc = delta_u64(cycles, prev.gc_cycles);
   p->gc_cycles = dc > UINT32_MAX ? UINT32_MAX : (uint32_t)dc;
   prev.gc_cycles = cycles;
-  double ms = vkm_runtime_gc_pause_ms_total();
+  double ms = t->gc_pause_ms_total;
   p->gc_pause_ms = (float)(ms >= prev.gc_pause_ms ? ms - prev.gc_pause_ms : ms);
   prev.gc_pause_ms = ms;
 
@@ -289,9 +288,6 @@ cJSON *vkm_history_json(const char *range, uint64_t since_seq) {
   for (size_t i = 0; range && i < sizeof ranges / sizeof ranges[0]; i++)
     if (strcmp(range, ranges[i].name) == 0) rg = &ranges[i];
   if (!rg) return NULL;
-  const cJSON *view = vkm_view_doc();
-  if (view) return view_history(view, rg->name);
-
   const ring_t *r = &rings[rg->ring];
   uint32_t step_ms = r->step_ns ? (uint32_t)(r->step_ns / 1000000u)
                                 : (vkm_config.tick_ms ? vkm_config.tick_ms : 100);
@@ -313,4 +309,10 @@ cJSON *vkm_history_json(const char *range, uint64_t since_seq) {
   }
   if (r->acc_open && (r->acc.seq > since_seq || since_seq == 0)) point_json(arr, &r->acc, 1);
   return obj;
+}
+
+cJSON *vkm_history_from_doc(const cJSON *doc, const char *range) {
+  for (size_t i = 0; range && i < sizeof ranges / sizeof ranges[0]; i++)
+    if (strcmp(range, ranges[i].name) == 0) return view_history(doc, ranges[i].name);
+  return NULL;
 }

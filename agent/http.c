@@ -242,7 +242,8 @@ static void serve_history(client_t *c, const vkm_http_req_t *req, const char *ex
     respond_text(c, req, 400, extra, "range must be one of 1m, 5m, 1h, 10h");
     return;
   }
-  cJSON *h = vkm_history_json(range, 0);
+  const cJSON *view = vkm_view_doc();
+  cJSON *h = view ? vkm_history_from_doc(view, range) : vkm_history_json(range, 0);
   if (!h) {
     respond_text(c, req, 400, extra, "unknown range");
     return;
@@ -319,6 +320,7 @@ static void serve_metrics(client_t *c, const vkm_http_req_t *req, const char *ex
 /* Queues SSE frames for the 1m history points after last_id, so a client
  * that reconnects sees what it missed (as far back as the 1m ring holds). */
 static void sse_catchup(client_t *c, uint64_t last_id) {
+  if (vkm_view_doc()) return; /* a saved view has no stream to catch up on */
   cJSON *h = vkm_history_json("1m", last_id);
   const cJSON *pts = cJSON_IsObject(h) ? cJSON_GetObjectItemCaseSensitive(h, "points") : h;
   if (cJSON_IsArray(pts)) {

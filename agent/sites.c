@@ -520,7 +520,8 @@ static void purge_pending(void) {
   }
 }
 
-void vkm_sites_tick(const vkm_tick_t *t, uint64_t gc_cycles) {
+void vkm_sites_tick(const vkm_tick_t *t) {
+  uint64_t gc_cycles = t->gc_cycles;
   uint64_t now = t ? t->t_ns : vkm_now_ns();
   if (!ticked) {
     ticked = true;

@@ -157,6 +157,13 @@ cJSON *vkm_history_json(const char *range, uint64_t since_seq) {
   return arr;
 }
 
+/* Live data only: no saved view in the driver. */
+const cJSON *vkm_view_doc(void) { return NULL; }
+cJSON *vkm_history_from_doc(const cJSON *doc, const char *range) {
+  (void)doc;
+  return vkm_history_json(range, 0);
+}
+
 int vkm_pprof_from_report(const cJSON *report, const char *type, unsigned char **out, size_t *out_len) {
   if (!g_pprof) { *out = NULL; *out_len = 0; return -ENOSYS; }
   static const unsigned char gz[] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0};

@@ -41,7 +41,7 @@ static void sample(vkm_allocstats_t *a, uint64_t t_ns) {
   vkm_os_t os;
   vkm_os_sample(&os, t_ns, VKM_SMAPS_FORCE);
   live_stub_tick.rss_bytes = os.rss;
-  vkm_allocstats_sample(a, t_ns);
+  vkm_allocstats_sample(a, &live_stub_tick, fake_seg.allocator);
 }
 
 static void test_glibc(void) {

@@ -37,6 +37,8 @@ static void tick(uint64_t t_ns, uint64_t dt_ns, uint64_t alloc_b, uint64_t free_
   tk.c.free_count += free_n;
   tk.live_bytes = (int64_t)(tk.c.alloc_usable - tk.c.free_usable);
   if (tk.live_bytes > tk.peak_live_bytes) tk.peak_live_bytes = tk.live_bytes;
+  tk.gc_cycles = live_stub_gc_cycles;
+  tk.gc_pause_ms_total = live_stub_gc_pause_ms;
   vkm_history_push(&tk, &os, &as);
 }
 

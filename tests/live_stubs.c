@@ -44,5 +44,4 @@ void vkm_self_track(int64_t delta) { live_stub_self_bytes += delta; }
 
 uint64_t vkm_runtime_gc_cycles(void) { return live_stub_gc_cycles; }
 double vkm_runtime_gc_pause_ms_total(void) { return live_stub_gc_pause_ms; }
-const vkm_tick_t *vkm_tick_current(void) { return &live_stub_tick; }
 const cJSON *vkm_view_doc(void) { return NULL; } /* live data, never a saved view */

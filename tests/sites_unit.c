@@ -52,7 +52,8 @@ static void ev_free(uint64_t id) {
 static void tick(uint64_t ms, uint64_t gc) {
   T_ns += ms * 1000000ull;
   vkm_tick_t t = {.t_ns = T_ns};
-  vkm_sites_tick(&t, gc);
+  t.gc_cycles = gc;
+  vkm_sites_tick(&t);
 }
 
 static cJSON *report(unsigned top) {
