@@ -163,3 +163,47 @@ int vkm_plat_spawn_detached(const char *path, char *const argv[], char *const en
   }
   return 0;
 }
+
+typedef struct {
+  const char *lib, *sym;
+  void *found;
+} lookup_t;
+
+static int lookup_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  lookup_t *l = arg;
+  const char *name = info->dlpi_name ? info->dlpi_name : "";
+  const char *base = strrchr(name, '/');
+  base = base ? base + 1 : name;
+  if (strncmp(base, l->lib, strlen(l->lib)) != 0) return 0;
+  const ElfW(Dyn) *dyn = NULL;
+  for (int i = 0; i < info->dlpi_phnum; i++)
+    if (info->dlpi_phdr[i].p_type == PT_DYNAMIC) dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+  if (!dyn) return 1;
+  const ElfW(Sym) *symtab = NULL;
+  const char *strtab = NULL;
+  for (const ElfW(Dyn) *d = dyn; d->d_tag != DT_NULL; d++) {
+    /* glibc has already relocated these to addresses */
+    if (d->d_tag == DT_SYMTAB) symtab = (const ElfW(Sym) *)d->d_un.d_ptr;
+    if (d->d_tag == DT_STRTAB) strtab = (const char *)d->d_un.d_ptr;
+  }
+  /* The symbol table ends where the string table starts (the linker lays
+   * them out so), which bounds the walk without a hash table. */
+  if (!symtab || !strtab || (const char *)symtab >= strtab) return 1;
+  size_t n = (size_t)(strtab - (const char *)symtab) / sizeof(ElfW(Sym));
+  for (size_t i = 1; i < n && i < 100000; i++) {
+    const ElfW(Sym) *s = &symtab[i];
+    if (s->st_shndx == SHN_UNDEF || ELF64_ST_TYPE(s->st_info) != STT_FUNC) continue;
+    if (strcmp(strtab + s->st_name, l->sym) == 0) {
+      l->found = (void *)(info->dlpi_addr + s->st_value);
+      return 1;
+    }
+  }
+  return 1;
+}
+
+void *vkm_plat_loaded_symbol(const char *lib, const char *sym) {
+  lookup_t l = {lib, sym, NULL};
+  dl_iterate_phdr(lookup_cb, &l);
+  return l.found;
+}

@@ -72,6 +72,11 @@ void vkm_plat_wake_shared(uint32_t *addr);
 /* A descriptor that stands for this process, which the agent can watch for
  * its end even after the pid is reused (a pidfd on Linux); -1 when none. */
 int vkm_plat_self_handle(void);
+/* The address of `sym` in a loaded object whose file name starts with
+ * `lib` (say "libgcc_s.so"), read from the object's dynamic symbol table
+ * in memory: no dlopen/dlsym, so the program's dlerror() state and its
+ * heap are left alone. NULL when no such object or symbol is loaded. */
+void *vkm_plat_loaded_symbol(const char *lib, const char *sym);
 /* Path of the loaded object that holds `addr` (our own library), or "". */
 const char *vkm_plat_object_path(const void *addr);
 /* Starts `path` as a grandchild in a session of its own, so that this

@@ -22,7 +22,6 @@
 
 #include <string.h>
 #include <unistd.h>
-#include <dlfcn.h>
 #include <unwind.h>
 
 uint8_t vkm_sample_filter[1u << VKM_FILTER_BITS];
@@ -234,8 +233,8 @@ static _Unwind_Reason_Code walk_frame(struct _Unwind_Context *ctx, void *arg) {
 
 void vkm_sample_find_libgcc(void) {
   if (__atomic_load_n(&ubt, __ATOMIC_ACQUIRE)) return;
-  getip_fn g = (getip_fn)dlsym(RTLD_DEFAULT, "_Unwind_GetIP");
-  ubt_fn b = (ubt_fn)dlsym(RTLD_DEFAULT, "_Unwind_Backtrace");
+  getip_fn g = (getip_fn)vkm_plat_loaded_symbol("libgcc_s.so", "_Unwind_GetIP");
+  ubt_fn b = (ubt_fn)vkm_plat_loaded_symbol("libgcc_s.so", "_Unwind_Backtrace");
   if (!g || !b) return;
   ubt_getip = g;
   __atomic_store_n(&ubt, b, __ATOMIC_RELEASE);
