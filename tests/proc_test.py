@@ -477,7 +477,7 @@ def case_chromium():
         while time.monotonic() < deadline and not all(
                 os.path.exists(os.path.join(repdir, "r-%d.json" % pid)) for pid in chrome):
             time.sleep(0.2)
-        names = sorted(os.listdir(repdir))
+        names = sorted(n for n in os.listdir(repdir) if n.endswith(".json"))  # not a report being written (.tmp.PID)
         missing = sorted(pid for pid in chrome if "r-%d.json" % pid not in names)
         if as_user and missing:
             # Processes that Chromium forks after its sandbox engages (a
