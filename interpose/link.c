@@ -138,7 +138,9 @@ static int socket_path(char *out, size_t cap) {
   if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077)) return -1;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  int n = snprintf(out, cap, "%s/agent-%d-%lx.sock", dir, (int)getpid(), (unsigned long)(ts.tv_nsec ^ ts.tv_sec));
+  /* Fixed-width numbers: the environment string the program inherits (and
+   * that setenv allocates, counted) has the same size in every run. */
+  int n = snprintf(out, cap, "%s/agent-%010d-%016lx.sock", dir, (int)getpid(), (unsigned long)(ts.tv_nsec ^ ts.tv_sec));
   return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
