@@ -101,7 +101,7 @@ VKM.panels = (function () {
     var other = Math.max(0, (os.rss || 0) - live - (a.free_held || 0) - (s.self_bytes || 0));
     var bar = stacked('rss-bar', os.rss || 0, [
       { label: 'live heap', v: live, cls: 'c-live', tip: 'bytes the program has allocated and not freed (usable size). Source: ' + SRC_COUNTERS },
-      { label: 'allocator free', v: a.free_held || 0, cls: 'c-free', tip: 'freed memory the allocator (' + (a.source || '?') + ') still holds. Source: estimated from outside the process (allocstats.c): Rss of the heap and anonymous memory at the last smaps breakdown, less the exact live heap and the program's own mmaps: an upper bound' },
+      { label: 'allocator free', v: a.free_held || 0, cls: 'c-free', tip: 'freed memory the allocator (' + (a.source || '?') + ') still holds. Source: estimated from outside the process (allocstats.c): Rss of the heap and anonymous memory at the last smaps breakdown, less the exact live heap and the mmaps the program made itself: an upper bound' },
       { label: 'valkmem', v: s.self_bytes || 0, cls: 'c-self', tip: 'memory valkmem uses for itself (mimalloc, rings, history); not the program\'s' },
       { label: 'other', v: other, cls: 'c-other', tip: rssName + ' minus the parts named here: code, stacks, file mappings, mmap\'d memory the program manages itself' }
     ], 'The whole bar is ' + rssName + ' (' + U.bytes(os.rss) + '); never VMS. Source: ' + src);
