@@ -188,24 +188,7 @@ static cJSON *document(const char *schema, unsigned top_sites) {
   add_u64(o, "seq", cur.seq);
   add_u64(o, "t_ms", cur.unix_ms);
   cJSON_AddStringToObject(o, "state", exited ? "exited" : "running");
-  if (exited) {
-    cJSON *e = cJSON_AddObjectToObject(o, "end");
-    if (end_kind == VKM_ENDED_EXIT) {
-      cJSON_AddStringToObject(e, "kind", "exit");
-      cJSON_AddNumberToObject(e, "code", end_code);
-    } else if (end_kind == VKM_ENDED_SIGNAL) {
-      cJSON_AddStringToObject(e, "kind", "signal");
-      cJSON_AddNumberToObject(e, "signal", end_signal);
-      const char *nm = sigabbrev_np(end_signal);
-      char buf[32];
-      snprintf(buf, sizeof buf, "SIG%s", nm ? nm : "?");
-      cJSON_AddStringToObject(e, "name", buf);
-    } else if (end_kind == VKM_ENDED_EXEC) {
-      cJSON_AddStringToObject(e, "kind", "exec");
-    } else {
-      cJSON_AddStringToObject(e, "kind", "unknown");
-    }
-  }
+  if (exited) vkm_end_json(o, end_kind, end_code, end_signal);
   add_u64(o, "sample_bytes", vkm_config.sample_bytes);
   add_u64(o, "dropped_events", cur.dropped_events);
   add_u64(o, "self_bytes", cur.self_bytes);

@@ -54,6 +54,9 @@ uint64_t vkm_self_bytes(void);      /* what valkmem costs the host */
 void vkm_symbols_use_segment(void); /* symbols.c: modules from the segment, /proc/PID/maps after */
 
 enum { VKM_ENDED_UNKNOWN = 0, VKM_ENDED_EXIT, VKM_ENDED_SIGNAL, VKM_ENDED_EXEC };
+/* Adds "end" to o: {"kind":"exit","code":N}, {"kind":"signal","signal":N,
+ * "name":"SIGKILL"}, {"kind":"exec"} or {"kind":"unknown"} (tree.c). */
+void vkm_end_json(cJSON *o, int kind, int code, int sig);
 
 /* The process tree, shared by agentd and its workers (a MAP_SHARED
  * mapping made before the first worker is forked): one row per recorded

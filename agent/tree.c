@@ -30,21 +30,17 @@ vkm_tree_row_t *vkm_tree_find(int pid) {
   return NULL;
 }
 
-static void add_end(cJSON *o, const vkm_tree_row_t *r) {
-  if (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) != VKM_ROW_EXITED) {
-    cJSON_AddNullToObject(o, "end");
-    return;
-  }
+void vkm_end_json(cJSON *o, int kind, int code, int sig) {
   cJSON *e = cJSON_AddObjectToObject(o, "end");
-  switch (r->end_kind) {
+  switch (kind) {
   case VKM_ENDED_EXIT:
     cJSON_AddStringToObject(e, "kind", "exit");
-    cJSON_AddNumberToObject(e, "code", r->end_code);
+    cJSON_AddNumberToObject(e, "code", code);
     break;
   case VKM_ENDED_SIGNAL: {
     cJSON_AddStringToObject(e, "kind", "signal");
-    cJSON_AddNumberToObject(e, "signal", r->end_signal);
-    const char *nm = sigabbrev_np(r->end_signal);
+    cJSON_AddNumberToObject(e, "signal", sig);
+    const char *nm = sigabbrev_np(sig);
     char buf[32];
     snprintf(buf, sizeof buf, "SIG%s", nm ? nm : "?");
     cJSON_AddStringToObject(e, "name", buf);
@@ -53,6 +49,11 @@ static void add_end(cJSON *o, const vkm_tree_row_t *r) {
   case VKM_ENDED_EXEC: cJSON_AddStringToObject(e, "kind", "exec"); break;
   default: cJSON_AddStringToObject(e, "kind", "unknown");
   }
+}
+
+static void add_end(cJSON *o, const vkm_tree_row_t *r) {
+  if (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) != VKM_ROW_EXITED) cJSON_AddNullToObject(o, "end");
+  else vkm_end_json(o, r->end_kind, r->end_code, r->end_signal);
 }
 
 cJSON *vkm_tree_json(void) {
