@@ -50,6 +50,7 @@ typedef struct worker_s {
   int pid;       /* the recorded process */
   int wpid;      /* our worker process */
   uint64_t ino;  /* its segment (a memfd's inode): one worker per segment */
+  uint64_t born; /* the segment's start_ns: of two images of one pid, the newer */
   int row;       /* its row in vkm_tree, or -1 */
 } worker_t;
 
@@ -105,11 +106,7 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
       return;
     }
   if (!d->root_pid) d->root_pid = h->pid;
-  /* An exec replaces a process's image under the same pid: its old
-   * worker finishes with "exec" as the ending. */
-  for (size_t i = 0; i < nworkers; i++)
-    if (workers[i].pid == h->pid && workers[i].wpid > 0) kill(workers[i].wpid, SIGUSR1);
-  /* Peek at the segment's configuration for %p. */
+  /* Peek at the segment's configuration for %p, and when it began. */
   static vkm_seg_hdr_t peek;
   memset(&peek, 0, sizeof peek);
   int pct = 0, forked = 0;
@@ -117,6 +114,19 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
       peek.version == VKM_SEG_VERSION) {
     pct = strstr(peek.config.report, "%p") != NULL;
     forked = peek.forked != 0;
+  }
+  /* An exec replaces a process's image under the same pid: the older
+   * image's worker finishes with "exec" as the ending. Segments can
+   * arrive out of order (a forked child's hand-over may come after its
+   * exec'd image's), so the start times decide which image is older. */
+  for (size_t i = 0; i < nworkers; i++) {
+    if (workers[i].pid != h->pid || workers[i].wpid <= 0) continue;
+    if (workers[i].born > peek.start_ns) { /* this one was replaced already: nothing to serve */
+      close(segfd);
+      if (pidfd >= 0) close(pidfd);
+      return;
+    }
+    kill(workers[i].wpid, SIGUSR1);
   }
   vkm_worker_t w = {.seg_fd = segfd, .pid_fd = pidfd, .pid = h->pid, .forked = forked, .linger = d->linger, .row = -1};
   if (vkm_tree) {
@@ -163,7 +173,7 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
     workers = nw;
     capworkers = nc;
   }
-  workers[nworkers++] = (worker_t){.pid = h->pid, .wpid = (int)c, .ino = ino, .row = w.row};
+  workers[nworkers++] = (worker_t){.pid = h->pid, .wpid = (int)c, .ino = ino, .born = peek.start_ns, .row = w.row};
 }
 
 /* One connection: a hello with descriptors. */
@@ -239,6 +249,25 @@ static uint64_t now_ms(void) { return vkm_now_ns() / 1000000ull; }
 #define PLAIN_MAX 256
 static int plain[PLAIN_MAX]; /* children seen with no segment: not looked at again */
 static size_t nplain;
+/* A child is adopted only once it has gone ADOPT_AFTER_MS without handing
+ * its segment over: a hand-over takes microseconds, and adopting a child
+ * that is about to hand over (or to exec) would race with it. */
+#define ADOPT_AFTER_MS 500
+#define SEEN_MAX 256
+static struct {
+  int pid;
+  uint64_t since_ms;
+} seen[SEEN_MAX];
+static size_t nseen;
+
+static int waited_long_enough(int pid, uint64_t now) {
+  for (size_t i = 0; i < nseen; i++)
+    if (seen[i].pid == pid) return now - seen[i].since_ms >= ADOPT_AFTER_MS;
+  if (nseen == SEEN_MAX) nseen = 0; /* forget the oldest lot: they start waiting again */
+  seen[nseen].pid = pid;
+  seen[nseen++].since_ms = now;
+  return 0;
+}
 static int adopt_refused;
 
 static int known_pid(int pid) {
@@ -308,7 +337,7 @@ static void adopt_children(vkm_agentd_t *d) {
       if (!f) continue;
       int child;
       while (fscanf(f, "%d", &child) == 1)
-        if (!known_pid(child)) try_adopt(d, child);
+        if (!known_pid(child) && waited_long_enough(child, vkm_now_ns() / 1000000ull)) try_adopt(d, child);
       fclose(f);
     }
     closedir(dir);

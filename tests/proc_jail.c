@@ -32,7 +32,7 @@ int main(int argc, char **argv) {
       void *volatile p = malloc(1000);
       (void)p;
     }
-    usleep(300 * 1000); /* long enough to be seen: the agent looks every 100 ms */
+    usleep(1500 * 1000); /* long enough to be adopted: the agent waits 500 ms for a hand-over first */
     _exit(0);
   }
   printf("child %d\n", (int)c);
