@@ -545,7 +545,7 @@ static void on_control(void) {
              (len == 0 || recv(c, req, len, MSG_WAITALL) == (ssize_t)len)) {
     if (!http_on && vkm_config.http) http_on = vkm_http_start() == 0;
     if (http_on) {
-      vkm_http_adopt(fd, req, len, h.ppid);
+      vkm_http_adopt(fd, req, len, h.port);
       fd = -1;
     }
   }

@@ -259,9 +259,6 @@ int vkm_http_start(void);                 /* 0, or -errno (message already said)
 void vkm_http_poll(int timeout_ms);       /* serve until timeout */
 void vkm_http_broadcast_tick(void);       /* one SSE event to every stream */
 void vkm_http_stop(void);
-/* In a forked worker: close the inherited sockets without touching the
- * parent's clients (no shutdown(2), no writes), reset state. */
-void vkm_http_forget(int close_fds);
 int vkm_http_port(void);
 
 /* Embedded viewer assets (generated at build time from viewer/). */

@@ -74,7 +74,7 @@ typedef struct client_s {
 
 static struct {
   bool running;
-  bool forked;              /* a child after vkm_http_forget */
+  bool not_root;            /* not the tree's root: a free port, and a URL file of its own */
   int lfd;
   int port;
   char bound[64];           /* URL host of the bound address ("127.0.0.1", "[::1]", "*") */
@@ -744,7 +744,7 @@ int vkm_http_start(void) {
   for (int i = 0; i < NSLOTS; i++) S.c[i].fd = -1;
   /* Only the tree's root takes the address asked for; every other process
    * of the tree is reached through it (/p/PID/) and takes a free port. */
-  if (!vkm_agent_is_root()) S.forked = true;
+  S.not_root = !vkm_agent_is_root();
   vkm_listen_addr_t la;
   if (vkm_listen_parse(vkm_config.listen, &la) < 0) {
     vkm_say("error", "VALKMEM_LISTEN=%s: expected host:port, :port or [v6]:port with a numeric host; "
@@ -756,13 +756,8 @@ int vkm_http_start(void) {
             "it could read this process's memory profile); dashboard off", vkm_config.listen);
     return -EACCES;
   }
-  if (S.forked) ((struct sockaddr_in *)&la.ss)->sin_port = 0; /* same offset in sockaddr_in6 */
+  if (S.not_root) ((struct sockaddr_in *)&la.ss)->sin_port = 0; /* same offset in sockaddr_in6 */
   int fd = vkm_listen_bind(&la);
-  if (fd == -EADDRINUSE && S.forked) {
-    /* Not the root: any free port will do. */
-    ((struct sockaddr_in *)&la.ss)->sin_port = 0; /* same offset in sockaddr_in6 */
-    fd = vkm_listen_bind(&la);
-  }
   if (fd < 0) {
     vkm_say("error", "bind %s: %s; dashboard off", vkm_config.listen[0] ? vkm_config.listen : "127.0.0.1:0",
             strerror(-fd));
@@ -784,7 +779,7 @@ int vkm_http_start(void) {
   if (la.any) strcpy(S.bound, "*");
   S.lfd = fd;
   S.running = true;
-  vkm_listen_announce(S.bound, S.port, S.forked);
+  vkm_listen_announce(S.bound, S.port, S.not_root);
   return 0;
 }
 
@@ -894,27 +889,6 @@ void vkm_http_stop(void) {
   close(S.lfd);
   S.lfd = -1;
   S.running = false;
-}
-
-/* Also called in a child whose parent had not started its server yet (a
- * forked child waits 250 ms): then there is nothing to close, but the child
- * must still know it is one (its URL file gets a .<pid> suffix). */
-void vkm_http_forget(int close_fds) {
-  /* The parent still serves these connections: close our copies only
-   * (close(2) on a shared socket sends nothing while the parent holds it).
-   * When the parent's agent had a file table of its own, the child has no
-   * copies, and these numbers may be the program's own descriptors. */
-  for (int i = 0; S.running && i < NSLOTS; i++) {
-    client_t *c = &S.c[i];
-    if (c->state == C_FREE) continue;
-    if (close_fds) close(c->fd);
-    vkm_free(c->in);
-    vkm_free(c->out);
-  }
-  if (close_fds && S.running && S.lfd >= 0) close(S.lfd);
-  memset(&S, 0, sizeof S);
-  S.lfd = -1;
-  S.forked = true;
 }
 
 int vkm_http_port(void) { return S.running ? S.port : 0; }

@@ -87,9 +87,10 @@ int vkm_listen_bind(const vkm_listen_addr_t *la) {
 }
 
 /* The URL line, and VALKMEM_URL_FILE written atomically (temp + rename) so
- * a reader polling for it never sees half a URL. A forked child writes
+ * a reader polling for it never sees half a URL. A process other than
+ * the tree's root writes
  * <file>.<pid>, leaving its parent's file alone. */
-void vkm_listen_announce(const char *bound, int port, bool forked) {
+void vkm_listen_announce(const char *bound, int port, bool not_root) {
   char url[512], tok[300] = "";
   const char *host = bound;
   if (strcmp(host, "*") == 0) host = "127.0.0.1";
@@ -108,7 +109,7 @@ void vkm_listen_announce(const char *bound, int port, bool forked) {
 
   if (vkm_config.url_file[0]) {
     char path[1100], tmp[1200];
-    if (forked || !vkm_agent_is_root()) snprintf(path, sizeof path, "%s.%d", vkm_config.url_file, vkm_target_pid());
+    if (not_root) snprintf(path, sizeof path, "%s.%d", vkm_config.url_file, vkm_target_pid());
     else snprintf(path, sizeof path, "%s", vkm_config.url_file);
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -123,7 +124,7 @@ void vkm_listen_announce(const char *bound, int port, bool forked) {
     }
     return;
   }
-  if (vkm_config.quiet || !vkm_agent_is_root()) return; /* one line per tree */
+  if (vkm_config.quiet || not_root) return; /* one line per tree */
   char **argv = NULL;
   int argc = vkm_argv(&argv);
   const char *prog = argc > 0 && argv && argv[0] ? argv[0] : "?";

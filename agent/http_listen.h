@@ -17,8 +17,8 @@ typedef struct vkm_listen_addr_s {
 int vkm_listen_parse(const char *spec, vkm_listen_addr_t *la);
 /* A non-blocking listening socket, or -errno. */
 int vkm_listen_bind(const vkm_listen_addr_t *la);
-/* The URL line on stderr, or VALKMEM_URL_FILE (a forked child writes
+/* The URL line on stderr, or VALKMEM_URL_FILE (a process other than the root writes
  * <file>.<pid>). `bound` is the host as bound ("*" for every interface). */
-void vkm_listen_announce(const char *bound, int port, bool forked);
+void vkm_listen_announce(const char *bound, int port, bool not_root);
 
 #endif

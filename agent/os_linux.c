@@ -400,16 +400,5 @@ void vkm_os_sample(vkm_os_t *os, uint64_t now_ns, int smaps) {
   *os = cur;
 }
 
-/* ---------------------------------------------------------------------------
- * Allocator statistics (os_alloc.h). mallinfo2 answers only inside the
- * process, which the agent is not; the estimate from outside is in
- * allocstats.c.
- * ------------------------------------------------------------------------- */
-int vkm_os_native_malloc(void) { return 0; }
-int vkm_os_native_allocstats(vkm_allocstats_t *a) {
-  (void)a;
-  return -ENOTSUP;
-}
-
 /* Rss of the heap and anonymous mappings at the last smaps breakdown. */
 uint64_t vkm_os_heap_rss(void) { return cur.have_smaps ? cur.smaps_heap + cur.smaps_anon : 0; }

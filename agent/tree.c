@@ -107,8 +107,8 @@ int vkm_tree_forward(int pid, int fd, const char *buf, size_t len, int port) {
   if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
     rc = -errno;
   } else {
-    vkm_hello_t h = {.magic = VKM_HELLO_MAGIC, .version = VKM_SEG_VERSION, .pid = pid, .ppid = port,
-                     .kind = VKM_HELLO_HTTP};
+    vkm_hello_t h = {.magic = VKM_HELLO_MAGIC, .version = VKM_SEG_VERSION, .pid = pid, .kind = VKM_HELLO_HTTP,
+                     .port = port};
     uint32_t n = (uint32_t)len;
     struct iovec iov[3] = {{&h, sizeof h}, {&n, sizeof n}, {(void *)buf, len}};
     union {

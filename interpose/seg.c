@@ -158,8 +158,9 @@ uint64_t vkm_seg_alloc(size_t n, size_t align) {
   }
 }
 
-/* Ring buffers: from the top region, bump-allocated through ring_bump in
- * the header's spare word (the sampled address count is elsewhere). */
+/* Ring buffers: from the region above RING_BASE, which a fork does not
+ * copy. Only the recorder allocates, so the bump pointer is its own (a
+ * forked child inherits it with the copy of the structures it matches). */
 static uint64_t ring_bump = RING_BASE; /* atomic; the same in a forked child (its copy is alike) */
 
 uint64_t vkm_seg_alloc_ring(size_t n) {

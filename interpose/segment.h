@@ -31,7 +31,7 @@
 #include "vkm.h"
 
 #define VKM_SEG_MAGIC 0x31474553204d4b56ull /* "VKM SEG1", little-endian */
-#define VKM_SEG_VERSION 2u
+#define VKM_SEG_VERSION 3u
 /* Size of the segment. Pages cost nothing until touched (what a process
  * touches is its thread states, the rings its threads use and the pools
  * it registers), but the address space counts against RLIMIT_AS, which
@@ -126,7 +126,7 @@ typedef struct vkm_seg_hdr_s {
   uint64_t start_ns;         /* CLOCK_MONOTONIC at load (or fork) */
   uint64_t start_unix_ms;
   uint32_t forked;           /* this segment is a forked child's */
-  uint32_t report_owner;     /* the recorder may write VALKMEM_REPORT (see init.c) */
+  uint32_t pad3_;
   vkm_config_t config;       /* as the recorder read it */
   char platform[16];         /* "linux", "darwin" */
   char allocator[32];        /* the allocator behind the shim: "glibc", "other", "mimalloc" */
@@ -189,10 +189,12 @@ typedef struct vkm_hello_s {
   int32_t pid;
   int32_t ppid;
   uint32_t kind;      /* VKM_HELLO_* */
+  int32_t port;       /* VKM_HELLO_HTTP: the port the client came in on */
+  int32_t pad_;
 } vkm_hello_t;
 enum { VKM_HELLO_SEGMENT = 1, /* fds: segment, pidfd */
        VKM_HELLO_FINAL = 2, /* to a worker: the process is exiting; reply 1 byte when the report is out */
-       VKM_HELLO_HTTP = 3 /* agent-internal, worker to worker: fd = a client; ppid = the port it came in on;
+       VKM_HELLO_HTTP = 3 /* agent-internal, worker to worker: fd = a client (port: where it came in);
                              then a uint32 length and the request bytes already read */ };
 
 #endif

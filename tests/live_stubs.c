@@ -42,6 +42,4 @@ void vkm_free(void *p) { free(p); }
 int64_t live_stub_self_bytes; /* what the sources under test mapped for themselves */
 void vkm_self_track(int64_t delta) { live_stub_self_bytes += delta; }
 
-uint64_t vkm_runtime_gc_cycles(void) { return live_stub_gc_cycles; }
-double vkm_runtime_gc_pause_ms_total(void) { return live_stub_gc_pause_ms; }
 const cJSON *vkm_view_doc(void) { return NULL; } /* live data, never a saved view */

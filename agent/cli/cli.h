@@ -343,7 +343,6 @@ int vkm_cmd_gate(int argc, char **argv);
 int vkm_cmd_diff(int argc, char **argv);
 int vkm_cmd_export(int argc, char **argv);
 int vkm_cmd_view(int argc, char **argv);
-int vkm_cmd_idle(int argc, char **argv); /* internal: the idle child of `view` */
 
 /* run.c: the one-screen summary of a report (also used by gate). */
 void vkm_print_summary(FILE *f, const vkm_report_t *r);

@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
     int (*fn)(int, char **);
   } cmds[] = {
       {"run", vkm_cmd_run},       {"gate", vkm_cmd_gate}, {"diff", vkm_cmd_diff},
-      {"export", vkm_cmd_export}, {"view", vkm_cmd_view}, {"__idle", vkm_cmd_idle},
+      {"export", vkm_cmd_export}, {"view", vkm_cmd_view},
       {"agent", vkm_cmd_agent},   {"attach", vkm_cmd_attach},
   };
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)

@@ -1,11 +1,9 @@
 /* view.c - `valkmem view FILE`: the dashboard for a saved report or an
  * exported snapshot, without the process that produced it.
  *
- * The agent already knows how to serve the dashboard, so the CLI does not
- * grow an HTTP server: it runs a tiny idle child (this executable's hidden
- * `__idle` command) under the shim with VALKMEM_VIEW=FILE, and the agent
- * serves FILE as its snapshot/report/history with state "exited". The
- * child's own allocations are irrelevant; it only hosts the agent. */
+ * The agent's own HTTP code serves it: this process runs it with
+ * VALKMEM_VIEW=FILE (agent.c, vkm_view_run), and FILE is answered as the
+ * snapshot, report and history, with state "exited". */
 #include "cli.h"
 #include "../agent.h"
 
@@ -14,7 +12,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 static const char view_usage[] =
@@ -25,14 +22,6 @@ static const char view_usage[] =
     "\n"
     "  --listen ADDR   HOST:PORT or PORT to listen on (default 127.0.0.1:0, a free port;\n"
     "                  the URL is printed). Anything but loopback needs VALKMEM_TOKEN.\n";
-
-int vkm_cmd_idle(int argc, char **argv) {
-  /* Die with the `valkmem view` that started us. */
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (getppid() == 1) return 0;
-  for (;;) pause();
-  return 0;
-}
 
 /* Checks FILE the way the agent will need it; says what is wrong. */
 static int validate(const char *path) {
