@@ -196,11 +196,15 @@ vkm_tstate_t *vkm_thread_attach(void) {
     uint32_t m = __atomic_load_n(&threads_max, __ATOMIC_RELAXED);
     while (n > m && !__atomic_compare_exchange_n(&threads_max, &m, n, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     }
-    __atomic_add_fetch(&threads_total, 1, __ATOMIC_RELAXED);
+    if (!vkm_tls.stateless) __atomic_add_fetch(&threads_total, 1, __ATOMIC_RELAXED); /* not twice */
     vkm_tls.state = ts; /* the fast path's too when the guard is left */
     vkm_tls.stateless = 0;
   } else {
-    vkm_tls.stateless = 1; /* counted without a state; retried on each call */
+    /* Counted without a state (every state in use: the agent has not yet
+     * handed back those of threads that ended); retried on each call. The
+     * thread is one of the process's all the same. */
+    if (!vkm_tls.stateless) __atomic_add_fetch(&threads_total, 1, __ATOMIC_RELAXED);
+    vkm_tls.stateless = 1;
   }
   vkm_guard_leave();
   return ts;
