@@ -358,6 +358,28 @@ static VKM_COLD void *realloc_sampled(vkm_tstate_t *ts, void *p, size_t n) {
   return alloc_finish(ts, q, n, 1);
 }
 
+/* The second half of realloc's fast path: the real call and the new block
+ * counted in. */
+VKM_INLINE void *realloc_call(vkm_tstate_t *ts, void *p, size_t n) {
+  if (vkm_unlikely(vkm_sample_due(ts, n))) return realloc_sampled(ts, p, n);
+  void *q = vkm_real.realloc(p, n);
+  if (vkm_unlikely(q == NULL)) return realloc_failed(ts);
+  size_t h = vkm_glibc_header(q);
+  if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return alloc_finish(ts, q, 0, 0);
+  size_t u = vkm_glibc_heap_usable(h);
+  VKM_OWN_ADD(ts->c.alloc_usable, u);
+  if (vkm_unlikely(vkm_live_grow(ts, u))) return malloc_flush(ts, q);
+  return q;
+}
+
+/* The old block's size took the live delta past the quantum: flush, then go
+ * on as the fast path does. Out of line, so that the fast path makes no
+ * call before the real one and keeps p and n in their argument registers. */
+static VKM_COLD void *realloc_flushed(vkm_tstate_t *ts, void *p, size_t n) {
+  vkm_live_flush(ts);
+  return realloc_call(ts, p, n);
+}
+
 /* The common case: glibc's allocator, a block that was not sampled (the
  * filter's pinned slots also send NULL and bootstrap blocks away), not
  * mmapped, and a non-zero size (realloc(p, 0) frees). */
@@ -372,16 +394,8 @@ VKM_WRAP void *realloc(void *p, size_t n) {
   VKM_OWN_ADD(ts->c.free_usable, old_u);
   ts->pending = n;
   ts->pending_old = old_u;
-  if (vkm_unlikely(vkm_live_shrink(ts, old_u))) vkm_live_flush(ts);
-  if (vkm_unlikely(vkm_sample_due(ts, n))) return realloc_sampled(ts, p, n);
-  void *q = vkm_real.realloc(p, n);
-  if (vkm_unlikely(q == NULL)) return realloc_failed(ts);
-  h = vkm_glibc_header(q);
-  if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return alloc_finish(ts, q, 0, 0);
-  size_t u = vkm_glibc_heap_usable(h);
-  VKM_OWN_ADD(ts->c.alloc_usable, u);
-  if (vkm_unlikely(vkm_live_grow(ts, u))) return malloc_flush(ts, q);
-  return q;
+  if (vkm_unlikely(vkm_live_shrink(ts, old_u))) return realloc_flushed(ts, p, n);
+  return realloc_call(ts, p, n);
 }
 
 VKM_WRAP void *reallocarray(void *p, size_t a, size_t b) {
