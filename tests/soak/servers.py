@@ -14,11 +14,12 @@ Two servers are started, one without and one with the shim, and measured
 in rounds of one burst each, the order alternating (ABBA...); every K
 rounds (--restart-every, default 5) both are replaced by fresh instances,
 so that one instance's memory layout does not bias every round.
-Only one server runs at a time: the other is stopped with SIGSTOP, its
-agent thread included, so neither takes CPU from the other's burst. A
-warm-up burst each comes first and is not counted. With the shim the HTTP
-agent is on (VALKMEM_URL_FILE) and a poller fetches /api/snapshot every
-250 ms from every process while the server runs. --pin puts the servers on
+Only one server runs at a time: the other is stopped with SIGSTOP, so
+neither takes CPU from the other's burst (the shim's agent, a process of
+its own, idles while its server is stopped). A warm-up burst each comes
+first and is not counted. With the shim the HTTP agent is on
+(VALKMEM_URL_FILE) and a poller fetches /api/snapshot every 250 ms from
+every process while the server runs. --pin puts the servers on
 one CPU and the load generator and poller on the others. --control runs
 both servers without the shim (an A/A run): how far its ratio strays from
 1 is what the method can resolve on this machine.
@@ -150,31 +151,58 @@ class Poller(threading.Thread):
         self.join(5)
 
 
+def task_cpu(p):
+    """CPU ticks (user + system) of every thread of process p, 0 if gone."""
+    t = 0
+    for task in glob.glob("/proc/%d/task/*" % p):
+        try:
+            with open(task + "/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            t += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            continue
+    return t
+
+
+def agent_pids(pids):
+    """The valkmem agent processes that watch any of pids: the worker that
+    holds a pidfd for it (its fdinfo says "Pid: N") and that worker's parent,
+    the tree's listener. The agent runs in its own session, outside the
+    server's process tree, so it is found this way rather than as a child."""
+    want = set(pids)
+    found = set()
+    for d in glob.glob("/proc/[0-9]*"):
+        try:
+            with open(d + "/comm") as f:
+                if f.read().strip() != "valkmem":
+                    continue
+            for info in glob.glob(d + "/fdinfo/*"):
+                with open(info) as f:
+                    m = re.search(r"^Pid:\s+(\d+)", f.read(), re.M)
+                if m and int(m.group(1)) in want:
+                    w = int(os.path.basename(d))
+                    found.add(w)
+                    with open(d + "/stat") as f:
+                        found.add(int(f.read().rsplit(")", 1)[1].split()[1]))  # ppid
+                    break
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
 def proc_cpu(pid):
     """CPU seconds (user + system) of pid and its children, all threads: the
     server's cost per request, which unlike throughput does not depend on
-    how busy the rest of the machine is. Returns (total, of which the
-    valkmem agent threads)."""
-    total = agent = 0
+    how busy the rest of the machine is. Returns (server, valkmem agent
+    processes that watch it); the second is not part of the first."""
     pids = [pid]
     try:
         with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
             pids += [int(x) for x in f.read().split()]
     except OSError:
         pass
-    for p in pids:
-        for task in glob.glob("/proc/%d/task/*" % p):
-            try:
-                with open(task + "/stat") as f:
-                    text = f.read()
-                comm = text[text.index("(") + 1:text.rindex(")")]
-                fields = text.rsplit(")", 1)[1].split()
-                t = int(fields[11]) + int(fields[12])  # utime, stime
-            except (OSError, IndexError, ValueError):
-                continue
-            total += t
-            if comm == "valkmem-agent":
-                agent += t
+    total = sum(task_cpu(p) for p in pids)
+    agent = sum(task_cpu(p) for p in agent_pids(pids))
     hz = os.sysconf("SC_CLK_TCK")
     return total / hz, agent / hz
 
@@ -579,7 +607,7 @@ def main():
           % (a.server, what, statistics.median(cpu)))
     if not a.control:
         agent = statistics.median(q["agent_us_per_request"] for q in shim)
-        print("  of which the valkmem agent thread: %.3f us per request (%.1f %% of the plain server's CPU)"
+        print("  the valkmem agent processes, besides: %.3f us per request (%.1f %% of the plain server's CPU)"
               % (agent, 100 * agent / statistics.median(p["cpu_us_per_request"] for p in plain)))
     if a.json:
         with open(a.json, "w") as f:
