@@ -7,7 +7,7 @@
 #
 # usage: realprog_run.sh LIB MODE CASE SRCDIR PYTHON
 #   MODE: sampled (default sampling) | exact (VALKMEM_SAMPLE_BYTES=1)
-#   CASE: bash | python | sqlite | git | perl | pipeline | gcc
+#   CASE: bash | python | sqlite | git | perl | pipeline | gcc | node | java | cpython
 # Both runs use the same working directory path (recreated in between) so
 # that nothing that depends on the path can differ.
 set -u
@@ -34,6 +34,9 @@ case $case in
   perl) cmd=(perl "$src/realprog_script.pl") ;;
   pipeline) cmd=(bash "$src/realprog_pipeline.sh") ;;
   gcc) cmd=(bash "$src/realprog_gcc.sh" "$src/realprog_hello.c") ;;
+  node) cmd=(node "$src/realprog_node.js") ;;
+  java) cmd=(bash "$src/realprog_java.sh") ;;
+  cpython) cmd=(bash "$src/realprog_cpython.sh" "$py") ;;
   *) fail "unknown case" ;;
 esac
 case $mode in
