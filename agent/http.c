@@ -344,7 +344,12 @@ static void serve_metrics(client_t *c, const vkm_http_req_t *req, const char *ex
   cJSON *snap = vkm_snapshot_json();
   char *text = NULL;
   size_t len = 0;
-  int rc = snap ? vkm_metrics_render(snap, &x, &text, &len) : -ENOMEM;
+  /* Per-process series of the tree (tree.c decides which). */
+  enum { MAXP = 256 };
+  vkm_metrics_proc_t *procs = vkm_malloc(MAXP * (sizeof *procs + 64));
+  size_t np = procs ? vkm_tree_metrics(procs, MAXP, (char(*)[64])(procs + MAXP)) : (size_t)-1;
+  int rc = snap ? vkm_metrics_render_tree(snap, &x, procs, np, &text, &len) : -ENOMEM;
+  vkm_free(procs);
   cJSON_Delete(snap);
   if (rc < 0) respond_text(c, req, 500, extra, "could not render metrics");
   else respond(c, req, 200, VKM_METRICS_CONTENT_TYPE, extra, text, len);
@@ -504,7 +509,10 @@ static bool route_tree(client_t *c, const vkm_http_req_t *req, const char *extra
   if (!vkm_tree_find(want)) {
     char msg[96];
     snprintf(msg, sizeof msg, "no process %d in this tree (GET /api/processes lists them)", want);
-    respond_text(c, req, 404, extra[0] ? extra : NULL, msg);
+    /* A profile scraper reads 404 as "not served here": a wrong pid is a
+     * bad request (net/http/pprof answers bad parameters with 400). */
+    bool dbg = rest.n >= 12 && memcmp(rest.p, "/debug/pprof", 12) == 0;
+    respond_text(c, req, dbg ? 400 : 404, extra[0] ? extra : NULL, msg);
     return true;
   }
   if (!prefixed && (vkm_span_eq(*p, "/", false) || vkm_span_eq(*p, "/index.html", false))) {
