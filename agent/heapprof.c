@@ -21,7 +21,9 @@
 
 #include <string.h>
 
+#ifndef HEAPPROF_MAX /* tests set a small one */
 #define HEAPPROF_MAX (1u << 20)
+#endif
 
 static vkm_hbucket_t *bk;
 static size_t nbk, capbk;

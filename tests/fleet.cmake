@@ -25,3 +25,10 @@ if(Python3_FOUND AND NOT VALKMEM_ASAN)
     set_tests_properties(fleet_${part} PROPERTIES TIMEOUT 180 SKIP_RETURN_CODE 77 LABELS fleet)
   endforeach()
 endif()
+
+# fleet_unit: the heap profile's buckets (agent/heapprof.c) on their own,
+# with a table of 8 so the fallback for a full table runs.
+vkm_test_exe(fleet_unit ${CMAKE_CURRENT_SOURCE_DIR}/fleet_unit.c ${CMAKE_SOURCE_DIR}/agent/heapprof.c)
+target_compile_definitions(fleet_unit PRIVATE HEAPPROF_MAX=8)
+add_test(NAME fleet_unit COMMAND fleet_unit)
+set_tests_properties(fleet_unit PROPERTIES TIMEOUT 30 LABELS "fleet")

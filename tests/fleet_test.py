@@ -66,10 +66,10 @@ def skip(why):
 # ---------------------------------------------------------------------------
 
 class Prog:
-    def __init__(self, tmp):
-        self.url_file = os.path.join(tmp, "url")
+    def __init__(self, tmp, sample_bytes=SAMPLE_BYTES):
+        self.url_file = os.path.join(tmp, "url%d" % sample_bytes)
         env = {k: v for k, v in os.environ.items() if not k.startswith("VALKMEM_") and k != "LD_PRELOAD"}
-        env.update(LD_PRELOAD=ARGS.preload, VALKMEM_URL_FILE=self.url_file, VALKMEM_SAMPLE_BYTES=str(SAMPLE_BYTES))
+        env.update(LD_PRELOAD=ARGS.preload, VALKMEM_URL_FILE=self.url_file, VALKMEM_SAMPLE_BYTES=str(sample_bytes))
         self.proc = subprocess.Popen([ARGS.prog], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=open(os.path.join(tmp, "prog.err"), "wb"))
         self.pid = self.proc.pid
@@ -361,6 +361,23 @@ def test_pprof(tmp):
         check(rc == 0 and os.path.getsize(rpath) > 0, "go tool pprof -proto re-encodes the delta: %s" % err)
         rc, out, err = pprof(tmp, "-raw", rpath)
         check(rc == 0 and "fleet_during" in out, "the re-encoded delta reads back")
+    finally:
+        p.stop()
+    # Exact mode: period 1, every allocation a sample, nothing scaled.
+    p = Prog(tmp, sample_bytes=1)
+    try:
+        p.cmd("before 1000 1000")
+        plateau(p.port)
+        st, _, body = get(p.port, "/debug/pprof/heap")
+        path = os.path.join(tmp, "exact.pb.gz")
+        open(path, "wb").write(body)
+        rc, out, err = pprof(tmp, "-raw", path)
+        check(rc == 0 and "Period: 1" in out.splitlines(), "exact mode: period 1 (%s)" % err)
+        locs = dict(re.findall(r"^\s+(\d+): 0x[0-9a-f]+ M=\d+ (\w+) ", out, re.M))
+        rows = re.findall(r"^\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+): (\d+) ", out, re.M)
+        mine = [r[:4] for r in rows if locs.get(r[4]) == "fleet_before"]
+        check(mine == [("1000", "1000000", "1000", "1000000")],
+              "exact mode: fleet_before's sample is exactly 1000 objects of 1000 bytes: %r" % mine)
     finally:
         p.stop()
 
