@@ -239,6 +239,7 @@ typedef struct mods_s {
 static void load_maps(mods_t *m) {
   size_t n = 0;
   m->nmaps = 0;
+  if (!vkm_seg) return; /* no recorded process (valkmem view) */
   if (vkm_segread_modules(m->ent, VKM_SEG_MODULES_MAX, m->strings, sizeof m->strings - 1, &n) != 0) return;
   for (size_t i = 0; i < n; i++) {
     if (!m->ent[i].path_len) continue;
@@ -604,6 +605,10 @@ static void serve_index(vkm_span_t query, vkm_dbg_resp_t *r) {
 
 static void serve_profile(bool allocs, vkm_span_t query, vkm_dbg_resp_t *r) {
   char bad[40], sec[32], dbg[32], gc[32];
+  if (vkm_view_doc()) { /* the buckets are a live process's; a saved report has per-site sums only */
+    say(r, 404, "valkmem view serves a saved report, which has no Go heap profile: use /api/profile");
+    return;
+  }
   if (!names_known(query, bad, sizeof bad)) {
     say(r, 400, "unknown parameter \"%s\" (valkmem's /debug/pprof/%s takes seconds, debug, gc and pid)", bad,
         allocs ? "allocs" : "heap");
