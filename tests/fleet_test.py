@@ -457,6 +457,13 @@ def test_queries(tmp):
         st, _, body = get(p.port, "/metrics")
         check(st == 200 and ('valkmem_process_live_heap_bytes{pid="%d",program="fleet_prog"}' % child).encode() in body,
               "the root's /metrics lists the child")
+        promtool = shutil.which("promtool")
+        if promtool:  # the tree's families, two processes in them, still pass the linter
+            r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
+            check(r.returncode == 0, "promtool check metrics with the tree's series: %s %s" %
+                  (r.stdout.decode(), r.stderr.decode()))
+        else:
+            log("promtool not installed: /metrics of the tree not linted")
         check_examples(p.port)
         check(snapshot(p.port) is not None, "the agent still serves after all that")
     finally:
