@@ -315,10 +315,24 @@ def test_pprof(tmp):
                   "%s: the program's mapping with its file name and build id" % ep)
             check(re.search(r"^\s+\d+: 0x[0-9a-f]+ M=\d+ fleet_before fleet_prog\.c:\d+", out, re.M),
                   "%s: a location with address, mapping, function and line" % ep)
+        # The legacy text form reads back through pprof's own legacy parser,
+        # which scales the raw counts by the period after "heap/" (halved).
+        st, _, body = get(p.port, "/debug/pprof/heap?debug=1")
+        tpath = os.path.join(tmp, "heap.txt")
+        open(tpath, "wb").write(body)
+        rc, out, err = pprof(tmp, "-raw", "-symbolize=none", tpath)
+        check(st == 200 and rc == 0 and "Period: %d" % SAMPLE_BYTES in out.splitlines(),
+              "pprof reads the ?debug=1 text with the period: %s" % err)
+        legacy = sum(int(m) for m in re.findall(r"^\s+\d+\s+(\d+): ", out, re.M))
+        proto = None
         rc, out, err = pprof(tmp, "-sample_index=inuse_space", "-top", "-unit=B", os.path.join(tmp, "heap.pb.gz"))
         check(rc == 0, "pprof -top: %s" % err)
         log(out)
         check(first_row(out) == "fleet_before", "inuse_space -top names fleet_before first: %r" % first_row(out))
+        m = re.search(r"of (\d+)B total", out)
+        proto = int(m.group(1)) if m else None
+        check(proto is not None and abs(legacy - proto) <= proto * 1e-6 + 64 * 1024,
+              "the legacy text scales to the same in-use total as the proto: %r vs %r" % (legacy, proto))
         within(top_row(out, "fleet_before"), before, "fleet_before inuse_space")
 
         # The delta: a request for the next 2 s, allocations inside the window.
