@@ -561,6 +561,10 @@ static void row_update(void) {
   if (!my_row) return;
   __atomic_store_n(&my_row->live_bytes, cur.live_bytes > 0 ? (uint64_t)cur.live_bytes : 0, __ATOMIC_RELAXED);
   __atomic_store_n(&my_row->rss_bytes, cur.rss_bytes, __ATOMIC_RELAXED);
+  __atomic_store_n(&my_row->alloc_count, cur.c.alloc_count, __ATOMIC_RELAXED);
+  __atomic_store_n(&my_row->free_count, cur.c.free_count, __ATOMIC_RELAXED);
+  __atomic_store_n(&my_row->alloc_usable, cur.c.alloc_usable, __ATOMIC_RELAXED);
+  __atomic_store_n(&my_row->free_usable, cur.c.free_usable, __ATOMIC_RELAXED);
 }
 
 static void row_end(void) {

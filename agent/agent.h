@@ -69,6 +69,7 @@ typedef struct vkm_tree_row_s {
   int32_t state;              /* VKM_ROW_*; atomic */
   int32_t end_kind, end_code, end_signal;
   uint64_t live_bytes, rss_bytes; /* the last tick's */
+  uint64_t alloc_count, free_count, alloc_usable, free_usable; /* the last tick's totals (root's /metrics) */
   uint64_t started_ms;        /* unix ms */
   char program[64];
   char sock[108];             /* the worker's control socket ("" when gone) */
@@ -82,6 +83,10 @@ extern vkm_tree_t *vkm_tree;  /* NULL outside an agent (valkmem view, units) */
 /* The row of pid (the newest one: an exec'd image has a new row), or NULL. */
 vkm_tree_row_t *vkm_tree_find(int pid);
 cJSON *vkm_tree_json(void);   /* /api/processes */
+/* The running processes /metrics labels (metrics.h): every one on the
+ * root, none elsewhere; (size_t)-1 outside an agent. programs: out's names. */
+struct vkm_metrics_proc_s;
+size_t vkm_tree_metrics(struct vkm_metrics_proc_s *out, size_t max, char (*programs)[64]);
 /* Hands an HTTP connection (with the request bytes already read) to the
  * worker that serves pid. 0, or -errno. */
 int vkm_tree_forward(int pid, int fd, const char *buf, size_t len, int port);

@@ -12,8 +12,11 @@
  * for keep-alive, or LINGER (output flushed, write side shut, input drained
  * for a moment so the close does not reset the response away) -> closed.
  * /api/events turns a client into a STREAM until it goes away.
+ * /debug/pprof/...?seconds=N makes it DEFER (no input read, nothing to
+ * write) until its delta profile is due, then WRITE as usual.
  */
 #include "agent.h"
+#include "debug_pprof.h"
 #include "http_listen.h"
 #include "http_parse.h"
 #include "metrics.h"
@@ -52,7 +55,7 @@
 #define KEEPALIVE_MS 15000      /* SSE comment, ticks or not: proxies and clients see the stream alive */
 #define POLL_SLICE_MS 250
 
-enum { C_FREE = 0, C_READ, C_WRITE, C_STREAM, C_LINGER };
+enum { C_FREE = 0, C_READ, C_WRITE, C_STREAM, C_LINGER, C_DEFER };
 
 typedef struct client_s {
   int fd;
@@ -70,6 +73,11 @@ typedef struct client_s {
   uint64_t t_linger;        /* ms: LINGER deadline */
   unsigned requests;
   int fwd_port;             /* handed over by another worker: the port it came in on (Host check) */
+  struct vkm_dbg_pending_s *dbg; /* DEFER: the delta profile's baseline */
+  uint64_t t_due;           /* ms: DEFER ends */
+  int dbg_method;           /* DEFER: what respond() needs of the request, which is gone by then */
+  bool dbg_conn_close;
+  char *dbg_extra;          /* DEFER: extra header lines (Set-Cookie), or NULL */
 } client_t;
 
 static struct {
@@ -125,6 +133,8 @@ static void client_close(client_t *c) {
   S.queued -= pending(c);
   vkm_free(c->in);
   vkm_free(c->out);
+  vkm_dbg_pprof_cancel(c->dbg);
+  vkm_free(c->dbg_extra);
   memset(c, 0, sizeof *c);
   c->fd = -1;
 }
@@ -286,6 +296,30 @@ static void serve_profile(client_t *c, const vkm_http_req_t *req, const char *ex
   vkm_free(pb);
 }
 
+/* Go's net/http/pprof (debug_pprof.c). A delta profile (?seconds=N) is
+ * answered later, from check_timers: the loop keeps serving meanwhile. */
+static void dbg_answer(client_t *c, const vkm_http_req_t *req, vkm_dbg_resp_t *r, const char *extra) {
+  char hdr[640];
+  snprintf(hdr, sizeof hdr, "%s%s", extra ? extra : "", r->headers);
+  respond(c, req, r->status, r->ctype, hdr, r->body ? r->body : "", r->len);
+  vkm_free(r->body);
+}
+
+static void serve_debug_pprof(client_t *c, const vkm_http_req_t *req, vkm_span_t path, const char *extra) {
+  vkm_dbg_resp_t r;
+  vkm_dbg_pprof_serve(path, req->query, &r);
+  if (!r.pending) {
+    dbg_answer(c, req, &r, extra);
+    return;
+  }
+  c->dbg = r.pending;
+  c->t_due = now_ms() + r.defer_ms;
+  c->dbg_method = req->method;
+  c->dbg_conn_close = req->conn_close;
+  c->dbg_extra = extra && extra[0] ? vkm_strdup(extra) : NULL;
+  c->state = C_DEFER;
+}
+
 static double count_open_fds(void) {
   DIR *d = opendir("/proc/self/fd");
   if (!d) d = opendir("/dev/fd");
@@ -310,7 +344,12 @@ static void serve_metrics(client_t *c, const vkm_http_req_t *req, const char *ex
   cJSON *snap = vkm_snapshot_json();
   char *text = NULL;
   size_t len = 0;
-  int rc = snap ? vkm_metrics_render(snap, &x, &text, &len) : -ENOMEM;
+  /* Per-process series of the tree (tree.c decides which). */
+  enum { MAXP = 256 };
+  vkm_metrics_proc_t *procs = vkm_malloc(MAXP * (sizeof *procs + 64));
+  size_t np = procs ? vkm_tree_metrics(procs, MAXP, (char(*)[64])(procs + MAXP)) : (size_t)-1;
+  int rc = snap ? vkm_metrics_render_tree(snap, &x, procs, np, &text, &len) : -ENOMEM;
+  vkm_free(procs);
   cJSON_Delete(snap);
   if (rc < 0) respond_text(c, req, 500, extra, "could not render metrics");
   else respond(c, req, 200, VKM_METRICS_CONTENT_TYPE, extra, text, len);
@@ -470,7 +509,10 @@ static bool route_tree(client_t *c, const vkm_http_req_t *req, const char *extra
   if (!vkm_tree_find(want)) {
     char msg[96];
     snprintf(msg, sizeof msg, "no process %d in this tree (GET /api/processes lists them)", want);
-    respond_text(c, req, 404, extra[0] ? extra : NULL, msg);
+    /* A profile scraper reads 404 as "not served here": a wrong pid is a
+     * bad request (net/http/pprof answers bad parameters with 400). */
+    bool dbg = rest.n >= 12 && memcmp(rest.p, "/debug/pprof", 12) == 0;
+    respond_text(c, req, dbg ? 400 : 404, extra[0] ? extra : NULL, msg);
     return true;
   }
   if (!prefixed && (vkm_span_eq(*p, "/", false) || vkm_span_eq(*p, "/index.html", false))) {
@@ -532,6 +574,8 @@ static void route(client_t *c, const vkm_http_req_t *req) {
   else if (vkm_span_eq(p, "/api/history", false)) serve_history(c, req, extra);
   else if (vkm_span_eq(p, "/api/profile", false)) serve_profile(c, req, extra);
   else if (vkm_span_eq(p, "/metrics", false)) serve_metrics(c, req, extra);
+  else if (p.n >= 12 && memcmp(p.p, "/debug/pprof", 12) == 0 && (p.n == 12 || p.p[12] == '/'))
+    serve_debug_pprof(c, req, p, extra);
   else if ((a = find_asset(p))) respond(c, req, 200, a->content_type, extra, a->data, a->len);
   else if (vkm_span_eq(p, "/", false)) {
     static const char page[] = "<!doctype html><meta charset=utf-8><title>valkmem</title>"
@@ -622,7 +666,7 @@ static void on_event(client_t *c, short rev, uint64_t now) {
     else c->state = C_READ;
   }
   if (rev & (POLLIN | POLLHUP)) {
-    if (c->state == C_WRITE) {
+    if (c->state == C_WRITE || c->state == C_DEFER) {
       if (rev & POLLHUP) client_close(c);
       return; /* back-pressure: the next request waits for this response */
     }
@@ -633,6 +677,30 @@ static void on_event(client_t *c, short rev, uint64_t now) {
     c->shut = true;
   }
   process_input(c, now);
+}
+
+/* A deferred delta profile is due (or the process ended): answer it. */
+static void finish_deferred(client_t *c, uint64_t now) {
+  vkm_dbg_resp_t r;
+  struct vkm_dbg_pending_s *p = c->dbg;
+  c->dbg = NULL;
+  vkm_dbg_pprof_finish(p, &r);
+  vkm_http_req_t req;
+  memset(&req, 0, sizeof req);
+  req.method = c->dbg_method;
+  req.conn_close = c->dbg_conn_close;
+  char *extra = c->dbg_extra;
+  c->dbg_extra = NULL;
+  dbg_answer(c, &req, &r, extra);
+  vkm_free(extra);
+  if (c->state == C_FREE || flush(c, now) < 0) return;
+  if (c->state == C_WRITE && !pending(c)) {
+    if (c->close_after) begin_linger(c, now);
+    else {
+      c->state = C_READ;
+      process_input(c, now); /* a request pipelined behind it */
+    }
+  }
 }
 
 static void check_timers(client_t *c, uint64_t now) {
@@ -666,6 +734,9 @@ static void check_timers(client_t *c, uint64_t now) {
     break;
   case C_LINGER:
     if (now > c->t_linger) client_close(c);
+    break;
+  case C_DEFER:
+    if (now >= c->t_due) finish_deferred(c, now);
     break;
   }
 }
@@ -814,6 +885,7 @@ void vkm_http_poll(int timeout_ms) {
       case C_WRITE: ev = POLLOUT; break;
       case C_STREAM:
       case C_LINGER: ev = (short)(POLLIN | (pending(c) ? POLLOUT : 0)); break;
+      case C_DEFER: ev = 0; break; /* only POLLHUP/POLLERR: the client gave up */
       default: continue;
       }
       pfd[n] = (struct pollfd){.fd = c->fd, .events = ev};
@@ -883,6 +955,8 @@ void vkm_http_stop(void) {
   uint64_t now = now_ms();
   for (int i = 0; i < NSLOTS; i++) {
     client_t *c = &S.c[i];
+    if (c->state == C_FREE) continue;
+    if (c->state == C_DEFER) finish_deferred(c, now); /* the process ended: the delta so far */
     if (c->state == C_FREE) continue;
     if (flush(c, now) == 0) client_close(c); /* one last try, never a wait */
   }

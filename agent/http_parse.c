@@ -332,6 +332,8 @@ const char *vkm_http_reason(int status) {
   switch (status) {
   case 200: return "OK";
   case 204: return "No Content";
+  case 301: return "Moved Permanently";
+  case 302: return "Found";
   case 304: return "Not Modified";
   case 400: return "Bad Request";
   case 401: return "Unauthorized";
@@ -343,6 +345,7 @@ const char *vkm_http_reason(int status) {
   case 414: return "URI Too Long";
   case 431: return "Request Header Fields Too Large";
   case 500: return "Internal Server Error";
+  case 502: return "Bad Gateway";
   case 503: return "Service Unavailable";
   case 505: return "HTTP Version Not Supported";
   default: return "Unknown";

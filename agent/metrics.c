@@ -10,6 +10,7 @@
 #include "../interpose/vkm.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -205,13 +206,73 @@ static void gc_families(buf_t *b, const cJSON *s) {
   put(b, "\n");
 }
 
+/* Label values escape backslash, double quote and newline (exposition
+ * format 0.0.4). */
+static void put_label(buf_t *b, const char *s) {
+  for (; *s; s++) {
+    if (*s == '\\' || *s == '"') put(b, "\\%c", *s);
+    else if (*s == '\n') put(b, "\\n");
+    else put(b, "%c", *s);
+  }
+}
+
+/* One family, one series per process: the served one first. Counters are
+ * the same measures as the label-free families above (usable bytes). */
+static void tree_families(buf_t *b, const cJSON *s, const vkm_metrics_proc_t *procs, size_t n) {
+  static const struct {
+    const char *name, *type, *help, *path;
+    size_t off; /* in vkm_metrics_proc_t */
+  } fam[] = {
+      {"valkmem_process_live_heap_bytes", "gauge", "Live heap of each process of the tree (usable bytes).",
+       "live.bytes", offsetof(vkm_metrics_proc_t, live_bytes)},
+      {"valkmem_process_resident_memory_bytes", "gauge", "Resident memory of each process of the tree.", "os.rss",
+       offsetof(vkm_metrics_proc_t, rss_bytes)},
+      {"valkmem_process_allocations_total", "counter", "Successful allocations of each process of the tree (exact).",
+       "totals.alloc_count", offsetof(vkm_metrics_proc_t, alloc_count)},
+      {"valkmem_process_frees_total", "counter", "Frees of each process of the tree (exact).", "totals.free_count",
+       offsetof(vkm_metrics_proc_t, free_count)},
+      {"valkmem_process_alloc_bytes_total", "counter", "Usable bytes allocated by each process of the tree (exact).",
+       "totals.alloc_usable_bytes", offsetof(vkm_metrics_proc_t, alloc_bytes)},
+      {"valkmem_process_free_bytes_total", "counter", "Usable bytes freed by each process of the tree (exact).",
+       "totals.free_usable_bytes", offsetof(vkm_metrics_proc_t, free_bytes)},
+  };
+  double self_pid;
+  if (!num(s, "pid", &self_pid)) return;
+  const cJSON *prog = at(s, "program");
+  const char *self_prog = cJSON_IsString(prog) && prog->valuestring ? prog->valuestring : "";
+  for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+    double v;
+    if (!num(s, fam[f].path, &v)) continue;
+    put(b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name, fam[f].type);
+    put(b, "%s{pid=\"%.0f\",program=\"", fam[f].name, self_pid);
+    put_label(b, self_prog);
+    put(b, "\"} ");
+    put_value(b, v);
+    put(b, "\n");
+    for (size_t i = 0; i < n; i++) {
+      if (procs[i].pid == (int)self_pid) continue;
+      put(b, "%s{pid=\"%d\",program=\"", fam[f].name, procs[i].pid);
+      put_label(b, procs[i].program ? procs[i].program : "");
+      put(b, "\"} ");
+      put_value(b, *(const double *)((const char *)&procs[i] + fam[f].off));
+      put(b, "\n");
+    }
+  }
+}
+
 int vkm_metrics_render(const cJSON *snap, const vkm_metrics_extra_t *extra, char **out, size_t *out_len) {
+  return vkm_metrics_render_tree(snap, extra, NULL, (size_t)-1, out, out_len);
+}
+
+int vkm_metrics_render_tree(const cJSON *snap, const vkm_metrics_extra_t *extra, const vkm_metrics_proc_t *procs,
+                            size_t n, char **out, size_t *out_len) {
   buf_t b = {0};
   put(&b, "%s", "");
   process_families(&b, snap, extra);
   heap_families(&b, snap);
   pool_families(&b, snap);
   gc_families(&b, snap);
+  if (n != (size_t)-1) tree_families(&b, snap, procs, n); /* (size_t)-1: no tree */
   if (b.err) {
     vkm_free(b.p);
     *out = NULL;

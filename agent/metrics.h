@@ -2,8 +2,11 @@
  *
  * Built only from a valkmem.snapshot/1 document (agent/SCHEMA.md), so it
  * depends on the schema and nothing else, and renders a saved snapshot as
- * well as a live one. Every series is label-free: nothing here can grow
- * with the number of sites, pools or threads.
+ * well as a live one. The served process's series are label-free: nothing
+ * here grows with the number of sites, pools or threads. Under a process
+ * tree the valkmem_process_* families add one series per process, labelled
+ * pid and program (the root's /metrics lists every running process of the
+ * tree; another process's lists itself).
  */
 #ifndef VKM_METRICS_H
 #define VKM_METRICS_H
@@ -24,6 +27,19 @@ typedef struct vkm_metrics_extra_s {
  * the snapshot leaves its series out rather than reporting a made-up 0.
  * Returns 0 or -ENOMEM (*out is then NULL). extra may be NULL. */
 int vkm_metrics_render(const cJSON *snapshot, const vkm_metrics_extra_t *extra, char **out, size_t *out_len);
+
+/* A process of the tree other than the served one (agent.h's tree rows). */
+typedef struct vkm_metrics_proc_s {
+  int pid;
+  const char *program;
+  double live_bytes, rss_bytes, alloc_count, free_count, alloc_bytes, free_bytes;
+} vkm_metrics_proc_t;
+
+/* The same, plus the valkmem_process_* families: the served process (from
+ * the snapshot's pid, program and counters) and procs[0..n). n may be 0:
+ * the families then hold the served process alone. */
+int vkm_metrics_render_tree(const cJSON *snapshot, const vkm_metrics_extra_t *extra, const vkm_metrics_proc_t *procs,
+                            size_t n, char **out, size_t *out_len);
 
 #define VKM_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 

@@ -13,6 +13,7 @@
  * which is what pprof consumers require, and the shim gains no dependency.
  */
 #include "agent.h"
+#include "pprof_enc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -22,13 +23,8 @@
 /* ---------------------------------------------------------------------------
  * Growable byte buffer
  * ------------------------------------------------------------------------- */
-typedef struct buf_s {
-  unsigned char *p;
-  size_t n, cap;
-  int err; /* sticky: -ENOMEM after a failed growth */
-} buf_t;
 
-static void buf_put(buf_t *b, const void *src, size_t len) {
+void vkm_pbuf_put(vkm_pbuf_t *b, const void *src, size_t len) {
   if (b->err || len == 0) return;
   if (b->n + len > b->cap) {
     size_t nc = b->cap ? b->cap : 256;
@@ -47,8 +43,8 @@ static void buf_put(buf_t *b, const void *src, size_t len) {
   b->n += len;
 }
 
-static void buf_byte(buf_t *b, unsigned char c) { buf_put(b, &c, 1); }
-static void buf_free(buf_t *b) {
+static void buf_byte(vkm_pbuf_t *b, unsigned char c) { vkm_pbuf_put(b, &c, 1); }
+void vkm_pbuf_free(vkm_pbuf_t *b) {
   vkm_free(b->p);
   memset(b, 0, sizeof *b);
 }
@@ -56,7 +52,7 @@ static void buf_free(buf_t *b) {
 /* ---------------------------------------------------------------------------
  * Protobuf writer: just what profile.proto needs
  * ------------------------------------------------------------------------- */
-static void pb_varint(buf_t *b, uint64_t v) {
+void vkm_pb_varint(vkm_pbuf_t *b, uint64_t v) {
   unsigned char tmp[10];
   int n = 0;
   do {
@@ -65,35 +61,30 @@ static void pb_varint(buf_t *b, uint64_t v) {
     if (v) tmp[n] |= 0x80;
     n++;
   } while (v);
-  buf_put(b, tmp, (size_t)n);
+  vkm_pbuf_put(b, tmp, (size_t)n);
 }
 
-static void pb_uint(buf_t *b, unsigned field, uint64_t v) { /* wire type 0 */
-  pb_varint(b, (uint64_t)field << 3);
-  pb_varint(b, v);
+void vkm_pb_uint(vkm_pbuf_t *b, unsigned field, uint64_t v) { /* wire type 0 */
+  vkm_pb_varint(b, (uint64_t)field << 3);
+  vkm_pb_varint(b, v);
 }
 
-static void pb_bytes(buf_t *b, unsigned field, const void *p, size_t len) { /* wire type 2 */
-  pb_varint(b, ((uint64_t)field << 3) | 2);
-  pb_varint(b, len);
-  buf_put(b, p, len);
+void vkm_pb_bytes(vkm_pbuf_t *b, unsigned field, const void *p, size_t len) { /* wire type 2 */
+  vkm_pb_varint(b, ((uint64_t)field << 3) | 2);
+  vkm_pb_varint(b, len);
+  vkm_pbuf_put(b, p, len);
 }
 
 /* Appends a finished sub-message and empties it for reuse. */
-static void pb_msg(buf_t *b, unsigned field, buf_t *sub) {
+void vkm_pb_msg(vkm_pbuf_t *b, unsigned field, vkm_pbuf_t *sub) {
   if (sub->err) b->err = sub->err;
-  pb_bytes(b, field, sub->p, sub->n);
+  vkm_pb_bytes(b, field, sub->p, sub->n);
   sub->n = 0;
 }
 
 /* ---------------------------------------------------------------------------
  * Interning: strings -> index, keys -> id. Open addressing on FNV-1a.
  * ------------------------------------------------------------------------- */
-typedef struct intern_s {
-  char **keys;   /* owned copies */
-  uint64_t *ids; /* 0 = empty slot */
-  size_t cap, n;
-} intern_t;
 
 static uint64_t fnv(const char *s) {
   uint64_t h = 0xcbf29ce484222325ull;
@@ -103,7 +94,7 @@ static uint64_t fnv(const char *s) {
 
 /* Returns the id of key (1-based, in insertion order), adding it if new;
  * *added says which. 0 on out-of-memory. */
-static uint64_t intern(intern_t *t, const char *key, int *added) {
+uint64_t vkm_intern(vkm_intern_t *t, const char *key, int *added) {
   if (added) *added = 0;
   if ((t->n + 1) * 2 > t->cap) {
     size_t nc = t->cap ? t->cap * 2 : 256;
@@ -143,7 +134,7 @@ static uint64_t intern(intern_t *t, const char *key, int *added) {
   return t->n;
 }
 
-static void intern_free(intern_t *t) {
+void vkm_intern_free(vkm_intern_t *t) {
   for (size_t i = 0; i < t->cap; i++)
     if (t->ids[i]) vkm_free(t->keys[i]);
   vkm_free(t->keys);
@@ -192,22 +183,22 @@ static uint32_t crc32_of(const unsigned char *p, size_t n) {
   return crc ^ 0xffffffffu;
 }
 
-static void put_le32(buf_t *b, uint32_t v) {
+static void put_le32(vkm_pbuf_t *b, uint32_t v) {
   unsigned char t[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16), (unsigned char)(v >> 24)};
-  buf_put(b, t, 4);
+  vkm_pbuf_put(b, t, 4);
 }
 
-static void gzip_stored(buf_t *out, const unsigned char *p, size_t n) {
+void vkm_gzip_stored(vkm_pbuf_t *out, const unsigned char *p, size_t n) {
   static const unsigned char hdr[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3}; /* deflate, no flags, mtime 0, unix */
-  buf_put(out, hdr, sizeof hdr);
+  vkm_pbuf_put(out, hdr, sizeof hdr);
   size_t off = 0;
   do { /* at least one block, final one flagged */
     size_t len = n - off > 65535 ? 65535 : n - off;
     int final = off + len == n;
     unsigned char bh[5] = {(unsigned char)(final ? 1 : 0), (unsigned char)len, (unsigned char)(len >> 8),
                            (unsigned char)~len, (unsigned char)(~len >> 8)};
-    buf_put(out, bh, sizeof bh);
-    buf_put(out, p + off, len);
+    vkm_pbuf_put(out, bh, sizeof bh);
+    vkm_pbuf_put(out, p + off, len);
     off += len;
   } while (off < n);
   put_le32(out, crc32_of(p, n));
@@ -223,11 +214,11 @@ enum { /* field numbers of perftools.profiles.Profile */
 };
 
 typedef struct pctx_s {
-  intern_t strs, funcs, locs;
-  buf_t strtab;   /* string_table entries, in id order */
-  buf_t funcs_pb; /* Function messages */
-  buf_t locs_pb;  /* Location messages */
-  buf_t tmp, tmp2;
+  vkm_intern_t strs, funcs, locs;
+  vkm_pbuf_t strtab;   /* string_table entries, in id order */
+  vkm_pbuf_t funcs_pb; /* Function messages */
+  vkm_pbuf_t locs_pb;  /* Location messages */
+  vkm_pbuf_t tmp, tmp2;
   int err;
 } pctx_t;
 
@@ -235,12 +226,12 @@ typedef struct pctx_s {
 static uint64_t str_idx(pctx_t *c, const char *s) {
   if (!*s) return 0;
   int added;
-  uint64_t id = intern(&c->strs, s, &added);
+  uint64_t id = vkm_intern(&c->strs, s, &added);
   if (!id) {
     c->err = -ENOMEM;
     return 0;
   }
-  if (added) pb_bytes(&c->strtab, P_STRING_TABLE, s, strlen(s));
+  if (added) vkm_pb_bytes(&c->strtab, P_STRING_TABLE, s, strlen(s));
   return id;
 }
 
@@ -248,17 +239,17 @@ static uint64_t func_id(pctx_t *c, const char *name, const char *file) {
   char key[1024];
   snprintf(key, sizeof key, "%s\x01%s", name, file);
   int added;
-  uint64_t id = intern(&c->funcs, key, &added);
+  uint64_t id = vkm_intern(&c->funcs, key, &added);
   if (!id) {
     c->err = -ENOMEM;
     return 0;
   }
   if (added) {
-    pb_uint(&c->tmp, 1, id);
-    pb_uint(&c->tmp, 2, str_idx(c, name));
-    pb_uint(&c->tmp, 3, str_idx(c, name));
-    if (*file) pb_uint(&c->tmp, 4, str_idx(c, file));
-    pb_msg(&c->funcs_pb, P_FUNCTION, &c->tmp);
+    vkm_pb_uint(&c->tmp, 1, id);
+    vkm_pb_uint(&c->tmp, 2, str_idx(c, name));
+    vkm_pb_uint(&c->tmp, 3, str_idx(c, name));
+    if (*file) vkm_pb_uint(&c->tmp, 4, str_idx(c, file));
+    vkm_pb_msg(&c->funcs_pb, P_FUNCTION, &c->tmp);
   }
   return id;
 }
@@ -272,27 +263,27 @@ static uint64_t loc_id(pctx_t *c, const cJSON *frame) {
   snprintf(key, sizeof key, "%s\x01%s\x01%llx\x01%s\x01%llu", fn, mod, (unsigned long long)off, file,
            (unsigned long long)line);
   int added;
-  uint64_t id = intern(&c->locs, key, &added);
+  uint64_t id = vkm_intern(&c->locs, key, &added);
   if (!id) {
     c->err = -ENOMEM;
     return 0;
   }
   if (added) {
     uint64_t fid = func_id(c, fn, file);
-    pb_uint(&c->tmp, 1, id);
-    if (off) pb_uint(&c->tmp, 3, off);
-    pb_uint(&c->tmp2, 1, fid);
-    if (line) pb_uint(&c->tmp2, 2, line);
-    pb_msg(&c->tmp, 4, &c->tmp2); /* Line */
-    pb_msg(&c->locs_pb, P_LOCATION, &c->tmp);
+    vkm_pb_uint(&c->tmp, 1, id);
+    if (off) vkm_pb_uint(&c->tmp, 3, off);
+    vkm_pb_uint(&c->tmp2, 1, fid);
+    if (line) vkm_pb_uint(&c->tmp2, 2, line);
+    vkm_pb_msg(&c->tmp, 4, &c->tmp2); /* Line */
+    vkm_pb_msg(&c->locs_pb, P_LOCATION, &c->tmp);
   }
   return id;
 }
 
-static void value_type(pctx_t *c, buf_t *out, unsigned field, const char *type, const char *unit) {
-  pb_uint(&c->tmp2, 1, str_idx(c, type));
-  pb_uint(&c->tmp2, 2, str_idx(c, unit));
-  pb_msg(out, field, &c->tmp2);
+static void value_type(pctx_t *c, vkm_pbuf_t *out, unsigned field, const char *type, const char *unit) {
+  vkm_pb_uint(&c->tmp2, 1, str_idx(c, type));
+  vkm_pb_uint(&c->tmp2, 2, str_idx(c, unit));
+  vkm_pb_msg(out, field, &c->tmp2);
 }
 
 int vkm_pprof_from_report(const cJSON *report, const char *type, unsigned char **out, size_t *out_len) {
@@ -302,7 +293,7 @@ int vkm_pprof_from_report(const cJSON *report, const char *type, unsigned char *
   if (mask < 0 || !report) return -EINVAL;
   pctx_t c;
   memset(&c, 0, sizeof c);
-  buf_t head = {0}, samples = {0}, prof = {0}, gz = {0};
+  vkm_pbuf_t head = {0}, samples = {0}, prof = {0}, gz = {0};
 
   /* Sample types, in the order of the values in each sample. */
   if (mask & 1) {
@@ -320,20 +311,20 @@ int vkm_pprof_from_report(const cJSON *report, const char *type, unsigned char *
                     jint(site, "live_bytes")};
     if (mask == 2 && v[2] == 0 && v[3] == 0) continue; /* nothing in use here */
     const cJSON *fr;
-    buf_t ids = {0}, vals = {0}, sample = {0};
+    vkm_pbuf_t ids = {0}, vals = {0}, sample = {0};
     cJSON_ArrayForEach(fr, cJSON_GetObjectItemCaseSensitive(site, "frames")) { /* leaf first, as pprof wants */
       uint64_t id = loc_id(&c, fr);
-      pb_varint(&ids, id);
+      vkm_pb_varint(&ids, id);
     }
     for (int i = 0; i < 4; i++)
-      if (mask & (i < 2 ? 1 : 2)) pb_varint(&vals, (uint64_t)v[i]);
-    pb_bytes(&sample, 1, ids.p, ids.n);  /* packed location_id */
-    pb_bytes(&sample, 2, vals.p, vals.n); /* packed value */
+      if (mask & (i < 2 ? 1 : 2)) vkm_pb_varint(&vals, (uint64_t)v[i]);
+    vkm_pb_bytes(&sample, 1, ids.p, ids.n);  /* packed location_id */
+    vkm_pb_bytes(&sample, 2, vals.p, vals.n); /* packed value */
     if (sample.err || ids.err || vals.err) c.err = -ENOMEM;
-    pb_bytes(&samples, P_SAMPLE, sample.p, sample.n);
-    buf_free(&ids);
-    buf_free(&vals);
-    buf_free(&sample);
+    vkm_pb_bytes(&samples, P_SAMPLE, sample.p, sample.n);
+    vkm_pbuf_free(&ids);
+    vkm_pbuf_free(&vals);
+    vkm_pbuf_free(&sample);
   }
 
   /* Period: one sample per sample_bytes of allocation, on average. */
@@ -341,40 +332,40 @@ int vkm_pprof_from_report(const cJSON *report, const char *type, unsigned char *
   uint64_t dflt = str_idx(&c, mask == 1 ? "alloc_space" : "inuse_space");
 
   /* Profile: string 0 must be "", first in the table. */
-  pb_bytes(&prof, P_STRING_TABLE, "", 0);
-  buf_put(&prof, head.p, head.n);
-  buf_put(&prof, samples.p, samples.n);
-  buf_put(&prof, c.locs_pb.p, c.locs_pb.n);
-  buf_put(&prof, c.funcs_pb.p, c.funcs_pb.n);
-  buf_put(&prof, c.strtab.p, c.strtab.n);
+  vkm_pb_bytes(&prof, P_STRING_TABLE, "", 0);
+  vkm_pbuf_put(&prof, head.p, head.n);
+  vkm_pbuf_put(&prof, samples.p, samples.n);
+  vkm_pbuf_put(&prof, c.locs_pb.p, c.locs_pb.n);
+  vkm_pbuf_put(&prof, c.funcs_pb.p, c.funcs_pb.n);
+  vkm_pbuf_put(&prof, c.strtab.p, c.strtab.n);
   double started_ms = jnum(report, "started_at");
   double dur_s = jnum(report, "duration_s");
   if (dur_s <= 0) dur_s = jnum(report, "uptime_s");
-  if (started_ms > 0) pb_uint(&prof, P_TIME_NANOS, (uint64_t)(started_ms * 1e6));
-  if (dur_s > 0) pb_uint(&prof, P_DURATION_NANOS, (uint64_t)(dur_s * 1e9));
+  if (started_ms > 0) vkm_pb_uint(&prof, P_TIME_NANOS, (uint64_t)(started_ms * 1e6));
+  if (dur_s > 0) vkm_pb_uint(&prof, P_DURATION_NANOS, (uint64_t)(dur_s * 1e9));
   int64_t period = jint(report, "sample_bytes");
-  pb_uint(&prof, P_PERIOD, (uint64_t)(period > 0 ? period : 1));
-  pb_uint(&prof, P_DEFAULT_SAMPLE_TYPE, dflt);
+  vkm_pb_uint(&prof, P_PERIOD, (uint64_t)(period > 0 ? period : 1));
+  vkm_pb_uint(&prof, P_DEFAULT_SAMPLE_TYPE, dflt);
 
   int err = c.err ? c.err : head.err ? head.err : samples.err ? samples.err : prof.err ? prof.err
           : c.strtab.err ? c.strtab.err : c.locs_pb.err ? c.locs_pb.err : c.funcs_pb.err;
   if (!err) {
-    gzip_stored(&gz, prof.p, prof.n);
+    vkm_gzip_stored(&gz, prof.p, prof.n);
     err = gz.err;
   }
-  intern_free(&c.strs);
-  intern_free(&c.funcs);
-  intern_free(&c.locs);
-  buf_free(&c.strtab);
-  buf_free(&c.funcs_pb);
-  buf_free(&c.locs_pb);
-  buf_free(&c.tmp);
-  buf_free(&c.tmp2);
-  buf_free(&head);
-  buf_free(&samples);
-  buf_free(&prof);
+  vkm_intern_free(&c.strs);
+  vkm_intern_free(&c.funcs);
+  vkm_intern_free(&c.locs);
+  vkm_pbuf_free(&c.strtab);
+  vkm_pbuf_free(&c.funcs_pb);
+  vkm_pbuf_free(&c.locs_pb);
+  vkm_pbuf_free(&c.tmp);
+  vkm_pbuf_free(&c.tmp2);
+  vkm_pbuf_free(&head);
+  vkm_pbuf_free(&samples);
+  vkm_pbuf_free(&prof);
   if (err) {
-    buf_free(&gz);
+    vkm_pbuf_free(&gz);
     return err;
   }
   *out = gz.p;
@@ -387,7 +378,7 @@ int vkm_pprof_from_report(const cJSON *report, const char *type, unsigned char *
  * ------------------------------------------------------------------------- */
 
 /* A frame name may not contain the separators of the format. */
-static void put_name(buf_t *b, const char *s) {
+static void put_name(vkm_pbuf_t *b, const char *s) {
   for (; *s; s++) buf_byte(b, *s == ';' ? ':' : (*s == '\n' || *s == '\r') ? ' ' : (unsigned char)*s);
 }
 
@@ -398,7 +389,7 @@ int vkm_folded_from_report(const cJSON *report, const char *type, char **out, si
   if (mask < 0 || !report) return -EINVAL;
   /* One value per line: allocated bytes for "alloc", live bytes otherwise. */
   const char *key = mask == 1 ? "alloc_bytes" : "live_bytes";
-  buf_t b = {0};
+  vkm_pbuf_t b = {0};
   const cJSON *site;
   cJSON_ArrayForEach(site, cJSON_GetObjectItemCaseSensitive(report, "sites")) {
     int64_t v = jint(site, key);
@@ -412,11 +403,11 @@ int vkm_folded_from_report(const cJSON *report, const char *type, char **out, si
     }
     char num[32];
     int len = snprintf(num, sizeof num, " %lld\n", (long long)v);
-    buf_put(&b, num, (size_t)len);
+    vkm_pbuf_put(&b, num, (size_t)len);
   }
   buf_byte(&b, 0);
   if (b.err) {
-    buf_free(&b);
+    vkm_pbuf_free(&b);
     return -ENOMEM;
   }
   *out = (char *)b.p;

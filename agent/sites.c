@@ -40,6 +40,7 @@
  */
 #include "agent.h"
 #include "symbols.h"
+#include "debug_pprof.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -353,14 +354,19 @@ static void on_alloc(const vkm_event_t *ev, const void *extra) {
   int64_t b, o;
   weigh(r.size, &b, &o);
   account_alloc(s, &r, b, o);
+  vkm_heapprof_alloc(s->idx, r.size);
   rec_t *p = tab_find(&pending_tab, ev->id);
   if (p) { /* its free was drained first (another thread's ring): born and died now */
     tab_del(&pending_tab, p);
     s->freed_objs[0] += o;
+    vkm_heapprof_free(s->idx, r.size);
     return;
   }
   live_add(s, &r, +1, b, o);
-  if (tab_put(&live_tab, &r) != 0) live_add(s, &r, -1, b, o); /* out of memory: cannot track its free */
+  if (tab_put(&live_tab, &r) != 0) { /* out of memory: cannot track its free */
+    live_add(s, &r, -1, b, o);
+    vkm_heapprof_free(s->idx, r.size);
+  }
 }
 
 static void on_free(const vkm_event_t *ev) {
@@ -375,6 +381,7 @@ static void on_free(const vkm_event_t *ev) {
   weigh(r->size, &b, &o);
   s->freed_objs[age_bucket(epoch - r->born)] += o;
   live_add(s, r, -1, b, o);
+  vkm_heapprof_free(r->site, r->size);
   tab_del(&live_tab, r);
 }
 
@@ -566,6 +573,7 @@ void vkm_sites_init(void) {
   vkm_free(pending_tab.r);
   memset(&live_tab, 0, sizeof live_tab);
   memset(&pending_tab, 0, sizeof pending_tab);
+  vkm_heapprof_reset(); /* its buckets name sites by index */
   epoch = 0;
   gc_mode = false;
   last_gc = 0;
@@ -614,6 +622,16 @@ static void site_symbolise(site_t *s) {
   static const char hex[] = "0123456789abcdef";
   for (int i = 0; i < 16; i++) s->id[i] = hex[(h >> (60 - 4 * i)) & 15];
   s->id[16] = 0;
+}
+
+unsigned vkm_sites_frames(uint32_t idx, const vkm_sym_t **syms, const uintptr_t **pcs) {
+  if (idx >= nsites) return 0;
+  site_t *s = site_arr[idx];
+  site_symbolise(s);
+  if (!s->show) return 0;
+  *syms = s->show;
+  *pcs = s->frames + (s->nframes - s->nshow); /* the trimmed frames were the first ones */
+  return s->nshow;
 }
 
 static const char *frame_function(const vkm_sym_t *f, char *buf, size_t len) {

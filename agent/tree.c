@@ -9,6 +9,7 @@
  * already read. So one URL shows every process of the tree.
  */
 #include "agent.h"
+#include "metrics.h"
 #include "../interpose/segment.h"
 
 #include <errno.h>
@@ -88,6 +89,32 @@ cJSON *vkm_tree_json(void) {
     cJSON_AddItemToArray(a, p);
   }
   return o;
+}
+
+size_t vkm_tree_metrics(vkm_metrics_proc_t *out, size_t max, char (*programs)[64]) {
+  if (!vkm_tree) return (size_t)-1;
+  if (!vkm_agent_is_root()) return 0; /* the root speaks for the tree; the others for themselves */
+  uint32_t n = __atomic_load_n(&vkm_tree->nrows, __ATOMIC_ACQUIRE);
+  if (n > VKM_TREE_ROWS) n = VKM_TREE_ROWS;
+  size_t k = 0;
+  for (uint32_t i = 0; i < n && k < max; i++) {
+    const vkm_tree_row_t *r = &vkm_tree->rows[i];
+    if (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) != VKM_ROW_RUNNING) continue;
+    memcpy(programs[k], r->program, sizeof programs[k]);
+    programs[k][sizeof programs[k] - 1] = 0;
+    out[k] = (vkm_metrics_proc_t){
+        .pid = r->pid,
+        .program = programs[k],
+        .live_bytes = (double)__atomic_load_n(&r->live_bytes, __ATOMIC_RELAXED),
+        .rss_bytes = (double)__atomic_load_n(&r->rss_bytes, __ATOMIC_RELAXED),
+        .alloc_count = (double)__atomic_load_n(&r->alloc_count, __ATOMIC_RELAXED),
+        .free_count = (double)__atomic_load_n(&r->free_count, __ATOMIC_RELAXED),
+        .alloc_bytes = (double)__atomic_load_n(&r->alloc_usable, __ATOMIC_RELAXED),
+        .free_bytes = (double)__atomic_load_n(&r->free_usable, __ATOMIC_RELAXED),
+    };
+    k++;
+  }
+  return k;
 }
 
 int vkm_tree_forward(int pid, int fd, const char *buf, size_t len, int port) {

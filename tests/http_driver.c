@@ -15,6 +15,7 @@
  * At exit it prints "ticks N" on stdout.
  */
 #include "agent.h"
+#include "debug_pprof.h"
 #include "http_parse.h"
 
 #include <poll.h>
@@ -41,6 +42,7 @@ static int g_gc, g_pprof;
 void *vkm_malloc(size_t n) { return malloc(n); }
 void *vkm_realloc(void *p, size_t n) { return realloc(p, n); }
 void vkm_free(void *p) { free(p); }
+char *vkm_strdup(const char *s) { return strdup(s); }
 int vkm_argv(char ***argv_out) { *argv_out = g_argv; return 1; }
 uint64_t vkm_now_ns(void) {
   struct timespec ts;
@@ -174,6 +176,23 @@ int vkm_pprof_from_report(const cJSON *report, const char *type, unsigned char *
   *out_len = sizeof gz;
   return 0;
 }
+
+/* /debug/pprof/ is tested against a real agent (tests/fleet.cmake): here
+ * it answers 404 so the server links without the profile's sources. */
+void vkm_dbg_pprof_serve(vkm_span_t path, vkm_span_t query, vkm_dbg_resp_t *r) {
+  (void)path;
+  (void)query;
+  memset(r, 0, sizeof *r);
+  r->status = 404;
+  r->ctype = "text/plain; charset=utf-8";
+}
+void vkm_dbg_pprof_finish(struct vkm_dbg_pending_s *p, vkm_dbg_resp_t *r) {
+  (void)p;
+  memset(r, 0, sizeof *r);
+  r->status = 500;
+  r->ctype = "text/plain; charset=utf-8";
+}
+void vkm_dbg_pprof_cancel(struct vkm_dbg_pending_s *p) { (void)p; }
 
 /* ---------------------------------------------------------------------------
  * The agent loop, in miniature

@@ -223,7 +223,16 @@ def test_endpoints(srv):
                  "valkmem_frees_total", "valkmem_live_heap_bytes", "valkmem_peak_live_heap_bytes",
                  "valkmem_allocator_fragmentation_ratio", "valkmem_dropped_events_total", "valkmem_self_bytes"):
         check(re.search(r"^%s [0-9.e+-]+$" % name, text, re.M), "metrics has %s" % name)
-    check("{" not in text or "valkmem_gc_pause_seconds_bucket" in text, "no labels except histogram buckets")
+    # Labels only on histogram buckets and on the process tree's per-process
+    # families (pid and program, never anything that grows with sites).
+    for line in text.splitlines():
+        if "{" in line and not line.startswith("#"):
+            check(line.startswith("valkmem_gc_pause_seconds_bucket{le=") or
+                  re.match(r'^valkmem_process_\w+\{pid="\d+",program="[^"]*"\} ', line),
+                  "no labels except histogram buckets and pid/program: %r" % line)
+    if ARGS.mode == "preload":
+        check(re.search(r'^valkmem_process_live_heap_bytes\{pid="\d+",program="[^"]+"\} \d+$', text, re.M),
+              "the tree's per-process series, labelled pid and program")
     if ARGS.mode == "driver":
         m = re.search(r"^valkmem_allocations_total (\d+)$", text, re.M)
         check(m and int(m.group(1)) % 10 == 0, "metrics counters come from the snapshot")

@@ -3,7 +3,7 @@
 
 # Units: the agent sources compiled straight in, with stubs for the rest.
 vkm_test_exe(sites_unit ${CMAKE_CURRENT_SOURCE_DIR}/sites_unit.c ${CMAKE_CURRENT_SOURCE_DIR}/sites_stubs.c
-             ${CMAKE_SOURCE_DIR}/agent/sites.c ${CMAKE_SOURCE_DIR}/agent/symbols.c)
+             ${CMAKE_SOURCE_DIR}/agent/sites.c ${CMAKE_SOURCE_DIR}/agent/heapprof.c ${CMAKE_SOURCE_DIR}/agent/symbols.c)
 add_test(NAME sites_unit COMMAND sites_unit)
 set_tests_properties(sites_unit PROPERTIES TIMEOUT 120)
 
