@@ -24,7 +24,17 @@
 
 int vkm_ready;
 int vkm_sampling;
+#ifdef __APPLE__
+/* macOS: the real functions are this image's own references to them
+ * (darwin.c), bound by dyld before any code runs. The recorder starts in
+ * its constructor (VKM_DEFER_INIT, CMakeLists.txt), not inside libSystem's
+ * initialisers, which already allocate through the interposed names: until
+ * then every call passes straight through to these. */
+vkm_real_t vkm_real = {.malloc = malloc, .free = free, .calloc = calloc, .realloc = realloc,
+                       .posix_memalign = posix_memalign, .aligned_alloc = aligned_alloc, .valloc = valloc};
+#else
 vkm_real_t vkm_real;
+#endif
 int vkm_usable_mode = VKM_USABLE_NEXT;
 uint16_t vkm_class_usable[VKM_CLASS_MAX / 8 + 1];
 int vkm_constructed;

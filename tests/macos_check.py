@@ -50,10 +50,10 @@ INTERPOSED = ["malloc", "calloc", "realloc", "free", "valloc", "posix_memalign",
 
 # The APPLE branch's flags (CMakeLists.txt): C11 with GNU extensions, the
 # project's warnings, hidden visibility, PIC; the library keeps frame
-# pointers (its stacks are walked by them).
+# pointers (its stacks are walked by them) and starts in its constructor.
 COMMON = ["-std=gnu11", "-O2", "-g", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
           "-fvisibility=hidden", "-fPIC", "-D_GNU_SOURCE"]
-LIB_FLAGS = ["-DVALKMEM_BUILDING_LIBRARY=1", '-DVKM_BINDIR="/usr/local/bin"', "-fno-omit-frame-pointer"]
+LIB_FLAGS = ["-DVALKMEM_BUILDING_LIBRARY=1", '-DVKM_BINDIR="/usr/local/bin"', "-fno-omit-frame-pointer", "-DVKM_DEFER_INIT=1"]
 EXE_FLAGS = ['-DVKM_LIBDIR="/usr/local/lib"']
 
 failures = []
