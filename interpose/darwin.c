@@ -14,8 +14,8 @@
  *    is mapped (only the descriptor names it), handed to the agent over
  *    the Unix socket with SCM_RIGHTS like Linux's memfd.
  *  - No futex: the recorder's wake of the agent is a no-op and the agent
- *    polls the wake word (agent/proc_darwin.c); a producer waiting on a
- *    full ring naps in short steps.
+ *    polls the wake word (agent/proc_darwin.c); a thread held at the fork
+ *    gate naps in short steps.
  *  - No pidfd: the agent watches the pid with kqueue EVFILT_PROC.
  *  - Loaded objects from dyld's image list; changes counted by the
  *    callbacks of _dyld_register_func_for_add_image/remove_image.
@@ -355,7 +355,7 @@ const char *vkm_plat_preload_var(void) { return "DYLD_INSERT_LIBRARIES"; }
  * ------------------------------------------------------------------------- */
 void vkm_plat_wait(int *addr, int val, int timeout_ms) {
   if (timeout_ms <= 0 || __atomic_load_n(addr, __ATOMIC_ACQUIRE) != val) return;
-  struct timespec ts = {0, 200 * 1000}; /* 0.2 ms: a full ring drains in about a tick of the agent's poll */
+  struct timespec ts = {0, 200 * 1000}; /* 0.2 ms: the fork gate, held while a fork copies us (gate.h) */
   nanosleep(&ts, NULL);
 }
 
