@@ -202,6 +202,7 @@ uint32_t vkm_plat_tid(void) {
  * given back: a thread may allocate after its exit destructor (thread.c)
  * and must still find its own block saying so. 64 bytes per thread the
  * process ever had; counted in the "valkmem self" figure. */
+_Static_assert(sizeof(vkm_tls_t) <= 64, "a thread's block is 64 bytes of a slab");
 static pthread_key_t tls_key;
 static int tls_state; /* atomic: 0 no key, 1 being made, 2 made */
 static vkm_tls_t boot_tls = {.guard = 1};
