@@ -6,8 +6,9 @@
  * process), single-threaded, so its modules keep plain, unlocked state.
  * Between ticks it serves HTTP and drains the event rings when they fill
  * up (agent.h says when). It watches the recorded process (a pidfd on
- * Linux, kqueue on macOS: proc.h): when the process ends, for whatever reason, the worker drains what is
- * left, takes the last tick and writes the report from the segment.
+ * Linux, kqueue on macOS: proc.h): when the process ends, for whatever
+ * reason, the worker drains what is left, takes the last tick and writes
+ * the report from the segment.
  */
 #include "agent.h"
 #include "proc.h"
@@ -381,9 +382,10 @@ static int ended;            /* the process is gone */
 
 int vkm_agent_wake_fd(void) { return wake_fd; }
 
-/* How the process ended: the kernel's wait status when it can be had (a
- * zombie's /proc/PID/stat, or the pidfd once it is reaped; the reaping
- * parent may take a moment), else the exit code the recorder saw. */
+/* How the process ended: the kernel's wait status when it can be had
+ * (proc.h; on Linux a zombie's /proc/PID/stat, or the pidfd once it is
+ * reaped; the reaping parent may take a moment), else the exit code the
+ * recorder saw. */
 static int kernel_status(int *st) {
   for (int i = 0; i < 50; i++) {
     if (vkm_proc_exit_status(pid_fd, vkm_target_pid(), st) == 0) return 0;
