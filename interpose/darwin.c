@@ -45,8 +45,6 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
-
 /* ---------------------------------------------------------------------------
  * The real allocator
  * ------------------------------------------------------------------------- */
@@ -347,6 +345,9 @@ int vkm_plat_cmdline(char *buf, size_t cap, size_t *used) {
 }
 
 const char *vkm_plat_name(void) { return "darwin"; }
+
+/* environ is the main program's; a library asks dyld for it. */
+char **vkm_plat_environ(void) { return *_NSGetEnviron(); }
 
 const char *vkm_plat_preload_var(void) { return "DYLD_INSERT_LIBRARIES"; }
 

@@ -34,8 +34,6 @@
 #define VKM_BINDIR "/usr/local/bin"
 #endif
 
-extern char **environ;
-
 static char agent_sock[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* the tree's agent */
 static char agent_bin[1024];
 static int handed;  /* this process's segment reached an agent */
@@ -151,7 +149,7 @@ static char **agent_env(void) {
   size_t n = 0;
   const char *pre = vkm_plat_preload_var();
   size_t pre_len = strlen(pre);
-  for (char **e = environ; e && *e && n < 510; e++) {
+  for (char **e = vkm_plat_environ(); e && *e && n < 510; e++) {
     if ((!strncmp(*e, pre, pre_len) && (*e)[pre_len] == '=') || !strncmp(*e, "VALKMEM_AGENT_SOCK=", 19)) continue;
     env[n++] = *e;
   }

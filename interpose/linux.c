@@ -212,6 +212,9 @@ void vkm_plat_modules_counts(uint64_t *adds, uint64_t *subs) {
 /* ---------------------------------------------------------------------------
  * Process plumbing
  * ------------------------------------------------------------------------- */
+extern char **environ;
+char **vkm_plat_environ(void) { return environ; }
+
 const char *vkm_plat_preload_var(void) { return "LD_PRELOAD"; }
 
 void vkm_plat_on_exit(void (*fn)(int code, void *arg), void *arg) { on_exit(fn, arg); }

@@ -25,7 +25,8 @@ stubs (.tbd). For arm64 and x86_64 (target macos 13.0) this script:
      - every undefined symbol is exported by libSystem (one of the
        libraries it re-exports: libsystem_malloc, libunwind, libdyld...)
        or is mimalloc's (mi_*) or cJSON's (cJSON_*), and the only
-       libraries loaded are libSystem (and cJSON's, for the executable).
+       libraries loaded are libSystem (and cJSON's, for the executable);
+       the dylib does not refer to environ (a library has none of its own).
 
 Exit status: 0 all good, 1 a check failed (it says which), 77 skipped:
 npm is missing, so Zig cannot be had (CI always has npm).
@@ -458,6 +459,10 @@ def main():
             check_header(m, arch, cputype, 6, "libvalkmem.dylib")
             check_interpose(m, arch)
             check_undefined(m, arch, "libvalkmem.dylib", libsystem, {"/usr/lib/libSystem.B.dylib"})
+            # environ(7): only the main program has environ; a library asks
+            # _NSGetEnviron.
+            if "_environ" in m.undefined():
+                fail("%s libvalkmem.dylib: refers to environ directly (use _NSGetEnviron)" % arch)
         exe = os.path.join(wd, "valkmem")
         if exe_objs:
             stub = os.path.join(wd, "libcjson.tbd")
