@@ -7,7 +7,8 @@
 # "macos", not "preload": the sanitizer passes do not repeat it. Skipped
 # (77) only when npm is missing. About a minute on two cores.
 find_package(Python3 COMPONENTS Interpreter)
-if(NOT APPLE AND Python3_FOUND)
+find_file(VKM_CJSON_H cJSON.h HINTS ${CJSON_INCLUDE_DIRS} PATH_SUFFIXES cjson)
+if(NOT APPLE AND Python3_FOUND AND VKM_CJSON_H)
   vkm_platform_sources(darwin VKM_MAC_LIB VKM_MAC_AGENT)
   file(GLOB VKM_MAC_CLI CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/agent/cli/*.c)
   set(VKM_MAC_LIST "")
@@ -21,7 +22,7 @@ if(NOT APPLE AND Python3_FOUND)
   # The agent's third-party headers, as Homebrew lays them out (cjson/ and
   # uthash.h in one include directory), without the rest of /usr/include.
   set(VKM_MAC_INC ${CMAKE_CURRENT_BINARY_DIR}/macos_inc)
-  configure_file(${CJSON_INCLUDE_DIRS}/cJSON.h ${VKM_MAC_INC}/cjson/cJSON.h COPYONLY)
+  configure_file(${VKM_CJSON_H} ${VKM_MAC_INC}/cjson/cJSON.h COPYONLY)
   configure_file(${UTHASH_INCLUDE}/uthash.h ${VKM_MAC_INC}/uthash.h COPYONLY)
   add_test(NAME macos_cross
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/macos_check.py
