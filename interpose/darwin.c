@@ -109,6 +109,11 @@ static int text_of(const struct mach_header *mh, intptr_t slide, uint64_t *lo, u
   return -1;
 }
 
+/* dyld's index-based list is not a snapshot: an image unloaded by another
+ * thread during the walk shifts the indices (an entry may be missed or
+ * seen twice until the next publication; _dyld_get_image_header answers
+ * NULL past the end). The remove callback's count makes the next sampler
+ * publish the list again. */
 void vkm_plat_modules(vkm_plat_module_fn fn, void *arg) {
   uint32_t n = _dyld_image_count();
   for (uint32_t i = 0; i < n; i++) {
