@@ -5,12 +5,15 @@
  * A worker is a process of its own (agentd.c forks one per recorded
  * process), single-threaded, so its modules keep plain, unlocked state.
  * Between ticks it serves HTTP and drains the event rings when they fill
- * up (agent.h says when). It watches the recorded process through a pidfd:
- * when the process ends, for whatever reason, the worker drains what is
- * left, takes the last tick and writes the report from the segment.
+ * up (agent.h says when). It watches the recorded process (a pidfd on
+ * Linux, kqueue on macOS: proc.h): when the process ends, for whatever
+ * reason, the worker drains what is left, takes the last tick and writes
+ * the report from the segment.
  */
 #include "agent.h"
+#include "proc.h"
 #include "runtime.h"
+#include "sys.h"
 #include "../interpose/segment.h"
 
 #include <errno.h>
@@ -21,12 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
-#include <linux/futex.h>
-#include <pthread.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/syscall.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <sys/un.h>
@@ -376,7 +373,7 @@ static void modules_init(void) {
 #define CHILD_HTTP_DELAY_NS (250ull * 1000000ull)
 
 static int http_on;
-static int wake_fd = -1;     /* epoll: the process's end, the exit handshake */
+static int wake_fd = -1;     /* the wait set (proc.h): the process's end, the exit handshake */
 static int pid_fd = -1;      /* the recorded process (pidfd), or -1 */
 static int final_fd = -1;    /* control socket: the recorder's exit handshake, connections from other workers */
 static char final_path[108];
@@ -385,58 +382,13 @@ static int ended;            /* the process is gone */
 
 int vkm_agent_wake_fd(void) { return wake_fd; }
 
-/* The kernel's word on how a process ended: field 52 of /proc/PID/stat
- * (exit_code, a wait status) while it is a zombie. 0, or -1 when it has
- * been reaped already. */
-static int zombie_status(int pid, int *status) {
-  char path[64], buf[4096];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return -1;
-  buf[n] = 0;
-  char *p = strrchr(buf, ')');
-  if (!p || p[1] != ' ' || p[2] != 'Z') return -1;
-  int field = 2;
-  for (char *q = p + 1; *q; q++) {
-    if (*q != ' ') continue;
-    field++;
-    if (field == 52) {
-      *status = atoi(q + 1);
-      return 0;
-    }
-  }
-  return -1;
-}
-
-/* The pidfd's word on it (PIDFD_GET_INFO, Linux 6.15): the wait status,
- * kept by the kernel once the process has been reaped. 0, or -1. */
-struct vkm_pidfd_info {
-  uint64_t mask, cgroupid;
-  uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
-  int32_t exit_code;
-};
-#define VKM_PIDFD_GET_INFO _IOWR(0xFF, 11, struct vkm_pidfd_info)
-#define VKM_PIDFD_INFO_EXIT (1ull << 3)
-
-static int pidfd_status(int fd, int *status) {
-  if (fd < 0) return -1;
-  struct vkm_pidfd_info info;
-  memset(&info, 0, sizeof info);
-  info.mask = VKM_PIDFD_INFO_EXIT;
-  if (ioctl(fd, VKM_PIDFD_GET_INFO, &info) != 0 || !(info.mask & VKM_PIDFD_INFO_EXIT)) return -1;
-  *status = info.exit_code;
-  return 0;
-}
-
-/* How the process ended: the kernel's wait status when it can be had (a
- * zombie's /proc/PID/stat, or the pidfd once it is reaped; the reaping
- * parent may take a moment), else the exit code the recorder saw. */
+/* How the process ended: the kernel's wait status when it can be had
+ * (proc.h; on Linux a zombie's /proc/PID/stat, or the pidfd once it is
+ * reaped; the reaping parent may take a moment), else the exit code the
+ * recorder saw. */
 static int kernel_status(int *st) {
   for (int i = 0; i < 50; i++) {
-    if (pidfd_status(pid_fd, st) == 0 || zombie_status(vkm_target_pid(), st) == 0) return 0;
+    if (vkm_proc_exit_status(pid_fd, vkm_target_pid(), st) == 0) return 0;
     if (pid_fd < 0 || kill(vkm_target_pid(), 0) != 0) {
       /* gone, reaped, and no pidfd information: nothing more to learn */
       if (pid_fd < 0) return -1;
@@ -447,22 +399,9 @@ static int kernel_status(int *st) {
   return -1;
 }
 
-/* The command name (comm) of the process, from /proc/PID/stat; "" when
- * it cannot be read. A zombie still has it. */
-static void read_comm(char *out, size_t cap) {
-  char path[64], buf[512];
-  out[0] = 0;
-  snprintf(path, sizeof path, "/proc/%d/stat", vkm_target_pid());
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return;
-  buf[n] = 0;
-  char *a = strchr(buf, '('), *b = strrchr(buf, ')');
-  if (!a || !b || b <= a) return;
-  snprintf(out, cap, "%.*s", (int)(b - a - 1), a + 1);
-}
+/* The command name of the process; "" when it cannot be read. A zombie
+ * still has it. */
+static void read_comm(char *out, size_t cap) { vkm_proc_comm(vkm_target_pid(), out, cap); }
 static char start_comm[32];
 
 static void learn_end(void) {
@@ -517,7 +456,7 @@ static void finish(void) {
  * worker of the tree handing over a dashboard connection for this process
  * (VKM_HELLO_HTTP, tree.c). */
 static void on_control(void) {
-  int c = accept4(final_fd, NULL, NULL, SOCK_CLOEXEC);
+  int c = vkm_sys_accept(final_fd, 0);
   if (c < 0) return;
   struct timeval tv = {2, 0};
   setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -530,7 +469,7 @@ static void on_control(void) {
     struct cmsghdr align;
   } u;
   struct msghdr m = {.msg_iov = iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b};
-  ssize_t n = recvmsg(c, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+  ssize_t n = vkm_sys_recvmsg(c, &m, MSG_WAITALL);
   int fd = -1;
   for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
     if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len >= CMSG_LEN(sizeof(int)))
@@ -576,59 +515,24 @@ static void row_end(void) {
   __atomic_store_n(&my_row->state, VKM_ROW_EXITED, __ATOMIC_RELEASE);
 }
 
-static int process_alive(void) {
-  if (pid_fd >= 0) {
-    struct pollfd p = {.fd = pid_fd, .events = POLLIN};
-    return poll(&p, 1, 0) == 0;
-  }
-  return kill(vkm_target_pid(), 0) == 0 || errno == EPERM;
-}
+static int process_alive(void) { return vkm_proc_alive(pid_fd, vkm_target_pid()); }
 
-/* The recorder's producers wake us through a futex in the segment when a
- * ring passes half full (interpose/ring.c). A futex cannot be polled, so a
- * thread of ours sleeps on it and turns each wake into an eventfd event
- * in the worker's epoll set. It touches nothing else. */
+/* The recorder's producers bump a word in the segment when a ring passes
+ * half full (interpose/ring.c); the waker (proc.h) turns that into a
+ * readable descriptor in the wait set. */
 static int drain_efd = -1;
 
-static void *waker_main(void *arg) {
-  (void)arg;
-  uint32_t seen = __atomic_load_n(&vkm_seg->wake_seq, __ATOMIC_ACQUIRE);
-  for (;;) {
-    struct timespec ts = {1, 0};
-    syscall(SYS_futex, &vkm_seg->wake_seq, FUTEX_WAIT, seen, &ts, NULL, 0);
-    uint32_t now = __atomic_load_n(&vkm_seg->wake_seq, __ATOMIC_ACQUIRE);
-    if (now == seen) continue;
-    seen = now;
-    uint64_t one = 1;
-    if (write(drain_efd, &one, sizeof one) < 0) { /* a full counter: a drain is due anyway */
-    }
-  }
-  return NULL;
-}
-
 static void start_waker(void) {
-  drain_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (drain_efd < 0) return;
-  struct epoll_event ev = {.events = EPOLLIN, .data.fd = drain_efd};
-  epoll_ctl(wake_fd, EPOLL_CTL_ADD, drain_efd, &ev);
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old); /* signals are the main thread's */
-  pthread_t t;
-  pthread_attr_t a;
-  pthread_attr_init(&a);
-  pthread_attr_setstacksize(&a, 64 * 1024);
-  if (pthread_create(&t, &a, waker_main, NULL) == 0) pthread_detach(t);
-  pthread_attr_destroy(&a);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  drain_efd = vkm_proc_waker(&vkm_seg->wake_seq);
+  if (drain_efd >= 0) vkm_proc_watch_fd(wake_fd, drain_efd);
 }
 
 void vkm_agent_woken(void) {
-  struct epoll_event ev[4];
-  int n = epoll_wait(wake_fd, ev, 4, 0);
+  int ids[4];
+  int n = vkm_proc_ready(wake_fd, ids, 4);
   for (int i = 0; i < n; i++) {
-    if (ev[i].data.fd == final_fd) on_control();
-    else if (ev[i].data.fd == pid_fd) {
+    if (ids[i] == final_fd) on_control();
+    else if (ids[i] == VKM_PROC_ENDED) {
       ended = 1;
       if (!vkm_config.follow_exec && start_comm[0]) { /* at once, before the parent reaps it */
         char now[32];
@@ -636,11 +540,7 @@ void vkm_agent_woken(void) {
         if (now[0] && strcmp(now, start_comm) != 0) stop_flag = 2;
       }
     }
-    else if (ev[i].data.fd == drain_efd) {
-      uint64_t v;
-      if (read(drain_efd, &v, sizeof v) < 0) { /* already read */
-      }
-    }
+    else if (ids[i] == drain_efd) vkm_proc_waker_clear(drain_efd);
   }
 }
 
@@ -659,7 +559,7 @@ static void on_exec(int sig) {
 static void open_final_socket(const char *dir) {
   snprintf(final_path, sizeof final_path, "%s/w%d-%d.sock", dir, vkm_target_pid(), (int)getpid());
   struct sockaddr_un a = {.sun_family = AF_UNIX};
-  int s = strlen(final_path) < sizeof a.sun_path ? socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
+  int s = strlen(final_path) < sizeof a.sun_path ? vkm_sys_socket(AF_UNIX, 0) : -1;
   if (s >= 0) {
     memcpy(a.sun_path, final_path, strlen(final_path) + 1);
     unlink(final_path);
@@ -705,7 +605,7 @@ int vkm_worker_run(const vkm_worker_t *w, const sigset_t *unblock) {
     off += (uint32_t)len + 1;
   }
   vkm_symbols_use_segment();
-  wake_fd = epoll_create1(EPOLL_CLOEXEC);
+  wake_fd = vkm_proc_waitset();
   if (vkm_tree && w->row >= 0 && w->row < VKM_TREE_ROWS) {
     my_row = &vkm_tree->rows[w->row];
     char **argv;
@@ -717,14 +617,8 @@ int vkm_worker_run(const vkm_worker_t *w, const sigset_t *unblock) {
   }
   if (w->sock_dir[0]) open_final_socket(w->sock_dir);
   read_comm(start_comm, sizeof start_comm);
-  if (final_fd >= 0) {
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = final_fd};
-    epoll_ctl(wake_fd, EPOLL_CTL_ADD, final_fd, &ev);
-  }
-  if (pid_fd >= 0) {
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = pid_fd};
-    epoll_ctl(wake_fd, EPOLL_CTL_ADD, pid_fd, &ev);
-  }
+  if (final_fd >= 0) vkm_proc_watch_fd(wake_fd, final_fd);
+  vkm_proc_watch_end(wake_fd, pid_fd, vkm_target_pid());
   /* Exact mode's producers wait on full rings: their wake-ups matter from
    * the start. Otherwise the waker starts when a ring is first found
    * filling up (below); most short processes never need one. */

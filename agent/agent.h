@@ -162,7 +162,14 @@ void vkm_agent_woken(void);
  * when the mapping fails. */
 static inline void *vkm_own_table(void *t, size_t len) {
   if (t) {
+#ifdef __APPLE__
+    /* madvise(MADV_DONTNEED) does not zero pages on macOS: fresh ones are
+     * mapped over the table instead. */
+    if (mmap(t, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+      __builtin_memset(t, 0, len);
+#else
     if (madvise(t, len, MADV_DONTNEED) != 0) __builtin_memset(t, 0, len);
+#endif
     return t;
   }
   t = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

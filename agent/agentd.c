@@ -24,21 +24,20 @@
  * process.
  */
 #include "agent.h"
+#include "proc.h"
+#include "sys.h"
 #include "../interpose/segment.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -49,7 +48,7 @@
 typedef struct worker_s {
   int pid;       /* the recorded process */
   int wpid;      /* our worker process */
-  uint64_t ino;  /* its segment (a memfd's inode): one worker per segment */
+  uint64_t ino;  /* its segment (a memfd's inode; 0: none, proc.h): one worker per segment */
   uint64_t born; /* the segment's start_ns: of two images of one pid, the newer */
   int row;       /* its row in vkm_tree, or -1 */
 } worker_t;
@@ -74,22 +73,6 @@ static void sock_dir_of(const char *sock, char *dir, size_t cap) {
   else dir[0] = 0;
 }
 
-/* The parent as this agent sees it (the recorder's getppid() is in its own
- * pid namespace). */
-static int parent_of(int pid, int fallback) {
-  char path[64], buf[512];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  FILE *f = fopen(path, "re");
-  if (!f) return fallback;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  char *p = strrchr(buf, ')');
-  int ppid = 0;
-  if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1) return fallback;
-  return ppid;
-}
-
 static int report_owner(const vkm_agentd_t *d, int pid) {
   /* Without %p: the root only (its exec'd images share its pid). */
   (void)d;
@@ -97,8 +80,7 @@ static int report_owner(const vkm_agentd_t *d, int pid) {
 }
 
 static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_t *h) {
-  struct stat st;
-  uint64_t ino = fstat(segfd, &st) == 0 ? (uint64_t)st.st_ino : 0;
+  uint64_t ino = vkm_proc_seg_id(segfd);
   for (size_t i = 0; ino && i < nworkers; i++)
     if (workers[i].ino == ino) { /* adopted already (below), or sent twice */
       close(segfd);
@@ -110,7 +92,7 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
   static vkm_seg_hdr_t peek;
   memset(&peek, 0, sizeof peek);
   int pct = 0, forked = 0;
-  if (pread(segfd, &peek, sizeof peek, 0) == (ssize_t)sizeof peek && peek.magic == VKM_SEG_MAGIC &&
+  if (vkm_proc_seg_peek(segfd, &peek, sizeof peek) == 0 && peek.magic == VKM_SEG_MAGIC &&
       peek.version == VKM_SEG_VERSION) {
     pct = strstr(peek.config.report, "%p") != NULL;
     forked = peek.forked != 0;
@@ -135,7 +117,7 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
       vkm_tree_row_t *row = &vkm_tree->rows[r];
       memset(row, 0, sizeof *row);
       row->pid = h->pid;
-      row->ppid = parent_of(h->pid, peek.magic == VKM_SEG_MAGIC ? peek.ppid : 0);
+      row->ppid = vkm_proc_parent(h->pid, peek.magic == VKM_SEG_MAGIC ? peek.ppid : 0);
       snprintf(row->program, sizeof row->program, "?");
       __atomic_store_n(&row->state, VKM_ROW_RUNNING, __ATOMIC_RELEASE);
       w.row = (int)r;
@@ -188,7 +170,7 @@ static void on_connection(vkm_agentd_t *d, int c) {
   } u;
   struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
   ssize_t n;
-  do n = recvmsg(c, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+  do n = vkm_sys_recvmsg(c, &m, MSG_WAITALL);
   while (n < 0 && errno == EINTR);
   int fds[4] = {-1, -1, -1, -1}, nfds = 0;
   for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
@@ -199,9 +181,8 @@ static void on_connection(vkm_agentd_t *d, int c) {
     }
   /* The sender's pid as this agent sees it: a process in a pid namespace
    * of its own (a sandbox) knows itself by another number. */
-  struct ucred cred;
-  socklen_t cl = sizeof cred;
-  if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 && cred.pid > 0 && n == (ssize_t)sizeof h) h.pid = cred.pid;
+  int peer = vkm_sys_peer_pid(c);
+  if (peer > 0 && n == (ssize_t)sizeof h) h.pid = peer;
   close(c);
   if (n != (ssize_t)sizeof h || h.magic != VKM_HELLO_MAGIC) {
     vkm_say("warning", "a connection that is not a valkmem recorder's was ignored");
@@ -243,7 +224,8 @@ static uint64_t now_ms(void) { return vkm_now_ns() / 1000000ull; }
  * it knows (/proc/PID/task/TID/children) and, for one that holds a
  * segment no worker has, opens that mapping (/proc/PID/map_files, which
  * takes CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE) and serves it like a
- * handed-over one. A child that hands its segment over itself a moment
+ * handed-over one (proc.h; Linux only: macOS has no way in without
+ * task_for_pid). A child that hands its segment over itself a moment
  * later is recognised by the segment's inode.
  * ------------------------------------------------------------------------- */
 #define PLAIN_MAX 256
@@ -278,31 +260,9 @@ static int known_pid(int pid) {
   return 0;
 }
 
-/* The segment mapped in process pid, opened through /proc/PID/map_files;
- * its descriptor, -1 when it has none (errno 0) or it cannot be opened
- * (errno says why; *where names the file). */
-static int open_segment_of(int pid, char *where, size_t cap) {
-  char path[64], line[512];
-  snprintf(path, sizeof path, "/proc/%d/maps", pid);
-  snprintf(where, cap, "%s", path);
-  FILE *f = fopen(path, "re");
-  if (!f) return -1;
-  unsigned long lo = 0, hi = 0;
-  int found = 0;
-  while (fgets(line, sizeof line, f))
-    if (strstr(line, "/memfd:valkmem") && sscanf(line, "%lx-%lx", &lo, &hi) == 2 && hi - lo == VKM_SEG_SIZE) found = 1;
-  fclose(f);
-  if (!found) {
-    errno = 0;
-    return -1;
-  }
-  snprintf(where, cap, "/proc/%d/map_files/%lx-%lx", pid, lo, hi);
-  return open(where, O_RDWR | O_CLOEXEC);
-}
-
 static void try_adopt(vkm_agentd_t *d, int pid) {
   char where[128];
-  int fd = open_segment_of(pid, where, sizeof where);
+  int fd = vkm_proc_open_segment(pid, where, sizeof where);
   if (fd < 0) {
     if (errno && !adopt_refused++)
       vkm_say("warning", "pid %d could not reach the agent and cannot be adopted (%s: %s): it has no report", pid, where,
@@ -311,37 +271,22 @@ static void try_adopt(vkm_agentd_t *d, int pid) {
     return;
   }
   vkm_seg_hdr_t peek;
-  if (pread(fd, &peek, sizeof peek, 0) != (ssize_t)sizeof peek || peek.magic != VKM_SEG_MAGIC ||
+  if (vkm_proc_seg_peek(fd, &peek, sizeof peek) != 0 || peek.magic != VKM_SEG_MAGIC ||
       peek.version != VKM_SEG_VERSION || (!peek.config.agent && !d->attach) || (peek.forked && !peek.config.follow_fork)) {
     close(fd);
     return;
   }
   vkm_hello_t h = {.magic = VKM_HELLO_MAGIC, .version = VKM_SEG_VERSION, .pid = pid, .kind = VKM_HELLO_SEGMENT};
-  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-  start_worker(d, fd, pidfd, &h);
+  start_worker(d, fd, vkm_proc_open_handle(pid), &h);
+}
+
+static void adopt_child(int child, void *arg) {
+  if (!known_pid(child) && waited_long_enough(child, vkm_now_ns() / 1000000ull)) try_adopt(arg, child);
 }
 
 static void adopt_children(vkm_agentd_t *d) {
   size_t n = nworkers;
-  for (size_t i = 0; i < n && i < nworkers; i++) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", workers[i].pid);
-    DIR *dir = opendir(path);
-    if (!dir) continue;
-    struct dirent *e;
-    while ((e = readdir(dir))) {
-      if (e->d_name[0] == '.') continue;
-      char cpath[400];
-      snprintf(cpath, sizeof cpath, "/proc/%d/task/%s/children", workers[i].pid, e->d_name);
-      FILE *f = fopen(cpath, "re");
-      if (!f) continue;
-      int child;
-      while (fscanf(f, "%d", &child) == 1)
-        if (!known_pid(child) && waited_long_enough(child, vkm_now_ns() / 1000000ull)) try_adopt(d, child);
-      fclose(f);
-    }
-    closedir(dir);
-  }
+  for (size_t i = 0; i < n && i < nworkers; i++) vkm_proc_children(workers[i].pid, adopt_child, d);
 }
 
 int vkm_agentd_run(vkm_agentd_t *d) {
@@ -366,7 +311,7 @@ int vkm_agentd_run(vkm_agentd_t *d) {
   if (d->first_seg_fd >= 0) {
     vkm_hello_t h = {.magic = VKM_HELLO_MAGIC, .version = VKM_SEG_VERSION, .kind = VKM_HELLO_SEGMENT};
     vkm_seg_hdr_t peek;
-    if (pread(d->first_seg_fd, &peek, sizeof peek, 0) == (ssize_t)sizeof peek) h.pid = peek.pid;
+    if (vkm_proc_seg_peek(d->first_seg_fd, &peek, sizeof peek) == 0) h.pid = peek.pid;
     if (!d->root_pid) d->root_pid = h.pid;
     start_worker(d, d->first_seg_fd, d->first_pid_fd, &h);
   }
@@ -396,7 +341,7 @@ int vkm_agentd_run(vkm_agentd_t *d) {
     int r = poll(p, 2, 100);
     if (r > 0 && (p[0].revents & POLLIN)) {
       int c;
-      while ((c = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+      while ((c = vkm_sys_accept(d->listen_fd, 1)) >= 0) {
         int fl = fcntl(c, F_GETFL);
         fcntl(c, F_SETFL, fl & ~O_NONBLOCK);
         on_connection(d, c);
@@ -438,23 +383,15 @@ int vkm_cmd_agent(int argc, char **argv) {
   int diag = tty ? open(tty, O_WRONLY | O_NOCTTY | O_CLOEXEC) : -1;
   vkm_set_diag_fd(diag);
   /* Never compete with a program pinned to one CPU. */
-  cpu_set_t all;
-  CPU_ZERO(&all);
-  for (int i = 0; i < CPU_SETSIZE; i++) CPU_SET(i, &all);
-  sched_setaffinity(0, sizeof all, &all);
+  vkm_sys_all_cpus();
+  /* The program that spawned us keeps no child of ours (sys.h). */
+  vkm_sys_detach();
   int pidfd = fcntl(5, F_GETFD) >= 0 ? 5 : -1;
-  struct stat;
   vkm_agentd_t d = {.listen_fd = 3, .sock_path = sock, .first_seg_fd = 4, .first_pid_fd = pidfd, .done_fd = -1};
   /* Descriptor 5 is the segment again when the recorder had no pidfd. */
-  if (pidfd >= 0) {
-    char a[64], b[64], pa[64], pb[64];
-    snprintf(pa, sizeof pa, "/proc/self/fd/4");
-    snprintf(pb, sizeof pb, "/proc/self/fd/5");
-    ssize_t na = readlink(pa, a, sizeof a - 1), nb = readlink(pb, b, sizeof b - 1);
-    if (na > 0 && nb > 0 && na == nb && !memcmp(a, b, (size_t)na)) {
-      close(5);
-      d.first_pid_fd = -1;
-    }
+  if (pidfd >= 0 && vkm_proc_same_file(4, 5)) {
+    close(5);
+    d.first_pid_fd = -1;
   }
   fcntl(3, F_SETFD, FD_CLOEXEC);
   fcntl(4, F_SETFD, FD_CLOEXEC);
@@ -493,7 +430,7 @@ int vkm_cmd_attach(int argc, char **argv) {
     return 2;
   }
   char where[128];
-  int fd = open_segment_of((int)pid, where, sizeof where);
+  int fd = vkm_proc_open_segment((int)pid, where, sizeof where);
   if (fd < 0) {
     if (!errno) vkm_say("error", "attach: process %ld does not run under libvalkmem (no segment in %s)", pid, where);
     else vkm_say("error", "attach: cannot open %s: %s (needs root or CAP_CHECKPOINT_RESTORE)", where, strerror(errno));
@@ -501,17 +438,20 @@ int vkm_cmd_attach(int argc, char **argv) {
   }
   vkm_seg_hdr_t peek;
   char why[256];
-  if (pread(fd, &peek, sizeof peek, 0) != (ssize_t)sizeof peek || vkm_segread_check(&peek, VKM_SEG_SIZE, why, sizeof why)) {
+  int bad = vkm_proc_seg_peek(fd, &peek, sizeof peek) != 0;
+  if (bad) snprintf(why, sizeof why, "cannot read its segment");
+  else bad = vkm_segread_check(&peek, VKM_SEG_SIZE, why, sizeof why) != 0;
+  if (bad) {
     vkm_say("error", "attach: process %ld: %s", pid, why);
     close(fd);
     return 1;
   }
-  int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0); /* nothing will connect: its children have no agent either */
+  int ls = vkm_sys_socket(AF_UNIX, 0); /* nothing will connect: its children have no agent either */
   vkm_agentd_t d = {.listen_fd = ls, .root_pid = (int)pid, .first_seg_fd = -1, .first_pid_fd = -1,
                     .done_fd = -1, .attach = 1, .linger = 0};
   vkm_hello_t h = {.magic = VKM_HELLO_MAGIC, .version = VKM_SEG_VERSION, .pid = (int)pid, .kind = VKM_HELLO_SEGMENT};
   fprintf(stderr, "valkmem: attached to pid %ld (Ctrl-C to detach)\n", pid);
   signal(SIGINT, SIG_DFL);
-  start_worker(&d, fd, (int)syscall(SYS_pidfd_open, (pid_t)pid, 0), &h);
+  start_worker(&d, fd, vkm_proc_open_handle((int)pid), &h);
   return vkm_agentd_run(&d);
 }

@@ -34,10 +34,10 @@
  * worse than an error here).
  */
 #include "debug_pprof.h"
+#include "objfile.h"
 #include "pprof_enc.h"
 #include "../interpose/segment.h"
 
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -153,9 +153,9 @@ static int64_t block_size(const vkm_hbucket_t *b) {
 }
 
 /* ---------------------------------------------------------------------------
- * Mappings: each module's executable PT_LOAD segments (what /proc/PID/maps
- * shows as r-xp, which is what Go lists) and its GNU build id, read from the
- * file the recorder says it loaded.
+ * Mappings: each module's executable segments (what /proc/PID/maps shows
+ * as r-xp, which is what Go lists) and its build id, read from the file the
+ * recorder says it loaded.
  * ------------------------------------------------------------------------- */
 
 typedef struct map_s {
@@ -168,61 +168,32 @@ typedef struct map_s {
 
 #define MAX_MAPS 512
 
-static void elf_build_id(int fd, const Elf64_Phdr *ph, char *out, size_t cap) {
-  unsigned char note[2048];
-  size_t len = ph->p_filesz < sizeof note ? ph->p_filesz : sizeof note;
-  if (pread(fd, note, len, (off_t)ph->p_offset) != (ssize_t)len) return;
-  size_t off = 0;
-  while (off + sizeof(Elf64_Nhdr) <= len) {
-    Elf64_Nhdr nh;
-    memcpy(&nh, note + off, sizeof nh);
-    size_t name_off = off + sizeof nh, desc_off = name_off + ((nh.n_namesz + 3) & ~3u);
-    size_t next = desc_off + ((nh.n_descsz + 3) & ~3u);
-    if (next > len || desc_off > len) return;
-    if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 && memcmp(note + name_off, "GNU", 4) == 0 &&
-        nh.n_descsz * 2 < cap) {
-      for (size_t i = 0; i < nh.n_descsz; i++) snprintf(out + 2 * i, 3, "%02x", note[desc_off + i]);
-      return;
-    }
-    off = next;
-  }
+typedef struct maps_ctx_s {
+  map_t *maps;
+  size_t *n;
+  const char *path;
+} maps_ctx_t;
+
+static void add_map(void *ctx, uint64_t start, uint64_t limit, uint64_t offset) {
+  maps_ctx_t *x = ctx;
+  if (*x->n >= MAX_MAPS) return;
+  map_t *m = &x->maps[(*x->n)++];
+  memset(m, 0, sizeof *m);
+  m->start = start;
+  m->limit = limit;
+  m->offset = offset;
+  m->path = x->path;
 }
 
-/* Appends the executable segments of the ELF file at path, loaded with
- * bias. A file that cannot be read still gets one mapping over [lo, hi),
- * so its addresses keep a file name. */
+/* Appends the executable segments of the object file at path, loaded with
+ * bias (objfile.h reads the file). A file that cannot be read still gets
+ * one mapping over [lo, hi), so its addresses keep a file name. */
 static void module_maps(const char *path, uint64_t bias, uint64_t lo, uint64_t hi, map_t *maps, size_t *n) {
   size_t first = *n;
   char bid[sizeof maps[0].build_id] = "";
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  Elf64_Ehdr eh;
-  if (fd >= 0 && pread(fd, &eh, sizeof eh, 0) == sizeof eh && memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
-      eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_phentsize == sizeof(Elf64_Phdr) && eh.e_phnum <= 64) {
-    Elf64_Phdr ph[64];
-    size_t bytes = (size_t)eh.e_phnum * sizeof ph[0];
-    if (pread(fd, ph, bytes, (off_t)eh.e_phoff) == (ssize_t)bytes) {
-      long pg = sysconf(_SC_PAGESIZE);
-      uint64_t mask = ~((uint64_t)(pg > 0 ? pg : 4096) - 1);
-      for (int i = 0; i < eh.e_phnum; i++) {
-        if (ph[i].p_type == PT_NOTE && !bid[0]) elf_build_id(fd, &ph[i], bid, sizeof bid);
-        if (ph[i].p_type != PT_LOAD || !(ph[i].p_flags & PF_X) || *n >= MAX_MAPS) continue;
-        map_t *m = &maps[(*n)++];
-        memset(m, 0, sizeof *m);
-        m->start = bias + (ph[i].p_vaddr & mask); /* the kernel maps whole pages */
-        m->limit = bias + ph[i].p_vaddr + ph[i].p_memsz;
-        m->offset = ph[i].p_offset & mask;
-        m->path = path;
-      }
-    }
-  }
-  if (fd >= 0) close(fd);
-  if (*n == first && *n < MAX_MAPS) {
-    map_t *m = &maps[(*n)++];
-    memset(m, 0, sizeof *m);
-    m->start = lo;
-    m->limit = hi;
-    m->path = path;
-  }
+  maps_ctx_t x = {maps, n, path};
+  vkm_objfile_exec_segments(path, bias, bid, sizeof bid, add_map, &x);
+  if (*n == first && *n < MAX_MAPS) add_map(&x, lo, hi, 0);
   for (size_t i = first; i < *n; i++) {
     memcpy(maps[i].build_id, bid, sizeof bid);
     maps[i].funcs_ok = true;

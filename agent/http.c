@@ -20,6 +20,7 @@
 #include "http_listen.h"
 #include "http_parse.h"
 #include "metrics.h"
+#include "sys.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -785,7 +786,7 @@ static void accept_all(uint64_t now) {
      * kernel's backlog until one frees up (the loop stops polling the
      * listener meanwhile). */
     if (!c) return;
-    int fd = accept4(S.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = vkm_sys_accept(S.lfd, 1);
     if (fd < 0) return; /* EAGAIN, or a transient error (EMFILE, ECONNABORTED) */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

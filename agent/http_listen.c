@@ -2,6 +2,7 @@
  * so: VALKMEM_LISTEN parsing, the bind, the URL line and URL file. */
 #include "http_listen.h"
 #include "agent.h"
+#include "sys.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -74,7 +75,7 @@ int vkm_listen_parse(const char *spec, vkm_listen_addr_t *la) {
 }
 
 int vkm_listen_bind(const vkm_listen_addr_t *la) {
-  int fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = vkm_sys_socket(la->ss.ss_family, 1);
   if (fd < 0) return -errno;
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

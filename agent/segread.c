@@ -8,6 +8,7 @@
  * retire sequence count; the module list by its own sequence count.
  */
 #include "agent.h"
+#include "proc.h"
 #include "runtime.h"
 #include "symbols.h"
 #include "../interpose/segment.h"
@@ -258,8 +259,8 @@ int vkm_segread_modules(vkm_seg_module_t *out, size_t max, char *strings, size_t
 
 /* ---------------------------------------------------------------------------
  * Modules of the recorded process: its published list (segread.c), then
- * /proc/PID/maps for what the list does not hold (objects the loader
- * opened for itself, code mapped by hand).
+ * what the platform sees beside it (proc.h: /proc/PID/maps on Linux, for
+ * objects the loader opened for itself and code mapped by hand).
  * ------------------------------------------------------------------------- */
 
 static void segment_source(vkm_module_add_fn add) {
@@ -269,35 +270,7 @@ static void segment_source(vkm_module_add_fn add) {
   if (vkm_segread_modules(ent, VKM_SEG_MODULES_MAX, strings, sizeof strings, &n) == 0)
     for (size_t i = 0; i < n; i++)
       if (ent[i].path_len) add(strings + ent[i].path_off, ent[i].bias, ent[i].lo, ent[i].hi);
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/maps", vkm_target_pid());
-  FILE *f = fopen(path, "re");
-  if (!f) return;
-  char line[4096];
-  /* Executable file mappings: the object's extent is from its first
-   * mapping (offset 0) to the end of its last one; the bias is the first
-   * mapping's start (true for ELF objects linked at 0, i.e. PIE and
-   * shared objects). */
-  char cur[4096] = "";
-  uintptr_t lo = 0, hi = 0, bias = 0;
-  while (fgets(line, sizeof line, f)) {
-    unsigned long a, b, off;
-    char perms[8];
-    int name_at = 0;
-    if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %n", &a, &b, perms, &off, &name_at) < 4 || !name_at) continue;
-    char *name = line + name_at;
-    name[strcspn(name, "\n")] = 0;
-    if (name[0] != '/') continue;
-    if (strcmp(name, cur) != 0) {
-      if (cur[0] && hi > lo) add(cur, bias, lo, hi);
-      snprintf(cur, sizeof cur, "%s", name);
-      lo = a;
-      bias = a - off;
-    }
-    hi = b;
-  }
-  if (cur[0] && hi > lo) add(cur, bias, lo, hi);
-  fclose(f);
+  vkm_proc_extra_modules(vkm_target_pid(), add);
 }
 
 void vkm_symbols_use_segment(void) { vkm_symbols_set_source(segment_source); }

@@ -1,30 +1,26 @@
 /* symbols.c - lazy, cached symbolisation of code addresses for reported
- * call sites: modules from dl_iterate_phdr, function symbols from each
- * module's own ELF .symtab/.dynsym (so static functions are named too),
- * nothing else (see resolve). Agent thread only; memory from vkm_malloc. */
+ * call sites: modules from the recorded process's published list (or this
+ * process's own), function symbols and DWARF line tables from each
+ * module's file, read by the platform's object-file reader (objfile.h:
+ * ELF .symtab/.dynsym on Linux, Mach-O nlist and a dSYM's DWARF on macOS,
+ * so static functions are named too), nothing else (see resolve). Agent
+ * thread only; memory from vkm_malloc. */
 #include "symbols.h"
+#include "objfile.h"
 #include "../interpose/vkm.h"
 
 #include <dlfcn.h>
-#include <elf.h>
-#include <fcntl.h>
-#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------------------
  * Modules and their symbol tables
  * ------------------------------------------------------------------------- */
 
-typedef struct sym_s {
-  uint64_t value, size; /* module-relative (st_value) */
-  const char *name;     /* points into the module's mapping */
-  uint8_t rank;         /* lower is preferred among aliases at one address */
-} sym_t;
+typedef vkm_objsym_t sym_t;
 
 typedef struct module_s {
   char *path;           /* vkm_strdup'd; "" never stored */
@@ -32,12 +28,12 @@ typedef struct module_s {
   uintptr_t bias;       /* dlpi_addr */
   uintptr_t lo, hi;     /* runtime extent of the PT_LOAD segments */
   bool loaded;          /* symbols read (or tried) */
-  bool alloc_module;    /* libc/libstdc++/allocator: frames of its allocation functions are trimmed */
+  bool alloc_module;    /* libc/libstdc++/libsystem_malloc/allocator: frames of its allocation functions are trimmed */
   bool self;            /* valkmem itself: every frame is trimmed */
   sym_t *syms;
   size_t nsyms;
-  void *map;
-  size_t map_len;
+  void *map, *map2;     /* the file (and a dSYM with its DWARF) */
+  size_t map_len, map2_len;
   /* DWARF line tables (sections inside map), and an index of their units */
   const uint8_t *dl, *dl_str, *d_str;
   size_t dl_len, dl_str_len, d_str_len;
@@ -112,30 +108,7 @@ static void add_module(const char *path, uintptr_t bias, uintptr_t lo, uintptr_t
   nmods++;
 }
 
-static int phdr_cb(struct dl_phdr_info *info, size_t size, void *ud) {
-  (void)ud;
-  (void)size;
-  uintptr_t lo = UINTPTR_MAX, hi = 0;
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type != PT_LOAD) continue;
-    uintptr_t a = info->dlpi_addr + ph->p_vaddr;
-    if (a < lo) lo = a;
-    if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
-  }
-  const char *path = info->dlpi_name;
-  char exe[4096];
-  if (!path || !*path) { /* the main program */
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return 0;
-    exe[n] = 0;
-    path = exe;
-  }
-  add_module(path, info->dlpi_addr, lo, hi);
-  return 0;
-}
-
-/* Where modules come from: this process's own (dl_iterate_phdr, for tests
+/* Where modules come from: this process's own (objfile.h, for tests
  * and tools that symbolise themselves) or another process's published list
  * (the agent, vkm_symbols_set_source). */
 static vkm_module_source_fn module_source;
@@ -144,7 +117,7 @@ void vkm_symbols_set_source(vkm_module_source_fn fn) { module_source = fn; }
 
 static void scan_modules(void) {
   if (module_source) module_source(add_module);
-  else dl_iterate_phdr(phdr_cb, NULL);
+  else vkm_objfile_self_modules(add_module);
 }
 
 static int sym_cmp(const void *a, const void *b) {
@@ -154,91 +127,25 @@ static int sym_cmp(const void *a, const void *b) {
   return strcmp(x->name, y->name);
 }
 
-/* Appends the function symbols of one SHT_SYMTAB/SHT_DYNSYM section. All
- * offsets are bounds-checked against the file: the file is untrusted. */
-static void add_symtab(module_t *m, const unsigned char *f, size_t len, const Elf64_Shdr *sh,
-                       const Elf64_Shdr *shs, unsigned shnum, size_t *cap) {
-  if (sh->sh_entsize != sizeof(Elf64_Sym) || sh->sh_link >= shnum) return;
-  const Elf64_Shdr *st = &shs[sh->sh_link];
-  if (sh->sh_offset > len || sh->sh_size > len - sh->sh_offset || sh->sh_offset % 8 != 0) return;
-  if (st->sh_offset > len || st->sh_size > len - st->sh_offset || st->sh_size == 0) return;
-  const Elf64_Sym *s = (const Elf64_Sym *)(f + sh->sh_offset);
-  size_t n = sh->sh_size / sizeof *s;
-  const char *strs = (const char *)(f + st->sh_offset);
-  if (strs[st->sh_size - 1] != 0) return; /* names must be terminated inside the table */
-  for (size_t i = 0; i < n; i++) {
-    unsigned type = ELF64_ST_TYPE(s[i].st_info), bind = ELF64_ST_BIND(s[i].st_info);
-    if ((type != STT_FUNC && type != STT_GNU_IFUNC) || s[i].st_shndx == SHN_UNDEF || s[i].st_value == 0)
-      continue;
-    if (s[i].st_name == 0 || s[i].st_name >= st->sh_size) continue;
-    if (m->nsyms == *cap) {
-      size_t nc = *cap ? *cap * 2 : 1024;
-      sym_t *ns = vkm_realloc(m->syms, nc * sizeof *ns);
-      if (!ns) return;
-      m->syms = ns;
-      *cap = nc;
-    }
-    const char *name = strs + s[i].st_name;
-    unsigned us = 0;
-    while (name[us] == '_' && us < 3) us++;
-    sym_t *o = &m->syms[m->nsyms++];
-    o->value = s[i].st_value;
-    o->size = s[i].st_size;
-    o->name = name;
-    /* Prefer global names, then names with fewer leading underscores
-     * ("malloc" over "__libc_malloc"). */
-    o->rank = (uint8_t)((bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2) * 4 + us);
-  }
-}
-
 static void load_symbols(module_t *m) {
   m->loaded = true;
-  int fd = open(m->path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  struct stat sb;
-  if (fstat(fd, &sb) != 0 || sb.st_size < (off_t)sizeof(Elf64_Ehdr)) {
-    close(fd);
+  vkm_objfile_t o;
+  memset(&o, 0, sizeof o);
+  vkm_objfile_read(m->path, &o);
+  if (!o.map) return;
+  if (o.nsyms == 0 && !o.dl) {
+    vkm_objfile_release(&o);
     return;
   }
-  void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  close(fd);
-  if (map == MAP_FAILED) return;
-  const unsigned char *f = map;
-  size_t len = (size_t)sb.st_size;
-  const Elf64_Ehdr *eh = map;
-  if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-      eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shoff > len || eh->e_shoff % 8 != 0 ||
-      (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > len - eh->e_shoff) {
-    munmap(map, len);
-    return;
-  }
-  const Elf64_Shdr *shs = (const Elf64_Shdr *)(f + eh->e_shoff);
-  size_t cap = 0;
-  for (unsigned i = 0; i < eh->e_shnum; i++)
-    if (shs[i].sh_type == SHT_SYMTAB || shs[i].sh_type == SHT_DYNSYM)
-      add_symtab(m, f, len, &shs[i], shs, eh->e_shnum, &cap);
-  /* DWARF sections by name; compressed ones (SHF_COMPRESSED) would need
-   * zlib, which the shim does not link: those modules get no file:line. */
-  const Elf64_Shdr *names = eh->e_shstrndx < eh->e_shnum ? &shs[eh->e_shstrndx] : NULL;
-  for (unsigned i = 0; names && i < eh->e_shnum; i++) {
-    const Elf64_Shdr *sh = &shs[i];
-    if (sh->sh_type == SHT_NOBITS || (sh->sh_flags & SHF_COMPRESSED) || sh->sh_offset > len ||
-        sh->sh_size > len - sh->sh_offset || names->sh_offset > len || sh->sh_name >= names->sh_size ||
-        names->sh_size > len - names->sh_offset)
-      continue;
-    const char *nm = (const char *)f + names->sh_offset + sh->sh_name;
-    size_t room = names->sh_size - sh->sh_name;
-    if (strnlen(nm, room) == room) continue;
-    if (strcmp(nm, ".debug_line") == 0) m->dl = f + sh->sh_offset, m->dl_len = sh->sh_size;
-    else if (strcmp(nm, ".debug_line_str") == 0) m->dl_str = f + sh->sh_offset, m->dl_str_len = sh->sh_size;
-    else if (strcmp(nm, ".debug_str") == 0) m->d_str = f + sh->sh_offset, m->d_str_len = sh->sh_size;
-  }
-  if (m->nsyms == 0 && !m->dl) {
-    munmap(map, len);
-    return;
-  }
-  m->map = map;
-  m->map_len = len;
+  m->map = o.map;
+  m->map_len = o.map_len;
+  m->map2 = o.map2;
+  m->map2_len = o.map2_len;
+  m->syms = o.syms;
+  m->nsyms = o.nsyms;
+  m->dl = o.dl, m->dl_len = o.dl_len;
+  m->dl_str = o.dl_str, m->dl_str_len = o.dl_str_len;
+  m->d_str = o.d_str, m->d_str_len = o.d_str_len;
   if (m->dl) dwarf_index(m);
   if (m->nsyms == 0) return;
   qsort(m->syms, m->nsyms, sizeof *m->syms, sym_cmp);
@@ -665,6 +572,7 @@ void vkm_sym_lookup(uintptr_t pc, vkm_sym_t *out) {
 void vkm_symbols_reset(void) {
   for (size_t i = 0; i < nmods; i++) {
     if (mods[i].map) munmap(mods[i].map, mods[i].map_len);
+    if (mods[i].map2) munmap(mods[i].map2, mods[i].map2_len);
     vkm_free(mods[i].syms);
     vkm_free(mods[i].cus);
     vkm_free(mods[i].path);
@@ -682,13 +590,14 @@ void vkm_symbols_reset(void) {
   }
 }
 
-/* For tests: symbolise module-relative address rel against the ELF file at
+/* For tests: symbolise module-relative address rel against the object file at
  * path as if it were a loaded module (the file may be garbage). Returns 0,
  * or -1 when the file is not usable at all. Strings in *out are only valid
  * until the next call. */
 int vkm_symbols_probe_file(const char *path, uint64_t rel, vkm_sym_t *out) {
   static module_t m;
   if (m.map) munmap(m.map, m.map_len);
+  if (m.map2) munmap(m.map2, m.map2_len);
   vkm_free(m.syms);
   vkm_free(m.cus);
   vkm_free(m.path);

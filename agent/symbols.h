@@ -1,11 +1,12 @@
 /* symbols.h - address -> (function, module, offset) for the agent.
  *
- * Agent thread only (no locking). Modules come from dl_iterate_phdr; each
- * module's ELF .symtab and .dynsym are read from its file on disk (mmap'd
- * read-only, kept mapped: symbol names point into the mapping), because
- * dladdr alone only sees exported (.dynsym) symbols and misses static
- * functions. dladdr is the fallback (vdso, unreadable files). file:line
- * comes from the module's own DWARF .debug_line when present. All memory
+ * Agent thread only (no locking). Modules come from the recorded process's
+ * published list (or this process's own); each module's symbol table is
+ * read from its file on disk by the platform's reader (objfile.h: ELF
+ * .symtab and .dynsym, Mach-O nlist; mmap'd read-only, kept mapped: symbol
+ * names point into the mapping), because dladdr alone only sees exported
+ * symbols and misses static functions. file:line comes from DWARF
+ * .debug_line when present (the module's own, or its dSYM on macOS). All memory
  * from vkm_malloc. Results are cached per address.
  */
 #ifndef VKM_SYMBOLS_H

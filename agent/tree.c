@@ -11,6 +11,7 @@
 #include "agent.h"
 #include "metrics.h"
 #include "../interpose/segment.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -41,7 +42,7 @@ void vkm_end_json(cJSON *o, int kind, int code, int sig) {
   case VKM_ENDED_SIGNAL: {
     cJSON_AddStringToObject(e, "kind", "signal");
     cJSON_AddNumberToObject(e, "signal", sig);
-    const char *nm = sigabbrev_np(sig);
+    const char *nm = vkm_sys_signal_abbrev(sig);
     char buf[32];
     snprintf(buf, sizeof buf, "SIG%s", nm ? nm : "?");
     cJSON_AddStringToObject(e, "name", buf);
@@ -126,7 +127,7 @@ int vkm_tree_forward(int pid, int fd, const char *buf, size_t len, int port) {
   if (!path[0]) return -ENOENT;
   struct sockaddr_un a = {.sun_family = AF_UNIX};
   memcpy(a.sun_path, path, strlen(path) + 1);
-  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int s = vkm_sys_socket(AF_UNIX, 0);
   if (s < 0) return -errno;
   struct timeval tv = {1, 0};
   setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);

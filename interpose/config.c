@@ -11,7 +11,6 @@
 #include <string.h>
 #include <strings.h>
 
-extern char **environ;
 
 vkm_config_t vkm_config = {
     .sample_bytes = 512 * 1024,
@@ -135,7 +134,7 @@ void vkm_config_load(void) {
   if (!vkm_config.report[0]) vkm_config.checkpoint_ms = 0;
   vkm_config.exact = vkm_config.sample_bytes == 1;
 
-  for (char **e = environ; e && *e; e++) {
+  for (char **e = vkm_plat_environ(); e && *e; e++) {
     if (strncmp(*e, "VALKMEM_", 8)) continue;
     const char *eq = strchr(*e, '=');
     size_t len = eq ? (size_t)(eq - *e) - 8 : strlen(*e) - 8;

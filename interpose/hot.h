@@ -16,6 +16,18 @@
 /* The thread state (vkm_tstate_t) lives in the shared segment: see
  * segment.h. */
 
+/* The wrappers' symbol names (wrap.c). ELF: the allocator's own names,
+ * which the preloaded library defines first. Mach-O: an image must not
+ * define the names it interposes (its own references, the __interpose
+ * table's included, would bind to itself), so the wrappers are vkm_wrap_*
+ * and wrap_darwin.c's __DATA,__interpose table pairs each with the name it
+ * replaces. A rename only: the code is the same. */
+#ifdef __APPLE__
+#define VKM_FN(name) vkm_wrap_##name
+#else
+#define VKM_FN(name) name
+#endif
+
 /* One TLS load on the fast path: `ts` is the thread's state only when
  * the fast path may use it (attached, not re-entered, and the allocator is
  * glibc's, whose chunk header it reads), NULL otherwise, so a single test
@@ -32,7 +44,16 @@ typedef struct vkm_tls_s {
   int stateless;              /* no state could be had (out of memory) */
 } vkm_tls_t;
 
+#ifdef __APPLE__
+/* Mach-O thread-local variables are made by dyld on a thread's first touch,
+ * with malloc - which is ours: a __thread block would recurse into itself.
+ * The block is reached through a pthread key instead (a slot in the
+ * thread's own TSD array, no allocation; darwin.c). */
+vkm_tls_t *vkm_tls_darwin(void);
+#define vkm_tls (*vkm_tls_darwin())
+#else
 extern __thread vkm_tls_t vkm_tls __attribute__((tls_model("initial-exec")));
+#endif
 
 /* A call that passes through without a state is still counted, straight
  * into the retired total, when the thread is past its exit destructor or

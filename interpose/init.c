@@ -20,12 +20,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 int vkm_ready;
 int vkm_sampling;
+#ifdef __APPLE__
+/* macOS: the real functions are this image's own references to them
+ * (darwin.c), bound by dyld before any code runs. The recorder starts in
+ * its constructor (VKM_DEFER_INIT, CMakeLists.txt), not inside libSystem's
+ * initialisers, which already allocate through the interposed names: until
+ * then every call passes straight through to these. */
+vkm_real_t vkm_real = {.malloc = malloc, .free = free, .calloc = calloc, .realloc = realloc,
+                       .posix_memalign = posix_memalign, .aligned_alloc = aligned_alloc, .valloc = valloc};
+#else
 vkm_real_t vkm_real;
+#endif
 int vkm_usable_mode = VKM_USABLE_NEXT;
 uint16_t vkm_class_usable[VKM_CLASS_MAX / 8 + 1];
 int vkm_constructed;
@@ -242,10 +251,12 @@ static void capture_argv(void) {
   vkm_seg->argc = argc > 0 ? (uint32_t)argc : 0;
 }
 
-/* VALKMEM_FOLLOW_EXEC=0: take ourselves out of LD_PRELOAD so that programs
- * this one execs run without the shim. */
+/* VALKMEM_FOLLOW_EXEC=0: take ourselves out of LD_PRELOAD (macOS:
+ * DYLD_INSERT_LIBRARIES) so that programs this one execs run without the
+ * shim. */
 static void drop_from_preload(void) {
-  const char *pre = getenv("LD_PRELOAD");
+  const char *var = vkm_plat_preload_var();
+  const char *pre = getenv(var);
   if (!pre) return;
   char out[4096];
   size_t n = 0;
@@ -261,8 +272,8 @@ static void drop_from_preload(void) {
     while (*s == ':' || *s == ' ') s++;
   }
   out[n] = 0;
-  if (n) setenv("LD_PRELOAD", out, 1);
-  else unsetenv("LD_PRELOAD");
+  if (n) setenv(var, out, 1);
+  else unsetenv(var);
 }
 
 /* ---------------------------------------------------------------------------
@@ -322,7 +333,7 @@ __attribute__((constructor(101))) static void vkm_load(void) {
   vkm_seg->config = vkm_config;
   if (!vkm_config.follow_exec) drop_from_preload();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
-  on_exit(at_exit, NULL);
+  vkm_plat_on_exit(at_exit, NULL);
   vkm_seg_publish_modules();
   vkm_guard_leave();
   vkm_sample_warm_up();

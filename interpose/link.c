@@ -34,8 +34,6 @@
 #define VKM_BINDIR "/usr/local/bin"
 #endif
 
-extern char **environ;
-
 static char agent_sock[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* the tree's agent */
 static char agent_bin[1024];
 static int handed;  /* this process's segment reached an agent */
@@ -59,7 +57,7 @@ static int send_hello(const char *path, uint32_t kind, const int *fds, int nfds,
   struct sockaddr_un a;
   socklen_t alen;
   if (sock_addr(path, &a, &alen) != 0) return -1;
-  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int s = vkm_plat_unix_socket();
   if (s < 0) return -1;
   struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
   setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -149,8 +147,10 @@ static int socket_path(char *out, size_t cap) {
 static char **agent_env(void) {
   static char *env[512];
   size_t n = 0;
-  for (char **e = environ; e && *e && n < 510; e++) {
-    if (!strncmp(*e, "LD_PRELOAD=", 11) || !strncmp(*e, "VALKMEM_AGENT_SOCK=", 19)) continue;
+  const char *pre = vkm_plat_preload_var();
+  size_t pre_len = strlen(pre);
+  for (char **e = vkm_plat_environ(); e && *e && n < 510; e++) {
+    if ((!strncmp(*e, pre, pre_len) && (*e)[pre_len] == '=') || !strncmp(*e, "VALKMEM_AGENT_SOCK=", 19)) continue;
     env[n++] = *e;
   }
   env[n] = NULL;
@@ -168,7 +168,7 @@ static int spawn_agent(int segfd, int pidfd) {
   struct sockaddr_un a;
   socklen_t alen;
   if (sock_addr(path, &a, &alen) != 0) return -1;
-  int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int ls = vkm_plat_unix_socket();
   if (ls < 0) return -1;
   if (bind(ls, (struct sockaddr *)&a, alen) != 0 || listen(ls, 4096) != 0) {
     close(ls);
@@ -229,9 +229,13 @@ void vkm_link_fork_child(void) {
 }
 
 void vkm_link_at_exit(int code) {
-  vkm_seg->exit_code = code;
   vkm_seg->end_ns = vkm_now_ns();
-  __atomic_store_n(&vkm_seg->end_state, VKM_END_EXIT, __ATOMIC_RELEASE);
+  /* A code the platform could not tell (platform.h) is left to the agent,
+   * which then says how it learnt the end, or that it does not know. */
+  if (code != VKM_EXIT_UNKNOWN) {
+    vkm_seg->exit_code = code;
+    __atomic_store_n(&vkm_seg->end_state, VKM_END_EXIT, __ATOMIC_RELEASE);
+  }
   if (!handed || !vkm_config.report[0]) return;
   /* The agent forks a worker for this process when it receives the
    * segment; a process that ends at once may get here first. A worker

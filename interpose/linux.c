@@ -8,7 +8,9 @@
 #include <linux/futex.h>
 #include <signal.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -114,6 +116,110 @@ void vkm_plat_wait(int *addr, int val, int timeout_ms) {
 void vkm_plat_wake_shared(uint32_t *addr) { syscall(SYS_futex, addr, FUTEX_WAKE, 1, NULL, NULL, 0); }
 
 void vkm_plat_wake(int *addr) { syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0); }
+
+/* ---------------------------------------------------------------------------
+ * The shared segment: a memfd, mapped with raw system calls so that our
+ * own mappings never pass through the mmap wrapper.
+ * ------------------------------------------------------------------------- */
+int vkm_plat_shm_create(size_t len, int *fd_out, void **map_out) {
+  int fd = (int)syscall(SYS_memfd_create, "valkmem", MFD_CLOEXEC);
+  if (fd < 0) return -1;
+  if (syscall(SYS_ftruncate, fd, (long)len) != 0) {
+    syscall(SYS_close, fd);
+    return -1;
+  }
+  void *p = (void *)syscall(SYS_mmap, NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED || (uintptr_t)p > (uintptr_t)-4096) {
+    syscall(SYS_close, fd);
+    return -1;
+  }
+  *fd_out = fd;
+  *map_out = p;
+  return 0;
+}
+
+void vkm_plat_shm_release(int fd, void *map, size_t len) {
+  if (map) syscall(SYS_munmap, map, len);
+  if (fd >= 0) syscall(SYS_close, fd);
+}
+
+/* mremap moves the pages themselves: nothing is copied, whatever the
+ * mapping (shared or private). */
+int vkm_plat_shm_place(void *from, int fd, void *at, size_t len) {
+  (void)fd;
+  void *p = (void *)syscall(SYS_mremap, from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, at);
+  if (p == at) return 0;
+  syscall(SYS_munmap, from, len);
+  return -1;
+}
+
+/* ---------------------------------------------------------------------------
+ * Loaded objects: dl_iterate_phdr, which takes the loader lock and never
+ * allocates.
+ * ------------------------------------------------------------------------- */
+typedef struct {
+  vkm_plat_module_fn fn;
+  void *arg;
+  int first;
+} modules_t;
+
+static char exe_path[1024];
+
+static int modules_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  modules_t *m = arg;
+  uint64_t lo = UINT64_MAX, hi = 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD) continue;
+    uint64_t a = info->dlpi_addr + ph->p_vaddr;
+    if (a < lo) lo = a;
+    if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
+  }
+  int first = m->first;
+  m->first = 0;
+  if (hi <= lo) return 0;
+  const char *name = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : "";
+  if (!name[0] && first) name = exe_path; /* the main program comes first, unnamed */
+  return m->fn(name, info->dlpi_addr, lo, hi, m->arg);
+}
+
+void vkm_plat_modules(vkm_plat_module_fn fn, void *arg) {
+  if (!exe_path[0]) {
+    ssize_t n = readlink("/proc/self/exe", exe_path, sizeof exe_path - 1);
+    exe_path[n > 0 ? n : 0] = 0;
+  }
+  modules_t m = {fn, arg, 1};
+  dl_iterate_phdr(modules_cb, &m);
+}
+
+static int counts_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  uint64_t *c = arg;
+  if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+    c[0] = info->dlpi_adds;
+    c[1] = info->dlpi_subs;
+  }
+  return 1;
+}
+
+void vkm_plat_modules_counts(uint64_t *adds, uint64_t *subs) {
+  uint64_t c[2] = {0, 0};
+  dl_iterate_phdr(counts_cb, c);
+  *adds = c[0];
+  *subs = c[1];
+}
+
+/* ---------------------------------------------------------------------------
+ * Process plumbing
+ * ------------------------------------------------------------------------- */
+extern char **environ;
+char **vkm_plat_environ(void) { return environ; }
+
+const char *vkm_plat_preload_var(void) { return "LD_PRELOAD"; }
+
+void vkm_plat_on_exit(void (*fn)(int code, void *arg), void *arg) { on_exit(fn, arg); }
+
+int vkm_plat_unix_socket(void) { return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0); }
 
 /* ---------------------------------------------------------------------------
  * Link to the agent

@@ -62,18 +62,64 @@ const char *vkm_plat_name(void);
 void vkm_plat_wait(int *addr, int val, int timeout_ms);
 /* Wakes every thread waiting on addr. */
 void vkm_plat_wake(int *addr);
-/* Wakes a waiter in another process on addr, a word in shared memory. */
+/* Wakes a waiter in another process on addr, a word in shared memory (a
+ * futex wake on Linux; nothing on darwin, whose agent polls the word). */
 void vkm_plat_wake_shared(uint32_t *addr);
+
+/* ---------------------------------------------------------------------------
+ * The shared segment (seg.c). A shared mapping behind a descriptor that
+ * can be handed to another process (a memfd on Linux; a POSIX shared
+ * memory object, unlinked at once, on macOS).
+ * ------------------------------------------------------------------------- */
+/* Creates and maps len bytes of zeroed shared memory. 0, or -1. */
+int vkm_plat_shm_create(size_t len, int *fd_out, void **map_out);
+/* Unmaps map (when not NULL) and closes fd (when >= 0). */
+void vkm_plat_shm_release(int fd, void *map, size_t len);
+/* In a forked child: puts the len bytes mapped at `from` (shared memory
+ * behind fd, or private memory from vkm_plat_map when fd is -1) at `at`,
+ * replacing the mapping there, so that every pointer into `at` stays
+ * valid; `from` is gone afterwards. 0, or -1 (then `from` is unmapped). */
+int vkm_plat_shm_place(void *from, int fd, void *at, size_t len);
+
+/* ---------------------------------------------------------------------------
+ * Loaded objects (seg.c publishes them for the agent's symbols).
+ * ------------------------------------------------------------------------- */
+/* Calls fn for each loaded object with its path, the bias that turns the
+ * object's own addresses into runtime ones, and the runtime extent of its
+ * code [lo, hi); the main program comes first. fn returns nonzero to stop. */
+typedef int (*vkm_plat_module_fn)(const char *path, uint64_t bias, uint64_t lo, uint64_t hi, void *arg);
+void vkm_plat_modules(vkm_plat_module_fn fn, void *arg);
+/* How many objects the loader has added and removed so far: when either
+ * moved, the list is published again. Cheap; no lock of the program's. */
+void vkm_plat_modules_counts(uint64_t *adds, uint64_t *subs);
+
+/* ---------------------------------------------------------------------------
+ * Process plumbing (init.c, link.c)
+ * ------------------------------------------------------------------------- */
+/* The process's environment (environ; a macOS shared library reaches it
+ * through _NSGetEnviron). */
+char **vkm_plat_environ(void);
+/* The environment variable the loader preloads libraries from. */
+const char *vkm_plat_preload_var(void);
+/* Runs fn(code, arg) at exit() with the code exit() was given (on_exit on
+ * glibc). VKM_EXIT_UNKNOWN when the platform cannot tell the code. */
+#define VKM_EXIT_UNKNOWN (-2147483647 - 1)
+void vkm_plat_on_exit(void (*fn)(int code, void *arg), void *arg);
+/* A Unix stream socket, close-on-exec, whose writes never raise SIGPIPE
+ * in the program. -1 on failure. */
+int vkm_plat_unix_socket(void);
 
 /* ---------------------------------------------------------------------------
  * The link to the agent process (link.c). None of these runs on the hot
  * path: at start-up, in a forked child, at exit.
  * ------------------------------------------------------------------------- */
 /* A descriptor that stands for this process, which the agent can watch for
- * its end even after the pid is reused (a pidfd on Linux); -1 when none. */
+ * its end even after the pid is reused (a pidfd on Linux); -1 when none
+ * (darwin: the agent watches the pid with kqueue instead). */
 int vkm_plat_self_handle(void);
 /* The address of `sym` in a loaded object whose file name starts with
- * `lib` (say "libgcc_s.so"), read from the object's dynamic symbol table
+ * `lib` (say "libgcc_s.so"; darwin: always NULL, its stacks are walked by
+ * frame pointers), read from the object's dynamic symbol table
  * in memory: no dlopen/dlsym, so the program's dlerror() state and its
  * heap are left alone. NULL when no such object or symbol is loaded. */
 void *vkm_plat_loaded_symbol(const char *lib, const char *sym);

@@ -13,15 +13,12 @@
  */
 #include "hot.h"
 
-#include <link.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 vkm_seg_hdr_t *vkm_seg;
@@ -85,29 +82,14 @@ void vkm_seg_note(const char *fmt, ...) {
 /* ---------------------------------------------------------------------------
  * Creation and allocation
  * ------------------------------------------------------------------------- */
-static int seg_map(int *fd_out, void **map_out) {
-  int fd = (int)syscall(SYS_memfd_create, "valkmem", MFD_CLOEXEC);
-  if (fd < 0) return -1;
-  if (syscall(SYS_ftruncate, fd, (long)VKM_SEG_SIZE) != 0) {
-    syscall(SYS_close, fd);
-    return -1;
-  }
-  void *p = (void *)syscall(SYS_mmap, NULL, VKM_SEG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED || (uintptr_t)p > (uintptr_t)-4096) {
-    syscall(SYS_close, fd);
-    return -1;
-  }
-  *fd_out = fd;
-  *map_out = p;
-  return 0;
-}
+static int seg_map(int *fd_out, void **map_out) { return vkm_plat_shm_create(VKM_SEG_SIZE, fd_out, map_out); }
 
 int vkm_seg_create(void) {
   if (vkm_seg) return 0;
   void *p = NULL;
   int fd = -1;
   if (seg_map(&fd, &p) != 0) {
-    /* No memfd (a seccomp filter, say): count in private memory, with no
+    /* No shared memory (a seccomp filter, say): count in private memory, with no
      * agent. Nothing is lost but the dashboard. */
     p = vkm_plat_map(VKM_SEG_SIZE);
     if (!p) return -1;
@@ -178,9 +160,7 @@ uint64_t vkm_seg_alloc_ring(size_t n) {
  * Modules
  * ------------------------------------------------------------------------- */
 static int modules_lock;
-static char exe_path[1024];
 static uint64_t seen_adds, seen_subs, last_check_ns; /* atomic: see vkm_seg_modules_check */
-static int counts_cb(struct dl_phdr_info *info, size_t size, void *arg);
 
 typedef struct {
   vkm_seg_modules_t *m;
@@ -189,25 +169,14 @@ typedef struct {
   uint32_t max, str_cap;
 } pub_t;
 
-static int publish_cb(struct dl_phdr_info *info, size_t size, void *arg) {
-  (void)size;
+static int publish_cb(const char *name, uint64_t bias, uint64_t lo, uint64_t hi, void *arg) {
   pub_t *p = arg;
   if (p->m->count >= p->max) return 1;
-  uint64_t lo = UINT64_MAX, hi = 0;
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type != PT_LOAD) continue;
-    uint64_t a = info->dlpi_addr + ph->p_vaddr;
-    if (a < lo) lo = a;
-    if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
-  }
   if (hi <= lo) return 0;
-  const char *name = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : "";
-  if (!name[0] && p->m->count == 0) name = exe_path; /* the main program comes first, unnamed */
   size_t len = strlen(name);
   if (p->m->strings_used + len + 1 > p->str_cap) return 1;
   vkm_seg_module_t *e = &p->ent[p->m->count++];
-  e->bias = info->dlpi_addr;
+  e->bias = bias;
   e->lo = lo;
   e->hi = hi;
   e->path_off = p->m->strings_used;
@@ -219,10 +188,6 @@ static int publish_cb(struct dl_phdr_info *info, size_t size, void *arg) {
 
 void vkm_seg_publish_modules(void) {
   if (!vkm_seg) return;
-  if (!exe_path[0]) {
-    ssize_t n = readlink("/proc/self/exe", exe_path, sizeof exe_path - 1);
-    exe_path[n > 0 ? n : 0] = 0;
-  }
   while (__atomic_exchange_n(&modules_lock, 1, __ATOMIC_ACQUIRE)) sched_yield();
   vkm_seg_modules_t *m = (vkm_seg_modules_t *)((char *)vkm_seg + vkm_seg->modules_off);
   __atomic_add_fetch(&m->seq, 1, __ATOMIC_ACQ_REL); /* odd: being written */
@@ -232,13 +197,13 @@ void vkm_seg_publish_modules(void) {
   m->count = 0;
   m->strings_used = 0;
   uint64_t c[2] = {0, 0};
-  dl_iterate_phdr(counts_cb, c);
+  vkm_plat_modules_counts(&c[0], &c[1]);
   /* An object went away: the unwinder's rules for its addresses go too
    * (another object may be loaded there). */
   if (c[1] != __atomic_load_n(&seen_subs, __ATOMIC_RELAXED)) vkm_unwind_flush();
   __atomic_store_n(&seen_adds, c[0], __ATOMIC_RELAXED);
   __atomic_store_n(&seen_subs, c[1], __ATOMIC_RELAXED);
-  dl_iterate_phdr(publish_cb, &p);
+  vkm_plat_modules(publish_cb, &p);
   __atomic_add_fetch(&m->seq, 1, __ATOMIC_ACQ_REL);
   __atomic_store_n(&modules_lock, 0, __ATOMIC_RELEASE);
 }
@@ -265,8 +230,7 @@ void vkm_seg_fork_prepare(void) {
 }
 
 void vkm_seg_fork_parent(void) {
-  if (fork_map) syscall(SYS_munmap, fork_map, VKM_SEG_SIZE);
-  if (fork_fd >= 0) syscall(SYS_close, fork_fd);
+  vkm_plat_shm_release(fork_fd, fork_map, VKM_SEG_SIZE);
   fork_map = NULL;
   fork_fd = -1;
 }
@@ -286,10 +250,8 @@ static void child_stop(void) {
 int vkm_seg_fork_child(void) {
   if (!vkm_seg) return -1;
   if (fork_map) {
-    void *p = (void *)syscall(SYS_mremap, fork_map, VKM_SEG_SIZE, VKM_SEG_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED, vkm_seg);
-    if (p != (void *)vkm_seg) {
-      syscall(SYS_munmap, fork_map, VKM_SEG_SIZE);
-      if (fork_fd >= 0) syscall(SYS_close, fork_fd);
+    if (vkm_plat_shm_place(fork_map, fork_fd, vkm_seg, VKM_SEG_SIZE) != 0) {
+      vkm_plat_shm_release(fork_fd, NULL, VKM_SEG_SIZE);
       fork_map = NULL;
       fork_fd = -1;
       child_stop();
@@ -302,9 +264,7 @@ int vkm_seg_fork_child(void) {
       return -1;
     }
     copy(tmp, vkm_seg, vkm_seg->bump);
-    void *p = (void *)syscall(SYS_mremap, tmp, VKM_SEG_SIZE, VKM_SEG_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED, vkm_seg);
-    if (p != (void *)vkm_seg) {
-      vkm_plat_unmap(tmp, VKM_SEG_SIZE);
+    if (vkm_plat_shm_place(tmp, -1, vkm_seg, VKM_SEG_SIZE) != 0) {
       child_stop();
       return -1;
     }
@@ -334,22 +294,13 @@ int vkm_seg_fork_child(void) {
  * list again when they moved, so the agent knows every module a sampled
  * frame can be in by the time it reads the sample.
  * ------------------------------------------------------------------------- */
-static int counts_cb(struct dl_phdr_info *info, size_t size, void *arg) {
-  uint64_t *c = arg;
-  if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
-    c[0] = info->dlpi_adds;
-    c[1] = info->dlpi_subs;
-  }
-  return 1;
-}
-
 void vkm_seg_modules_check(void) {
   uint64_t now = vkm_now_ns();
   uint64_t last = __atomic_load_n(&last_check_ns, __ATOMIC_RELAXED);
   if (now - last < 1000000 || !__atomic_compare_exchange_n(&last_check_ns, &last, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
     return;
   uint64_t c[2] = {0, 0};
-  dl_iterate_phdr(counts_cb, c);
+  vkm_plat_modules_counts(&c[0], &c[1]);
   if (c[0] == __atomic_load_n(&seen_adds, __ATOMIC_RELAXED) && c[1] == __atomic_load_n(&seen_subs, __ATOMIC_RELAXED)) return;
   /* An object went away: the unwinder's rules for its addresses go too
    * (another object may be loaded there). */

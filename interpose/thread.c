@@ -18,7 +18,10 @@
 #include <sched.h>
 #include <string.h>
 
+/* macOS reaches the block through a pthread key instead (hot.h). */
+#ifndef __APPLE__
 __thread vkm_tls_t vkm_tls __attribute__((tls_model("initial-exec")));
+#endif
 
 /* The process-wide fields live in the segment header. */
 #define H (vkm_seg)

@@ -5,15 +5,16 @@
  * stores), the glibc chunk header, and a byte of the sampling filter on
  * free. Anything rare - first use on a thread, re-entry, sampling, the live
  * heap flush - is a separate cold function.
+ *
+ * The wrappers are named VKM_FN(malloc) and so on (hot.h): the allocator's
+ * own names on Linux, vkm_wrap_* on macOS, where wrap_darwin.c's
+ * __interpose table puts them in place. The mapped-memory wrappers (mmap,
+ * munmap, mremap) are Linux's alone: wrap_linux.c.
  */
 #include "hot.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #define VKM_WRAP VKM_EXPORT
 
@@ -191,7 +192,7 @@ static VKM_NOINLINE void *malloc_other(size_t n) {
  * one instruction, so a signal handler that allocates in between loses
  * nothing; it can only overwrite ts->pending, which matters solely if the
  * interrupted real malloc then fails. */
-VKM_WRAP void *malloc(size_t n) {
+VKM_WRAP void *VKM_FN(malloc)(size_t n) {
   vkm_tstate_t *ts = vkm_tls.ts;
   if (vkm_unlikely(ts == NULL)) return malloc_other(n);
   if (vkm_unlikely(count_request(ts, n))) return malloc_sampled(ts, n);
@@ -241,7 +242,7 @@ static VKM_NOINLINE void free_other(void *p) {
 /* The common case has no call but the real free, as a tail call, so it
  * saves no registers. NULL needs no test of its own: its filter slot is
  * pinned like the bootstrap buffer's, so it takes free_slow. */
-VKM_WRAP void free(void *p) {
+VKM_WRAP void VKM_FN(free)(void *p) {
   vkm_tstate_t *ts = vkm_tls.ts;
   if (vkm_unlikely(ts == NULL)) return free_other(p);
   if (vkm_unlikely(vkm_maybe_sampled(p))) return free_slow(ts, p);
@@ -251,7 +252,7 @@ VKM_WRAP void free(void *p) {
   vkm_real.free(p);
 }
 
-VKM_WRAP void *calloc(size_t a, size_t b) {
+VKM_WRAP void *VKM_FN(calloc)(size_t a, size_t b) {
   ENTER(ts);
   size_t req;
   int overflow = __builtin_mul_overflow(a, b, &req);
@@ -315,7 +316,7 @@ static void *realloc_common(vkm_tstate_t *ts, void *p, size_t n) {
 static VKM_COLD void *realloc_untracked(void *p, size_t n) {
   if (p && vkm_is_bootstrap(p)) {
     size_t old = vkm_bootstrap_size(p);
-    void *q = malloc(n); /* through the wrapper: counted if tracking */
+    void *q = VKM_FN(malloc)(n); /* through the wrapper: counted if tracking */
     if (q) memcpy(q, p, old < n ? old : n);
     return q;
   }
@@ -383,7 +384,7 @@ static VKM_COLD void *realloc_flushed(vkm_tstate_t *ts, void *p, size_t n) {
 /* The common case: glibc's allocator, a block that was not sampled (the
  * filter's pinned slots also send NULL and bootstrap blocks away), not
  * mmapped, and a non-zero size (realloc(p, 0) frees). */
-VKM_WRAP void *realloc(void *p, size_t n) {
+VKM_WRAP void *VKM_FN(realloc)(void *p, size_t n) {
   vkm_tstate_t *ts = vkm_tls.ts;
   if (vkm_unlikely(ts == NULL || vkm_maybe_sampled(p) || n == 0)) return realloc_slow(ts, p, n);
   size_t h = vkm_glibc_header(p);
@@ -398,7 +399,7 @@ VKM_WRAP void *realloc(void *p, size_t n) {
   return realloc_call(ts, p, n);
 }
 
-VKM_WRAP void *reallocarray(void *p, size_t a, size_t b) {
+VKM_WRAP void *VKM_FN(reallocarray)(void *p, size_t a, size_t b) {
   size_t n;
   if (__builtin_mul_overflow(a, b, &n)) {
     ENTER(ts);
@@ -406,10 +407,10 @@ VKM_WRAP void *reallocarray(void *p, size_t a, size_t b) {
     errno = ENOMEM;
     return NULL;
   }
-  return realloc(p, n);
+  return VKM_FN(realloc)(p, n);
 }
 
-VKM_WRAP int posix_memalign(void **out, size_t align, size_t n) {
+VKM_WRAP int VKM_FN(posix_memalign)(void **out, size_t align, size_t n) {
   ENTER(ts);
   if (vkm_unlikely(!ts)) {
     if (!vkm_real.posix_memalign) {
@@ -427,7 +428,7 @@ VKM_WRAP int posix_memalign(void **out, size_t align, size_t n) {
 }
 
 #define ALIGNED_WRAPPER(name, params, args, req)                  \
-  VKM_WRAP void *name params {                                    \
+  VKM_WRAP void *VKM_FN(name) params {                            \
     ENTER(ts);                                                    \
     if (vkm_unlikely(!ts)) {                                      \
       if (!vkm_real.name) return vkm_bootstrap_alloc((req), 4096); \
@@ -445,68 +446,10 @@ ALIGNED_WRAPPER(pvalloc, (size_t n), (n), n)
 
 /* With glibc's allocator the answer is read from the chunk header, the
  * same read (checked at start-up) the wrappers make. */
-VKM_WRAP size_t malloc_usable_size(void *p) {
+VKM_WRAP size_t VKM_FN(malloc_usable_size)(void *p) {
   if (p == NULL) return 0;
   if (vkm_is_bootstrap(p)) return vkm_bootstrap_size(p);
   if (vkm_likely(vkm_usable_mode == VKM_USABLE_GLIBC)) return vkm_usable_glibc(p);
   if (!vkm_real.usable_size) vkm_init_real();
   return vkm_real.usable_size ? vkm_real.usable_size(p) : 0;
-}
-
-/* ---------------------------------------------------------------------------
- * Mapped memory, counted apart from the heap. glibc's malloc maps its large
- * chunks through its internal __mmap, so these count the program's own maps
- * (and other allocators' arenas when one is preloaded).
- * ------------------------------------------------------------------------- */
-static vkm_tstate_t *map_state(void) {
-  vkm_tstate_t *ts = vkm_tls.state;
-  if (vkm_likely(ts != NULL)) return vkm_tls.guard ? NULL : ts;
-  if (!vkm_ready || vkm_tls.guard || vkm_tls.exiting) return NULL;
-  return vkm_thread_attach();
-}
-
-VKM_WRAP void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
-  if (vkm_unlikely(!vkm_real.mmap)) return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
-  void *r = vkm_real.mmap(addr, len, prot, flags, fd, off);
-  vkm_tstate_t *ts;
-  if (r != MAP_FAILED && (ts = map_state()) != NULL) {
-    VKM_OWN_ADD(ts->c.mmap_count, 1);
-    VKM_OWN_ADD(ts->c.mmap_bytes, len);
-  }
-  return r;
-}
-
-VKM_WRAP void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
-  return mmap(addr, len, prot, flags, fd, off);
-}
-
-VKM_WRAP int munmap(void *addr, size_t len) {
-  if (vkm_unlikely(!vkm_real.munmap)) return (int)syscall(SYS_munmap, addr, len);
-  int rc = vkm_real.munmap(addr, len);
-  vkm_tstate_t *ts;
-  if (rc == 0 && (ts = map_state()) != NULL) {
-    VKM_OWN_ADD(ts->c.munmap_count, 1);
-    VKM_OWN_ADD(ts->c.munmap_bytes, len);
-  }
-  return rc;
-}
-
-VKM_WRAP void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...) {
-  void *new_addr = NULL;
-  if (flags & MREMAP_FIXED) {
-    va_list ap;
-    va_start(ap, flags);
-    new_addr = va_arg(ap, void *);
-    va_end(ap);
-  }
-  void *r;
-  if (vkm_unlikely(!vkm_real.mremap)) r = (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
-  else r = vkm_real.mremap(old, old_len, new_len, flags, new_addr);
-  vkm_tstate_t *ts;
-  if (r != MAP_FAILED && (ts = map_state()) != NULL) {
-    VKM_OWN_ADD(ts->c.mremap_count, 1);
-    if (new_len > old_len) VKM_OWN_ADD(ts->c.mmap_bytes, new_len - old_len);
-    else VKM_OWN_ADD(ts->c.munmap_bytes, old_len - new_len);
-  }
-  return r;
 }

@@ -17,7 +17,8 @@ add_test(NAME http_unit COMMAND http_unit)
 set_tests_properties(http_unit PROPERTIES TIMEOUT 30)
 
 vkm_test_exe(http_driver ${CMAKE_CURRENT_SOURCE_DIR}/http_driver.c ${CMAKE_SOURCE_DIR}/agent/http.c ${CMAKE_SOURCE_DIR}/agent/http_listen.c
-             ${CMAKE_SOURCE_DIR}/agent/http_parse.c ${CMAKE_SOURCE_DIR}/agent/metrics.c ${CMAKE_SOURCE_DIR}/agent/tree.c)
+             ${CMAKE_SOURCE_DIR}/agent/http_parse.c ${CMAKE_SOURCE_DIR}/agent/metrics.c ${CMAKE_SOURCE_DIR}/agent/tree.c
+             ${CMAKE_SOURCE_DIR}/agent/sys_${VKM_PLATFORM}.c)
 
 if(Python3_FOUND)
   add_test(NAME http_server

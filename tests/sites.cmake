@@ -3,7 +3,8 @@
 
 # Units: the agent sources compiled straight in, with stubs for the rest.
 vkm_test_exe(sites_unit ${CMAKE_CURRENT_SOURCE_DIR}/sites_unit.c ${CMAKE_CURRENT_SOURCE_DIR}/sites_stubs.c
-             ${CMAKE_SOURCE_DIR}/agent/sites.c ${CMAKE_SOURCE_DIR}/agent/heapprof.c ${CMAKE_SOURCE_DIR}/agent/symbols.c)
+             ${CMAKE_SOURCE_DIR}/agent/sites.c ${CMAKE_SOURCE_DIR}/agent/heapprof.c ${CMAKE_SOURCE_DIR}/agent/symbols.c
+             ${CMAKE_SOURCE_DIR}/agent/objfile_${VKM_PLATFORM}.c)
 add_test(NAME sites_unit COMMAND sites_unit)
 set_tests_properties(sites_unit PROPERTIES TIMEOUT 120)
 
@@ -36,7 +37,7 @@ set_tests_properties(attr_leak_time attr_leak_gc PROPERTIES TIMEOUT 120)
 # The ELF/DWARF reader against damaged copies of a binary; with ASan/UBSan
 # unless the build already selects a sanitizer.
 vkm_test_exe(sites_symfuzz ${CMAKE_CURRENT_SOURCE_DIR}/sites_symfuzz.c ${CMAKE_CURRENT_SOURCE_DIR}/sites_stubs.c
-             ${CMAKE_SOURCE_DIR}/agent/symbols.c)
+             ${CMAKE_SOURCE_DIR}/agent/symbols.c ${CMAKE_SOURCE_DIR}/agent/objfile_${VKM_PLATFORM}.c)
 if(NOT VALKMEM_ASAN AND NOT VALKMEM_TSAN AND NOT VALKMEM_UBSAN)
   target_compile_options(sites_symfuzz PRIVATE -fsanitize=address,undefined -fno-sanitize-recover=undefined)
   target_link_options(sites_symfuzz PRIVATE -fsanitize=address,undefined)

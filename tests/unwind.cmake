@@ -1,9 +1,9 @@
-# unwind.cmake - the recorder's fast stack walker (interpose/unwind.c),
+# unwind.cmake - the recorder's fast stack walker (interpose/unwind_linux.c),
 # compiled into the test with its frames, compared frame for frame with
 # libgcc's _Unwind_Backtrace. x86-64 Linux only (elsewhere the walker
 # always defers to libgcc).
 if(VKM_PLATFORM STREQUAL "linux" AND CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64")
-  vkm_test_exe(unwind_unit unwind_unit.c unwind_unit_nofp.c ${CMAKE_SOURCE_DIR}/interpose/unwind.c
+  vkm_test_exe(unwind_unit unwind_unit.c unwind_unit_nofp.c ${CMAKE_SOURCE_DIR}/interpose/unwind_linux.c
                ${CMAKE_SOURCE_DIR}/interpose/${VKM_PLATFORM}.c)
   target_link_libraries(unwind_unit PRIVATE gcc_s)
   # Frames without frame pointers, optimised: the options come after the

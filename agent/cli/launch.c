@@ -7,6 +7,7 @@
  * directory VKM_LIBDIR. */
 #include "cli.h"
 #include "../agent.h"
+#include "../sys.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,11 +26,10 @@
 #define VKM_LIBDIR "/usr/local/lib"
 #endif
 
-#define LIBNAME "libvalkmem.so"
-
 extern char **environ;
 
-/* 0 when path is a readable ELF shared object, else a reason. */
+/* 0 when path is a readable shared library of this platform's format
+ * (ELF, Mach-O), else a reason. */
 static const char *library_problem(const char *path) {
   static char why[128];
   struct stat st;
@@ -47,13 +47,12 @@ static const char *library_problem(const char *path) {
   unsigned char magic[4];
   ssize_t n = read(fd, magic, 4);
   close(fd);
-  if (n != 4 || memcmp(magic, "\x7f" "ELF", 4) != 0) return "not an ELF shared library";
-  return NULL;
+  return vkm_sys_lib_format_problem(magic, n > 0 ? (size_t)n : 0);
 }
 
 static bool try_path(char *out, size_t len, const char *dir, const char *sub) {
   char p[PATH_MAX];
-  int n = snprintf(p, sizeof p, "%s%s%s/" LIBNAME, dir, sub[0] ? "/" : "", sub);
+  int n = snprintf(p, sizeof p, "%s%s%s/%s", dir, sub[0] ? "/" : "", sub, vkm_sys_lib_name());
   if (n <= 0 || (size_t)n >= sizeof p || library_problem(p)) return false;
   if (!realpath(p, out) || strlen(out) >= len) snprintf(out, len, "%s", p);
   return true;
@@ -75,10 +74,8 @@ int vkm_find_library(char *path, size_t len) {
     return 0;
   }
   char exe[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   char dir[PATH_MAX] = "";
-  if (n > 0) {
-    exe[n] = 0;
+  if (vkm_sys_exe_path(exe, sizeof exe) == 0) {
     char *slash = strrchr(exe, '/');
     if (slash) {
       *slash = 0;
@@ -117,9 +114,8 @@ int vkm_find_library(char *path, size_t len) {
     }
   }
   if (try_path(path, len, VKM_LIBDIR, "")) return 0;
-  vkm_cli_err("cannot find " LIBNAME ": looked next to %s, in %s/../lib*/ and in " VKM_LIBDIR
-              "; set VALKMEM_LIB=/path/to/" LIBNAME,
-              dir[0] ? dir : "the valkmem executable", dir[0] ? dir : ".");
+  vkm_cli_err("cannot find %s: looked next to %s, in %s/../lib*/ and in " VKM_LIBDIR "; set VALKMEM_LIB=/path/to/%s",
+              vkm_sys_lib_name(), dir[0] ? dir : "the valkmem executable", dir[0] ? dir : ".", vkm_sys_lib_name());
   return -ENOENT;
 }
 
@@ -202,7 +198,7 @@ static void forward_signal(int sig) {
  * preloads (jemalloc, tcmalloc) becomes the "next" allocator our wrappers
  * call through to. Appended after it, ours would never see a malloc call. */
 static char *make_preload(const char *lib) {
-  const char *old = getenv("LD_PRELOAD");
+  const char *old = getenv(vkm_sys_preload_var());
   size_t n = strlen(lib) + (old ? strlen(old) : 0) + 2;
   char *v = malloc(n);
   if (!v) return NULL;
@@ -241,7 +237,7 @@ static int agent_start(agent_t *a) {
   snprintf(a->dir, sizeof a->dir, "%s/valkmem-run-XXXXXX", tmp);
   if (!mkdtemp(a->dir)) return -errno;
   snprintf(a->sock, sizeof a->sock, "%s/agent.sock", a->dir);
-  int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int ls = vkm_sys_socket(AF_UNIX, 0);
   if (ls < 0) return -errno;
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   memcpy(sa.sun_path, a->sock, strlen(a->sock) + 1);
@@ -251,7 +247,7 @@ static int agent_start(agent_t *a) {
     return -e;
   }
   int done[2];
-  if (pipe2(done, O_CLOEXEC) != 0) {
+  if (vkm_sys_pipe(done) != 0) {
     close(ls);
     return -errno;
   }
@@ -298,7 +294,7 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
   int arc = lib ? agent_start(&agent) : -1;
   if (lib && arc != 0) vkm_cli_warn("cannot start the agent (%s): the command runs without reports", strerror(-arc));
   int pfd[2];
-  if (pipe2(pfd, O_CLOEXEC) != 0) return -errno;
+  if (vkm_sys_pipe(pfd) != 0) return -errno;
   char *preload = lib ? make_preload(lib) : NULL;
   if (lib && !preload) return -ENOMEM;
   fflush(NULL);
@@ -328,7 +324,7 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
     signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
     close(pfd[0]);
-    if (preload) setenv("LD_PRELOAD", preload, 1);
+    if (preload) setenv(vkm_sys_preload_var(), preload, 1);
     if (lib && arc == 0) setenv("VALKMEM_AGENT_SOCK", agent.sock, 1);
     /* The CLI's own setting, not the shim's (which warns about unknown
      * VALKMEM_* names). */

@@ -1,4 +1,4 @@
-/* unwind.c - the fast stack walker behind capture() (sample.c): x86-64,
+/* unwind_linux.c - the fast stack walker behind capture() (sample.c): x86-64,
  * Linux, glibc 2.35+.
  *
  * libgcc's _Unwind_Backtrace finds and interprets each frame's CFI anew on
