@@ -50,7 +50,10 @@ VKM.io = (function () {
     Object.keys(h).forEach(function (r) {
       var v = h[r];
       if (Array.isArray(v)) out[r] = v;
-      else if (v && Array.isArray(v.points)) out[r] = v.points;
+      else if (v && Array.isArray(v.points)) {
+        out[r] = v.points;
+        if (Array.isArray(v.sites)) out[r].sites = v.sites;   // what the points' site_live indices name
+      }
     });
     return out;
   }
