@@ -22,93 +22,7 @@ VKM.flame = (function () {
   var SRC = 'sampled call stacks, weighted and calibrated to the exact totals by the agent (sites.c); estimates';
   var ROW = 17, MAX_ROWS = 40, REFRESH_MS = 1000;
 
-  /* ------------------------------------------------------------ model */
-  // {fn[], mod[], file[], line[], off[]  per frame;
-  //  ids[], start Int32Array(n+1), frames Int32Array (root first),
-  //  live, alloc, liveErr, allocErr, liveN, allocN Float64Array, leak Uint8Array}
-  function newModel(nframes, n, total) {
-    return { fn: new Array(nframes), mod: new Array(nframes), file: new Array(nframes), line: new Array(nframes), off: new Array(nframes),
-             n: n, ids: new Array(n), start: new Int32Array(n + 1), frames: new Int32Array(total),
-             live: new Float64Array(n), alloc: new Float64Array(n), liveErr: new Float64Array(n), allocErr: new Float64Array(n),
-             liveN: new Float64Array(n), allocN: new Float64Array(n), leak: new Uint8Array(n), cal: null, merged: null };
-  }
-  function frameName(fn, mod, off) { return fn || ((mod || '?') + '+0x' + (off || 0).toString(16)); }
-
-  /* GET /api/stacks (agent/SCHEMA.md): frames interned, stacks leaf first. */
-  function fromStacks(doc) {
-    if (!doc || !Array.isArray(doc.frames) || !Array.isArray(doc.stacks)) throw new Error('not a stacks document');
-    var F = doc.frames, S = doc.stacks, total = 0, i, k;
-    for (i = 0; i < S.length; i++) total += (S[i][1] || []).length;
-    var m = newModel(F.length, S.length, total);
-    for (i = 0; i < F.length; i++) {
-      var f = F[i];
-      m.mod[i] = f[1] || '?'; m.off[i] = f[2] || 0; m.fn[i] = frameName(f[0], m.mod[i], m.off[i]);
-      m.file[i] = f[3] || null; m.line[i] = f[4] || 0;
-    }
-    var pos = 0;
-    for (i = 0; i < S.length; i++) {
-      var s = S[i], fi = s[1] || [];
-      m.ids[i] = String(s[0]); m.start[i] = pos;
-      for (k = fi.length - 1; k >= 0; k--) m.frames[pos++] = fi[k] >>> 0 < F.length ? fi[k] : 0;
-      m.live[i] = +s[2] || 0; m.liveN[i] = +s[3] || 0; m.alloc[i] = +s[4] || 0; m.allocN[i] = +s[5] || 0;
-      m.liveErr[i] = +s[6] || 0; m.allocErr[i] = +s[7] || 0; m.leak[i] = s[8] ? 1 : 0;
-    }
-    m.start[S.length] = pos;
-    m.cal = doc.calibration || null;
-    return m;
-  }
-
-  /* A snapshot's or report's "sites" (a file shown offline). */
-  function fromSites(sites, cal) {
-    sites = (sites || []).filter(function (x) { return x && Array.isArray(x.frames); });
-    var keys = {}, nf = 0, total = 0, i, k;
-    sites.forEach(function (x) { total += x.frames.length; });
-    var tmp = [];
-    sites.forEach(function (x) {
-      x.frames.forEach(function (f) {
-        var key = (f.module || '?') + '\u0000' + (f.offset || 0) + '\u0000' + (f.function || '');
-        if (!(key in keys)) { keys[key] = nf++; tmp.push(f); }
-      });
-    });
-    var m = newModel(nf, sites.length, total);
-    for (i = 0; i < nf; i++) {
-      var f = tmp[i];
-      m.mod[i] = f.module || '?'; m.off[i] = f.offset || 0; m.fn[i] = frameName(f.function, m.mod[i], m.off[i]);
-      m.file[i] = f.file || null; m.line[i] = f.line || 0;
-    }
-    var pos = 0;
-    for (i = 0; i < sites.length; i++) {
-      var x = sites[i];
-      m.ids[i] = String(x.id); m.start[i] = pos;
-      for (k = x.frames.length - 1; k >= 0; k--) {
-        var g = x.frames[k];
-        m.frames[pos++] = keys[(g.module || '?') + '\u0000' + (g.offset || 0) + '\u0000' + (g.function || '')];
-      }
-      m.live[i] = x.live_bytes || 0; m.alloc[i] = x.alloc_bytes || 0; m.liveN[i] = x.live_count || 0; m.allocN[i] = x.alloc_count || 0;
-      m.liveErr[i] = x.live_err_bytes || 0; m.allocErr[i] = x.alloc_err_bytes || 0; m.leak[i] = x.leak ? 1 : 0;
-    }
-    m.start[sites.length] = pos;
-    m.cal = cal || null;
-    return m;
-  }
-
-  /* Frames merge by function and module (a flame graph shows functions, not
-   * call instructions): merged[frame] = the first frame of that name; rank
-   * orders merged frames by name, so siblings sit alphabetically and stay in
-   * place from one refresh to the next. */
-  function mergeFrames(m) {
-    var by = {}, n = m.fn.length, merged = new Int32Array(n), names = [];
-    for (var i = 0; i < n; i++) {
-      var key = m.fn[i] + '\u0000' + m.mod[i];
-      if (key in by) merged[i] = by[key];
-      else { by[key] = i; merged[i] = i; names.push(i); }
-    }
-    names.sort(function (a, b) { return m.fn[a] < m.fn[b] ? -1 : m.fn[a] > m.fn[b] ? 1 : m.mod[a] < m.mod[b] ? -1 : m.mod[a] > m.mod[b] ? 1 : a - b; });
-    var rank = new Int32Array(n);
-    names.forEach(function (f, r) { rank[f] = r; });
-    for (i = 0; i < n; i++) rank[i] = rank[merged[i]];
-    m.merged = merged; m.rank = rank;
-  }
+  var M = VKM_FLAME_MODEL;
 
   /* ------------------------------------------------------------- tree */
   // Nodes in preorder: node 0 is the root. Arrays: frame (merged frame
@@ -116,23 +30,31 @@ VKM.flame = (function () {
   // weight of the same stacks), err2 (sum of squared standard errors), cnt
   // (objects), leak, x (offset in weight units), end (one past the subtree).
   function build(m, weight, pinSites) {
-    if (!m.merged) mergeFrames(m);
+    if (!m.order) M.prepare(m);
     var W = weight === 'alloc' ? m.alloc : m.live, E = weight === 'alloc' ? m.allocErr : m.liveErr, N = weight === 'alloc' ? m.allocN : m.liveN;
     var bf = weight === 'alloc' ? 1 : 0, order = [], i, d;
-    for (i = 0; i < m.n; i++) if (W[i] > 0 || (pinSites && pinSites[m.ids[i]] && pinSites[m.ids[i]][bf] > 0)) order.push(i);
-    var rank = m.rank, start = m.start, fr = m.frames;
-    order.sort(function (a, b) {
-      var ia = start[a], ib = start[b], la = start[a + 1] - ia, lb = start[b + 1] - ib, n = la < lb ? la : lb;
-      for (var k = 0; k < n; k++) { var d = rank[fr[ia + k]] - rank[fr[ib + k]]; if (d) return d; }
-      return la - lb;
-    });
+    // m.order is sorted (flame-model.js): keep that order, drop empty stacks.
+    for (var j = 0; j < m.n; j++) {
+      i = m.order[j];
+      if (W[i] > 0 || (pinSites && pinSites[m.ids[i]] && pinSites[m.ids[i]][bf] > 0)) order.push(i);
+    }
+    var start = m.start, fr = m.frames, merged = m.merged;
+    // First pass: how many nodes (each stack adds the frames past its common
+    // prefix with the one before it), so the arrays are exactly that big.
     var cap = 1;
-    order.forEach(function (s) { cap += start[s + 1] - start[s]; });
+    for (var ci = 0; ci < order.length; ci++) {
+      var cs = order[ci], c0 = start[cs], clen = start[cs + 1] - c0, cp = 0;
+      if (ci > 0) {
+        var q0 = start[order[ci - 1]], qlen = start[order[ci - 1] + 1] - q0;
+        while (cp < clen && cp < qlen && merged[fr[q0 + cp]] === merged[fr[c0 + cp]]) cp++;
+      }
+      cap += clen - cp;
+    }
     var t = { n: 1, frame: new Int32Array(cap), parent: new Int32Array(cap), depth: new Uint16Array(cap), val: new Float64Array(cap),
               base: pinSites ? new Float64Array(cap) : null, err2: new Float32Array(cap), cnt: new Float32Array(cap),
               leak: new Uint8Array(cap), x: new Float64Array(cap), end: new Int32Array(cap), maxDepth: 0, stacks: order.length, weight: weight };
     t.frame[0] = -1; t.parent[0] = -1;
-    var path = [0], prev = -1, merged = m.merged;
+    var path = [0], prev = -1;
     for (var oi = 0; oi < order.length; oi++) {
       var s = order[oi], s0 = start[s], len = start[s + 1] - s0, p = 0;
       if (prev >= 0) {
@@ -171,7 +93,7 @@ VKM.flame = (function () {
   var model = null, tree = null, weight = 'live', diff = false, query = '';
   var zoom = 0, zoomPath = [];         // zoomed node, and its path of merged frame names (kept across rebuilds)
   var ui = null, drawn = null, nDrawn = 0, hover = -1, drawQueued = false, searchInfo = null;
-  var fetchBusy = false, fetchAt = 0, lastText = '', lastSnap = null, source = '', fetchError = '';
+  var fetchBusy = false, fetchAt = 0, lastSnap = null, source = '', fetchError = '', worker = null, workerFailed = false, lastHash = -1;
   var stats = { builds: 0, build_ms: 0, draws: 0, draw_ms: 0, drawn: 0 };
 
   function pinSites() { var p = VKM.pin.get(); return diff && p ? p.sites : null; }
@@ -231,16 +153,35 @@ VKM.flame = (function () {
     for (var i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) | 0;
     return h;
   }
+  /* Colours: warm hues by function name (cached per frame), or in diff mode
+   * red for growth and blue for shrink, in 10 steps of the relative change. */
+  var colors = null, DIFF = null;
+  function diffColors() {
+    if (DIFF) return DIFF;
+    DIFF = { up: [], down: [], upDim: [], downDim: [] };
+    for (var k = 0; k <= 10; k++) {
+      var a = 0.35 + 0.065 * k;
+      DIFF.up.push('rgba(230,70,60,' + a.toFixed(2) + ')'); DIFF.down.push('rgba(70,130,235,' + a.toFixed(2) + ')');
+      DIFF.upDim.push('rgba(230,70,60,' + (a * 0.35).toFixed(2) + ')'); DIFF.downDim.push('rgba(70,130,235,' + (a * 0.35).toFixed(2) + ')');
+    }
+    return DIFF;
+  }
   function color(node, dim) {
     var f = tree.frame[node];
     if (diff && tree.base) {
-      var v = tree.val[node], b = tree.base[node], dv = v - b, m = Math.max(v, b, 1), r = Math.max(-1, Math.min(1, dv / m));
+      var v = tree.val[node], b = tree.base[node], m = Math.max(v, b, 1), r = Math.max(-1, Math.min(1, (v - b) / m));
       if (Math.abs(r) < 0.02) return dim ? '#3a3d44' : '#8a8f99';
-      var a = 0.35 + 0.65 * Math.abs(r);
-      return r > 0 ? 'rgba(230,70,60,' + (dim ? a * 0.35 : a).toFixed(2) + ')' : 'rgba(70,130,235,' + (dim ? a * 0.35 : a).toFixed(2) + ')';
+      var D = diffColors(), k = Math.round(Math.abs(r) * 10);
+      return r > 0 ? (dim ? D.upDim[k] : D.up[k]) : (dim ? D.downDim[k] : D.down[k]);
     }
-    var h = hue(model.fn[f]), l = dim ? 22 : 50 + ((h >>> 8) & 7);
-    return 'hsl(' + (10 + ((h >>> 0) % 40)) + ',' + (dim ? 20 : 70 + ((h >>> 4) & 15)) + '%,' + l + '%)';
+    if (dim) return '#3a3d44';
+    if (!colors) colors = new Array(model.fn.length);
+    var c = colors[f];
+    if (!c) {
+      var h = hue(model.fn[f]);
+      c = colors[f] = 'hsl(' + (10 + ((h >>> 0) % 40)) + ',' + (70 + ((h >>> 4) & 15)) + '%,' + (50 + ((h >>> 8) & 7)) + '%)';
+    }
+    return c;
   }
 
   function queueDraw() {
@@ -281,7 +222,6 @@ VKM.flame = (function () {
       g.fillStyle = node === 0 ? '#596070' : match ? '#e040c8' : color(node, dimOthers);
       g.fillRect(x, y, Math.max(w - 0.5, 0.5), ROW - 1);
       if (tree.leak[node] && node !== 0 && w > 3) { g.fillStyle = '#ff5d5d'; g.fillRect(x, y + ROW - 3, Math.max(w - 0.5, 0.5), 2); }
-      if (node === hover) { g.strokeStyle = '#fff'; g.lineWidth = 1; g.strokeRect(x + 0.5, y + 0.5, Math.max(w - 1.5, 0.5), ROW - 2); }
       if (w > 28) {
         var name = node === 0 ? rootLabel() : model.fn[tree.frame[node]], chars = Math.floor((w - 6) / 6.2);
         if (chars < name.length) name = chars > 2 ? name.slice(0, chars - 1) + '…' : '';
@@ -299,6 +239,24 @@ VKM.flame = (function () {
     }
     stats.draws++; stats.draw_ms = performance.now() - t0; stats.drawn = nDrawn;
     cv.setAttribute('data-drawn', String(nDrawn));
+    drawHover();
+  }
+
+  /* The frame under the mouse is outlined on an overlay canvas: moving the
+   * mouse redraws one rectangle, not the graph. */
+  function drawHover() {
+    var o = ui.overlay, cv = ui.canvas, dpr = window.devicePixelRatio || 1;
+    if (o.width !== cv.width || o.height !== cv.height) { o.width = cv.width; o.height = cv.height; o.style.height = cv.style.height; }
+    var g = o.getContext('2d');
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, o.width, o.height);
+    if (hover < 0 || !tree) return;
+    for (var k = 0; k < nDrawn; k++) {
+      if (drawn[k * 3] !== hover) continue;
+      var x = drawn[k * 3 + 1], w = drawn[k * 3 + 2], y = tree.depth[hover] * ROW;
+      g.strokeStyle = '#fff'; g.lineWidth = 1.5; g.strokeRect(x + 0.75, y + 0.75, Math.max(w - 1.5, 1), ROW - 2.5);
+      return;
+    }
   }
 
   function rootLabel() {
@@ -353,13 +311,46 @@ VKM.flame = (function () {
 
   /* ------------------------------------------------------------ data */
   function setModel(m, src) {
-    model = m; source = src;
+    model = m; source = src; colors = null;
     rebuild();
     if (ui) renderInfo();
+    var p = VKM.pin.get();
+    if (p && p.source === 'live' && !p.stacksAdded && src === 'api/stacks') { p.stacksAdded = true; VKM.pin.addSites(sitesList()); }
   }
 
   /* While live: refresh from /api/stacks at most once a second, when the
-   * panel is shown. A refresh whose text did not change rebuilds nothing. */
+   * panel is shown. The answer is parsed and prepared by a worker
+   * (flame-worker.js), so thousands of stacks never hold up a frame or an
+   * SSE event; an unchanged answer rebuilds nothing. Without workers the
+   * page does it itself. */
+  function parsed(m) {
+    fetchBusy = false; fetchError = '';
+    if (m) setModel(m, 'api/stacks');
+    renderInfo();
+  }
+  function failed(msg) {
+    fetchBusy = false; fetchError = msg;
+    console.warn('valkmem: flame: ' + msg);
+    renderInfo();
+  }
+  function getWorker() {
+    if (worker || workerFailed || !window.Worker) return worker;
+    try {
+      worker = new Worker('flame-worker.js');
+      worker.onmessage = function (e) {
+        var d = e.data;
+        if (d.error) failed('stacks: ' + d.error);
+        else parsed(d.same ? null : d.model);
+      };
+      worker.onerror = function (e) { workerFailed = true; worker = null; failed('worker: ' + (e.message || 'failed') + '; parsing on the page'); e.preventDefault(); };
+    } catch (e) { workerFailed = true; worker = null; }
+    return worker;
+  }
+  function hashText(s) {
+    var h = 0x811c9dc5 | 0;
+    for (var i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+    return h;
+  }
   function refresh(force) {
     if (fetchBusy || VKM.history.isImported()) return;
     var st = VKM.stream.state();
@@ -371,13 +362,13 @@ VKM.flame = (function () {
       if (!r.ok) throw new Error('GET /api/stacks: HTTP ' + r.status);
       return r.text();
     }).then(function (text) {
-      fetchBusy = false; fetchError = '';
-      if (text === lastText) return;
-      lastText = text;
-      setModel(fromStacks(JSON.parse(text)), 'api/stacks');
-      var p = VKM.pin.get();
-      if (p && p.source === 'live' && !p.stacksAdded) { p.stacksAdded = true; VKM.pin.addSites(sitesList()); }
-    }, function (e) { fetchBusy = false; fetchError = e.message; console.warn('valkmem: flame: ' + e.message); });
+      var w = getWorker();
+      if (w) { w.postMessage({ text: text }); return; }
+      var h = hashText(text);
+      if (h === lastHash) { parsed(null); return; }
+      lastHash = h;
+      parsed(M.prepare(M.fromStacks(JSON.parse(text))));
+    }).catch(function (e) { failed(e.message); });
   }
 
   /* The model's stacks as pin sites (for a pin taken while live). */
@@ -405,10 +396,11 @@ VKM.flame = (function () {
     var canvas = el('canvas', { class: 'flame', id: 'flame-canvas', role: 'img', 'aria-label': 'Flame graph',
                                 title: 'Flame graph of the sampled stacks (root at the top; width = bytes). Click a frame to zoom into it, the root to zoom out; hover for details. Source: ' + SRC });
     var tip = el('div', { class: 'flame-tip', id: 'flame-tip', hidden: '', role: 'tooltip', title: 'The frame under the mouse: bytes (± one standard error), objects and share. Source: ' + SRC });
-    var wrap = el('div', { class: 'flame-wrap' }, canvas, tip);
+    var overlay = el('canvas', { class: 'flame-over', 'aria-hidden': 'true', title: 'The frame under the mouse' });
+    var wrap = el('div', { class: 'flame-wrap' }, canvas, overlay, tip);
     var note = el('div', { class: 'note flame-note', id: 'flame-note' });
     U.fill(stat, el('div', { class: 'flame-ctl' }, modeBtns, diffLbl, input, found), wrap, note);
-    ui = { section: sec, canvas: canvas, tip: tip, wrap: wrap, input: input, found: found, note: note, diff: diffBox, modeBtns: modeBtns, rerender: rerender };
+    ui = { section: sec, canvas: canvas, overlay: overlay, tip: tip, wrap: wrap, input: input, found: found, note: note, diff: diffBox, modeBtns: modeBtns, rerender: rerender };
 
     modeBtns.addEventListener('click', function (e) {
       var b = e.target.closest('button');
@@ -419,10 +411,10 @@ VKM.flame = (function () {
     input.addEventListener('input', function () { setQuery(input.value); });
     canvas.addEventListener('mousemove', function (e) {
       var r = canvas.getBoundingClientRect(), n = hit(e.clientX - r.left, e.clientY - r.top);
-      if (n !== hover) { hover = n; queueDraw(); }
+      if (n !== hover) { hover = n; drawHover(); }
       if (n >= 0) showTip(n, e.clientX - r.left, e.clientY - r.top); else tip.hidden = true;
     });
-    canvas.addEventListener('mouseleave', function () { hover = -1; tip.hidden = true; queueDraw(); });
+    canvas.addEventListener('mouseleave', function () { hover = -1; tip.hidden = true; drawHover(); });
     canvas.addEventListener('click', function (e) {
       var r = canvas.getBoundingClientRect(), n = hit(e.clientX - r.left, e.clientY - r.top);
       if (n < 0) return;
@@ -459,21 +451,21 @@ VKM.flame = (function () {
   function renderInfo() {
     if (!ui) return;
     if (searchInfo) {
-      U.fill(ui.found, U.num(U.pct(searchInfo.share * 100), 'Share of the ' + (weight === 'alloc' ? 'allocated' : 'live') + ' bytes shown held by frames matching "' + query + '" (' +
+      U.fill(ui.found, el('span', null, U.num(U.pct(searchInfo.share * 100), 'Share of the ' + (weight === 'alloc' ? 'allocated' : 'live') + ' bytes shown held by frames matching "' + query + '" (' +
                U.bytes(searchInfo.bytes) + ' in ' + searchInfo.frames + ' frames; a frame inside a matching frame is counted once)', 'flame-share'),
-             ' in ' + searchInfo.frames + ' frames');
+             ' in ' + searchInfo.frames + ' frames'));
     } else U.fill(ui.found);
     var cal = model && model.cal ? model.cal[weight === 'alloc' ? 'alloc' : 'live'] : null;
     U.fill(ui.note, model ? el('span', { title: 'Where the stacks come from and how they were scaled' },
       (source === 'api/stacks' ? 'live stacks from /api/stacks' : 'stacks of the shown file\'s sites') + ' · ' +
       (cal ? (cal.applied ? 'calibrated to the exact total (×' + cal.ratio.toFixed(4) + ')' : 'raw estimates (not calibrated)') : 'estimates') +
-      (zoom ? ' · zoomed into ' + model.fn[tree.frame[zoom]] : '') + (fetchError ? ' · ' + fetchError : '')) : 'waiting for stacks…');
+      (zoom ? ' · zoomed into ' + model.fn[tree.frame[zoom]] : '') + (fetchError ? ' · ' + fetchError : '')) : el('span', { text: 'waiting for stacks…' }));
   }
 
   /* The panel's render (each tick): a summary; the canvas draws itself. */
   function render(s, ctx) {
     if (VKM.history.isImported() || VKM.stream.state() === 'exited' && !model) {
-      if (s !== lastSnap) { lastSnap = s; setModel(fromSites(s.sites, s.calibration), 'sites'); }
+      if (s !== lastSnap) { lastSnap = s; setModel(M.prepare(M.fromSites(s.sites, s.calibration)), 'sites'); }
     } else refresh(false);
     if (ui && tree && !ui.section.hidden && ui.canvas.width === 0) queueDraw();
     var has = !!tree && tree.val[0] > 0;
@@ -582,7 +574,7 @@ VKM.flame = (function () {
     info: info, hit: hit, zoomTo: zoomTo, setQuery: setQuery, setWeight: setWeight, setDiff: setDiff, refresh: refresh,
     search: function () { return searchInfo; }, stats: function () { return stats; }, sitesList: sitesList,
     tree: function () { return tree; }, model: function () { return model; }, zoom: function () { return zoom; },
-    fromStacks: fromStacks, fromSites: fromSites, build: build, siteSeries: siteSeries,
+    build: build, siteSeries: siteSeries,
     /* Frames by function name: [{node, bytes, share, x, w (css px)}] as drawn now. */
     find: function (fn) {
       var out = [];
