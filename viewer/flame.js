@@ -304,9 +304,11 @@ VKM.flame = (function () {
       o.leak ? el('div', { class: 'd-up', text: 'holds a leak suspect' }) : null);
     t.setAttribute('data-node', String(node));
     t.hidden = false;
-    var wr = ui.wrap.getBoundingClientRect();
-    var left = Math.min(px + 14, wr.width - 280), top = py + 18;
-    t.style.left = Math.max(0, left) + 'px'; t.style.top = top + 'px';
+    // Beside the mouse, inside the graph: above the mouse in its lower half.
+    var wr = ui.wrap.getBoundingClientRect(), th = t.offsetHeight, tw = t.offsetWidth;
+    var left = px + 14 + tw > wr.width ? px - tw - 14 : px + 14;
+    var top = py > wr.height / 2 ? py - th - 10 : py + 18;
+    t.style.left = Math.max(0, left) + 'px'; t.style.top = Math.max(-th, top) + 'px';
   }
 
   /* ------------------------------------------------------------ data */

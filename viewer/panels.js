@@ -197,9 +197,10 @@ VKM.panels = (function () {
     (s.sites || []).forEach(function (x) { byId[x.id] = x; });
     var pin = VKM.pin.get(), field = key === 'live_bytes' ? 0 : 1;
     function grew(x) { return (x[key] || 0) - VKM.pin.siteWas(x.id, field); }
-    // Pinned: the sites that grew most since the pin come first.
-    var rows = pin ? (s.sites || []).slice().sort(function (a, b) { return grew(b) - grew(a); }).slice(0, 5)
-                   : (ids || []).slice(0, 5).map(function (id) { return byId[id]; }).filter(Boolean);
+    // Pinned: the ranking's sites (the top ones the agent sent) by how much
+    // they grew since the pin, most first.
+    var ranked = (ids || []).map(function (id) { return byId[id]; }).filter(Boolean);
+    var rows = pin ? ranked.sort(function (a, b) { return grew(b) - grew(a); }).slice(0, 5) : ranked.slice(0, 5);
     var t = el('table', { class: 'sites' + (pin ? ' by-growth' : '') },
       el('thead', null, el('tr', null, el('th', { text: label + (pin ? ' (by growth since the pin)' : '') }),
          el('th', { class: 'r', text: key === 'live_bytes' ? 'live' : 'allocated' }), el('th', { class: 'r', text: 'objects' }),
