@@ -93,7 +93,7 @@ VKM.flame = (function () {
   var model = null, tree = null, weight = 'live', diff = false, query = '';
   var zoom = 0, zoomPath = [];         // zoomed node, and its path of merged frame names (kept across rebuilds)
   var ui = null, drawn = null, nDrawn = 0, hover = -1, drawQueued = false, searchInfo = null;
-  var fetchBusy = false, fetchAt = 0, lastSnap = null, source = '', fetchError = '', worker = null, workerFailed = false, lastHash = -1;
+  var fetchBusy = false, fetchAt = 0, lastSnap = null, noStacks = false, source = '', fetchError = '', worker = null, workerFailed = false, lastHash = -1;
   var stats = { builds: 0, build_ms: 0, draws: 0, draw_ms: 0, drawn: 0 };
 
   function pinSites() { var p = VKM.pin.get(); return diff && p ? p.sites : null; }
@@ -361,9 +361,12 @@ VKM.flame = (function () {
     if (!force && now - fetchAt < REFRESH_MS) return;
     fetchBusy = true; fetchAt = now;
     fetch('api/stacks', { cache: 'no-store' }).then(function (r) {
+      // An agent without the route (older): the snapshot's sites instead.
+      if (r.status === 404) { noStacks = true; fetchBusy = false; return null; }
       if (!r.ok) throw new Error('GET /api/stacks: HTTP ' + r.status);
       return r.text();
     }).then(function (text) {
+      if (text === null) return;
       var w = getWorker();
       if (w) { w.postMessage({ text: text }); return; }
       var h = hashText(text);
@@ -459,14 +462,14 @@ VKM.flame = (function () {
     } else U.fill(ui.found);
     var cal = model && model.cal ? model.cal[weight === 'alloc' ? 'alloc' : 'live'] : null;
     U.fill(ui.note, model ? el('span', { title: 'Where the stacks come from and how they were scaled' },
-      (source === 'api/stacks' ? 'live stacks from /api/stacks' : 'stacks of the shown file\'s sites') + ' · ' +
+      (source === 'api/stacks' ? 'live stacks from /api/stacks' : noStacks ? 'the snapshot\'s top sites (this agent serves no /api/stacks)' : 'stacks of the shown file\'s sites') + ' · ' +
       (cal ? (cal.applied ? 'calibrated to the exact total (×' + cal.ratio.toFixed(4) + ')' : 'raw estimates (not calibrated)') : 'estimates') +
       (zoom ? ' · zoomed into ' + model.fn[tree.frame[zoom]] : '') + (fetchError ? ' · ' + fetchError : '')) : el('span', { text: 'waiting for stacks…' }));
   }
 
   /* The panel's render (each tick): a summary; the canvas draws itself. */
   function render(s, ctx) {
-    if (VKM.history.isImported() || VKM.stream.state() === 'exited' && !model) {
+    if (VKM.history.isImported() || noStacks || VKM.stream.state() === 'exited' && !model) {
       if (s !== lastSnap) { lastSnap = s; setModel(M.prepare(M.fromSites(s.sites, s.calibration)), 'sites'); }
     } else refresh(false);
     if (ui && tree && !ui.section.hidden && ui.canvas.width === 0) queueDraw();
