@@ -436,6 +436,26 @@ T.performance_10k = async (ctx, url) => {
   return 'event p95 ' + f.ev_p95.toFixed(2) + ' ms, frame p95 ' + f.raf_p95.toFixed(2) + ' ms, heap ' + f.heap_mb.toFixed(2) + ' MB';
 };
 
+/* Leak suspects are marked: once the agent flags the growing site (it
+ * needs ~20 s of steady growth), its band in heap-by-site says so and its
+ * frames in the flame graph carry the mark. */
+T.leak_marked = async (ctx, url) => {
+  const page = await open(ctx, url, '?profile=server', 'leak');
+  await setGrowing(true);
+  try {
+    await page.waitForFunction(() => (VKM.app.snapshot().leaks || []).some(l => l.function === 'grow_alloc'), null, { timeout: 45000, polling: 500 });
+  } finally { await setGrowing(false); }
+  await page.waitForFunction(() => { const r = document.querySelector('#panel-sitehist .sh-row[data-fn="grow_alloc"]'); return r && r.classList.contains('is-leak'); }, null, { timeout: 5000 });
+  await freshStacks(page);
+  const f = await frame(page, 'grow_alloc');
+  const info = await page.evaluate(n => VKM.flame.info(n), f.node);
+  check(info.leak, 'grow_alloc frame marked as a leak suspect');
+  const flat = await frame(page, 'flat_a_alloc');
+  check(!(await page.evaluate(n => VKM.flame.info(n), flat.node)).leak, 'flat_a_alloc not marked');
+  await page.close();
+  return 'grow_alloc flagged and marked in both views';
+};
+
 /* Every view, for the record (and the README's picture). */
 T.screenshots = async (ctx, url) => {
   const page = await open(ctx, url, '?profile=server', 'shots');
