@@ -182,7 +182,7 @@ VKM.panels = (function () {
                          { span_ms: ctx.span_ms, t_end: ctx.t_end });
     var body = el('div', null,
       el('div', { class: 'gauge-row' }, g, el('div', { class: 'gauge-side' },
-        el('div', { class: 'm-label', text: 'pressure' }), num(U.pct(r.pressure_pct), tipP, 'bignum'),
+        el('div', { class: 'm-label', text: 'pressure' }), num(U.pct(r.pressure_pct), tipP, 'bignum'), VKM.pin.delta('pressure', r.pressure_pct),
         metric('alloc ops', U.count(r.alloc_ops) + '/s', 'malloc-family calls per second. Source: ' + SRC_COUNTERS),
         metric('free ops', U.count(r.free_ops) + '/s', 'free calls per second. Source: ' + SRC_COUNTERS))),
       bars, spark,
@@ -271,10 +271,10 @@ VKM.panels = (function () {
     if (!g) return { body: nodata('gc'), has_data: false };
     var p = g.pause || {};
     var grid = el('div', { class: 'mgrid' },
-      metric('cycles', U.count(g.cycles), 'GC cycles the runtime reported (valkmem_gc_begin/end). Source: ' + SRC_RUNTIME),
+      pinned(metric('cycles', U.count(g.cycles), 'GC cycles the runtime reported (valkmem_gc_begin/end). Source: ' + SRC_RUNTIME), 'gc_cycles', s),
       metric('efficiency last', U.pct((g.efficiency_last || 0) * 100), 'Share of the heap the last cycle reclaimed: (before − after) / before. Source: ' + SRC_RUNTIME),
       metric('efficiency avg', U.pct((g.efficiency_avg || 0) * 100), 'Mean reclaimed share over all cycles. Source: ' + SRC_RUNTIME),
-      metric('pause p95', U.ms(p.p95_ms), '95th percentile GC pause. Source: ' + SRC_RUNTIME, 'is-key'),
+      pinned(metric('pause p95', U.ms(p.p95_ms), '95th percentile GC pause. Source: ' + SRC_RUNTIME, 'is-key'), 'gc_p95', s),
       metric('pause max', U.ms(p.max_ms), 'Longest GC pause. Source: ' + SRC_RUNTIME),
       metric('pause avg', U.ms(p.avg_ms), 'Mean GC pause (' + U.count(p.count) + ' pauses, ' + U.ms(p.total_ms) + ' total). Source: ' + SRC_RUNTIME));
     var rec = (g.recent || []);
@@ -329,7 +329,8 @@ VKM.panels = (function () {
       var fragTip = 'Fragmentation: capacity held but unusable for the next allocation, ' + U.pct(p.frag_pct) + '; warning at 25 %. Source: ' + SRC_RUNTIME;
       return el('div', { class: 'pool', 'data-pool': p.name, title: tip },
         el('div', { class: 'pool-h' }, el('b', { text: p.name }), el('small', { text: ' ' + p.kind }),
-          el('span', { class: 'r' }, num(U.bytes(p.used), 'Bytes in use in this pool now. Source: ' + SRC_RUNTIME), ' / ',
+          el('span', { class: 'r' }, num(U.bytes(p.used), 'Bytes in use in this pool now. Source: ' + SRC_RUNTIME),
+             VKM.pin.delta('pool:' + p.name, p.used, U.bytes, 'the bytes in use in pool ' + p.name), ' / ',
              num(U.bytes(p.capacity), 'Capacity registered for this pool (valkmem_pool_register). Source: ' + SRC_RUNTIME))),
         el('div', { class: 'pool-m' }, meter(p.used, p.capacity, p.high_water, usedTip),
            meter(p.frag_pct || 0, 100, null, fragTip, { warn: fragWarn, threshold: 25 })),

@@ -55,6 +55,7 @@ VKM.pin = (function () {
   function fromSnapshot(s, source, name) {
     var values = {};
     Object.keys(FIELDS).forEach(function (k) { var v = FIELDS[k].get(s); if (typeof v === 'number' && isFinite(v)) values[k] = v; });
+    (s.pools || []).forEach(function (p) { if (p && p.name && typeof p.used === 'number') values['pool:' + p.name] = p.used; });
     var sites = {}, n = 0;
     (s.sites || []).slice().sort(function (a, b) { return (b.live_bytes || 0) - (a.live_bytes || 0); }).forEach(function (x) {
       if (n >= MAX_SITES || !x || !x.id) return;
