@@ -961,7 +961,11 @@ cJSON *vkm_stacks_json(void) {
     vkm_free(pick);
     return o;
   }
-  unsigned nl = select_top(bl, top, by_live), na = select_top(ba, top, by_alloc), np = 0;
+  /* A full sort: the bounded insertion sort of select_top costs up to
+   * nsites x top comparisons, too many for a top this large. */
+  unsigned nl = select_top(bl, 0, by_live), na = select_top(ba, 0, by_alloc), np = 0;
+  if (nl > top) nl = top;
+  if (na > top) na = top;
   while (nl && bl[nl - 1]->live_bytes <= 0) nl--;
   for (unsigned i = 0; i < nl; i++)
     if (!emitted[bl[i]->idx]) emitted[bl[i]->idx] = 1, pick[np++] = bl[i];

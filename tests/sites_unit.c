@@ -356,6 +356,49 @@ static void test_calibration(void) {
   cJSON_Delete(rep);
 }
 
+/* GET /api/stacks: each site once, its frames as indices into one table
+ * where a frame shared by several stacks (outer_caller) appears once; the
+ * figures those of the snapshot's sites. */
+static void test_stacks(void) {
+  set_mode(1);
+  tick(100, 0);
+  ev_alloc(1, 1000, st_leak, 3);
+  ev_alloc(2, 3000, st_cache, 3);
+  ev_alloc(3, 500, st_churn, 3);
+  ev_free(3);
+  cJSON *st = vkm_stacks_json();
+  const cJSON *frames = cJSON_GetObjectItem(st, "frames"), *stacks = cJSON_GetObjectItem(st, "stacks");
+  CHECK_EQ(cJSON_GetArraySize(stacks), 3); /* churn: nothing live, but it allocated */
+  int outer = 0, n = cJSON_GetArraySize(frames);
+  for (int i = 0; i < n; i++) {
+    const char *fn = cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetArrayItem(frames, i), 0));
+    if (fn && strcmp(fn, "outer_caller") == 0) outer++;
+  }
+  CHECK_EQ(outer, 1);
+  const cJSON *s;
+  int seen = 0;
+  cJSON_ArrayForEach(s, stacks) {
+    const cJSON *fi = cJSON_GetArrayItem(s, 1);
+    const char *leaf = cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetArrayItem(frames, (int)cJSON_GetArrayItem(fi, 0)->valuedouble), 0));
+    double live = cJSON_GetArrayItem(s, 2)->valuedouble, alloc = cJSON_GetArrayItem(s, 4)->valuedouble;
+    CHECK_EQ(cJSON_GetArraySize(fi), 2); /* the allocator frame trimmed, as in sites[].frames */
+    if (leaf && strcmp(leaf, "leaky_put") == 0) {
+      seen++;
+      CHECK(live == 1000 && alloc == 1000);
+    }
+    if (leaf && strcmp(leaf, "cache_insert") == 0) {
+      seen++;
+      CHECK(live == 3000 && alloc == 3000);
+    }
+    if (leaf && strcmp(leaf, "churn_request") == 0) {
+      seen++;
+      CHECK(live == 0 && alloc == 500);
+    }
+  }
+  CHECK_EQ(seen, 3);
+  cJSON_Delete(st);
+}
+
 /* Rankings with many sites: top N by live and by alloc, in order, and the
  * union in "sites"; every id distinct. */
 static void test_top_n(void) {
@@ -579,6 +622,7 @@ int main(void) {
   test_lifetimes();
   test_weights();
   test_calibration();
+  test_stacks();
   test_top_n();
   test_leak_exact();
   test_leaks();
