@@ -193,6 +193,16 @@ void vkm_sites_tick(const vkm_tick_t *t);
  * obj. top: how many sites per ranking; 0 = every site (the gate uses that
  * in exact mode to account for every live byte at exit). */
 void vkm_sites_json(cJSON *obj, unsigned top);
+/* GET /api/stacks: the top sites' stacks (frames interned), for the flame
+ * graph; see SCHEMA.md. Caller owns. */
+cJSON *vkm_stacks_json(void);
+/* For the per-site history: the n (<= VKM_SITE_HIST_TOP) sites with the most
+ * live bytes now, their index and calibrated live usable bytes; returns how
+ * many. vkm_sites_describe adds id, function, module, file, line, leak of
+ * site idx to o. */
+#define VKM_SITE_HIST_TOP 20
+unsigned vkm_sites_top_live(uint32_t *idx, int64_t *live, unsigned n);
+void vkm_sites_describe(uint32_t idx, cJSON *o);
 
 /* ---------------------------------------------------------------------------
  * Runtime API aggregation: GC, pools, frames, evals, roots (runtime.c)
@@ -251,6 +261,7 @@ cJSON *vkm_history_json(const char *range, uint64_t since_seq);
  * view), or NULL for an unknown range. */
 cJSON *vkm_history_from_doc(const cJSON *doc, const char *range);
 uint64_t vkm_history_bytes(void);
+uint64_t vkm_history_site_bytes(void); /* the per-site history's share, on top */
 
 /* ---------------------------------------------------------------------------
  * JSON documents (agent.c)

@@ -16,6 +16,13 @@
  * (VALKMEM_TICK_MS) never stretches a "1 s" point; a bucket no tick landed in
  * simply has no point (charts draw by t_ms).
  *
+ * Per-site history: next to every point each ring keeps the
+ * VKM_SITE_HIST_TOP (20) sites with the most live bytes at the point's last
+ * tick and their calibrated live bytes (sites.c), re-chosen every tick, so a
+ * site that grows into the top shows from then on. Downsampling is the
+ * level rule (the last tick's set). 160 bytes per point, 7200 points:
+ * 1125 KiB, mapped at start like the points (zero pages until written).
+ *
  * All calls on the worker's main thread.
  */
 #include "agent.h"
@@ -47,8 +54,18 @@ typedef struct hpoint_s {
 
 _Static_assert(sizeof(hpoint_t) == 96, "history point grew: recheck the memory budget");
 
+/* The top sites at a point: idx UINT32_MAX = no site (fewer than 20). */
+typedef struct spoint_s {
+  uint32_t idx[VKM_SITE_HIST_TOP];
+  float live[VKM_SITE_HIST_TOP]; /* calibrated live usable bytes (an estimate: float's 24 bits are plenty) */
+} spoint_t;
+
+_Static_assert(sizeof(spoint_t) == 160, "site history point grew: recheck the memory budget");
+
 typedef struct ring_s {
   hpoint_t *pts;
+  spoint_t *sp;            /* parallel to pts; NULL when the site history could not be mapped */
+  spoint_t sacc;           /* the open bucket's sites */
   uint32_t cap, len, head; /* head: index of the next write */
   uint64_t step_ns;        /* 0 = one point per tick */
   hpoint_t acc;            /* open bucket (rings with step_ns) */
@@ -64,6 +81,8 @@ static const uint64_t ring_steps[RING_COUNT] = {0, 1000000000ull, 10000000000ull
 static ring_t rings[RING_COUNT];
 static hpoint_t *storage;
 static uint64_t storage_bytes;
+static spoint_t *sstorage;
+static uint64_t sstorage_bytes;
 
 /* Previous cumulative readings, to turn totals into per-tick deltas. */
 static struct {
@@ -107,24 +126,32 @@ void vkm_history_init(void) {
     return;
   }
   storage_bytes = (uint64_t)total * sizeof(hpoint_t);
+  sstorage = vkm_own_table(sstorage, total * sizeof(spoint_t));
+  if (!sstorage) vkm_say("warn", "history: cannot map the per-site history; it stays empty");
+  sstorage_bytes = sstorage ? (uint64_t)total * sizeof(spoint_t) : 0;
   hpoint_t *p = storage;
+  spoint_t *sp = sstorage;
   for (int r = 0; r < RING_COUNT; r++) {
     memset(&rings[r], 0, sizeof rings[r]);
     rings[r].pts = p;
+    rings[r].sp = sp;
     rings[r].cap = ring_caps[r];
     rings[r].step_ns = ring_steps[r];
     p += ring_caps[r];
+    if (sp) sp += ring_caps[r];
   }
   memset(&prev, 0, sizeof prev);
 }
 
 uint64_t vkm_history_bytes(void) { return storage_bytes; }
+uint64_t vkm_history_site_bytes(void) { return sstorage_bytes; }
 
 /* ---------------------------------------------------------------------------
  * Push
  * ------------------------------------------------------------------------- */
 
-static void ring_put(ring_t *r, const hpoint_t *p) {
+static void ring_put(ring_t *r, const hpoint_t *p, const spoint_t *sp) {
+  if (r->sp) r->sp[r->head] = *sp;
   r->pts[r->head] = *p;
   r->head = (r->head + 1) % r->cap;
   if (r->len < r->cap) r->len++;
@@ -215,14 +242,21 @@ void vkm_history_push(const vkm_tick_t *t, const vkm_os_t *os, const vkm_allocst
   if (!storage || !t) return;
   hpoint_t p;
   tick_point(&p, t, os, a);
-  ring_put(&rings[RING_TICK], &p);
+  spoint_t sp;
+  int64_t live[VKM_SITE_HIST_TOP];
+  unsigned n = vkm_sites_top_live(sp.idx, live, VKM_SITE_HIST_TOP);
+  for (unsigned i = 0; i < VKM_SITE_HIST_TOP; i++) {
+    if (i >= n) sp.idx[i] = UINT32_MAX;
+    sp.live[i] = i < n ? (float)live[i] : 0;
+  }
+  ring_put(&rings[RING_TICK], &p, &sp);
   for (int i = RING_TICK + 1; i < RING_COUNT; i++) {
     ring_t *r = &rings[i];
     /* A tick covers (t - dt, t]: it belongs to bucket k when
      * (k-1)*step < t <= k*step. */
     uint64_t bucket = (t->t_ns + r->step_ns - 1) / r->step_ns;
     if (r->acc_open && bucket != r->acc_bucket) {
-      ring_put(r, &r->acc);
+      ring_put(r, &r->acc, &r->sacc);
       r->acc_open = 0;
     }
     if (!r->acc_open) {
@@ -232,6 +266,7 @@ void vkm_history_push(const vkm_tick_t *t, const vkm_os_t *os, const vkm_allocst
     } else {
       point_fold(&r->acc, &p);
     }
+    r->sacc = sp; /* a level: the last tick's */
   }
 }
 
@@ -243,9 +278,9 @@ void vkm_history_push(const vkm_tick_t *t, const vkm_os_t *os, const vkm_allocst
  * measured, to a thousandth. */
 static double milli(float v) { return round((double)v * 1000.0) / 1000.0; }
 
-static void point_json(cJSON *arr, const hpoint_t *p, int partial) {
+static cJSON *point_json(cJSON *arr, const hpoint_t *p, int partial) {
   cJSON *o = cJSON_CreateObject();
-  if (!o) return;
+  if (!o) return NULL;
   double dt_s = p->dt_ms / 1000.0;
   cJSON_AddNumberToObject(o, "seq", (double)p->seq);
   cJSON_AddNumberToObject(o, "t_ms", (double)p->t_ms);
@@ -265,6 +300,37 @@ static void point_json(cJSON *arr, const hpoint_t *p, int partial) {
   cJSON_AddNumberToObject(o, "pressure_pct", milli(p->pressure_pct));
   if (partial) cJSON_AddTrueToObject(o, "partial");
   cJSON_AddItemToArray(arr, o);
+  return o;
+}
+
+/* Per-site history of a whole answer: "sites" lists each site that was in
+ * some point's top (at most SITE_LIST of them), and each point gets
+ * "site_live": [i, bytes, i, bytes, ...] with i an index into that list. */
+#define SITE_LIST 256
+static void sites_json(cJSON *obj, cJSON *po, const ring_t *r, uint32_t closed) {
+  uint32_t list[SITE_LIST], nlist = 0;
+  uint32_t hash[1024];
+  memset(hash, 0xff, sizeof hash);
+  cJSON *arr = cJSON_AddArrayToObject(obj, "sites");
+  if (!arr) return;
+  for (uint32_t k = 0; po && k <= closed; k++, po = po->next) {
+    const spoint_t *sp = k < closed ? &r->sp[(r->head + r->cap - closed + k) % r->cap] : &r->sacc;
+    cJSON *sl = cJSON_AddArrayToObject(po, "site_live");
+    for (unsigned i = 0; sl && i < VKM_SITE_HIST_TOP && sp->idx[i] != UINT32_MAX; i++) {
+      uint32_t idx = sp->idx[i], h = (idx * 2654435761u) & 1023;
+      while (hash[h] != UINT32_MAX && list[hash[h]] != idx) h = (h + 1) & 1023;
+      if (hash[h] == UINT32_MAX) {
+        if (nlist == SITE_LIST) continue; /* past the list: the viewer's "other" */
+        list[nlist] = idx;
+        hash[h] = nlist++;
+        cJSON *d = cJSON_CreateObject();
+        vkm_sites_describe(idx, d);
+        cJSON_AddItemToArray(arr, d);
+      }
+      cJSON_AddItemToArray(sl, cJSON_CreateNumber(hash[h]));
+      cJSON_AddItemToArray(sl, cJSON_CreateNumber(round((double)sp->live[i])));
+    }
+  }
 }
 
 /* `valkmem view`: the history saved in the file (a report keeps 1m and 10h,
@@ -308,6 +374,9 @@ cJSON *vkm_history_json(const char *range, uint64_t since_seq) {
     if (p->seq > since_seq || since_seq == 0) point_json(arr, p, 0);
   }
   if (r->acc_open && (r->acc.seq > since_seq || since_seq == 0)) point_json(arr, &r->acc, 1);
+  /* A whole range (since_seq 0) also carries the per-site history: the
+   * points just emitted, in the same order (no allocation of our own). */
+  if (since_seq == 0 && r->sp) sites_json(obj, arr->child, r, closed);
   return obj;
 }
 

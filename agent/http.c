@@ -574,6 +574,7 @@ static void route(client_t *c, const vkm_http_req_t *req) {
   else if (vkm_span_eq(p, "/api/report", false)) respond_json(c, req, extra, vkm_report_json());
   else if (vkm_span_eq(p, "/api/history", false)) serve_history(c, req, extra);
   else if (vkm_span_eq(p, "/api/profile", false)) serve_profile(c, req, extra);
+  else if (vkm_span_eq(p, "/api/stacks", false)) respond_json(c, req, extra, vkm_stacks_json());
   else if (vkm_span_eq(p, "/metrics", false)) serve_metrics(c, req, extra);
   else if (p.n >= 12 && memcmp(p.p, "/debug/pprof", 12) == 0 && (p.n == 12 || p.p[12] == '/'))
     serve_debug_pprof(c, req, p, extra);

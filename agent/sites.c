@@ -84,6 +84,7 @@ typedef struct site_s {
 
   int64_t alloc_bytes, alloc_usable, alloc_objs;  /* objs in OBJ_FP units */
   int64_t live_bytes, live_usable, live_objs;
+  double alloc_var, live_var;                     /* variance of the byte estimates (bytes^2) */
   int64_t freed_objs[4];                          /* lifetime buckets, OBJ_FP units */
   int64_t age_bytes[AGE_RING], age_objs[AGE_RING]; /* indexed by birth epoch % AGE_RING */
   int64_t older_bytes, older_objs;                /* born AGE_RING or more epochs ago */
@@ -227,9 +228,14 @@ static bool exact_mode(void) { return vkm_config.exact || vkm_config.sample_byte
 static struct {
   uint64_t size; /* 0: empty (size 0 is answered before the memo) */
   int64_t bytes, objs;
+  double var;
 } weigh_memo[WEIGH_MEMO];
 
-static void weigh(uint64_t size, int64_t *bytes, int64_t *objs) {
+/* var: what the sample adds to the variance of its site's byte estimate,
+ * w^2 (1 - p) with w = size / p (Horvitz-Thompson under Poisson sampling;
+ * 0 in exact mode). */
+static void weigh(uint64_t size, int64_t *bytes, int64_t *objs, double *var) {
+  *var = 0;
   if (exact_mode()) {
     *bytes = (int64_t)size;
     *objs = OBJ_FP;
@@ -251,9 +257,12 @@ static void weigh(uint64_t size, int64_t *bytes, int64_t *objs) {
     weigh_memo[slot].size = size;
     weigh_memo[slot].bytes = llround((double)size / p);
     weigh_memo[slot].objs = llround((double)OBJ_FP / p);
+    double w = (double)size / p;
+    weigh_memo[slot].var = w * w * (1.0 - p);
   }
   *bytes = weigh_memo[slot].bytes;
   *objs = weigh_memo[slot].objs;
+  *var = weigh_memo[slot].var;
 }
 
 static int age_bucket(uint32_t age) { return age == 0 ? 0 : age <= 5 ? 1 : age <= 20 ? 2 : 3; }
@@ -321,16 +330,32 @@ static int64_t usable_weight(const rec_t *r, int64_t b) {
   return (int64_t)((double)b * ((double)r->usable / (double)r->size));
 }
 
-static void account_alloc(site_t *s, const rec_t *r, int64_t b, int64_t o) {
+/* Sums over every site, for calibration (see vkm_sites_json). */
+static struct {
+  int64_t alloc_bytes, alloc_usable, live_bytes, live_usable;
+  double alloc_var, live_var;
+} g_sum;
+
+static void account_alloc(site_t *s, const rec_t *r, int64_t b, int64_t o, double v) {
+  int64_t u = usable_weight(r, b);
   s->alloc_bytes += b;
-  s->alloc_usable += usable_weight(r, b);
+  s->alloc_usable += u;
   s->alloc_objs += o;
+  s->alloc_var += v;
+  g_sum.alloc_bytes += b;
+  g_sum.alloc_usable += u;
+  g_sum.alloc_var += v;
 }
 
-static void live_add(site_t *s, const rec_t *r, int64_t sign, int64_t b, int64_t o) {
+static void live_add(site_t *s, const rec_t *r, int64_t sign, int64_t b, int64_t o, double v) {
+  int64_t u = usable_weight(r, b);
   s->live_bytes += sign * b;
-  s->live_usable += sign * usable_weight(r, b);
+  s->live_usable += sign * u;
   s->live_objs += sign * o;
+  s->live_var += (double)sign * v;
+  g_sum.live_bytes += sign * b;
+  g_sum.live_usable += sign * u;
+  g_sum.live_var += (double)sign * v;
   uint32_t age = epoch - r->born;
   if (age >= AGE_RING) {
     s->older_bytes += sign * b;
@@ -352,8 +377,9 @@ static void on_alloc(const vkm_event_t *ev, const void *extra) {
   if (!s) return;
   rec_t r = {.id = ev->id, .site = s->idx, .born = epoch, .size = ev->a, .usable = ev->b};
   int64_t b, o;
-  weigh(r.size, &b, &o);
-  account_alloc(s, &r, b, o);
+  double v;
+  weigh(r.size, &b, &o, &v);
+  account_alloc(s, &r, b, o, v);
   vkm_heapprof_alloc(s->idx, r.size);
   rec_t *p = tab_find(&pending_tab, ev->id);
   if (p) { /* its free was drained first (another thread's ring): born and died now */
@@ -362,9 +388,9 @@ static void on_alloc(const vkm_event_t *ev, const void *extra) {
     vkm_heapprof_free(s->idx, r.size);
     return;
   }
-  live_add(s, &r, +1, b, o);
+  live_add(s, &r, +1, b, o, v);
   if (tab_put(&live_tab, &r) != 0) { /* out of memory: cannot track its free */
-    live_add(s, &r, -1, b, o);
+    live_add(s, &r, -1, b, o, v);
     vkm_heapprof_free(s->idx, r.size);
   }
 }
@@ -378,9 +404,10 @@ static void on_free(const vkm_event_t *ev) {
   }
   site_t *s = site_arr[r->site];
   int64_t b, o;
-  weigh(r->size, &b, &o);
+  double v;
+  weigh(r->size, &b, &o, &v);
   s->freed_objs[age_bucket(epoch - r->born)] += o;
-  live_add(s, r, -1, b, o);
+  live_add(s, r, -1, b, o, v);
   vkm_heapprof_free(r->site, r->size);
   tab_del(&live_tab, r);
 }
@@ -527,8 +554,20 @@ static void purge_pending(void) {
   }
 }
 
+/* The exact totals of the newest tick, for calibration. */
+static struct {
+  bool known;
+  int64_t live_usable;   /* live.bytes */
+  uint64_t alloc_bytes;  /* totals.alloc_bytes (requested) */
+} g_exact;
+
 void vkm_sites_tick(const vkm_tick_t *t) {
-  uint64_t gc_cycles = t->gc_cycles;
+  if (t) {
+    g_exact.known = true;
+    g_exact.live_usable = t->live_bytes;
+    g_exact.alloc_bytes = t->c.alloc_bytes;
+  }
+  uint64_t gc_cycles = t ? t->gc_cycles : 0;
   uint64_t now = t ? t->t_ns : vkm_now_ns();
   if (!ticked) {
     ticked = true;
@@ -583,6 +622,8 @@ void vkm_sites_init(void) {
   memset(lb_n, 0, sizeof lb_n);
   memset(lb_floor, 0, sizeof lb_floor);
   boundaries = 0;
+  memset(&g_sum, 0, sizeof g_sum);
+  memset(&g_exact, 0, sizeof g_exact);
 }
 
 /* ---------------------------------------------------------------------------
@@ -665,7 +706,81 @@ static const char *site_function(site_t *s, char *buf, size_t len) {
 
 static double objs_num(int64_t fp) { return (double)llround((double)fp / OBJ_FP); }
 
-static cJSON *site_json(site_t *s) {
+/* ---------------------------------------------------------------------------
+ * Calibration: a ratio estimator. The counters know two totals exactly:
+ * the live heap (usable bytes) and the bytes requested since start. The
+ * sites' estimates add up to those only on average; scaling every site by
+ * exact total / sum of the estimates makes them add up exactly, and also
+ * lowers the variance of a large site's estimate (the part of the noise it
+ * shares with the sum cancels). Live estimates are scaled by the ratio of
+ * usable bytes (that is the total the counters know), allocated ones by the
+ * ratio of requested bytes.
+ *
+ * A site's calibrated estimate r X (r = T / Y, Y the sum of every site's
+ * estimate, X part of it) has, to first order, the standard error
+ *   r sqrt((1 - s)^2 V_X + s^2 (V_Y - V_X)),   s = X / Y,
+ * with V the Horvitz-Thompson variances the samples add (weigh()).
+ *
+ * Calibration is skipped (ratio 1, "applied": false) in exact mode (the
+ * estimates are the truth), before the first tick, and when the sum and the
+ * total disagree by more than sampling and the drain-to-count skew can
+ * explain (5 standard errors + 2 % + 4 sampling intervals): e.g. a forked
+ * child, whose counters start from its parent's while its sites start
+ * empty. Raw figures stay in the JSON (*_raw).
+ * ------------------------------------------------------------------------- */
+typedef struct cal_s {
+  bool applied;
+  double ratio;   /* exact total / raw sum (1 when not applied) */
+  double total;   /* the exact total */
+  double est;     /* the raw sum in the total's unit */
+  double se;      /* its standard error */
+  double req;     /* the raw sum in requested bytes (the unit of the variances) */
+  double var;     /* the sum of the sites' variances */
+} cal_t;
+
+static cal_t calibration(bool live) {
+  cal_t c = {false, 1.0, 0, 0, 0, 0, 0};
+  c.est = live ? (double)g_sum.live_usable : (double)g_sum.alloc_bytes;
+  c.req = live ? (double)g_sum.live_bytes : (double)g_sum.alloc_bytes;
+  c.var = live ? g_sum.live_var : g_sum.alloc_var;
+  if (!(c.var > 0)) c.var = 0;
+  c.total = live ? (double)g_exact.live_usable : (double)g_exact.alloc_bytes;
+  c.se = sqrt(c.var) * (c.req > 0 ? c.est / c.req : 1.0);
+  if (exact_mode() || !g_exact.known || c.est <= 0 || c.total <= 0) return c;
+  double slack = 5.0 * c.se + 0.02 * c.total + 4.0 * (double)vkm_config.sample_bytes;
+  if (fabs(c.est - c.total) > slack) return c;
+  c.applied = true;
+  c.ratio = c.total / c.est;
+  return c;
+}
+
+/* Standard error of a site's (calibrated) estimate: x its raw estimate in
+ * requested bytes, vx its variance. */
+static double site_se(double x, double vx, const cal_t *c) {
+  if (!(vx > 0)) vx = 0;
+  if (!c->applied || c->req <= 0) return sqrt(vx);
+  double sh = x / c->req, vz = c->var - vx;
+  if (vz < 0) vz = 0;
+  return c->ratio * sqrt((1 - sh) * (1 - sh) * vx + sh * sh * vz);
+}
+
+static double scaled(int64_t v, double ratio) { return v > 0 ? (double)llround((double)v * ratio) : 0; }
+
+static void calibration_json(cJSON *obj, const cal_t *cl, const cal_t *ca) {
+  cJSON *c = cJSON_AddObjectToObject(obj, "calibration");
+  const cal_t *k[2] = {cl, ca};
+  const char *names[2] = {"live", "alloc"};
+  for (int i = 0; i < 2; i++) {
+    cJSON *o = cJSON_AddObjectToObject(c, names[i]);
+    cJSON_AddBoolToObject(o, "applied", k[i]->applied);
+    cJSON_AddNumberToObject(o, "ratio", round(k[i]->ratio * 1e6) / 1e6);
+    cJSON_AddNumberToObject(o, "exact", k[i]->total);
+    cJSON_AddNumberToObject(o, "estimate", k[i]->est);
+    cJSON_AddNumberToObject(o, "estimate_se", round(k[i]->se));
+  }
+}
+
+static cJSON *site_json(site_t *s, const cal_t *cl, const cal_t *ca) {
   site_symbolise(s);
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "id", s->show ? s->id : "0");
@@ -682,12 +797,17 @@ static cJSON *site_json(site_t *s) {
     }
     cJSON_AddItemToArray(fr, f);
   }
-  cJSON_AddNumberToObject(o, "alloc_bytes", (double)s->alloc_bytes);
+  cJSON_AddNumberToObject(o, "alloc_bytes", scaled(s->alloc_bytes, ca->ratio));
   cJSON_AddNumberToObject(o, "alloc_count", objs_num(s->alloc_objs));
-  cJSON_AddNumberToObject(o, "live_bytes", (double)(s->live_bytes > 0 ? s->live_bytes : 0));
+  cJSON_AddNumberToObject(o, "live_bytes", scaled(s->live_bytes, cl->ratio));
   cJSON_AddNumberToObject(o, "live_count", objs_num(s->live_objs > 0 ? s->live_objs : 0));
-  cJSON_AddNumberToObject(o, "alloc_usable_bytes", (double)s->alloc_usable);
-  cJSON_AddNumberToObject(o, "live_usable_bytes", (double)(s->live_usable > 0 ? s->live_usable : 0));
+  cJSON_AddNumberToObject(o, "alloc_usable_bytes", scaled(s->alloc_usable, ca->ratio));
+  cJSON_AddNumberToObject(o, "live_usable_bytes", scaled(s->live_usable, cl->ratio));
+  cJSON_AddNumberToObject(o, "alloc_bytes_raw", (double)s->alloc_bytes);
+  cJSON_AddNumberToObject(o, "live_bytes_raw", (double)(s->live_bytes > 0 ? s->live_bytes : 0));
+  cJSON_AddNumberToObject(o, "alloc_err_bytes", round(site_se((double)s->alloc_bytes, s->alloc_var, ca)));
+  cJSON_AddNumberToObject(o, "live_err_bytes", round(site_se((double)(s->live_bytes > 0 ? s->live_bytes : 0), s->live_var, cl)));
+  if (s->leak) cJSON_AddTrueToObject(o, "leak");
   cJSON *lt = cJSON_AddArrayToObject(o, "lifetimes");
   for (int i = 0; i < 4; i++) cJSON_AddItemToArray(lt, cJSON_CreateNumber(objs_num(s->freed_objs[i])));
   return o;
@@ -773,6 +893,7 @@ void vkm_sites_json(cJSON *obj, unsigned top) {
   unsigned nl = select_top(bl, top, by_live), na = select_top(ba, top, by_alloc);
   if (top) /* a live ranking lists sites that hold something */
     while (nl && bl[nl - 1]->live_bytes <= 0) nl--;
+  cal_t cl = calibration(true), ca = calibration(false);
   cJSON *sites = cJSON_AddArrayToObject(obj, "sites");
   cJSON *sl = cJSON_AddArrayToObject(obj, "sites_by_live");
   cJSON *sa = cJSON_AddArrayToObject(obj, "sites_by_alloc");
@@ -781,7 +902,7 @@ void vkm_sites_json(cJSON *obj, unsigned top) {
     cJSON_AddItemToArray(sl, cJSON_CreateString(bl[i]->id));
     if (!emitted[bl[i]->idx]) {
       emitted[bl[i]->idx] = 1;
-      cJSON_AddItemToArray(sites, site_json(bl[i]));
+      cJSON_AddItemToArray(sites, site_json(bl[i], &cl, &ca));
     }
   }
   for (unsigned i = 0; i < na; i++) {
@@ -789,7 +910,7 @@ void vkm_sites_json(cJSON *obj, unsigned top) {
     cJSON_AddItemToArray(sa, cJSON_CreateString(ba[i]->id));
     if (!emitted[ba[i]->idx]) {
       emitted[ba[i]->idx] = 1;
-      cJSON_AddItemToArray(sites, site_json(ba[i]));
+      cJSON_AddItemToArray(sites, site_json(ba[i], &cl, &ca));
     }
   }
   vkm_free(emitted);
@@ -808,9 +929,9 @@ void vkm_sites_json(cJSON *obj, unsigned top) {
     cJSON_AddStringToObject(l, "site", s->id);
     cJSON_AddStringToObject(l, "function", site_function(s, buf, sizeof buf));
     cJSON_AddStringToObject(l, "module", s->show && s->nshow ? s->show[0].module : "?");
-    cJSON_AddNumberToObject(l, "live_bytes", (double)(s->live_bytes > 0 ? s->live_bytes : 0));
+    cJSON_AddNumberToObject(l, "live_bytes", scaled(s->live_bytes, cl.ratio));
     cJSON_AddNumberToObject(l, "live_count", objs_num(s->live_objs > 0 ? s->live_objs : 0));
-    cJSON_AddNumberToObject(l, "growth_bytes_per_s", round(s->leak_rate));
+    cJSON_AddNumberToObject(l, "growth_bytes_per_s", round(s->leak_rate * cl.ratio));
     cJSON_AddNumberToObject(l, "epochs", s->leak_epochs);
     cJSON_AddNumberToObject(l, "since_s", round((now_s - s->leak_since_t) * 10) / 10);
     cJSON_AddItemToArray(leaks, l);
@@ -818,4 +939,162 @@ void vkm_sites_json(cJSON *obj, unsigned top) {
   vkm_free(bl);
   vkm_free(ba);
   lifetimes_json(obj);
+  calibration_json(obj, &cl, &ca);
+}
+
+/* ---------------------------------------------------------------------------
+ * Stacks for the flame graph: GET /api/stacks
+ *
+ * The sites with the most live bytes and the most allocated bytes (up to
+ * STACKS_TOP of each, bounded so the answer stays a few MB at most), their
+ * frames interned into one table: a frame shared by many stacks (main, the
+ * event loop) is sent once.
+ * ------------------------------------------------------------------------- */
+#define STACKS_TOP 5000
+
+typedef struct fkey_s {
+  const char *module;
+  uint64_t offset;
+  const vkm_sym_t *sym;
+} fkey_t;
+
+static uint64_t fkey_hash(const char *module, uint64_t off) {
+  return (uint64_t)id_hash((uint64_t)(uintptr_t)module * 0x9e3779b97f4a7c15ull ^ off);
+}
+
+cJSON *vkm_stacks_json(void) {
+  cJSON *o = cJSON_CreateObject();
+  if (!o) return NULL;
+  cJSON_AddStringToObject(o, "schema", "valkmem.stacks/1");
+  cJSON_AddNumberToObject(o, "sample_bytes", (double)vkm_config.sample_bytes);
+  unsigned top = STACKS_TOP;
+  site_t **bl = vkm_malloc((nsites ? nsites : 1) * sizeof *bl);
+  site_t **ba = vkm_malloc((nsites ? nsites : 1) * sizeof *ba);
+  uint8_t *emitted = vkm_calloc(nsites ? nsites : 1, 1);
+  site_t **pick = vkm_malloc((nsites ? 2 * (size_t)nsites : 1) * sizeof *pick);
+  if (!bl || !ba || !emitted || !pick) {
+    vkm_free(bl);
+    vkm_free(ba);
+    vkm_free(emitted);
+    vkm_free(pick);
+    return o;
+  }
+  /* A full sort: the bounded insertion sort of select_top costs up to
+   * nsites x top comparisons, too many for a top this large. */
+  unsigned nl = select_top(bl, 0, by_live), na = select_top(ba, 0, by_alloc), np = 0;
+  if (nl > top) nl = top;
+  if (na > top) na = top;
+  while (nl && bl[nl - 1]->live_bytes <= 0) nl--;
+  for (unsigned i = 0; i < nl; i++)
+    if (!emitted[bl[i]->idx]) emitted[bl[i]->idx] = 1, pick[np++] = bl[i];
+  for (unsigned i = 0; i < na; i++)
+    if (!emitted[ba[i]->idx] && ba[i]->alloc_bytes > 0) emitted[ba[i]->idx] = 1, pick[np++] = ba[i];
+  vkm_free(bl);
+  vkm_free(ba);
+  vkm_free(emitted);
+
+  size_t nf = 0;
+  for (unsigned i = 0; i < np; i++) {
+    site_symbolise(pick[i]);
+    nf += pick[i]->show ? pick[i]->nshow : 0;
+  }
+  size_t cap = 16;
+  while (cap < 2 * nf + 2) cap *= 2;
+  uint32_t *slot = vkm_malloc(cap * sizeof *slot);
+  fkey_t *keys = vkm_malloc((nf ? nf : 1) * sizeof *keys);
+  if (!slot || !keys) {
+    vkm_free(slot);
+    vkm_free(keys);
+    vkm_free(pick);
+    return o;
+  }
+  memset(slot, 0xff, cap * sizeof *slot);
+  uint32_t nk = 0;
+
+  cal_t cl = calibration(true), ca = calibration(false);
+  calibration_json(o, &cl, &ca);
+  cJSON *frames = cJSON_AddArrayToObject(o, "frames");
+  cJSON *stacks = cJSON_AddArrayToObject(o, "stacks");
+  char buf[300];
+  for (unsigned i = 0; i < np; i++) {
+    site_t *s = pick[i];
+    cJSON *st = cJSON_CreateArray();
+    cJSON_AddItemToArray(st, cJSON_CreateString(s->show ? s->id : "0"));
+    cJSON *fi = cJSON_CreateArray();
+    for (unsigned k = 0; s->show && k < s->nshow; k++) {
+      const vkm_sym_t *v = &s->show[k];
+      size_t h = fkey_hash(v->module, v->offset) & (cap - 1);
+      while (slot[h] != UINT32_MAX && !(keys[slot[h]].module == v->module && keys[slot[h]].offset == v->offset))
+        h = (h + 1) & (cap - 1);
+      if (slot[h] == UINT32_MAX) {
+        keys[nk] = (fkey_t){v->module, v->offset, v};
+        slot[h] = nk++;
+        cJSON *f = cJSON_CreateArray();
+        cJSON_AddItemToArray(f, cJSON_CreateString(frame_function(v, buf, sizeof buf)));
+        cJSON_AddItemToArray(f, cJSON_CreateString(v->module));
+        cJSON_AddItemToArray(f, cJSON_CreateNumber((double)v->offset));
+        if (v->file) {
+          cJSON_AddItemToArray(f, cJSON_CreateString(v->file));
+          cJSON_AddItemToArray(f, cJSON_CreateNumber(v->line));
+        }
+        cJSON_AddItemToArray(frames, f);
+      }
+      cJSON_AddItemToArray(fi, cJSON_CreateNumber(slot[h]));
+    }
+    cJSON_AddItemToArray(st, fi);
+    cJSON_AddItemToArray(st, cJSON_CreateNumber(scaled(s->live_bytes, cl.ratio)));
+    cJSON_AddItemToArray(st, cJSON_CreateNumber(objs_num(s->live_objs > 0 ? s->live_objs : 0)));
+    cJSON_AddItemToArray(st, cJSON_CreateNumber(scaled(s->alloc_bytes, ca.ratio)));
+    cJSON_AddItemToArray(st, cJSON_CreateNumber(objs_num(s->alloc_objs)));
+    cJSON_AddItemToArray(st, cJSON_CreateNumber(round(site_se((double)(s->live_bytes > 0 ? s->live_bytes : 0), s->live_var, &cl))));
+    cJSON_AddItemToArray(st, cJSON_CreateNumber(round(site_se((double)s->alloc_bytes, s->alloc_var, &ca))));
+    cJSON_AddItemToArray(st, cJSON_CreateNumber(s->leak ? 1 : 0));
+    cJSON_AddItemToArray(stacks, st);
+  }
+  vkm_free(slot);
+  vkm_free(keys);
+  vkm_free(pick);
+  return o;
+}
+
+/* ---------------------------------------------------------------------------
+ * For the per-site history (history.c)
+ * ------------------------------------------------------------------------- */
+
+unsigned vkm_sites_top_live(uint32_t *idx, int64_t *live, unsigned n) {
+  site_t *out[VKM_SITE_HIST_TOP];
+  if (n > VKM_SITE_HIST_TOP) n = VKM_SITE_HIST_TOP;
+  if (!nsites || !n) return 0;
+  unsigned k;
+  if (nsites <= n) {
+    memcpy(out, site_arr, nsites * sizeof *out);
+    qsort(out, nsites, sizeof *out, by_live);
+    k = nsites;
+  } else {
+    k = select_top(out, n, by_live);
+  }
+  while (k && out[k - 1]->live_bytes <= 0) k--;
+  cal_t cl = calibration(true);
+  for (unsigned i = 0; i < k; i++) {
+    idx[i] = out[i]->idx;
+    live[i] = (int64_t)scaled(out[i]->live_usable, cl.ratio);
+  }
+  return k;
+}
+
+void vkm_sites_describe(uint32_t idx, cJSON *o) {
+  if (idx >= nsites) return;
+  site_t *s = site_arr[idx];
+  site_symbolise(s);
+  char buf[300];
+  cJSON_AddStringToObject(o, "id", s->show ? s->id : "0");
+  cJSON_AddStringToObject(o, "function", site_function(s, buf, sizeof buf));
+  if (s->show && s->nshow) {
+    cJSON_AddStringToObject(o, "module", s->show[0].module);
+    if (s->show[0].file) {
+      cJSON_AddStringToObject(o, "file", s->show[0].file);
+      cJSON_AddNumberToObject(o, "line", s->show[0].line);
+    }
+  }
+  cJSON_AddBoolToObject(o, "leak", s->leak);
 }

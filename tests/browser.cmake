@@ -30,7 +30,7 @@ function(vkm_browser_test)
   endif()
   # Run alone: it measures frame times and event handling (figures, with
   # generous bounds), and a busy machine only adds noise.
-  set_tests_properties(browser PROPERTIES TIMEOUT 360 SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
+  set_tests_properties(browser PROPERTIES TIMEOUT 360 SKIP_RETURN_CODE 77 RUN_SERIAL TRUE LABELS browser)
 endfunction()
 
 # valkmem-demo is defined by another fragment (runtime.cmake, included after

@@ -151,6 +151,8 @@ cJSON *vkm_report_json(void) {
   return r;
 }
 
+cJSON *vkm_stacks_json(void) { return cJSON_CreateObject(); } /* GET /api/stacks (sites.c) */
+
 /* The 1m ring: the last 600 ticks. */
 cJSON *vkm_history_json(const char *range, uint64_t since_seq) {
   if (strcmp(range, "1m") && strcmp(range, "5m") && strcmp(range, "1h") && strcmp(range, "10h")) return NULL;

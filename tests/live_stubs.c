@@ -43,3 +43,10 @@ int64_t live_stub_self_bytes; /* what the sources under test mapped for themselv
 void vkm_self_track(int64_t delta) { live_stub_self_bytes += delta; }
 
 const cJSON *vkm_view_doc(void) { return NULL; } /* live data, never a saved view */
+
+/* history.c's per-site history asks sites.c (not linked here): no sites. */
+unsigned vkm_sites_top_live(uint32_t *idx, int64_t *live, unsigned n) {
+  (void)idx, (void)live, (void)n;
+  return 0;
+}
+void vkm_sites_describe(uint32_t idx, cJSON *o) { (void)idx, (void)o; }

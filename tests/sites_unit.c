@@ -273,6 +273,132 @@ static void test_weights(void) {
   cJSON_Delete(rep);
 }
 
+/* Calibration: with the exact totals of a tick, the sites' live usable
+ * bytes add up to the exact live heap and their allocated bytes to the
+ * exact requested total; the raw estimates and their standard errors stay
+ * in the JSON; a total the estimates cannot explain is not applied. */
+static double sum_field(const cJSON *rep, const char *k) {
+  double s = 0;
+  const cJSON *x;
+  cJSON_ArrayForEach(x, cJSON_GetObjectItem(rep, "sites")) s += num(x, k);
+  return s;
+}
+
+static void test_calibration(void) {
+  const uint64_t mean = 65536, size = 16384, usable = (size + 8 + 15) & ~15ull;
+  set_mode(mean);
+  tick(100, 0);
+  uint64_t id = 1;
+  for (int i = 0; i < 300; i++) ev_alloc(id++, size, st_leak, 3);   /* site A: ids 1..300 */
+  for (int i = 0; i < 100; i++) ev_alloc(id++, size, st_cache, 3);  /* site B */
+  for (uint64_t f = 1; f <= 50; f++) ev_free(f);                    /* A keeps 250 */
+  double p = -expm1(-(double)size / mean), w = round((double)size / p), v = w * w * (1 - p);
+  double est_live_usable = 350 * w * (double)usable / size, est_alloc = 400 * w;
+  /* Exact totals 3 % below the estimates: within what sampling explains. */
+  int64_t exact_live = (int64_t)llround(est_live_usable * 0.97);
+  uint64_t exact_alloc = (uint64_t)llround(est_alloc * 1.02);
+  T_ns += 100000000ull;
+  vkm_tick_t t = {.t_ns = T_ns, .live_bytes = exact_live};
+  t.c.alloc_bytes = exact_alloc;
+  vkm_sites_tick(&t);
+  cJSON *rep = report(0);
+  const cJSON *cal = cJSON_GetObjectItem(rep, "calibration");
+  CHECK(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(cal, "live"), "applied")));
+  CHECK(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(cal, "alloc"), "applied")));
+  CHECK_NEAR(sum_field(rep, "live_usable_bytes"), (double)exact_live, 3);
+  CHECK_NEAR(sum_field(rep, "alloc_bytes"), (double)exact_alloc, 3);
+  const cJSON *a = site_named(rep, "leaky_put"), *b = site_named(rep, "cache_insert");
+  CHECK(a && b);
+  if (a && b) {
+    CHECK_NEAR(num(a, "live_bytes_raw"), 250 * w, 1);
+    CHECK_NEAR(num(b, "alloc_bytes_raw"), 100 * w, 1);
+    CHECK_NEAR(num(a, "live_bytes"), 250 * w * 0.97 * (est_live_usable / (350 * w * (double)usable / size)), 250 * w * 0.001);
+    /* The ratio estimator's error, r sqrt((1 - s)^2 V_X + s^2 V_rest): for
+     * A (5/7 of the live bytes) about half its raw error sqrt(250 v). */
+    double r = 0.97, sa = 250.0 / 350, sb = 100.0 / 350;
+    double want_a = r * sqrt((1 - sa) * (1 - sa) * 250 * v + sa * sa * 100 * v);
+    double want_b = r * sqrt((1 - sb) * (1 - sb) * 100 * v + sb * sb * 250 * v);
+    CHECK_NEAR(num(a, "live_err_bytes"), want_a, want_a * 0.01);
+    CHECK_NEAR(num(b, "live_err_bytes"), want_b, want_b * 0.01);
+    CHECK(want_a < 0.6 * sqrt(250 * v));
+  }
+  cJSON_Delete(rep);
+
+  /* A total ten times the estimates (a forked child's inherited heap):
+   * not applied, the figures are the raw estimates with their raw errors. */
+  T_ns += 100000000ull;
+  t.t_ns = T_ns;
+  t.live_bytes = exact_live * 10;
+  t.c.alloc_bytes = exact_alloc * 10;
+  vkm_sites_tick(&t);
+  rep = report(0);
+  cal = cJSON_GetObjectItem(rep, "calibration");
+  CHECK(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(cal, "live"), "applied")));
+  CHECK_EQ(num(cJSON_GetObjectItem(cal, "live"), "ratio"), 1);
+  a = site_named(rep, "leaky_put");
+  if (a) {
+    CHECK_EQ(num(a, "live_bytes"), num(a, "live_bytes_raw"));
+    CHECK_NEAR(num(a, "live_err_bytes"), sqrt(250 * v), 1);
+  }
+  cJSON_Delete(rep);
+
+  /* Exact mode: never scaled, no error. */
+  set_mode(1);
+  tick(100, 0);
+  ev_alloc(1, 1000, st_leak, 3);
+  T_ns += 100000000ull;
+  vkm_tick_t te = {.t_ns = T_ns, .live_bytes = 5000};
+  vkm_sites_tick(&te);
+  rep = report(0);
+  a = site_named(rep, "leaky_put");
+  CHECK(a && num(a, "live_bytes") == 1000 && num(a, "live_err_bytes") == 0);
+  CHECK(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "calibration"), "live"), "applied")));
+  cJSON_Delete(rep);
+}
+
+/* GET /api/stacks: each site once, its frames as indices into one table
+ * where a frame shared by several stacks (outer_caller) appears once; the
+ * figures those of the snapshot's sites. */
+static void test_stacks(void) {
+  set_mode(1);
+  tick(100, 0);
+  ev_alloc(1, 1000, st_leak, 3);
+  ev_alloc(2, 3000, st_cache, 3);
+  ev_alloc(3, 500, st_churn, 3);
+  ev_free(3);
+  cJSON *st = vkm_stacks_json();
+  const cJSON *frames = cJSON_GetObjectItem(st, "frames"), *stacks = cJSON_GetObjectItem(st, "stacks");
+  CHECK_EQ(cJSON_GetArraySize(stacks), 3); /* churn: nothing live, but it allocated */
+  int outer = 0, n = cJSON_GetArraySize(frames);
+  for (int i = 0; i < n; i++) {
+    const char *fn = cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetArrayItem(frames, i), 0));
+    if (fn && strcmp(fn, "outer_caller") == 0) outer++;
+  }
+  CHECK_EQ(outer, 1);
+  const cJSON *s;
+  int seen = 0;
+  cJSON_ArrayForEach(s, stacks) {
+    const cJSON *fi = cJSON_GetArrayItem(s, 1);
+    const char *leaf = cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetArrayItem(frames, (int)cJSON_GetArrayItem(fi, 0)->valuedouble), 0));
+    double live = cJSON_GetArrayItem(s, 2)->valuedouble, alloc = cJSON_GetArrayItem(s, 4)->valuedouble;
+    CHECK_EQ(cJSON_GetArraySize(fi), 2); /* the allocator frame trimmed, as in sites[].frames */
+    if (leaf && strcmp(leaf, "leaky_put") == 0) {
+      seen++;
+      CHECK(live == 1000 && alloc == 1000);
+    }
+    if (leaf && strcmp(leaf, "cache_insert") == 0) {
+      seen++;
+      CHECK(live == 3000 && alloc == 3000);
+    }
+    if (leaf && strcmp(leaf, "churn_request") == 0) {
+      seen++;
+      CHECK(live == 0 && alloc == 500);
+    }
+  }
+  CHECK_EQ(seen, 3);
+  cJSON_Delete(st);
+}
+
 /* Rankings with many sites: top N by live and by alloc, in order, and the
  * union in "sites"; every id distinct. */
 static void test_top_n(void) {
@@ -495,6 +621,8 @@ int main(void) {
   test_out_of_order();
   test_lifetimes();
   test_weights();
+  test_calibration();
+  test_stacks();
   test_top_n();
   test_leak_exact();
   test_leaks();

@@ -10,7 +10,7 @@ var VKM = window.VKM || (window.VKM = {});
 
 (function () {
   var U = VKM.util, el = U.el, metric = U.metric;
-  var PANELS = VKM.panels.list.concat(VKM.views.list, VKM.planner.list, VKM.processes.list);
+  var PANELS = VKM.panels.list.concat(VKM.flame.list, VKM.views.list, VKM.planner.list, VKM.processes.list);
   var byId = {};
   PANELS.forEach(function (p) { byId[p.id] = p; });
 
@@ -24,7 +24,7 @@ var VKM = window.VKM || (window.VKM = {});
     PANELS.forEach(function (p) {
       var body = el('div', { class: 'body' });
       var stat = p.setup ? el('div', { class: 'static' }) : null;
-      var sec = el('section', { class: 'panel', id: 'panel-' + p.id, 'data-panel': p.id, tabindex: '0', 'aria-label': p.title, hidden: '' },
+      var sec = el('section', { class: 'panel' + (p.wide ? ' wide' : ''), id: 'panel-' + p.id, 'data-panel': p.id, tabindex: '0', 'aria-label': p.title, hidden: '' },
                    el('h2', { text: p.title }), stat, body);
       if (p.setup) p.setup(stat, function () { render(true); });
       p.section = sec; p.body = body; p.onscreen = true;
@@ -77,6 +77,7 @@ var VKM = window.VKM || (window.VKM = {});
       if (i < 0 || !shown(p)) { p.section.hidden = true; p.section.style.order = ''; }
       else { p.section.hidden = false; p.section.style.order = String(i); }
     });
+    VKM.history.wantSites(def.panels.indexOf('sitehist') >= 0);
   }
 
   function applyProfile(name) {
@@ -102,21 +103,28 @@ var VKM = window.VKM || (window.VKM = {});
     return { points: pts, span_ms: VKM.history.span_ms(), step_ms: VKM.history.step_ms(), range: VKM.history.range(), t_end: tEnd };
   }
 
+  /* A key metric with its change since the pin (pin.js), when pinned. */
+  function pinned(m, key, s) {
+    var f = VKM.pin.FIELDS[key], d = m && f ? VKM.pin.delta(key, f.get(s)) : null;
+    if (d) m.appendChild(d);
+    return m;
+  }
+
   function keyStrip(s) {
     var os = s.os || {}, r = s.rates || {}, g = s.gc, leaks = s.leaks || [];
     var src = s.platform === 'darwin' ? 'task_info (phys_footprint)' : '/proc/self/statm';
     return el('div', { class: 'keys' },
-      metric(s.platform === 'darwin' ? 'footprint' : 'RSS', U.bytes(os.rss), 'Memory of the process in RAM now. Source: ' + src + ', read by the agent each tick', 'k-rss'),
-      metric('live heap', U.bytes((s.live || {}).bytes), 'Bytes allocated and not freed, exact (allocated usable − freed usable). Source: the shim\'s per-thread counters', 'k-live'),
-      metric(s.platform === 'darwin' ? 'peak footprint' : 'peak RSS', U.bytes(os.peak_rss), 'Highest ' + (s.platform === 'darwin' ? 'footprint' : 'RSS') +
-             ' since start. Source: ' + (s.platform === 'darwin' ? 'task_info' : '/proc/self/status VmHWM')),
-      metric('alloc', U.rate(r.alloc_bps), 'Bytes allocated per second over the last tick. Source: the shim\'s counters, agent.c', 'k-alloc'),
-      metric('reclaim', U.rate(r.free_bps), 'Bytes freed per second over the last tick. Source: the shim\'s counters, agent.c', 'k-reclaim'),
-      metric('pressure', U.pct(r.pressure_pct), '(allocated − reclaimed) / allocated over 5 s; warns when above 50 % for 5 s. Source: agent.c', r.pressure_warn ? 'is-warn' : ''),
-      metric('leak suspects', String(leaks.length), leaks.length ? 'Sites whose live bytes keep rising: ' + leaks.map(function (l) { return l.function || l.site; }).join(', ') + '. Source: sites.c' :
-             'No site is growing steadily. Source: leak analysis in sites.c', leaks.length ? 'is-warn' : ''),
-      g ? metric('GC p95 pause', U.ms((g.pause || {}).p95_ms), '95th percentile GC pause over ' + U.count(g.cycles) + ' cycles. Source: runtime API (runtime.c)', (g.pause || {}).warn ? 'is-warn' : '') : null,
-      metric('threads', U.count((s.threads || {}).live), 'Threads the shim sees alive (max ' + U.count((s.threads || {}).max) + ', ' + U.count((s.threads || {}).total) + ' ever). Source: the shim\'s thread registry'));
+      pinned(metric(s.platform === 'darwin' ? 'footprint' : 'RSS', U.bytes(os.rss), 'Memory of the process in RAM now. Source: ' + src + ', read by the agent each tick', 'k-rss'), 'rss', s),
+      pinned(metric('live heap', U.bytes((s.live || {}).bytes), 'Bytes allocated and not freed, exact (allocated usable − freed usable). Source: the shim\'s per-thread counters', 'k-live'), 'live', s),
+      pinned(metric(s.platform === 'darwin' ? 'peak footprint' : 'peak RSS', U.bytes(os.peak_rss), 'Highest ' + (s.platform === 'darwin' ? 'footprint' : 'RSS') +
+             ' since start. Source: ' + (s.platform === 'darwin' ? 'task_info' : '/proc/self/status VmHWM')), 'peak_rss', s),
+      pinned(metric('alloc', U.rate(r.alloc_bps), 'Bytes allocated per second over the last tick. Source: the shim\'s counters, agent.c', 'k-alloc'), 'alloc_bps', s),
+      pinned(metric('reclaim', U.rate(r.free_bps), 'Bytes freed per second over the last tick. Source: the shim\'s counters, agent.c', 'k-reclaim'), 'free_bps', s),
+      pinned(metric('pressure', U.pct(r.pressure_pct), '(allocated − reclaimed) / allocated over 5 s; warns when above 50 % for 5 s. Source: agent.c', r.pressure_warn ? 'is-warn' : ''), 'pressure', s),
+      pinned(metric('leak suspects', String(leaks.length), leaks.length ? 'Sites whose live bytes keep rising: ' + leaks.map(function (l) { return l.function || l.site; }).join(', ') + '. Source: sites.c' :
+             'No site is growing steadily. Source: leak analysis in sites.c', leaks.length ? 'is-warn' : ''), 'leaks', s),
+      g ? pinned(metric('GC p95 pause', U.ms((g.pause || {}).p95_ms), '95th percentile GC pause over ' + U.count(g.cycles) + ' cycles. Source: runtime API (runtime.c)', (g.pause || {}).warn ? 'is-warn' : ''), 'gc_p95', s) : null,
+      pinned(metric('threads', U.count((s.threads || {}).live), 'Threads the shim sees alive (max ' + U.count((s.threads || {}).max) + ', ' + U.count((s.threads || {}).total) + ' ever). Source: the shim\'s thread registry'), 'threads', s));
   }
 
   function footer(s) {
@@ -242,6 +250,18 @@ var VKM = window.VKM || (window.VKM = {});
     else VKM.stream.pause();
   }
 
+  /* ------------------------------------------------------------- pin */
+  function showPin() {
+    var p = VKM.pin.get();
+    $('pin').textContent = p ? 'unpin' : 'pin';
+    $('pin').setAttribute('aria-pressed', p ? 'true' : 'false');
+    $('pin-state').textContent = p ? 'vs ' + VKM.pin.describe() : '';
+    $('pin-state').title = p ? 'Deltas (+ red, − blue) compare with this baseline, pinned ' + new Date(p.taken).toLocaleString() +
+      ' (kept in localStorage). Click "unpin" to drop it' : 'No baseline pinned';
+    document.body.setAttribute('data-pinned', p ? '1' : '0');
+    render(true);
+  }
+
   /* ------------------------------------------------------------- misc */
   function showError(e) {
     var msg = e && e.message ? e.message : String(e);
@@ -308,6 +328,25 @@ var VKM = window.VKM || (window.VKM = {});
     // Buttons must not keep the focus: space would then also click them.
     document.querySelectorAll('header button').forEach(function (b) { b.addEventListener('keydown', function (e) { if (e.key === ' ') e.preventDefault(); }); });
     $('pause').addEventListener('click', togglePause);
+    $('pin').addEventListener('click', function () {
+      if (VKM.pin.get()) { VKM.pin.clear(); return; }
+      if (!snap) return;
+      var live = !VKM.history.isImported();
+      VKM.pin.set(snap, live ? 'live' : 'file', live ? 'tick ' + snap.seq : (importedFrom || 'file'));
+      VKM.pin.addSites(VKM.flame.sitesList());
+    });
+    $('pin-file').addEventListener('change', function () {
+      var f = this.files && this.files[0];
+      if (!f) return;
+      VKM.io.readFile(f).then(function (doc) {
+        if (!doc.snapshot || typeof doc.snapshot !== 'object') throw new Error(f.name + ': no snapshot to compare with');
+        VKM.pin.set(doc.snapshot, 'file', f.name);
+        U.fill($('banner'));
+      }).catch(function (e) { showError(new Error('compare to file: ' + e.message)); });
+      this.value = '';
+    });
+    VKM.pin.onChange(showPin);
+    showPin();
     $('export').addEventListener('click', function () {
       if (!snap) return;
       VKM.io.exportNow(snap, profile, VKM.history.range()).catch(showError);

@@ -192,6 +192,6 @@ VKM.charts = (function () {
     });
   }
 
-  return { series: series, bars: bars, gauge: gauge, flush: flush, prep: prep,
+  return { series: series, bars: bars, gauge: gauge, flush: flush, prep: prep, canvasOf: canvas,
            reset: function () { css = null; resolved = {}; } };
 })();

@@ -21,6 +21,8 @@ VKM.history = (function () {
   var PENDING_CAP = 200;
 
   var range = '1m', points = [], step_ms = 100;
+  var siteList = [];             // the answer's "sites": what its points' site_live indices name
+  var wantSites = false;         // a panel shows the per-site history: refresh 1m once a second too
   var pending = [];              // recent tick points, replayed after a 1m load
   var imported = null;           // {range: [points]} when showing a file
   var loadToken = 0;             // a newer load makes an older answer stale
@@ -54,8 +56,10 @@ VKM.history = (function () {
         if (pts[pts.length - 1].t_ms - pts[0].t_ms >= R.span_ms * 0.9 || i === cands.length - 1) { best = pts; break; }
       }
     }
+    var sites = best && best.sites;
     best = (best || []).slice();
     trim(best, Infinity, R.span_ms);
+    best.sites = sites || [];
     return best;
   }
   function stepOf(pts, dflt) {
@@ -70,6 +74,7 @@ VKM.history = (function () {
       // The file's own range keeps the agent's step; a range cut from another
       // one gets that one's point spacing.
       range = r; points = fromImported(r); step_ms = imported[r] ? RANGES[r].step_ms : stepOf(points, RANGES[r].step_ms);
+      siteList = points.sites || [];
       return Promise.resolve(points.length);
     }
     var token = ++loadToken;
@@ -82,6 +87,7 @@ VKM.history = (function () {
       var pts = Array.isArray(h) ? h : (h.points || []);
       range = r; step_ms = h.step_ms || R.step_ms;
       points = pts.slice(-R.cap);
+      siteList = Array.isArray(h.sites) ? h.sites : [];
       if (r === '1m') pending.forEach(function (p) { add(points, p, R.cap, R.span_ms); });
       schedule();
       return points.length;
@@ -91,7 +97,7 @@ VKM.history = (function () {
   /* While live, refresh a coarse range once per step (see the top). */
   function schedule() {
     if (poll) { clearTimeout(poll); poll = null; }
-    if (!live || imported || range === '1m') return;
+    if (!live || imported || (range === '1m' && !wantSites)) return;
     poll = setTimeout(function () {
       poll = null;
       if (polling) return;
@@ -116,13 +122,18 @@ VKM.history = (function () {
   /* Show a file's histories: {"1m": [...], "10h": [...], ...}. */
   function setImported(h) { imported = h; pending = []; setLive(false); }
 
-  /* Every range's points as an object, for export (live: fetch each). */
+  /* Every range's answer as an object, for export (live: fetch each):
+   * {"1m": {range, step_ms, points, sites}, ...}. */
   function all() {
-    if (imported) return Promise.resolve(imported);
+    if (imported) {
+      var o = {};
+      Object.keys(imported).forEach(function (r) { o[r] = { range: r, points: imported[r], sites: imported[r].sites || [] }; });
+      return Promise.resolve(o);
+    }
     var out = {};
     return Promise.all(Object.keys(RANGES).map(function (r) {
       return fetch('api/history?range=' + r, { cache: 'no-store' }).then(function (res) { return res.ok ? res.json() : null; })
-        .then(function (h) { out[r] = h ? (Array.isArray(h) ? h : h.points || []) : []; });
+        .then(function (h) { out[r] = h ? (Array.isArray(h) ? { range: r, points: h } : h) : { range: r, points: [] }; });
     })).then(function () { return out; });
   }
 
@@ -130,6 +141,8 @@ VKM.history = (function () {
     RANGES: RANGES, load: load, push: push, all: all, setImported: setImported, setLive: setLive,
     range: function () { return range; }, points: function () { return points; },
     step_ms: function () { return step_ms; }, span_ms: function () { return RANGES[range].span_ms; },
+    sites: function () { return siteList; },
+    wantSites: function (on) { if (wantSites !== !!on) { wantSites = !!on; schedule(); } },
     isImported: function () { return !!imported; }
   };
 })();

@@ -1,7 +1,8 @@
 // io.js - snapshot export and import.
 //
 // Export writes {"schema": "valkmem.export/1", platform, exported_at,
-// profile, range, snapshot, history: {"1m": [...], "5m": [...], ...}}.
+// profile, range, snapshot, history: {"1m": [...], "5m": [...], ...},
+// history_sites: {"1m": [sites named by the points' site_live], ...}}.
 // Import takes that file or a valkmem report (schema "valkmem.report/1",
 // whose history is {"1m": [...], "10h": [...]}) and shows it offline: the
 // stream is closed and every panel, the range selector included, works from
@@ -25,8 +26,12 @@ VKM.io = (function () {
   /* Build the export document (a promise: live histories are fetched). */
   function build(snapshot, profile, range) {
     return VKM.history.all().then(function (h) {
+      // history stays {"1m": [points], ...}; the per-site history's site
+      // lists (what each point's site_live indices name) ride alongside.
+      var hist = {}, sites = {};
+      Object.keys(h).forEach(function (r) { hist[r] = h[r].points || []; sites[r] = h[r].sites || []; });
       return { schema: 'valkmem.export/1', platform: snapshot ? snapshot.platform : null, exported_at: Date.now(),
-               profile: profile, range: range, snapshot: snapshot, history: h };
+               profile: profile, range: range, snapshot: snapshot, history: hist, history_sites: sites };
     });
   }
 
@@ -50,7 +55,10 @@ VKM.io = (function () {
     Object.keys(h).forEach(function (r) {
       var v = h[r];
       if (Array.isArray(v)) out[r] = v;
-      else if (v && Array.isArray(v.points)) out[r] = v.points;
+      else if (v && Array.isArray(v.points)) {
+        out[r] = v.points;
+        if (Array.isArray(v.sites)) out[r].sites = v.sites;   // what the points' site_live indices name
+      }
     });
     return out;
   }
@@ -66,7 +74,9 @@ VKM.io = (function () {
     // the document "valkmem.snapshot/1" with "view": true).
     if (d.schema === 'valkmem.export/1' || (d.view && d.snapshot && typeof d.snapshot === 'object')) {
       if (!d.snapshot) throw new Error('export has no snapshot');
-      return { kind: 'export', snapshot: d.snapshot, history: normHistory(d.history), profile: d.profile, range: d.range };
+      var eh = normHistory(d.history), hs = d.history_sites || {};
+      Object.keys(eh).forEach(function (r) { if (Array.isArray(hs[r])) eh[r].sites = hs[r]; });
+      return { kind: 'export', snapshot: d.snapshot, history: eh, profile: d.profile, range: d.range };
     }
     if (d.schema === 'valkmem.report/1' || d.schema === 'valkmem.snapshot/1') {
       var h = normHistory(d.history);

@@ -19,6 +19,13 @@ VKM.panels = (function () {
   var SRC_SITES = 'sampled call stacks (one sample per ~sample_bytes allocated, weighted), aggregated per site by the agent (sites.c); an estimate';
   var SRC_RUNTIME = 'the runtime API (valkmem_gc_*, valkmem_pool_*, valkmem_frame_mark, valkmem_eval_*), aggregated by the agent (runtime.c)';
 
+  /* metric m with its change since the pin appended (pin.js). */
+  function pinned(m, key, s) {
+    var f = VKM.pin && VKM.pin.FIELDS[key], d = f ? VKM.pin.delta(key, f.get(s)) : null;
+    if (d) m.appendChild(d);
+    return m;
+  }
+
   function osSrc(s) { return s.platform === 'darwin' ? SRC_OS_DARWIN : SRC_OS_LINUX; }
   function series(ctx, key) { return ctx.points.map(function (p) { return p[key] || 0; }); }
   function times(ctx) { return ctx.points.map(function (p) { return p.t_ms; }); }
@@ -95,7 +102,7 @@ VKM.panels = (function () {
     var trend = trendWord(ctx.points, 'rss');
     var head = el('div', { class: 'bigrow' },
       el('div', { class: 'big', title: rssTip, 'data-metric': 'rss' },
-         el('div', { class: 'm-label', text: rssName }), num(U.bytes(os.rss), rssTip, 'bignum'),
+         el('div', { class: 'm-label', text: rssName }), num(U.bytes(os.rss), rssTip, 'bignum'), VKM.pin.delta('rss', os.rss),
          el('small', { class: 'trend', title: 'Direction of ' + rssName + ' over the range: a least-squares slope of the history points' }, trend)),
       spark);
     var other = Math.max(0, (os.rss || 0) - live - (a.free_held || 0) - (s.self_bytes || 0));
@@ -175,7 +182,7 @@ VKM.panels = (function () {
                          { span_ms: ctx.span_ms, t_end: ctx.t_end });
     var body = el('div', null,
       el('div', { class: 'gauge-row' }, g, el('div', { class: 'gauge-side' },
-        el('div', { class: 'm-label', text: 'pressure' }), num(U.pct(r.pressure_pct), tipP, 'bignum'),
+        el('div', { class: 'm-label', text: 'pressure' }), num(U.pct(r.pressure_pct), tipP, 'bignum'), VKM.pin.delta('pressure', r.pressure_pct),
         metric('alloc ops', U.count(r.alloc_ops) + '/s', 'malloc-family calls per second. Source: ' + SRC_COUNTERS),
         metric('free ops', U.count(r.free_ops) + '/s', 'free calls per second. Source: ' + SRC_COUNTERS))),
       bars, spark,
@@ -188,24 +195,32 @@ VKM.panels = (function () {
   function siteTable(s, ids, key, label) {
     var byId = {};
     (s.sites || []).forEach(function (x) { byId[x.id] = x; });
-    var rows = (ids || []).slice(0, 5).map(function (id) { return byId[id]; }).filter(Boolean);
-    var t = el('table', { class: 'sites' },
-      el('thead', null, el('tr', null, el('th', { text: label }),
-         el('th', { class: 'r', text: key === 'live_bytes' ? 'live' : 'allocated' }), el('th', { class: 'r', text: 'objects' }))));
+    var pin = VKM.pin.get(), field = key === 'live_bytes' ? 0 : 1;
+    function grew(x) { return (x[key] || 0) - VKM.pin.siteWas(x.id, field); }
+    // Pinned: the ranking's sites (the top ones the agent sent) by how much
+    // they grew since the pin, most first.
+    var ranked = (ids || []).map(function (id) { return byId[id]; }).filter(Boolean);
+    var rows = pin ? ranked.sort(function (a, b) { return grew(b) - grew(a); }).slice(0, 5) : ranked.slice(0, 5);
+    var t = el('table', { class: 'sites' + (pin ? ' by-growth' : '') },
+      el('thead', null, el('tr', null, el('th', { text: label + (pin ? ' (by growth since the pin)' : '') }),
+         el('th', { class: 'r', text: key === 'live_bytes' ? 'live' : 'allocated' }), el('th', { class: 'r', text: 'objects' }),
+         pin ? el('th', { class: 'r', text: 'since pin', title: 'Change since the pinned baseline (' + VKM.pin.describe() + ')' }) : null)));
     var tb = el('tbody');
     rows.forEach(function (x) {
       var fr = x.frames || [];
       var fnTip = 'Call site ' + x.id + ': ' + fr.slice(0, 8).map(function (f) {
         return (f.function || '?') + (f.file ? ' (' + f.file + ':' + (f.line || '?') + ')' : '');
       }).join(' ← ') + (fr.length > 8 ? ' ← … (' + fr.length + ' frames)' : '') + '. Source: ' + SRC_SITES;
+      var err = key === 'live_bytes' ? x.live_err_bytes : x.alloc_err_bytes;
       var bTip = (key === 'live_bytes' ? 'Bytes allocated here and not yet freed' : 'Bytes allocated here since start') +
-                 ' (estimate). Source: ' + SRC_SITES;
+                 ' (estimate' + (err !== undefined ? ' ± ' + U.bytes(err) + ', one standard error' : '') + '). Source: ' + SRC_SITES;
       var cTip = (key === 'live_bytes' ? 'Objects allocated here and still live' : 'Allocations made here since start') +
                  ' (estimate). Source: ' + SRC_SITES;
       tb.appendChild(el('tr', { 'data-site': x.id },
         el('td', { class: 'fn', title: fnTip }, U.siteName(x), el('small', { text: U.siteWhere(x) })),
         el('td', { class: 'r' }, num(U.bytes(x[key]), bTip)),
-        el('td', { class: 'r' }, num(U.count(key === 'live_bytes' ? x.live_count : x.alloc_count), cTip))));
+        el('td', { class: 'r' }, num(U.count(key === 'live_bytes' ? x.live_count : x.alloc_count), cTip)),
+        pin ? el('td', { class: 'r' }, VKM.pin.deltaEl(grew(x), U.bytes, VKM.pin.siteWas(x.id, field), 'the ' + (key === 'live_bytes' ? 'live' : 'allocated') + ' bytes of this site')) : null));
     });
     t.appendChild(tb);
     return rows.length ? t : el('div', { class: 'note', title: 'No call site has been sampled yet: the program has allocated less than one sampling interval' }, 'no sampled sites yet');
@@ -218,11 +233,11 @@ VKM.panels = (function () {
       'sampled: on average one sample per ' + U.bytes(s.sample_bytes) + ' allocated, weighted to stay unbiased (VALKMEM_SAMPLE_BYTES)');
     var dropTip = 'Sampled events dropped because a per-thread ring was full (never silent). Source: the shim\'s drop counter';
     var grid = el('div', { class: 'mgrid' },
-      metric('live heap', U.bytes(live.bytes), 'Bytes allocated and not yet freed, exact: allocated usable − freed usable. Source: ' + SRC_COUNTERS, 'is-key'),
-      metric('live objects', U.count(live.count), 'Allocations not yet freed (allocs − frees), exact. Source: ' + SRC_COUNTERS),
-      metric('peak live', U.bytes(pk.live_bytes), 'Highest live heap seen (± ' + U.bytes(pk.live_error_bytes) + ' from per-thread flush timing). Source: ' + SRC_COUNTERS),
-      metric('allocs', U.count((s.totals || {}).alloc_count), 'malloc-family calls since start, exact. Source: ' + SRC_COUNTERS),
-      metric('failed', U.count((s.totals || {}).failed_count), 'Allocations that returned NULL since start. Source: ' + SRC_COUNTERS));
+      pinned(metric('live heap', U.bytes(live.bytes), 'Bytes allocated and not yet freed, exact: allocated usable − freed usable. Source: ' + SRC_COUNTERS, 'is-key'), 'live', s),
+      pinned(metric('live objects', U.count(live.count), 'Allocations not yet freed (allocs − frees), exact. Source: ' + SRC_COUNTERS), 'live_count', s),
+      pinned(metric('peak live', U.bytes(pk.live_bytes), 'Highest live heap seen (± ' + U.bytes(pk.live_error_bytes) + ' from per-thread flush timing). Source: ' + SRC_COUNTERS), 'peak_live', s),
+      pinned(metric('allocs', U.count((s.totals || {}).alloc_count), 'malloc-family calls since start, exact. Source: ' + SRC_COUNTERS), 'alloc_count', s),
+      pinned(metric('failed', U.count((s.totals || {}).failed_count), 'Allocations that returned NULL since start. Source: ' + SRC_COUNTERS), 'failed', s));
     var notes = el('div', { class: 'notes' },
       el('span', { class: 'note', title: sampTip }, exact ? 'exact attribution' : 'sampling every ~', exact ? null : num(U.bytes(s.sample_bytes), sampTip)),
       el('span', { class: 'note' + (s.dropped_events > 0 ? ' is-warnish' : ''), title: dropTip },
@@ -256,10 +271,10 @@ VKM.panels = (function () {
     if (!g) return { body: nodata('gc'), has_data: false };
     var p = g.pause || {};
     var grid = el('div', { class: 'mgrid' },
-      metric('cycles', U.count(g.cycles), 'GC cycles the runtime reported (valkmem_gc_begin/end). Source: ' + SRC_RUNTIME),
+      pinned(metric('cycles', U.count(g.cycles), 'GC cycles the runtime reported (valkmem_gc_begin/end). Source: ' + SRC_RUNTIME), 'gc_cycles', s),
       metric('efficiency last', U.pct((g.efficiency_last || 0) * 100), 'Share of the heap the last cycle reclaimed: (before − after) / before. Source: ' + SRC_RUNTIME),
       metric('efficiency avg', U.pct((g.efficiency_avg || 0) * 100), 'Mean reclaimed share over all cycles. Source: ' + SRC_RUNTIME),
-      metric('pause p95', U.ms(p.p95_ms), '95th percentile GC pause. Source: ' + SRC_RUNTIME, 'is-key'),
+      pinned(metric('pause p95', U.ms(p.p95_ms), '95th percentile GC pause. Source: ' + SRC_RUNTIME, 'is-key'), 'gc_p95', s),
       metric('pause max', U.ms(p.max_ms), 'Longest GC pause. Source: ' + SRC_RUNTIME),
       metric('pause avg', U.ms(p.avg_ms), 'Mean GC pause (' + U.count(p.count) + ' pauses, ' + U.ms(p.total_ms) + ' total). Source: ' + SRC_RUNTIME));
     var rec = (g.recent || []);
@@ -314,7 +329,8 @@ VKM.panels = (function () {
       var fragTip = 'Fragmentation: capacity held but unusable for the next allocation, ' + U.pct(p.frag_pct) + '; warning at 25 %. Source: ' + SRC_RUNTIME;
       return el('div', { class: 'pool', 'data-pool': p.name, title: tip },
         el('div', { class: 'pool-h' }, el('b', { text: p.name }), el('small', { text: ' ' + p.kind }),
-          el('span', { class: 'r' }, num(U.bytes(p.used), 'Bytes in use in this pool now. Source: ' + SRC_RUNTIME), ' / ',
+          el('span', { class: 'r' }, num(U.bytes(p.used), 'Bytes in use in this pool now. Source: ' + SRC_RUNTIME),
+             VKM.pin.delta('pool:' + p.name, p.used, U.bytes, 'the bytes in use in pool ' + p.name), ' / ',
              num(U.bytes(p.capacity), 'Capacity registered for this pool (valkmem_pool_register). Source: ' + SRC_RUNTIME))),
         el('div', { class: 'pool-m' }, meter(p.used, p.capacity, p.high_water, usedTip),
            meter(p.frag_pct || 0, 100, null, fragTip, { warn: fragWarn, threshold: 25 })),

@@ -9,22 +9,22 @@ var VKM = window.VKM || (window.VKM = {});
 VKM.profiles = (function () {
   var KEY = 'valkmem.profile';
   var DEFS = {
-    server:   { label: 'server', panels: ['memory', 'pressure', 'heap', 'gc', 'lifetimes', 'pools', 'processes'],
+    server:   { label: 'server', panels: ['memory', 'pressure', 'heap', 'flame', 'sitehist', 'gc', 'lifetimes', 'pools', 'processes'],
                 about: 'Long-running service: slow leaks, allocation pressure, call sites' },
     game:     { label: 'game', panels: ['frames', 'memory', 'gc', 'pressure', 'pools', 'processes'],
                 about: 'Frame budget: will GC or allocation cause a hitch?' },
-    desktop:  { label: 'desktop', panels: ['memory', 'idle', 'pressure', 'heap', 'lifetimes', 'processes'],
+    desktop:  { label: 'desktop', panels: ['memory', 'idle', 'pressure', 'heap', 'flame', 'sitehist', 'lifetimes', 'processes'],
                 about: 'Interactive app: does memory come back to its idle baseline?' },
-    repl:     { label: 'repl', panels: ['evals', 'memory', 'heap', 'gc', 'lifetimes', 'processes'],
+    repl:     { label: 'repl', panels: ['evals', 'memory', 'heap', 'flame', 'sitehist', 'gc', 'lifetimes', 'processes'],
                 about: 'REPL / notebook: what did that eval keep?' },
-    lsp:      { label: 'lsp', panels: ['stability', 'memory', 'heap', 'lifetimes', 'gc', 'pressure', 'processes'],
+    lsp:      { label: 'lsp', panels: ['stability', 'memory', 'heap', 'flame', 'sitehist', 'lifetimes', 'gc', 'pressure', 'processes'],
                 about: 'Language server / IDE: is memory stable over hours?' },
     embedded: { label: 'embedded', panels: ['planner', 'memory', 'pools', 'heap', 'pressure', 'processes'],
                 about: 'Fixed memory budget: will it fit, and how to configure it' }
   };
   // "all" shows every panel at once (an overview, and what the performance
   // test measures); it is reached by ?profile=all and not offered as a button.
-  DEFS.all = { label: 'all', panels: ['memory', 'pressure', 'heap', 'gc', 'lifetimes', 'pools', 'frames', 'evals', 'stability', 'idle', 'planner', 'processes'],
+  DEFS.all = { label: 'all', panels: ['memory', 'pressure', 'heap', 'flame', 'sitehist', 'gc', 'lifetimes', 'pools', 'frames', 'evals', 'stability', 'idle', 'planner', 'processes'],
                about: 'Every panel at once' };
   var ORDER = ['server', 'game', 'desktop', 'repl', 'lsp', 'embedded'];
 

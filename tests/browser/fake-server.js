@@ -278,6 +278,13 @@ const server = http.createServer((req, res) => {
     r.history = { '1m': hist['100'].slice(), '10h': hist['10000'].slice() };
     return send(200, 'application/json', JSON.stringify(r));
   }
+  if (u.pathname === '/api/stacks') {   // the sites' stacks, frames interned (agent/SCHEMA.md)
+    const frames = [], fi = new Map();
+    const F = f => { const k = f.module + ':' + f.offset; if (!fi.has(k)) { fi.set(k, frames.length); frames.push([f.function, f.module, f.offset, f.file, f.line]); } return fi.get(k); };
+    const stacks = sites.map((s, i) => [s.id, s.frames.map(F), s.live_bytes, s.live_count, s.alloc_bytes, s.alloc_count,
+      Math.round(Math.sqrt(s.live_bytes) * 700), Math.round(Math.sqrt(s.alloc_bytes) * 700), i === 0 ? 1 : 0]);
+    return send(200, 'application/json', JSON.stringify({ schema: 'valkmem.stacks/1', sample_bytes: 524288, calibration: null, frames, stacks }));
+  }
   if (u.pathname === '/api/history') {
     const h = history(u.searchParams.get('range'));
     return h ? send(200, 'application/json', JSON.stringify(h)) : send(400, 'text/plain', 'bad range\n');

@@ -42,17 +42,17 @@ if (!fs.existsSync(CHROMIUM)) { console.log('SKIP: no Chromium at ' + CHROMIUM);
 /* The profiles and the panels each must show (the contract of profiles.js,
  * restated here so a change there has to be deliberate). */
 const PROFILES = {
-  server: ['memory', 'pressure', 'heap', 'gc', 'lifetimes', 'pools', 'processes'],
+  server: ['memory', 'pressure', 'heap', 'flame', 'sitehist', 'gc', 'lifetimes', 'pools', 'processes'],
   game: ['frames', 'memory', 'gc', 'pressure', 'pools', 'processes'],
-  desktop: ['memory', 'idle', 'pressure', 'heap', 'lifetimes', 'processes'],
-  repl: ['evals', 'memory', 'heap', 'gc', 'lifetimes', 'processes'],
-  lsp: ['stability', 'memory', 'heap', 'lifetimes', 'gc', 'pressure', 'processes'],
+  desktop: ['memory', 'idle', 'pressure', 'heap', 'flame', 'sitehist', 'lifetimes', 'processes'],
+  repl: ['evals', 'memory', 'heap', 'flame', 'sitehist', 'gc', 'lifetimes', 'processes'],
+  lsp: ['stability', 'memory', 'heap', 'flame', 'sitehist', 'lifetimes', 'gc', 'pressure', 'processes'],
   embedded: ['planner', 'memory', 'pools', 'heap', 'pressure', 'processes'],
 };
 /* "processes" (the process tree) shows only when the target serves a tree
  * of more than one process: the panels a profile shows on that target. */
 function profilePanels(name, tree) { return PROFILES[name].filter(id => tree > 1 || id !== 'processes'); }
-const ALL_PANELS = ['memory', 'pressure', 'heap', 'gc', 'lifetimes', 'pools', 'frames', 'evals', 'stability', 'idle', 'planner'];
+const ALL_PANELS = ['memory', 'pressure', 'heap', 'flame', 'sitehist', 'gc', 'lifetimes', 'pools', 'frames', 'evals', 'stability', 'idle', 'planner'];
 /* Which snapshot section feeds each runtime-API panel: a null section means
  * the program did not report it, and the panel must say so, not invent. */
 const SECTION = { gc: 'gc', pools: 'pools', frames: 'frames', evals: 'evals' };
