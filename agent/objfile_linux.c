@@ -13,29 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int vkm_objfile_add(vkm_objfile_t *o, size_t *cap, uint64_t value, uint64_t size, const char *name, unsigned rank) {
-  if (o->nsyms == *cap) {
-    size_t nc = *cap ? *cap * 2 : 1024;
-    vkm_objsym_t *ns = vkm_realloc(o->syms, nc * sizeof *ns);
-    if (!ns) return -1;
-    o->syms = ns;
-    *cap = nc;
-  }
-  vkm_objsym_t *s = &o->syms[o->nsyms++];
-  s->value = value;
-  s->size = size;
-  s->name = name;
-  s->rank = (uint8_t)rank;
-  return 0;
-}
-
-void vkm_objfile_release(vkm_objfile_t *o) {
-  if (o->map) munmap(o->map, o->map_len);
-  if (o->map2) munmap(o->map2, o->map2_len);
-  vkm_free(o->syms);
-  memset(o, 0, sizeof *o);
-}
-
 /* Appends the function symbols of one SHT_SYMTAB/SHT_DYNSYM section. All
  * offsets are bounds-checked against the file: the file is untrusted. */
 static void add_symtab(vkm_objfile_t *o, const unsigned char *f, size_t len, const Elf64_Shdr *sh,

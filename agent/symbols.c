@@ -120,6 +120,31 @@ static void scan_modules(void) {
   else vkm_objfile_self_modules(add_module);
 }
 
+/* objfile.h's two platform-independent calls; the readers that use them
+ * are objfile_linux.c (ELF) and objfile_darwin.c (Mach-O). */
+int vkm_objfile_add(vkm_objfile_t *o, size_t *cap, uint64_t value, uint64_t size, const char *name, unsigned rank) {
+  if (o->nsyms == *cap) {
+    size_t nc = *cap ? *cap * 2 : 1024;
+    vkm_objsym_t *ns = vkm_realloc(o->syms, nc * sizeof *ns);
+    if (!ns) return -1;
+    o->syms = ns;
+    *cap = nc;
+  }
+  vkm_objsym_t *s = &o->syms[o->nsyms++];
+  s->value = value;
+  s->size = size;
+  s->name = name;
+  s->rank = (uint8_t)rank;
+  return 0;
+}
+
+void vkm_objfile_release(vkm_objfile_t *o) {
+  if (o->map) munmap(o->map, o->map_len);
+  if (o->map2) munmap(o->map2, o->map2_len);
+  vkm_free(o->syms);
+  memset(o, 0, sizeof *o);
+}
+
 static int sym_cmp(const void *a, const void *b) {
   const sym_t *x = a, *y = b;
   if (x->value != y->value) return x->value < y->value ? -1 : 1;
