@@ -228,6 +228,30 @@ void vkm_link_fork_child(void) {
   hand_over(1);
 }
 
+/* Whether this process's exit must wait for its report, decided here and
+ * at once where it can be, without asking the agent (which may be busy
+ * starting workers for the processes before it). With %p every process
+ * has a report. Without it only the tree's root has one, and a
+ * recorder-started agent's socket is named agent-PID-NONCE.sock after the
+ * process that started it, the root (socket_path above; an exec'd image of
+ * it keeps its pid). Under `valkmem run` the socket has another name: then
+ * the agent says, in agent_sock, whether to wait ('-': no, agentd.c). */
+static int report_due_here(void) {
+  if (strstr(vkm_config.report, "%p")) return 1;
+  const char *base = strrchr(agent_sock, '/');
+  base = base ? base + 1 : agent_sock;
+  /* "agent-" 10 digits "-" 16 hex digits ".sock" */
+  if (strlen(base) != 6 + 10 + 1 + 16 + 5 || strncmp(base, "agent-", 6) || base[16] != '-' ||
+      strcmp(base + 33, ".sock"))
+    return 1;
+  long root = 0;
+  for (int i = 6; i < 16; i++) {
+    if (base[i] < '0' || base[i] > '9') return 0;
+    root = root * 10 + (base[i] - '0');
+  }
+  return root == (long)getpid();
+}
+
 void vkm_link_at_exit(int code) {
   vkm_seg->end_ns = vkm_now_ns();
   /* A code the platform could not tell (platform.h) is left to the agent,
@@ -236,7 +260,7 @@ void vkm_link_at_exit(int code) {
     vkm_seg->exit_code = code;
     __atomic_store_n(&vkm_seg->end_state, VKM_END_EXIT, __ATOMIC_RELEASE);
   }
-  if (!handed || !vkm_config.report[0]) return;
+  if (!handed || !vkm_config.report[0] || !report_due_here()) return;
   /* The agent forks a worker for this process when it receives the
    * segment; a process that ends at once may get here first. A worker
    * that could not open its socket writes "-". */

@@ -172,7 +172,10 @@ typedef struct vkm_seg_hdr_s {
   uint64_t end_ns;
 
   /* agent: the worker's socket that the recorder's exit handler reports
-   * to, so that a report exists once the process has exited. Empty: none. */
+   * to, so that a report exists once the process has exited. Empty: not
+   * known yet (the exit handler waits for it, 2 s at most); "-": do not
+   * wait (no report is due from this process, or the agent cannot take
+   * the handshake). */
   char agent_sock[108];
 } vkm_seg_hdr_t;
 

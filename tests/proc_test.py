@@ -708,10 +708,46 @@ def case_tree_dashboard():
             fail("the shell did not end")
 
 
+def case_report_at_exit():
+    """VALKMEM_REPORT without %p is the root's report, there when the root has
+    exited: also when the root exec'd another program (same pid, so it
+    still waits for its report) and when it ran children (which have no
+    report, so do not wait for one). Its end state (peak RSS) is read
+    while the process is still there."""
+    d = mkdir("atexit")
+    rep = os.path.join(d, "env.json")
+    argv = ["/usr/bin/env", "VKM_X=1", PROG, "exit", "3"]
+    plain = run(argv, base_env())
+    shim = run(argv, shim_env(VALKMEM_REPORT=rep, VALKMEM_HTTP="0"))
+    same(plain, shim, "env ... exit(3)")
+    if check(os.path.exists(rep), "env exec'd into the program: report %s present when it has exited" % rep):
+        r = load(rep)
+        check(os.path.basename((r.get("argv") or ["?"])[0]) == "proc_prog",
+              "the report is the exec'd image's: argv %r" % (r.get("argv"),))
+        end = r.get("end")
+        check(isinstance(end, dict) and end.get("kind") == "exit" and end.get("code") == 3,
+              "exec'd root: report \"end\" %r, want exit 3" % (end,))
+        rss = (r.get("peak") or {}).get("rss_bytes")
+        check(isinstance(rss, int) and rss > 0, "exec'd root: peak RSS read before it was gone: %r" % (r.get("peak"),))
+    # bash, not dash: dash ends with _exit(), which runs no exit handler, so
+    # its report comes a moment after it (README, "A report at the end").
+    rep = os.path.join(d, "sh.json")
+    argv = ["/bin/bash", "-c", "%s exit 0; %s exit 0; exit 4" % (PROG, PROG)]
+    plain = run(argv, base_env())
+    shim = run(argv, shim_env(VALKMEM_REPORT=rep, VALKMEM_HTTP="0"))
+    same(plain, shim, "bash with two children")
+    if check(os.path.exists(rep), "bash with children: the root's report %s present when it has exited" % rep):
+        r = load(rep)
+        check(os.path.basename((r.get("argv") or ["?"])[0]) == "bash", "the report is the root's: argv %r" % (r.get("argv"),))
+        end = r.get("end")
+        check(isinstance(end, dict) and end.get("kind") == "exit" and end.get("code") == 4,
+              "bash: report \"end\" %r, want exit 4" % (end,))
+
+
 CASES = {"tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
          "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
-         "gate_tree": case_gate_tree, "chromium": case_chromium}
+         "gate_tree": case_gate_tree, "chromium": case_chromium, "report_at_exit": case_report_at_exit}
 if CASE not in CASES:
     print("unknown case %r (cases: %s)" % (CASE, " ".join(CASES)), file=sys.stderr)
     sys.exit(2)
