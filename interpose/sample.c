@@ -81,8 +81,14 @@ static int table_insert(uintptr_t p, uint64_t id) {
   for (size_t n = 0; n <= t->mask; n++, i = (i + 1) & t->mask) {
     uintptr_t k = __atomic_load_n(&t->slots[i].key, __ATOMIC_RELAXED);
     if (k != KEY_EMPTY && k != KEY_TOMB) continue;
-    t->slots[i].id = id;
-    if (__atomic_compare_exchange_n(&t->slots[i].key, &k, p, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+    if (__atomic_compare_exchange_n(&t->slots[i].key, &k, p, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+      /* The id goes in once the slot is ours. Written before the claim, it
+       * could be overwritten by another thread's insert that picked the
+       * same free slot and then lost the claim: p's free would then report
+       * that thread's id, one free lost and another doubled (attr_threads
+       * saw it 1 run in 10). Only the thread that frees p reads the id,
+       * and p reached it after this insert returned. */
+      __atomic_store_n(&t->slots[i].id, id, __ATOMIC_RELAXED);
       if (k == KEY_EMPTY) __atomic_add_fetch(&t->used, 1, __ATOMIC_RELAXED);
       return 1;
     }
@@ -98,7 +104,7 @@ static uint64_t table_remove(uintptr_t p) {
       uintptr_t k = __atomic_load_n(&t->slots[i].key, __ATOMIC_ACQUIRE);
       if (k == KEY_EMPTY) break;
       if (k == p) {
-        uint64_t id = t->slots[i].id;
+        uint64_t id = __atomic_load_n(&t->slots[i].id, __ATOMIC_RELAXED);
         __atomic_store_n(&t->slots[i].key, KEY_TOMB, __ATOMIC_RELEASE);
         return id;
       }
