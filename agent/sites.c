@@ -1095,6 +1095,9 @@ void vkm_sites_describe(uint32_t idx, cJSON *o) {
       cJSON_AddStringToObject(o, "file", s->show[0].file);
       cJSON_AddNumberToObject(o, "line", s->show[0].line);
     }
+    /* Two sites of one function (called from two places) are told apart
+     * by their caller. */
+    if (s->nshow > 1) cJSON_AddStringToObject(o, "caller", frame_function(&s->show[1], buf, sizeof buf));
   }
   cJSON_AddBoolToObject(o, "leak", s->leak);
 }

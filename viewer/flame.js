@@ -515,8 +515,13 @@ VKM.flame = (function () {
     var sites = chosen.map(function (li, j) {
       var d = list[li] || {};
       return { li: li, id: d.id || '?', name: d.function || d.id || '?', module: d.module || '', file: d.file, line: d.line,
-               leak: !!d.leak || !!leakIds[d.id], color: PALETTE[j % PALETTE.length], first: vals[j][0] || 0, last: n ? vals[j][n - 1] : 0, peak: peak[li] };
+               leak: !!d.leak || !!leakIds[d.id], color: PALETTE[j % PALETTE.length], first: vals[j][0] || 0, last: n ? vals[j][n - 1] : 0, peak: peak[li],
+               caller: d.caller || '' };
     });
+    /* One function at two sites (two callers): name each by its caller too. */
+    var seen = {};
+    sites.forEach(function (x) { seen[x.name] = (seen[x.name] || 0) + 1; });
+    sites.forEach(function (x) { if (seen[x.name] > 1 && x.caller) x.name += ' \u2190 ' + x.caller; });
     return { n: n, ts: ts, sites: sites, vals: vals, other: other };
   }
 
