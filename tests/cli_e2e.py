@@ -463,6 +463,22 @@ if case("run"):
     check(rc == 3 and os.path.getsize(os.path.join(W, "pre.json")) > 0,
           "run keeps an existing LD_PRELOAD and still writes the report", show(rc, out, err))
 
+    # `nohup valkmem run -- CMD`: CMD starts with SIGHUP (and an ignored
+    # SIGTERM) ignored, as it does under nohup alone.
+    def ignore_hup_term():
+        import signal
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    show_ign = ["sh", "-c", "grep -E '^Sig(Ign|Cgt)' /proc/self/status"]
+    plain = subprocess.run(show_ign, env=base_env(), cwd=W, capture_output=True, text=True, timeout=60,
+                           preexec_fn=ignore_hup_term)
+    for sub in ("run", "gate"):
+        p = subprocess.run([CLI, sub, "--no-http" if sub == "run" else "--sampled", "--"] + show_ign, env=base_env(),
+                           cwd=W, capture_output=True, text=True, timeout=60, preexec_fn=ignore_hup_term)
+        check(p.returncode == 0 and p.stdout == plain.stdout,
+              f"{sub}: signals ignored when valkmem started (nohup) stay ignored in the command",
+              f"without valkmem:\n{plain.stdout}with valkmem {sub}:\n{p.stdout}{p.stderr}")
+
 # ---------------------------------------------------------------------------
 # the library search: next to the executable, ../lib*/ (multiarch too)
 # ---------------------------------------------------------------------------

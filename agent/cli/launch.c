@@ -310,6 +310,9 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
   sigaction(SIGQUIT, &ign, &old_quit);
   sigaction(SIGTERM, &fwd, &old_term);
   sigaction(SIGHUP, &fwd, &old_hup);
+  /* Ignored when we started (nohup): stays ignored, not forwarded. */
+  if (old_term.sa_handler == SIG_IGN) sigaction(SIGTERM, &old_term, NULL);
+  if (old_hup.sa_handler == SIG_IGN) sigaction(SIGHUP, &old_hup, NULL);
   pid_t pid = fork();
   if (pid < 0) {
     int e = errno;
@@ -323,10 +326,13 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
     return -e;
   }
   if (pid == 0) {
+    /* The dispositions valkmem was started with: `nohup valkmem run`
+     * must leave SIGHUP ignored in the command, as nohup alone does
+     * (exec resets our forwarding handlers to SIG_DFL anyway). */
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGQUIT, &old_quit, NULL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
     close(pfd[0]);
     if (preload) setenv("LD_PRELOAD", preload, 1);
     if (lib && arc == 0) setenv("VALKMEM_AGENT_SOCK", agent.sock, 1);
