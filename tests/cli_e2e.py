@@ -442,6 +442,24 @@ if case("errors"):
         check(rc == 0 and out.startswith("usage: valkmem " + c), f"valkmem {c} --help", show(rc, out, err))
 
 # ---------------------------------------------------------------------------
+# config-env: a bad VALKMEM_* value is said once (name, value, what happens),
+# under valkmem run on its stderr; the program runs unchanged
+# ---------------------------------------------------------------------------
+if case("config-env"):
+    for var, val, needles in (("VALKMEM_SAMPLE_BYTES", "abc", ["not valid", "default"]),
+                              ("VALKMEM_SAMPLE_BYTES", "99999999999999999999999", ["not valid", "default"]),
+                              ("VALKMEM_SAMPLE_BYTES", "17179869184g", ["not valid", "default"]),
+                              ("VALKMEM_MAX_FRAMES", "0", ["out of range", "1-256"]),
+                              ("VALKMEM_MAX_FRAMES", "999", ["out of range", "1-256"]),
+                              ("VALKMEM_TICK_MS", "5", ["minimum", "10"]),
+                              ("VALKMEM_FOLLOW_FORK", "maybe", ["not valid"])):
+        rc, out, err = run(["run", "--no-http", "--quiet", "--", prog("gate_exit"), "4"],
+                           env=base_env(**{var: val}))
+        check(rc == 4 and f"{var}={val}" in err and all(n in err for n in needles)
+              and len([l for l in err.splitlines() if var in l]) == 1,
+              f"{var}={val}: one warning naming it ({needles}), exit status unchanged", show(rc, out, err))
+
+# ---------------------------------------------------------------------------
 # run: exit status passthrough and summary
 # ---------------------------------------------------------------------------
 if case("run"):
