@@ -261,7 +261,7 @@ static void drop_from_preload(void) {
     while (*s == ':' || *s == ' ') s++;
   }
   out[n] = 0;
-  if (n) setenv("LD_PRELOAD", out, 1);
+  if (n) vkm_env_set("LD_PRELOAD", out);
   else unsetenv("LD_PRELOAD");
 }
 

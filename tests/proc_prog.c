@@ -16,11 +16,15 @@
  *   closed02 DIR       started with 0 and 2 closed: two files must get 0 and 2
  *   plant K            K never-freed blocks of 1000 + 16 i bytes, "ready",
  *                      then sleeps (the driver kills it)
- *   exit CODE          a few allocations, then exit(CODE) */
+ *   exit CODE          a few allocations, then exit(CODE)
+ *   heap               the malloc heap at main (mallinfo2: nothing in use
+ *                      yet), then the usable size of an aligned block,
+ *                      which depends on where the heap's top is */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -223,6 +227,16 @@ static int mode_exit(int code) {
   exit(code);
 }
 
+static int mode_heap(void) {
+  struct mallinfo2 mi = mallinfo2();
+  void *a = malloc(100), *b = aligned_alloc(64, 100);
+  printf("at main: arena %zu, in use %zu in %zu mmapped\n", mi.arena, mi.uordblks, mi.hblks);
+  printf("aligned_alloc(64, 100) after malloc(100): usable %zu\n", malloc_usable_size(b));
+  free(a);
+  free(b);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *m = argc > 1 ? argv[1] : "";
   const char *arg = argc > 2 ? argv[2] : "";
@@ -236,6 +250,7 @@ int main(int argc, char **argv) {
   if (!strcmp(m, "closed02")) return mode_closed02(arg);
   if (!strcmp(m, "plant")) return mode_plant(atoi(arg));
   if (!strcmp(m, "exit")) return mode_exit(atoi(arg));
+  if (!strcmp(m, "heap")) return mode_heap();
   fprintf(stderr, "proc_prog: unknown mode '%s'\n", m);
   return 64;
 }

@@ -260,6 +260,19 @@ def case_stderr_clean():
         same(plain, shim, "%s with stdout and stderr as pipes, default settings" % " ".join(argv))
 
 
+def case_heap_untouched():
+    """The recorder takes nothing from the program's heap before main, also
+    in the process that starts the tree's agent (and sets
+    VALKMEM_AGENT_SOCK for its descendants) and with VALKMEM_FOLLOW_EXEC=0
+    (which rewrites LD_PRELOAD)."""
+    plain = run([PROG, "heap"], base_env())
+    check(plain.rc == 0 and plain.out.startswith(b"at main: arena 0, in use 0"),
+          "without the shim nothing is allocated before main (test program sanity): %r" % plain)
+    for extra in ({}, {"VALKMEM_FOLLOW_EXEC": "0"}, {"VALKMEM_REPORT": os.path.join(mkdir("heap"), "r.json")}):
+        shim = run([PROG, "heap"], shim_env(**extra))
+        same(plain, shim, "the heap at main and an aligned block's usable size (%s)" % (extra or "default settings"))
+
+
 BASH_FD5 = 'exec 5>OUT; for i in $(seq 200); do echo line$i >&5; done; exec 5>&-'
 
 
@@ -711,7 +724,7 @@ def case_tree_dashboard():
 CASES = {"tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
          "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
-         "gate_tree": case_gate_tree, "chromium": case_chromium}
+         "gate_tree": case_gate_tree, "chromium": case_chromium, "heap_untouched": case_heap_untouched}
 if CASE not in CASES:
     print("unknown case %r (cases: %s)" % (CASE, " ".join(CASES)), file=sys.stderr)
     sys.exit(2)
