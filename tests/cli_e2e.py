@@ -424,11 +424,18 @@ if case("errors"):
         (["view", badjson], ["bad.json", "line 3"]),
         (["view", notreport], ["notreport.json", "schema"]),
         (["view", notreport, "--listen", "localhost:http"], ["--listen", "localhost:http"]),
+        # Unwritable outputs are said before the command runs (it would
+        # write "ran" into ran.txt).
+        (["gate", "--report", "nodir/r.json", "--", "sh", "-c", "echo ran > ran.txt"], ["report", "nodir/r.json", "No such file"]),
+        (["gate", "--junit", ".", "--", "sh", "-c", "echo ran > ran.txt"], ["JUnit", "Is a directory"]),
+        (["gate", "--benchmark-json", "/nonexistent/b.json", "--", "sh", "-c", "echo ran > ran.txt"], ["benchmark", "/nonexistent/b.json"]),
+        (["run", "--report", "nodir/r.json", "--", "sh", "-c", "echo ran > ran.txt"], ["report", "nodir/r.json", "No such file"]),
     ]
     for argv, needles in errs:
         rc, out, err = run(argv)
         ok = rc == 2 and all(n in err for n in needles) and "valkmem: error:" in err
         check(ok, f"exit 2 naming {needles}: valkmem {' '.join(argv)}", show(rc, out, err))
+    check(not os.path.exists(os.path.join(W, "ran.txt")), "no command ran when an output was unwritable")
     for libval, needle in (("/nonexistent/libvalkmem.so", "No such file"), ("/etc/hostname", "not an ELF")):
         rc, out, err = run(["run", "--", "true"], env=base_env(VALKMEM_LIB=libval))
         check(rc == 2 and "VALKMEM_LIB" in err and needle in err, f"unusable VALKMEM_LIB {libval}: exit 2",

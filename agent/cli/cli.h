@@ -59,6 +59,7 @@ cJSON *vkm_cli_json_load(const char *what, const char *path);
 
 /* Writes a whole file atomically (temp + rename). 0 or -errno (said). */
 int vkm_cli_write_file(const char *what, const char *path, const void *data, size_t len);
+int vkm_cli_check_writable(const char *what, const char *path); /* before the command runs */
 
 /* Growable string buffer. */
 typedef struct vkm_buf_s {

@@ -486,6 +486,10 @@ int vkm_cmd_gate(int argc, char **argv) {
   if (o.have_tolerance && !o.baseline) vkm_cli_warn("gate: --tolerance has no effect without --baseline");
   if (o.baseline && vkm_report_load("baseline", o.baseline, &base) < 0) goto out;
   if (o.baseline && base_tree_load(o.baseline, &base, &btree) < 0) goto out;
+  /* An output that cannot be written is said now, not after a long run. */
+  if (o.report && vkm_cli_check_writable("report", o.report) < 0) goto out;
+  if (o.junit && vkm_cli_check_writable("JUnit file", o.junit) < 0) goto out;
+  if (o.benchmark_json && vkm_cli_check_writable("benchmark JSON", o.benchmark_json) < 0) goto out;
 
   char lib[PATH_MAX];
   if (vkm_find_library(lib, sizeof lib) < 0) goto out;

@@ -206,6 +206,7 @@ int vkm_cmd_run(int argc, char **argv) {
     if (vkm_temp_report(tmp, sizeof tmp) < 0) return VKM_EXIT_USAGE;
     report = tmp;
   } else {
+    if (vkm_cli_check_writable("report", report) < 0) return VKM_EXIT_USAGE;
     unlink(report); /* an old report must not pass for this run's */
   }
   char env_report[PATH_MAX + 32], env_sample[64];
