@@ -17,6 +17,8 @@
  *   plant K            K never-freed blocks of 1000 + 16 i bytes, "ready",
  *                      then sleeps (the driver kills it)
  *   exit CODE          a few allocations, then exit(CODE)
+ *   churn MS N         sleeps MS ms, then N malloc/free pairs (64 blocks
+ *                      kept at a time), then "done"
  *   heap               the malloc heap at main (mallinfo2: nothing in use
  *                      yet), then the usable size of an aligned block,
  *                      which depends on where the heap's top is */
@@ -227,6 +229,18 @@ static int mode_exit(int code) {
   exit(code);
 }
 
+static int mode_churn(long ms, long n) {
+  void *keep[64] = {0};
+  sleep_ms(ms);
+  for (long i = 0; i < n; i++) {
+    free(keep[i % 64]);
+    keep[i % 64] = malloc(100 + (size_t)(i % 50));
+  }
+  for (int k = 0; k < 64; k++) free(keep[k]);
+  printf("done\n");
+  return 0;
+}
+
 static int mode_heap(void) {
   struct mallinfo2 mi = mallinfo2();
   void *a = malloc(100), *b = aligned_alloc(64, 100);
@@ -251,6 +265,7 @@ int main(int argc, char **argv) {
   if (!strcmp(m, "plant")) return mode_plant(atoi(arg));
   if (!strcmp(m, "exit")) return mode_exit(atoi(arg));
   if (!strcmp(m, "heap")) return mode_heap();
+  if (!strcmp(m, "churn")) return mode_churn(atol(arg), argc > 3 ? atol(argv[3]) : 0);
   fprintf(stderr, "proc_prog: unknown mode '%s'\n", m);
   return 64;
 }

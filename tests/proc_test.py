@@ -273,6 +273,59 @@ def case_heap_untouched():
         same(plain, shim, "the heap at main and an aligned block's usable size (%s)" % (extra or "default settings"))
 
 
+def agent_pids(spawner_pid):
+    """The agent a recorder started (agentd and its workers): their command
+    line names the socket, which carries the spawning process's pid."""
+    tag = ("agent-%010d-" % spawner_pid).encode()
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if b"--from-recorder" in cmd and tag in cmd:
+                pids.append(int(d))
+    return pids
+
+
+def case_agent_gone():
+    """Exact mode waits while a ring is full, for the agent to drain it. When
+    the agent is gone (killed, crashed) the program must still end: one
+    bounded wait, then events are dropped, not waited for one by one."""
+    n = 300000
+    plain = run([PROG, "churn", "0", n], base_env())
+    check_eq(plain.out, b"done\n", "without the shim (sanity)")
+    p = subprocess.Popen([PROG, "churn", "1500", str(n)], env=shim_env(VALKMEM_SAMPLE_BYTES="1", VALKMEM_HTTP="0"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                         preexec_fn=default_signals)
+    pids = []
+    for _ in range(100):
+        pids = agent_pids(p.pid)
+        if pids:
+            break
+        time.sleep(0.01)
+    if not check(pids, "the program's agent was found (socket named after pid %d)" % p.pid):
+        killpg(p.pid)
+        p.communicate()
+        return
+    time.sleep(0.2)  # the worker is forked once the segment arrives
+    for pid in set(pids + agent_pids(p.pid)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        out, err = p.communicate(timeout=50)
+        res = Result(p.returncode, out, err, False)
+    except subprocess.TimeoutExpired:
+        killpg(p.pid)
+        out, err = p.communicate()
+        res = Result(p.returncode, out, err, True)
+    same(plain, res, "exact mode, %d allocations after its agent was killed (limit 50 s; without the shim 0.1 s)" % n)
+
+
 BASH_FD5 = 'exec 5>OUT; for i in $(seq 200); do echo line$i >&5; done; exec 5>&-'
 
 
@@ -724,7 +777,8 @@ def case_tree_dashboard():
 CASES = {"tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
          "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
-         "gate_tree": case_gate_tree, "chromium": case_chromium, "heap_untouched": case_heap_untouched}
+         "gate_tree": case_gate_tree, "chromium": case_chromium, "heap_untouched": case_heap_untouched,
+         "agent_gone": case_agent_gone}
 if CASE not in CASES:
     print("unknown case %r (cases: %s)" % (CASE, " ".join(CASES)), file=sys.stderr)
     sys.exit(2)
