@@ -19,6 +19,8 @@
  *   exit CODE          a few allocations, then exit(CODE)
  *   churn MS N         sleeps MS ms, then N malloc/free pairs (64 blocks
  *                      kept at a time), then "done"
+ *   overflow           calloc, reallocarray and malloc of impossible
+ *                      sizes: the result and errno, as the allocator left it
  *   heap               the malloc heap at main (mallinfo2: nothing in use
  *                      yet), then the usable size of an aligned block,
  *                      which depends on where the heap's top is */
@@ -30,6 +32,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +244,20 @@ static int mode_churn(long ms, long n) {
   return 0;
 }
 
+static int mode_overflow(void) {
+  volatile size_t half = SIZE_MAX / 2, huge = SIZE_MAX - 4096;
+  errno = 0;
+  void *p = calloc(half, 4);
+  printf("calloc(SIZE_MAX / 2, 4): %s, errno %d\n", p ? "a block" : "NULL", errno);
+  errno = 0;
+  p = reallocarray(NULL, half, 4);
+  printf("reallocarray(NULL, SIZE_MAX / 2, 4): %s, errno %d\n", p ? "a block" : "NULL", errno);
+  errno = 0;
+  p = malloc(huge);
+  printf("malloc(SIZE_MAX - 4096): %s, errno %d\n", p ? "a block" : "NULL", errno);
+  return 0;
+}
+
 static int mode_heap(void) {
   struct mallinfo2 mi = mallinfo2();
   void *a = malloc(100), *b = aligned_alloc(64, 100);
@@ -265,6 +282,7 @@ int main(int argc, char **argv) {
   if (!strcmp(m, "plant")) return mode_plant(atoi(arg));
   if (!strcmp(m, "exit")) return mode_exit(atoi(arg));
   if (!strcmp(m, "heap")) return mode_heap();
+  if (!strcmp(m, "overflow")) return mode_overflow();
   if (!strcmp(m, "churn")) return mode_churn(atol(arg), argc > 3 ? atol(argv[3]) : 0);
   fprintf(stderr, "proc_prog: unknown mode '%s'\n", m);
   return 64;

@@ -273,6 +273,21 @@ def case_heap_untouched():
         same(plain, shim, "the heap at main and an aligned block's usable size (%s)" % (extra or "default settings"))
 
 
+def case_alloc_errno():
+    """An allocation that cannot be had returns what the allocator returned,
+    with the errno it set: glibc's, and jemalloc's or tcmalloc's preloaded
+    behind the shim (tcmalloc's calloc leaves errno alone on overflow)."""
+    libdir = "/usr/lib/x86_64-linux-gnu"
+    for alloc in ["", libdir + "/libjemalloc.so.2", libdir + "/libtcmalloc_minimal.so.4"]:
+        if alloc and not os.path.exists(alloc):
+            print("NOTE: %s not installed, not compared" % alloc)
+            continue
+        env = base_env(LD_PRELOAD=alloc) if alloc else base_env()
+        plain = run([PROG, "overflow"], env)
+        shim = run([PROG, "overflow"], base_env(LD_PRELOAD=LIB + (":" + alloc if alloc else ""), VALKMEM_HTTP="0"))
+        same(plain, shim, "impossible allocations under %s" % (os.path.basename(alloc) or "glibc"))
+
+
 def agent_pids(spawner_pid):
     """The agent a recorder started (agentd and its workers): their command
     line names the socket, which carries the spawning process's pid."""
@@ -778,7 +793,7 @@ CASES = {"tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_
          "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
          "gate_tree": case_gate_tree, "chromium": case_chromium, "heap_untouched": case_heap_untouched,
-         "agent_gone": case_agent_gone}
+         "agent_gone": case_agent_gone, "alloc_errno": case_alloc_errno}
 if CASE not in CASES:
     print("unknown case %r (cases: %s)" % (CASE, " ".join(CASES)), file=sys.stderr)
     sys.exit(2)
