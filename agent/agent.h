@@ -253,6 +253,7 @@ cJSON *vkm_tick_json(void);       /* one SSE event's payload */
 cJSON *vkm_report_json(void);     /* snapshot + full sites + history: schema valkmem.report/1 */
 /* Writes the report atomically (temp + rename). 0 or -errno. */
 int vkm_report_write(const char *path);
+int vkm_report_per_pid(const char *pattern); /* VALKMEM_REPORT has a %p (not %%p) */
 /* VALKMEM_VIEW=file (`valkmem view`): the saved report or export being
  * served instead of live data, or NULL. */
 const cJSON *vkm_view_doc(void);

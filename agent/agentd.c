@@ -112,7 +112,7 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
   int pct = 0, forked = 0;
   if (pread(segfd, &peek, sizeof peek, 0) == (ssize_t)sizeof peek && peek.magic == VKM_SEG_MAGIC &&
       peek.version == VKM_SEG_VERSION) {
-    pct = strstr(peek.config.report, "%p") != NULL;
+    pct = vkm_report_per_pid(peek.config.report);
     forked = peek.forked != 0;
   }
   /* An exec replaces a process's image under the same pid: the older

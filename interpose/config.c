@@ -141,6 +141,16 @@ void vkm_config_load(void) {
   if (vkm_config.max_frames > 256) vkm_config.max_frames = 256;
   if (vkm_config.tick_ms < 10) vkm_seg_note("VALKMEM_TICK_MS=%s is below the minimum; using 10", getenv("VALKMEM_TICK_MS"));
   if (vkm_config.tick_ms < 10) vkm_config.tick_ms = 10;
+  for (const char *r = vkm_config.report; *r; r++) { /* %p and %% only */
+    if (*r != '%') continue;
+    if (r[1] != 'p' && r[1] != '%') {
+      if (!r[1]) vkm_seg_note("VALKMEM_REPORT=%s ends in a lone %% (%%p = pid, %%%% = %%); written as is", vkm_config.report);
+      else vkm_seg_note("VALKMEM_REPORT=%s: \"%%%.1s\" is not an escape (%%p = pid, %%%% = %%); written as is",
+                        vkm_config.report, r + 1);
+      break;
+    }
+    r++;
+  }
   if (!vkm_config.report[0]) vkm_config.checkpoint_ms = 0;
   vkm_config.exact = vkm_config.sample_bytes == 1;
 

@@ -488,6 +488,22 @@ if case("run"):
     check(rc == 3 and os.path.getsize(os.path.join(W, "pre.json")) > 0,
           "run keeps an existing LD_PRELOAD and still writes the report", show(rc, out, err))
 
+    # --report with %p: the summary is the started process's report (the
+    # agent writes one per process); %% is a '%'; another escape is said.
+    import glob
+    for pat, made in (("rp-%p.json", "rp-{pid}.json"), ("rpct%%p-%p.json", "rpct%p-{pid}.json"),
+                      ("rq%q.json", "rq%q.json")):
+        rc, out, err = run(["run", "--no-http", "--report", pat, "--", prog("gate_exit"), "5"])
+        files = sorted(os.path.basename(f) for f in glob.glob(os.path.join(W, pat.split("%")[0] + "*")))
+        pids = [f[len(made.split("{")[0]):-len(made.split("}")[1])] for f in files] if "{pid}" in made else []
+        check(rc == 5 and "valkmem summary" in err and "no report was written" not in err
+              and len(files) == 1 and (files[0] == made or (pids and pids[0].isdigit() and files[0] == made.format(pid=pids[0]))),
+              f"run --report {pat}: one file {made}, and its summary", show(rc, out, err) + f"\nfiles: {files}")
+        check(("not an escape" in err and "%q" in err) == (pat == "rq%q.json"),
+              f"run --report {pat}: an unknown escape (only) is said", err)
+        check(pat == "rq%q.json" or f"report: {made.format(pid=pids[0] if pids else '')}" in err,
+              f"run --report {pat}: the summary names the file written", err)
+
     # `nohup valkmem run -- CMD`: CMD starts with SIGHUP (and an ignored
     # SIGTERM) ignored, as it does under nohup alone.
     def ignore_hup_term():
