@@ -283,6 +283,16 @@ if case("gate-baseline"):
 # ---------------------------------------------------------------------------
 # gate: crash, config, outputs
 # ---------------------------------------------------------------------------
+if case("gate-baseline-rss"):
+    # A baseline whose peak RSS was never measured (0: the process died
+    # before the agent's first sample) is no reason to fail every later run.
+    rc, out, err = run(["gate", "--report", "rss0.json", "--", prog("gate_clean")])
+    doc = load("rss0.json")
+    doc["peak"]["rss_bytes"] = 0
+    base = write("rss0-base.json", json.dumps(doc))
+    rc, out, err = run(["gate", "--baseline", base, "--", prog("gate_clean")])
+    check(rc == 0 and "baseline:rss" not in err, "a baseline with peak RSS 0 is not compared on RSS", show(rc, out, err))
+
 if case("gate-crash"):
     rc, out, err = run(["gate", "--max-leak", "0", "--junit", "crash.xml", "--", prog("gate_crash")])
     check(rc == 3, "a crashed command with a leak in its last checkpoint fails", show(rc, out, err))
@@ -431,6 +441,15 @@ if case("errors"):
         (["gate", "--benchmark-json", "/nonexistent/b.json", "--", "sh", "-c", "echo ran > ran.txt"], ["benchmark", "/nonexistent/b.json"]),
         (["run", "--report", "nodir/r.json", "--", "sh", "-c", "echo ran > ran.txt"], ["report", "nodir/r.json", "No such file"]),
     ]
+    # A baseline without the figures it is compared on (they would read as 0).
+    full = None
+    rc, out, err = run(["gate", "--report", "full.json", "--", prog("gate_clean")])
+    if check(rc == 0, "gate --report full.json (for the baselines below)", show(rc, out, err)):
+        full = load("full.json")
+        for sec in ("peak", "live"):
+            doc = {k: v for k, v in full.items() if k != sec}
+            errs.append((["gate", "--baseline", write(f"no-{sec}.json", json.dumps(doc))] + T,
+                         ["baseline", f"no-{sec}.json", f'"{sec}"']))
     for argv, needles in errs:
         rc, out, err = run(argv)
         ok = rc == 2 and all(n in err for n in needles) and "valkmem: error:" in err

@@ -485,6 +485,13 @@ int vkm_cmd_gate(int argc, char **argv) {
   }
   if (o.have_tolerance && !o.baseline) vkm_cli_warn("gate: --tolerance has no effect without --baseline");
   if (o.baseline && vkm_report_load("baseline", o.baseline, &base) < 0) goto out;
+  /* Absent figures read as 0, and every run would "grow" past a 0. */
+  for (const char *const *sec = (const char *const[]){"totals", "live", "peak", NULL}; o.baseline && *sec; sec++)
+    if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(base.root, *sec))) {
+      vkm_cli_err("malformed baseline %s: no \"%s\" object (a baseline needs totals, live and peak: a report "
+                  "from VALKMEM_REPORT or valkmem gate --report)", o.baseline, *sec);
+      goto out;
+    }
   if (o.baseline && base_tree_load(o.baseline, &base, &btree) < 0) goto out;
   /* An output that cannot be written is said now, not after a long run. */
   if (o.report && vkm_cli_check_writable("report", o.report) < 0) goto out;

@@ -323,6 +323,9 @@ void vkm_gate_evaluate(const vkm_gate_opts_t *o, vkm_supp_list_t *supp, vkm_repo
       [VKM_LIM_ALLOC_BYTES] = baseline->alloc_bytes,
   };
   for (size_t k = 0; k < sizeof bm / sizeof bm[0]; k++) {
+    /* A peak RSS of 0 was never measured (the process ended before the
+     * agent's first sample): nothing to grow from. */
+    if (bm[k].lim == VKM_LIM_RSS && old[VKM_LIM_RSS] == 0) continue;
     vkm_check_t *c = add_check(res);
     snprintf(c->name, sizeof c->name, "%s", bm[k].name);
     snprintf(c->what, sizeof c->what, "%s", bm[k].what);
