@@ -434,6 +434,9 @@ if case("errors"):
         (["view", badjson], ["bad.json", "line 3"]),
         (["view", notreport], ["notreport.json", "schema"]),
         (["view", notreport, "--listen", "localhost:http"], ["--listen", "localhost:http"]),
+        (["view", write("ok.json", '{"schema": "valkmem.report/1", "totals": {}}'), "--listen", "999.1.1.1:8080"],
+         ["--listen", "999.1.1.1:8080", "numeric"]),
+        (["view", "ok.json", "--listen", "10.1.2.3:8080"], ["--listen", "10.1.2.3:8080", "VALKMEM_TOKEN"]),
         # Unwritable outputs are said before the command runs (it would
         # write "ran" into ran.txt).
         (["gate", "--report", "nodir/r.json", "--", "sh", "-c", "echo ran > ran.txt"], ["report", "nodir/r.json", "No such file"]),
