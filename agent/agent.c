@@ -799,6 +799,7 @@ int vkm_worker_run(const vkm_worker_t *w, const sigset_t *unblock) {
      * the launcher's agent stopping): what is known so far, not an end. */
     tick();
     write_report_if_owner();
+    __atomic_store_n(&vkm_seg->agent_sock[0], '!', __ATOMIC_RELEASE); /* nobody drains from now on */
   } else {
     finish();
   }

@@ -122,6 +122,8 @@ typedef struct vkm_agentd_s {
   int first_seg_fd, first_pid_fd; /* a segment handed over at spawn, or -1 */
   int done_fd;          /* readable (EOF) when the launcher's command has ended, or -1 */
   int attach;           /* valkmem attach: the process runs without an agent of its own */
+  int orphan_ms;        /* valkmem gate: processes that outlive the command by this long are
+                         * not waited for (their workers write a checkpoint and stop); 0: wait */
 } vkm_agentd_t;
 int vkm_agentd_run(vkm_agentd_t *d);
 int vkm_cmd_agent(int argc, char **argv);

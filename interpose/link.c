@@ -271,5 +271,5 @@ void vkm_link_at_exit(int code) {
     struct timespec ts = {0, 1000 * 1000};
     nanosleep(&ts, NULL);
   }
-  if (path[0] && path[0] != '-') send_hello(path, VKM_HELLO_FINAL, NULL, 0, 1, 30000);
+  if (path[0] && path[0] != '-' && path[0] != '!') send_hello(path, VKM_HELLO_FINAL, NULL, 0, 1, 30000);
 }

@@ -131,7 +131,8 @@ static void put_or_wait(vkm_ring_t *r, const vkm_event_t *ev, const void *extra,
     }
     __atomic_store_n(&agent_silent, 0, __ATOMIC_RELAXED);
   }
-  if (vkm_config.exact && vkm_config.agent) {
+  /* "!": the worker stopped while we live on (the gate's agent is done). */
+  if (vkm_config.exact && vkm_config.agent && __atomic_load_n(&vkm_seg->agent_sock[0], __ATOMIC_ACQUIRE) != '!') {
     __atomic_add_fetch(&vkm_seg->producers_waiting, 1, __ATOMIC_RELAXED);
     wake_agent(r);
     for (int i = 0; i < 100000 && !ok; i++) {

@@ -172,7 +172,10 @@ typedef struct vkm_seg_hdr_s {
   uint64_t end_ns;
 
   /* agent: the worker's socket that the recorder's exit handler reports
-   * to, so that a report exists once the process has exited. Empty: none. */
+   * to, so that a report exists once the process has exited. Empty: none
+   * yet; "-": the worker has no socket; "!": the worker has stopped while
+   * the process lives on (nobody drains the rings: exact mode must not
+   * wait for it). */
   char agent_sock[108];
 } vkm_seg_hdr_t;
 

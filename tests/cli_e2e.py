@@ -293,6 +293,40 @@ if case("gate-baseline-rss"):
     rc, out, err = run(["gate", "--baseline", base, "--", prog("gate_clean")])
     check(rc == 0 and "baseline:rss" not in err, "a baseline with peak RSS 0 is not compared on RSS", show(rc, out, err))
 
+if case("gate-daemon"):
+    # A process the command leaves running (a daemon, `cmd &`) is not
+    # waited for, as a shell would not: the gate reads its last checkpoint
+    # and returns; the daemon runs on (exact mode, nobody draining) and
+    # ends with its own output.
+    import signal, time
+    for f in ("daemon.out", "daemon.pid"):
+        if os.path.exists(os.path.join(W, f)):
+            os.unlink(os.path.join(W, f))
+    daemon = f"{prog('proc_prog')} churn 6000 300000 > daemon.out 2>&1 & echo $! > daemon.pid"
+    try:
+        rc, out, err = run(["gate", "--max-leak", "1MB", "--report", "daemon.json", "--", "sh", "-c", daemon], timeout=60)
+    except subprocess.TimeoutExpired:
+        rc, out, err = None, "", "(timed out after 60 s)"
+    pid = int(open(os.path.join(W, "daemon.pid")).read())
+
+    def running(pid):  # a zombie (not reaped by whoever adopted it) has ended
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+    alive = running(pid)
+    check(rc == 0 and alive, "gate returns while the daemon it left still runs", show(rc, out, err))
+    check("proc_prog" in err and "checkpoint" in err, "the daemon is checked from its last checkpoint", err)
+    for _ in range(600):
+        if not running(pid):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    check(open(os.path.join(W, "daemon.out")).read() == "done\n", "the daemon ran to its end (limit 60 s)",
+          open(os.path.join(W, "daemon.out")).read())
+
 if case("gate-crash"):
     rc, out, err = run(["gate", "--max-leak", "0", "--junit", "crash.xml", "--", prog("gate_crash")])
     check(rc == 3, "a crashed command with a leak in its last checkpoint fails", show(rc, out, err))

@@ -111,6 +111,9 @@ typedef struct vkm_child_s {
  * in env set (a VALUE-less "NAME" unsets). While it runs, SIGINT/SIGQUIT are
  * ignored here (the terminal delivers them to the child) and SIGTERM/SIGHUP
  * are forwarded. 0, or -errno when fork failed. */
+/* valkmem gate: processes still running this long after the command ended
+ * are not waited for (vkm_agentd_t.orphan_ms); 0 (run): wait for them. */
+extern int vkm_launch_orphan_ms;
 int vkm_run_child(const char *lib, char *const argv[], const char *const env[], vkm_child_t *out);
 const char *vkm_signal_name(int sig);
 

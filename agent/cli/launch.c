@@ -193,6 +193,7 @@ void vkm_temp_dir_remove(const char *dir) {
  * Running the child
  * ------------------------------------------------------------------------- */
 static volatile sig_atomic_t child_pid;
+int vkm_launch_orphan_ms;
 
 static void forward_signal(int sig) {
   if (child_pid > 0) kill((pid_t)child_pid, sig);
@@ -268,7 +269,7 @@ static int agent_start(agent_t *a) {
     close(done[1]);
     signal(SIGINT, SIG_IGN); /* the command's Ctrl-C; the agent writes its reports */
     vkm_agentd_t d = {.listen_fd = ls, .sock_path = a->sock, .first_seg_fd = -1, .first_pid_fd = -1,
-                      .done_fd = done[0]};
+                      .done_fd = done[0], .orphan_ms = vkm_launch_orphan_ms};
     _exit(vkm_agentd_run(&d));
   }
   close(ls);
