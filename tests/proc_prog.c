@@ -19,12 +19,15 @@
  *   exit CODE          a few allocations, then exit(CODE)
  *   churn MS N         sleeps MS ms, then N malloc/free pairs (64 blocks
  *                      kept at a time), then "done"
+ *   usable             malloc_usable_size of blocks from each allocation
+ *                      function (MALLOC_CHECK_=3 makes it the request)
  *   overflow           calloc, reallocarray and malloc of impossible
  *                      sizes: the result and errno, as the allocator left it
  *   heap               the malloc heap at main (mallinfo2: nothing in use
  *                      yet), then the usable size of an aligned block,
  *                      which depends on where the heap's top is */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -244,6 +247,23 @@ static int mode_churn(long ms, long n) {
   return 0;
 }
 
+static int mode_usable(void) {
+  void *p[7];
+  p[0] = malloc(100);
+  p[1] = calloc(10, 10);
+  p[2] = realloc(malloc(50), 200);
+  p[3] = aligned_alloc(64, 100);
+  p[4] = memalign(256, 100);
+  if (posix_memalign(&p[5], 128, 100) != 0) p[5] = NULL;
+  p[6] = valloc(100);
+  for (int i = 0; i < 7; i++) {
+    printf("%zu\n", malloc_usable_size(p[i]));
+    free(p[i]);
+  }
+  printf("dlerror at the end: %s\n", dlerror() ? "set" : "none");
+  return 0;
+}
+
 static int mode_overflow(void) {
   volatile size_t half = SIZE_MAX / 2, huge = SIZE_MAX - 4096;
   errno = 0;
@@ -283,6 +303,7 @@ int main(int argc, char **argv) {
   if (!strcmp(m, "exit")) return mode_exit(atoi(arg));
   if (!strcmp(m, "heap")) return mode_heap();
   if (!strcmp(m, "overflow")) return mode_overflow();
+  if (!strcmp(m, "usable")) return mode_usable();
   if (!strcmp(m, "churn")) return mode_churn(atol(arg), argc > 3 ? atol(argv[3]) : 0);
   fprintf(stderr, "proc_prog: unknown mode '%s'\n", m);
   return 64;

@@ -288,6 +288,24 @@ def case_alloc_errno():
         same(plain, shim, "impossible allocations under %s" % (os.path.basename(alloc) or "glibc"))
 
 
+def case_malloc_debug():
+    """glibc's malloc debugging (libc_malloc_debug.so preloaded, MALLOC_CHECK_=3)
+    stays on under the shim: it defines its malloc only under a non-default
+    symbol version, which the program binds to and a plain dlsym skips.
+    With it, malloc_usable_size is the size requested."""
+    dbg = [d for d in ("/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0", "/lib64/libc_malloc_debug.so.0",
+                       "/usr/lib/aarch64-linux-gnu/libc_malloc_debug.so.0") if os.path.exists(d)]
+    if not dbg:
+        skip("no libc_malloc_debug.so.0 (glibc < 2.34)")
+    plain = run([PROG, "usable"], base_env(LD_PRELOAD=dbg[0], MALLOC_CHECK_="3"))
+    check(plain.out.startswith(b"100\n100\n200\n"), "MALLOC_CHECK_=3 without the shim: usable = requested (sanity): %r" % plain)
+    shim = run([PROG, "usable"], base_env(LD_PRELOAD=LIB + ":" + dbg[0], MALLOC_CHECK_="3", VALKMEM_HTTP="0"))
+    same(plain, shim, "usable sizes under MALLOC_CHECK_=3 with libc_malloc_debug.so behind the shim")
+    plain = run([PROG, "usable"], base_env())
+    shim = run([PROG, "usable"], base_env(LD_PRELOAD=LIB, VALKMEM_HTTP="0"))
+    same(plain, shim, "usable sizes with glibc's malloc")
+
+
 def agent_pids(spawner_pid):
     """The agent a recorder started (agentd and its workers): their command
     line names the socket, which carries the spawning process's pid."""
@@ -793,7 +811,8 @@ CASES = {"tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_
          "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
          "gate_tree": case_gate_tree, "chromium": case_chromium, "heap_untouched": case_heap_untouched,
-         "agent_gone": case_agent_gone, "alloc_errno": case_alloc_errno}
+         "agent_gone": case_agent_gone, "alloc_errno": case_alloc_errno,
+         "malloc_debug": case_malloc_debug}
 if CASE not in CASES:
     print("unknown case %r (cases: %s)" % (CASE, " ".join(CASES)), file=sys.stderr)
     sys.exit(2)
