@@ -336,6 +336,8 @@ static void test_report_import(void) {
   } bad[] = {
       {"{\"totals\":{}}", "schema"},
       {"{\"schema\":\"other/1\",\"totals\":{}}", "valkmem."},
+      {"{\"schema\":\"valkmem.report/2\",\"totals\":{}}", "unsupported"},
+      {"{\"schema\":\"valkmem.\",\"totals\":{}}", "unsupported"},
       {"{\"schema\":5}", "schema"},
       {"{\"schema\":\"valkmem.report/1\"}", "totals"},
       {"{\"schema\":\"valkmem.report/1\",\"totals\":[]}", "totals"},
