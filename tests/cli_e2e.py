@@ -327,6 +327,13 @@ if case("gate-daemon"):
     check(open(os.path.join(W, "daemon.out")).read() == "done\n", "the daemon ran to its end (limit 60 s)",
           open(os.path.join(W, "daemon.out")).read())
 
+if case("gate-rss-unmeasured"):
+    # A process that dies at once (SIGSEGV before the agent's first sample)
+    # has no peak RSS: --max-rss must not pass silently on "0 B".
+    rc, out, err = run(["gate", "--max-rss", "1KB", "--", prog("gate_exit"), "0", "11"])
+    check("peak RSS 0 B" not in err or "not measured" in err,
+          "a peak RSS of 0 B is said to be no measurement", show(rc, out, err))
+
 if case("gate-crash"):
     rc, out, err = run(["gate", "--max-leak", "0", "--junit", "crash.xml", "--", prog("gate_crash")])
     check(rc == 3, "a crashed command with a leak in its last checkpoint fails", show(rc, out, err))

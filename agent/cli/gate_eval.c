@@ -268,6 +268,9 @@ void vkm_gate_evaluate(const vkm_gate_opts_t *o, vkm_supp_list_t *supp, vkm_repo
     c->measured = measured[id];
     c->limit = o->limit[id];
     finish(res, c);
+    if (id == VKM_LIM_RSS && c->measured == 0) /* no process has 0 resident bytes */
+      snprintf(c->detail, sizeof c->detail, "      peak RSS was not measured: the process ended (a signal, _exit) "
+               "before the agent's first sample, so this check holds for want of a number\n");
     if (c->ok) continue;
     switch (id) {
     case VKM_LIM_PEAK:
