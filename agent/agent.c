@@ -267,11 +267,25 @@ cJSON *vkm_report_json(void) {
 /* ---------------------------------------------------------------------------
  * Report file
  * ------------------------------------------------------------------------- */
+/* VALKMEM_REPORT: %p is the pid, %% a '%'; any other '%' is written as
+ * is (the recorder notes it at start-up). */
+int vkm_report_per_pid(const char *pattern) {
+  for (const char *s = pattern; *s; s++) {
+    if (s[0] != '%') continue;
+    if (s[1] == 'p') return 1;
+    if (s[1] == '%') s++;
+  }
+  return 0;
+}
+
 static void expand_path(const char *in, char *out, size_t cap) {
   size_t n = 0;
   for (const char *s = in; *s && n + 1 < cap; s++) {
     if (s[0] == '%' && s[1] == 'p') {
       n += (size_t)snprintf(out + n, cap - n, "%d", vkm_target_pid());
+      s++;
+    } else if (s[0] == '%' && s[1] == '%') {
+      out[n++] = '%';
       s++;
     } else {
       out[n++] = *s;
@@ -684,6 +698,7 @@ int vkm_worker_run(const vkm_worker_t *w, const sigset_t *unblock) {
      * the launcher's agent stopping): what is known so far, not an end. */
     tick();
     write_report_if_owner();
+    __atomic_store_n(&vkm_seg->agent_sock[0], '!', __ATOMIC_RELEASE); /* nobody drains from now on */
   } else {
     finish();
   }

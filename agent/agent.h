@@ -123,6 +123,8 @@ typedef struct vkm_agentd_s {
   int first_seg_fd, first_pid_fd; /* a segment handed over at spawn, or -1 */
   int done_fd;          /* readable (EOF) when the launcher's command has ended, or -1 */
   int attach;           /* valkmem attach: the process runs without an agent of its own */
+  int orphan_ms;        /* valkmem gate: processes that outlive the command by this long are
+                         * not waited for (their workers write a checkpoint and stop); 0: wait */
 } vkm_agentd_t;
 int vkm_agentd_run(vkm_agentd_t *d);
 int vkm_cmd_agent(int argc, char **argv);
@@ -272,6 +274,7 @@ cJSON *vkm_tick_json(void);       /* one SSE event's payload */
 cJSON *vkm_report_json(void);     /* snapshot + full sites + history: schema valkmem.report/1 */
 /* Writes the report atomically (temp + rename). 0 or -errno. */
 int vkm_report_write(const char *path);
+int vkm_report_per_pid(const char *pattern); /* VALKMEM_REPORT has a %p (not %%p) */
 /* VALKMEM_VIEW=file (`valkmem view`): the saved report or export being
  * served instead of live data, or NULL. */
 const cJSON *vkm_view_doc(void);

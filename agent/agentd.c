@@ -95,7 +95,7 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
   int pct = 0, forked = 0;
   if (vkm_proc_seg_peek(segfd, &peek, sizeof peek) == 0 && peek.magic == VKM_SEG_MAGIC &&
       peek.version == VKM_SEG_VERSION) {
-    pct = strstr(peek.config.report, "%p") != NULL;
+    pct = vkm_report_per_pid(peek.config.report);
     forked = peek.forked != 0;
   }
   /* An exec replaces a process's image under the same pid: the older
@@ -329,7 +329,7 @@ int vkm_agentd_run(vkm_agentd_t *d) {
   int launcher_done = d->done_fd < 0;
   uint64_t idle_since = now_ms();
   int stopping = 0;
-  uint64_t last_adopt = 0;
+  uint64_t last_adopt = 0, done_at = 0;
   for (;;) {
     if (got_chld) {
       got_chld = 0;
@@ -340,9 +340,18 @@ int vkm_agentd_run(vkm_agentd_t *d) {
       last_adopt = now_ms();
       adopt_children(d);
     }
+    /* A daemon (or a `cmd &` left behind) may run for ever: as the shell
+     * would, the gate does not wait for it past orphan_ms. */
+    if (launcher_done && d->orphan_ms && nworkers && !stopping && done_at && now_ms() - done_at >= (uint64_t)d->orphan_ms)
+      got_term = 1;
     if (got_term && !stopping) {
       stopping = 1; /* lingering dashboards go, then so do we */
       for (size_t i = 0; i < nworkers; i++) kill(workers[i].wpid, SIGTERM);
+      /* No new worker once stopping (it would not be told): a process that
+       * arrives now starts an agent of its own. */
+      if (d->sock_path) unlink(d->sock_path);
+      close(d->listen_fd);
+      d->listen_fd = -1;
     }
     if (stopping && !nworkers) break;
     if (launcher_done && !nworkers && now_ms() - idle_since >= GRACE_MS) break;
@@ -358,13 +367,13 @@ int vkm_agentd_run(vkm_agentd_t *d) {
     }
     if (r > 0 && (p[1].revents & (POLLIN | POLLHUP))) {
       launcher_done = 1;
-      idle_since = now_ms();
+      idle_since = done_at = now_ms();
       if (d->linger) { /* valkmem run: the dashboards stay until Ctrl-C or SIGTERM */
       }
     }
   }
-  if (d->sock_path) unlink(d->sock_path);
-  close(d->listen_fd);
+  if (d->sock_path && d->listen_fd >= 0) unlink(d->sock_path);
+  if (d->listen_fd >= 0) close(d->listen_fd);
   return 0;
 }
 

@@ -7,6 +7,7 @@
  */
 #include "hot.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -77,8 +78,12 @@ static int parse_bool(const char *v, bool *out) {
 static int parse_u64(const char *v, uint64_t *out) {
   char *end;
   if (*v == '-' || *v == 0) return -1;
+  int saved = errno;
+  errno = 0;
   unsigned long long n = strtoull(v, &end, 10);
-  if (end == v) return -1;
+  int range = errno == ERANGE; /* 99999999999999999999999 is not UINT64_MAX */
+  errno = saved;
+  if (end == v || range) return -1;
   uint64_t mul = 1;
   switch (*end) {
   case 'k': case 'K': mul = 1ull << 10; end++; break;
@@ -128,9 +133,23 @@ void vkm_config_load(void) {
    * sampling was asked for (a later `valkmem attach` then has call sites
    * from the start). */
   if (!vkm_config.agent && !getenv("VALKMEM_SAMPLE_BYTES")) vkm_config.sample_bytes = 0;
+  if (vkm_config.max_frames == 0 || vkm_config.max_frames > 256)
+    vkm_seg_note("VALKMEM_MAX_FRAMES=%s is out of range (1-256); using %d", getenv("VALKMEM_MAX_FRAMES"),
+                 vkm_config.max_frames ? 256 : 1);
   if (vkm_config.max_frames == 0) vkm_config.max_frames = 1;
   if (vkm_config.max_frames > 256) vkm_config.max_frames = 256;
+  if (vkm_config.tick_ms < 10) vkm_seg_note("VALKMEM_TICK_MS=%s is below the minimum; using 10", getenv("VALKMEM_TICK_MS"));
   if (vkm_config.tick_ms < 10) vkm_config.tick_ms = 10;
+  for (const char *r = vkm_config.report; *r; r++) { /* %p and %% only */
+    if (*r != '%') continue;
+    if (r[1] != 'p' && r[1] != '%') {
+      if (!r[1]) vkm_seg_note("VALKMEM_REPORT=%s ends in a lone %% (%%p = pid, %%%% = %%); written as is", vkm_config.report);
+      else vkm_seg_note("VALKMEM_REPORT=%s: \"%%%.1s\" is not an escape (%%p = pid, %%%% = %%); written as is",
+                        vkm_config.report, r + 1);
+      break;
+    }
+    r++;
+  }
   if (!vkm_config.report[0]) vkm_config.checkpoint_ms = 0;
   vkm_config.exact = vkm_config.sample_bytes == 1;
 

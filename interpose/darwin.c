@@ -353,6 +353,7 @@ const char *vkm_plat_name(void) { return "darwin"; }
 
 /* environ is the main program's; a library asks dyld for it. */
 char **vkm_plat_environ(void) { return *_NSGetEnviron(); }
+void vkm_plat_set_environ(char **env) { *_NSGetEnviron() = env; }
 
 const char *vkm_plat_preload_var(void) { return "DYLD_INSERT_LIBRARIES"; }
 

@@ -137,6 +137,7 @@ int vkm_seg_take_fd(void);                /* the segment's descriptor, once; -1 
 uint64_t vkm_seg_alloc(size_t n, size_t align); /* small structures; offset, 0 when full */
 uint64_t vkm_seg_alloc_ring(size_t n);    /* ring buffers (not copied at fork); offset or 0 */
 void vkm_seg_note(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* for the agent to say */
+void vkm_env_set(const char *name, const char *value); /* setenv, off the program's heap (link.c) */
 void vkm_seg_publish_modules(void);       /* at start-up */
 void vkm_seg_modules_check(void);         /* a sampler: publish again if objects were loaded or unloaded */
 void vkm_seg_fork_prepare(void);

@@ -272,7 +272,7 @@ static void drop_from_preload(void) {
     while (*s == ':' || *s == ' ') s++;
   }
   out[n] = 0;
-  if (n) setenv(var, out, 1);
+  if (n) vkm_env_set(var, out);
   else unsetenv(var);
 }
 

@@ -136,10 +136,38 @@ static int socket_path(char *out, size_t cap) {
   if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077)) return -1;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  /* Fixed-width numbers: the environment string the program inherits (and
-   * that setenv allocates, counted) has the same size in every run. */
+  /* Fixed-width numbers: the environment string the program inherits has
+   * the same size in every run. */
   int n = snprintf(out, cap, "%s/agent-%010d-%016lx.sock", dir, (int)getpid(), (unsigned long)(ts.tv_nsec ^ ts.tv_sec));
   return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* setenv() for the recorder: setenv takes the new vector and the string
+ * from the program's heap (and its search tree), which left the heap of a
+ * process that started the agent in another state than without valkmem
+ * (mallinfo2, addresses, the usable size of an aligned block). The vector
+ * and the string go into a mapping of our own instead; glibc copies a
+ * vector it did not allocate before it changes it, and never frees it. */
+void vkm_env_set(const char *name, const char *value) {
+  size_t nl = strlen(name), vl = strlen(value), n = 0, at = (size_t)-1;
+  char **cur = vkm_plat_environ();
+  for (char **e = cur; e && e[n]; n++)
+    if (at == (size_t)-1 && !strncmp(e[n], name, nl) && e[n][nl] == '=') at = n;
+  size_t vec = (n + 2) * sizeof(char *);
+  char **env = vkm_plat_map(vec + nl + vl + 2);
+  if (!env) {
+    setenv(name, value, 1);
+    return;
+  }
+  char *str = (char *)env + vec;
+  memcpy(str, name, nl);
+  str[nl] = '=';
+  memcpy(str + nl + 1, value, vl + 1);
+  if (n) memcpy(env, cur, n * sizeof(char *));
+  if (at != (size_t)-1) env[at] = str; /* where setenv would have put it */
+  else env[n++] = str;
+  env[n] = NULL;
+  vkm_plat_set_environ(env);
 }
 
 /* The environment for the agent: the program's, without LD_PRELOAD (the
@@ -187,7 +215,7 @@ static int spawn_agent(int segfd, int pidfd) {
     return -1;
   }
   snprintf(agent_sock, sizeof agent_sock, "%s", path);
-  setenv("VALKMEM_AGENT_SOCK", path, 1);
+  vkm_env_set("VALKMEM_AGENT_SOCK", path);
   return 0;
 }
 
@@ -262,8 +290,9 @@ void vkm_link_at_exit(int code) {
   }
   if (!handed || !vkm_config.report[0] || !report_due_here()) return;
   /* The agent forks a worker for this process when it receives the
-   * segment; a process that ends at once may get here first. A worker
-   * that could not open its socket writes "-". */
+   * segment; a process that ends at once may get here first. agent_sock
+   * says what to do (segment.h): a path, or "-" (no wait: no report due,
+   * or no socket) or "!" (the worker has stopped). */
   char path[sizeof vkm_seg->agent_sock];
   for (int i = 0; i < 2000; i++) {
     memcpy(path, vkm_seg->agent_sock, sizeof path);
@@ -272,5 +301,5 @@ void vkm_link_at_exit(int code) {
     struct timespec ts = {0, 1000 * 1000};
     nanosleep(&ts, NULL);
   }
-  if (path[0] && path[0] != '-') send_hello(path, VKM_HELLO_FINAL, NULL, 0, 1, 30000);
+  if (path[0] && path[0] != '-' && path[0] != '!') send_hello(path, VKM_HELLO_FINAL, NULL, 0, 1, 30000);
 }

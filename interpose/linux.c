@@ -16,7 +16,41 @@
 #include <time.h>
 #include <unistd.h>
 
-void *vkm_plat_next(const char *name) { return dlsym(RTLD_NEXT, name); }
+
+/* What the program's own reference would bind to. Its references are
+ * versioned (malloc@GLIBC_2.2.5), and a library may define only such a
+ * non-default version: glibc's libc_malloc_debug.so (MALLOC_CHECK_, mtrace)
+ * does, so dlsym, which takes default versions only, skipped it for libc's
+ * malloc and the debugging was silently off under the shim. So when dlsym
+ * lands in libc, the same lookup by version decides (dlvsym does not take
+ * the unversioned symbols of jemalloc or tcmalloc: those dlsym finds). */
+void *vkm_plat_next(const char *name) {
+  void *p = dlsym(RTLD_NEXT, name);
+  /* Absent (nallocx where the allocator has none): the program must not
+   * find our lookup's message in its dlerror(), nor its buffer on its heap
+   * (the second call frees what the first returned). */
+  if (!p) {
+    dlerror();
+    dlerror();
+  }
+  /* The version glibc gives the symbol on this ABI: exactly, for a lookup
+   * that fails leaves its dlerror string on the program's heap. */
+#if defined(__GLIBC__) && (defined(__x86_64__) || defined(__aarch64__))
+#if defined(__x86_64__)
+  const char *ver = !strcmp(name, "aligned_alloc") ? "GLIBC_2.16" : "GLIBC_2.2.5";
+#else
+  const char *ver = "GLIBC_2.17"; /* aarch64's base, aligned_alloc's too */
+#endif
+  if (!strcmp(name, "reallocarray")) ver = "GLIBC_2.26";
+  if (p && vkm_plat_is_libc_malloc(p)) {
+    void *v = dlvsym(RTLD_NEXT, name, ver);
+    if (v) return v;
+    dlerror();
+    dlerror();
+  }
+#endif
+  return p;
+}
 
 /* The loaded object holding addr, by its PT_LOAD segments: what dladdr
  * answers without dladdr's search for the nearest symbol, a linear walk of
@@ -214,6 +248,7 @@ void vkm_plat_modules_counts(uint64_t *adds, uint64_t *subs) {
  * ------------------------------------------------------------------------- */
 extern char **environ;
 char **vkm_plat_environ(void) { return environ; }
+void vkm_plat_set_environ(char **env) { environ = env; }
 
 const char *vkm_plat_preload_var(void) { return "LD_PRELOAD"; }
 

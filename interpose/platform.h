@@ -99,6 +99,8 @@ void vkm_plat_modules_counts(uint64_t *adds, uint64_t *subs);
 /* The process's environment (environ; a macOS shared library reaches it
  * through _NSGetEnviron). */
 char **vkm_plat_environ(void);
+/* Makes env the process's environment (what setenv would leave). */
+void vkm_plat_set_environ(char **env);
 /* The environment variable the loader preloads libraries from. */
 const char *vkm_plat_preload_var(void);
 /* Runs fn(code, arg) at exit() with the code exit() was given (on_exit on

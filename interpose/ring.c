@@ -113,12 +113,26 @@ void vkm_rings_init(void) {
   if (!vkm_seg->orphan_ring_off) vkm_seg->orphan_ring_off = ring_new(vkm_config.exact ? ring_bytes * 16 : ring_bytes * 4);
 }
 
+/* A wait went unanswered: the agent is gone (killed, crashed). Waiting
+ * ~5 s for each later event would hang the program for good, so a full
+ * ring whose wake-up the agent never took (it clears `woke` when it
+ * drains) drops at once until the agent is seen draining again. */
+static int agent_silent;
+
 /* Writes one record; in exact mode waits for the agent while the ring is
  * full (up to ~5 s: an agent that is gone must not hang the program). */
 static void put_or_wait(vkm_ring_t *r, const vkm_event_t *ev, const void *extra, size_t extra_len) {
   if (ring_put(r, ev, extra, extra_len)) return;
   int ok = 0;
-  if (vkm_config.exact && vkm_config.agent) {
+  if (vkm_config.exact && vkm_config.agent && __atomic_load_n(&agent_silent, __ATOMIC_RELAXED)) {
+    if (__atomic_load_n(&r->woke, __ATOMIC_ACQUIRE)) {
+      __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
+      return;
+    }
+    __atomic_store_n(&agent_silent, 0, __ATOMIC_RELAXED);
+  }
+  /* "!": the worker stopped while we live on (the gate's agent is done). */
+  if (vkm_config.exact && vkm_config.agent && __atomic_load_n(&vkm_seg->agent_sock[0], __ATOMIC_ACQUIRE) != '!') {
     __atomic_add_fetch(&vkm_seg->producers_waiting, 1, __ATOMIC_RELAXED);
     wake_agent(r);
     for (int i = 0; i < 100000 && !ok; i++) {
@@ -126,6 +140,7 @@ static void put_or_wait(vkm_ring_t *r, const vkm_event_t *ev, const void *extra,
       ok = ring_put(r, ev, extra, extra_len);
     }
     __atomic_sub_fetch(&vkm_seg->producers_waiting, 1, __ATOMIC_RELAXED);
+    if (!ok) __atomic_store_n(&agent_silent, 1, __ATOMIC_RELAXED);
   }
   if (!ok) __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
 }

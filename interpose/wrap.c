@@ -268,10 +268,13 @@ VKM_WRAP void *VKM_FN(calloc)(size_t a, size_t b) {
   }
   void *p = vkm_real.calloc(a, b);
   if (vkm_unlikely(overflow)) {
-    /* The real calloc has already refused (ENOMEM); count the failure. */
-    if (p) vkm_real.free(p);
+    /* The real calloc has already refused; count the failure. errno is
+     * the allocator's (tcmalloc leaves it alone), unless it said yes. */
     VKM_OWN_ADD(ts->c.failed_count, 1);
-    errno = ENOMEM;
+    if (p) {
+      vkm_real.free(p);
+      errno = ENOMEM;
+    }
     return NULL;
   }
   return record_result(ts, p, req);

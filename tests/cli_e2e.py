@@ -283,6 +283,57 @@ if case("gate-baseline"):
 # ---------------------------------------------------------------------------
 # gate: crash, config, outputs
 # ---------------------------------------------------------------------------
+if case("gate-baseline-rss"):
+    # A baseline whose peak RSS was never measured (0: the process died
+    # before the agent's first sample) is no reason to fail every later run.
+    rc, out, err = run(["gate", "--report", "rss0.json", "--", prog("gate_clean")])
+    doc = load("rss0.json")
+    doc["peak"]["rss_bytes"] = 0
+    base = write("rss0-base.json", json.dumps(doc))
+    rc, out, err = run(["gate", "--baseline", base, "--", prog("gate_clean")])
+    check(rc == 0 and "baseline:rss" not in err, "a baseline with peak RSS 0 is not compared on RSS", show(rc, out, err))
+
+if case("gate-daemon"):
+    # A process the command leaves running (a daemon, `cmd &`) is not
+    # waited for, as a shell would not: the gate reads its last checkpoint
+    # and returns; the daemon runs on (exact mode, nobody draining) and
+    # ends with its own output.
+    import signal, time
+    for f in ("daemon.out", "daemon.pid"):
+        if os.path.exists(os.path.join(W, f)):
+            os.unlink(os.path.join(W, f))
+    daemon = f"{prog('proc_prog')} churn 6000 300000 > daemon.out 2>&1 & echo $! > daemon.pid"
+    try:
+        rc, out, err = run(["gate", "--max-leak", "1MB", "--report", "daemon.json", "--", "sh", "-c", daemon], timeout=60)
+    except subprocess.TimeoutExpired:
+        rc, out, err = None, "", "(timed out after 60 s)"
+    pid = int(open(os.path.join(W, "daemon.pid")).read())
+
+    def running(pid):  # a zombie (not reaped by whoever adopted it) has ended
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+    alive = running(pid)
+    check(rc == 0 and alive, "gate returns while the daemon it left still runs", show(rc, out, err))
+    check("proc_prog" in err and "checkpoint" in err, "the daemon is checked from its last checkpoint", err)
+    for _ in range(600):
+        if not running(pid):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    check(open(os.path.join(W, "daemon.out")).read() == "done\n", "the daemon ran to its end (limit 60 s)",
+          open(os.path.join(W, "daemon.out")).read())
+
+if case("gate-rss-unmeasured"):
+    # A process that dies at once (SIGSEGV before the agent's first sample)
+    # has no peak RSS: --max-rss must not pass silently on "0 B".
+    rc, out, err = run(["gate", "--max-rss", "1KB", "--", prog("gate_exit"), "0", "11"])
+    check("peak RSS 0 B" not in err or "not measured" in err,
+          "a peak RSS of 0 B is said to be no measurement", show(rc, out, err))
+
 if case("gate-crash"):
     rc, out, err = run(["gate", "--max-leak", "0", "--junit", "crash.xml", "--", prog("gate_crash")])
     check(rc == 3, "a crashed command with a leak in its last checkpoint fails", show(rc, out, err))
@@ -424,11 +475,30 @@ if case("errors"):
         (["view", badjson], ["bad.json", "line 3"]),
         (["view", notreport], ["notreport.json", "schema"]),
         (["view", notreport, "--listen", "localhost:http"], ["--listen", "localhost:http"]),
+        (["view", write("ok.json", '{"schema": "valkmem.report/1", "totals": {}}'), "--listen", "999.1.1.1:8080"],
+         ["--listen", "999.1.1.1:8080", "numeric"]),
+        (["view", "ok.json", "--listen", "10.1.2.3:8080"], ["--listen", "10.1.2.3:8080", "VALKMEM_TOKEN"]),
+        # Unwritable outputs are said before the command runs (it would
+        # write "ran" into ran.txt).
+        (["gate", "--report", "nodir/r.json", "--", "sh", "-c", "echo ran > ran.txt"], ["report", "nodir/r.json", "No such file"]),
+        (["gate", "--junit", ".", "--", "sh", "-c", "echo ran > ran.txt"], ["JUnit", "Is a directory"]),
+        (["gate", "--benchmark-json", "/nonexistent/b.json", "--", "sh", "-c", "echo ran > ran.txt"], ["benchmark", "/nonexistent/b.json"]),
+        (["run", "--report", "nodir/r.json", "--", "sh", "-c", "echo ran > ran.txt"], ["report", "nodir/r.json", "No such file"]),
     ]
+    # A baseline without the figures it is compared on (they would read as 0).
+    full = None
+    rc, out, err = run(["gate", "--report", "full.json", "--", prog("gate_clean")])
+    if check(rc == 0, "gate --report full.json (for the baselines below)", show(rc, out, err)):
+        full = load("full.json")
+        for sec in ("peak", "live"):
+            doc = {k: v for k, v in full.items() if k != sec}
+            errs.append((["gate", "--baseline", write(f"no-{sec}.json", json.dumps(doc))] + T,
+                         ["baseline", f"no-{sec}.json", f'"{sec}"']))
     for argv, needles in errs:
         rc, out, err = run(argv)
         ok = rc == 2 and all(n in err for n in needles) and "valkmem: error:" in err
         check(ok, f"exit 2 naming {needles}: valkmem {' '.join(argv)}", show(rc, out, err))
+    check(not os.path.exists(os.path.join(W, "ran.txt")), "no command ran when an output was unwritable")
     for libval, needle in (("/nonexistent/libvalkmem.so", "No such file"), ("/etc/hostname", "not an ELF")):
         rc, out, err = run(["run", "--", "true"], env=base_env(VALKMEM_LIB=libval))
         check(rc == 2 and "VALKMEM_LIB" in err and needle in err, f"unusable VALKMEM_LIB {libval}: exit 2",
@@ -440,6 +510,24 @@ if case("errors"):
     for c in ("run", "gate", "diff", "export", "view"):
         rc, out, err = run([c, "--help"])
         check(rc == 0 and out.startswith("usage: valkmem " + c), f"valkmem {c} --help", show(rc, out, err))
+
+# ---------------------------------------------------------------------------
+# config-env: a bad VALKMEM_* value is said once (name, value, what happens),
+# under valkmem run on its stderr; the program runs unchanged
+# ---------------------------------------------------------------------------
+if case("config-env"):
+    for var, val, needles in (("VALKMEM_SAMPLE_BYTES", "abc", ["not valid", "default"]),
+                              ("VALKMEM_SAMPLE_BYTES", "99999999999999999999999", ["not valid", "default"]),
+                              ("VALKMEM_SAMPLE_BYTES", "17179869184g", ["not valid", "default"]),
+                              ("VALKMEM_MAX_FRAMES", "0", ["out of range", "1-256"]),
+                              ("VALKMEM_MAX_FRAMES", "999", ["out of range", "1-256"]),
+                              ("VALKMEM_TICK_MS", "5", ["minimum", "10"]),
+                              ("VALKMEM_FOLLOW_FORK", "maybe", ["not valid"])):
+        rc, out, err = run(["run", "--no-http", "--quiet", "--", prog("gate_exit"), "4"],
+                           env=base_env(**{var: val}))
+        check(rc == 4 and f"{var}={val}" in err and all(n in err for n in needles)
+              and len([l for l in err.splitlines() if var in l]) == 1,
+              f"{var}={val}: one warning naming it ({needles}), exit status unchanged", show(rc, out, err))
 
 # ---------------------------------------------------------------------------
 # run: exit status passthrough and summary
@@ -462,6 +550,38 @@ if case("run"):
                        env=base_env(LD_PRELOAD="libm.so.6"))
     check(rc == 3 and os.path.getsize(os.path.join(W, "pre.json")) > 0,
           "run keeps an existing LD_PRELOAD and still writes the report", show(rc, out, err))
+
+    # --report with %p: the summary is the started process's report (the
+    # agent writes one per process); %% is a '%'; another escape is said.
+    import glob
+    for pat, made in (("rp-%p.json", "rp-{pid}.json"), ("rpct%%p-%p.json", "rpct%p-{pid}.json"),
+                      ("rq%q.json", "rq%q.json")):
+        rc, out, err = run(["run", "--no-http", "--report", pat, "--", prog("gate_exit"), "5"])
+        files = sorted(os.path.basename(f) for f in glob.glob(os.path.join(W, pat.split("%")[0] + "*")))
+        pids = [f[len(made.split("{")[0]):-len(made.split("}")[1])] for f in files] if "{pid}" in made else []
+        check(rc == 5 and "valkmem summary" in err and "no report was written" not in err
+              and len(files) == 1 and (files[0] == made or (pids and pids[0].isdigit() and files[0] == made.format(pid=pids[0]))),
+              f"run --report {pat}: one file {made}, and its summary", show(rc, out, err) + f"\nfiles: {files}")
+        check(("not an escape" in err and "%q" in err) == (pat == "rq%q.json"),
+              f"run --report {pat}: an unknown escape (only) is said", err)
+        check(pat == "rq%q.json" or f"report: {made.format(pid=pids[0] if pids else '')}" in err,
+              f"run --report {pat}: the summary names the file written", err)
+
+    # `nohup valkmem run -- CMD`: CMD starts with SIGHUP (and an ignored
+    # SIGTERM) ignored, as it does under nohup alone.
+    def ignore_hup_term():
+        import signal
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    show_ign = ["sh", "-c", "grep -E '^Sig(Ign|Cgt)' /proc/self/status"]
+    plain = subprocess.run(show_ign, env=base_env(), cwd=W, capture_output=True, text=True, timeout=60,
+                           preexec_fn=ignore_hup_term)
+    for sub in ("run", "gate"):
+        p = subprocess.run([CLI, sub, "--no-http" if sub == "run" else "--sampled", "--"] + show_ign, env=base_env(),
+                           cwd=W, capture_output=True, text=True, timeout=60, preexec_fn=ignore_hup_term)
+        check(p.returncode == 0 and p.stdout == plain.stdout,
+              f"{sub}: signals ignored when valkmem started (nohup) stay ignored in the command",
+              f"without valkmem:\n{plain.stdout}with valkmem {sub}:\n{p.stdout}{p.stderr}")
 
 # ---------------------------------------------------------------------------
 # the library search: next to the executable, ../lib*/ (multiarch too)

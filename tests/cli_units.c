@@ -156,6 +156,11 @@ static void test_suppressions(void) {
   CHECK(vkm_supp_parse(&l, bad2, strlen(bad2), "s.supp", err, sizeof err) < 0);
   CHECK(strstr(err, "line 3") != NULL);
   CHECK(strstr(err, "empty pattern") != NULL);
+  const char *bom = "\xef\xbb\xbfleak:leaky_put\n";
+  vkm_supp_list_t lb = {0};
+  CHECK_EQ(vkm_supp_parse(&lb, bom, strlen(bom), "bom.supp", err, sizeof err), 0);
+  CHECK_EQ(lb.n, 1);
+  if (lb.n == 1) CHECK_STREQ(lb.v[0].pattern, "leaky_put");
   const char *bad3 = "leaky_put\n";
   CHECK(vkm_supp_parse(&l, bad3, strlen(bad3), "s.supp", err, sizeof err) < 0);
   CHECK(strstr(err, "line 1") != NULL);
@@ -331,6 +336,8 @@ static void test_report_import(void) {
   } bad[] = {
       {"{\"totals\":{}}", "schema"},
       {"{\"schema\":\"other/1\",\"totals\":{}}", "valkmem."},
+      {"{\"schema\":\"valkmem.report/2\",\"totals\":{}}", "unsupported"},
+      {"{\"schema\":\"valkmem.\",\"totals\":{}}", "unsupported"},
       {"{\"schema\":5}", "schema"},
       {"{\"schema\":\"valkmem.report/1\"}", "totals"},
       {"{\"schema\":\"valkmem.report/1\",\"totals\":[]}", "totals"},

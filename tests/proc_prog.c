@@ -16,14 +16,26 @@
  *   closed02 DIR       started with 0 and 2 closed: two files must get 0 and 2
  *   plant K            K never-freed blocks of 1000 + 16 i bytes, "ready",
  *                      then sleeps (the driver kills it)
- *   exit CODE          a few allocations, then exit(CODE) */
+ *   exit CODE          a few allocations, then exit(CODE)
+ *   churn MS N         sleeps MS ms, then N malloc/free pairs (64 blocks
+ *                      kept at a time), then "done"
+ *   usable             malloc_usable_size of blocks from each allocation
+ *                      function (MALLOC_CHECK_=3 makes it the request)
+ *   overflow           calloc, reallocarray and malloc of impossible
+ *                      sizes: the result and errno, as the allocator left it
+ *   heap               the malloc heap at main (mallinfo2: nothing in use
+ *                      yet), then the usable size of an aligned block,
+ *                      which depends on where the heap's top is */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +235,59 @@ static int mode_exit(int code) {
   exit(code);
 }
 
+static int mode_churn(long ms, long n) {
+  void *keep[64] = {0};
+  sleep_ms(ms);
+  for (long i = 0; i < n; i++) {
+    free(keep[i % 64]);
+    keep[i % 64] = malloc(100 + (size_t)(i % 50));
+  }
+  for (int k = 0; k < 64; k++) free(keep[k]);
+  printf("done\n");
+  return 0;
+}
+
+static int mode_usable(void) {
+  void *p[7];
+  p[0] = malloc(100);
+  p[1] = calloc(10, 10);
+  p[2] = realloc(malloc(50), 200);
+  p[3] = aligned_alloc(64, 100);
+  p[4] = memalign(256, 100);
+  if (posix_memalign(&p[5], 128, 100) != 0) p[5] = NULL;
+  p[6] = valloc(100);
+  for (int i = 0; i < 7; i++) {
+    printf("%zu\n", malloc_usable_size(p[i]));
+    free(p[i]);
+  }
+  printf("dlerror at the end: %s\n", dlerror() ? "set" : "none");
+  return 0;
+}
+
+static int mode_overflow(void) {
+  volatile size_t half = SIZE_MAX / 2, huge = SIZE_MAX - 4096;
+  errno = 0;
+  void *p = calloc(half, 4);
+  printf("calloc(SIZE_MAX / 2, 4): %s, errno %d\n", p ? "a block" : "NULL", errno);
+  errno = 0;
+  p = reallocarray(NULL, half, 4);
+  printf("reallocarray(NULL, SIZE_MAX / 2, 4): %s, errno %d\n", p ? "a block" : "NULL", errno);
+  errno = 0;
+  p = malloc(huge);
+  printf("malloc(SIZE_MAX - 4096): %s, errno %d\n", p ? "a block" : "NULL", errno);
+  return 0;
+}
+
+static int mode_heap(void) {
+  struct mallinfo2 mi = mallinfo2();
+  void *a = malloc(100), *b = aligned_alloc(64, 100);
+  printf("at main: arena %zu, in use %zu in %zu mmapped\n", mi.arena, mi.uordblks, mi.hblks);
+  printf("aligned_alloc(64, 100) after malloc(100): usable %zu\n", malloc_usable_size(b));
+  free(a);
+  free(b);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *m = argc > 1 ? argv[1] : "";
   const char *arg = argc > 2 ? argv[2] : "";
@@ -236,6 +301,10 @@ int main(int argc, char **argv) {
   if (!strcmp(m, "closed02")) return mode_closed02(arg);
   if (!strcmp(m, "plant")) return mode_plant(atoi(arg));
   if (!strcmp(m, "exit")) return mode_exit(atoi(arg));
+  if (!strcmp(m, "heap")) return mode_heap();
+  if (!strcmp(m, "overflow")) return mode_overflow();
+  if (!strcmp(m, "usable")) return mode_usable();
+  if (!strcmp(m, "churn")) return mode_churn(atol(arg), argc > 3 ? atol(argv[3]) : 0);
   fprintf(stderr, "proc_prog: unknown mode '%s'\n", m);
   return 64;
 }

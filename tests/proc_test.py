@@ -260,6 +260,105 @@ def case_stderr_clean():
         same(plain, shim, "%s with stdout and stderr as pipes, default settings" % " ".join(argv))
 
 
+def case_heap_untouched():
+    """The recorder takes nothing from the program's heap before main, also
+    in the process that starts the tree's agent (and sets
+    VALKMEM_AGENT_SOCK for its descendants) and with VALKMEM_FOLLOW_EXEC=0
+    (which rewrites LD_PRELOAD)."""
+    plain = run([PROG, "heap"], base_env())
+    check(plain.rc == 0 and plain.out.startswith(b"at main: arena 0, in use 0"),
+          "without the shim nothing is allocated before main (test program sanity): %r" % plain)
+    for extra in ({}, {"VALKMEM_FOLLOW_EXEC": "0"}, {"VALKMEM_REPORT": os.path.join(mkdir("heap"), "r.json")}):
+        shim = run([PROG, "heap"], shim_env(**extra))
+        same(plain, shim, "the heap at main and an aligned block's usable size (%s)" % (extra or "default settings"))
+
+
+def case_alloc_errno():
+    """An allocation that cannot be had returns what the allocator returned,
+    with the errno it set: glibc's, and jemalloc's or tcmalloc's preloaded
+    behind the shim (tcmalloc's calloc leaves errno alone on overflow)."""
+    libdir = "/usr/lib/x86_64-linux-gnu"
+    for alloc in ["", libdir + "/libjemalloc.so.2", libdir + "/libtcmalloc_minimal.so.4"]:
+        if alloc and not os.path.exists(alloc):
+            print("NOTE: %s not installed, not compared" % alloc)
+            continue
+        env = base_env(LD_PRELOAD=alloc) if alloc else base_env()
+        plain = run([PROG, "overflow"], env)
+        shim = run([PROG, "overflow"], base_env(LD_PRELOAD=LIB + (":" + alloc if alloc else ""), VALKMEM_HTTP="0"))
+        same(plain, shim, "impossible allocations under %s" % (os.path.basename(alloc) or "glibc"))
+
+
+def case_malloc_debug():
+    """glibc's malloc debugging (libc_malloc_debug.so preloaded, MALLOC_CHECK_=3)
+    stays on under the shim: it defines its malloc only under a non-default
+    symbol version, which the program binds to and a plain dlsym skips.
+    With it, malloc_usable_size is the size requested."""
+    dbg = [d for d in ("/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0", "/lib64/libc_malloc_debug.so.0",
+                       "/usr/lib/aarch64-linux-gnu/libc_malloc_debug.so.0") if os.path.exists(d)]
+    if not dbg:
+        skip("no libc_malloc_debug.so.0 (glibc < 2.34)")
+    plain = run([PROG, "usable"], base_env(LD_PRELOAD=dbg[0], MALLOC_CHECK_="3"))
+    check(plain.out.startswith(b"100\n100\n200\n"), "MALLOC_CHECK_=3 without the shim: usable = requested (sanity): %r" % plain)
+    shim = run([PROG, "usable"], base_env(LD_PRELOAD=LIB + ":" + dbg[0], MALLOC_CHECK_="3", VALKMEM_HTTP="0"))
+    same(plain, shim, "usable sizes under MALLOC_CHECK_=3 with libc_malloc_debug.so behind the shim")
+    plain = run([PROG, "usable"], base_env())
+    shim = run([PROG, "usable"], base_env(LD_PRELOAD=LIB, VALKMEM_HTTP="0"))
+    same(plain, shim, "usable sizes with glibc's malloc")
+
+
+def agent_pids(spawner_pid):
+    """The agent a recorder started (agentd and its workers): their command
+    line names the socket, which carries the spawning process's pid."""
+    tag = ("agent-%010d-" % spawner_pid).encode()
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if b"--from-recorder" in cmd and tag in cmd:
+                pids.append(int(d))
+    return pids
+
+
+def case_agent_gone():
+    """Exact mode waits while a ring is full, for the agent to drain it. When
+    the agent is gone (killed, crashed) the program must still end: one
+    bounded wait, then events are dropped, not waited for one by one."""
+    n = 300000
+    plain = run([PROG, "churn", "0", n], base_env())
+    check_eq(plain.out, b"done\n", "without the shim (sanity)")
+    p = subprocess.Popen([PROG, "churn", "1500", str(n)], env=shim_env(VALKMEM_SAMPLE_BYTES="1", VALKMEM_HTTP="0"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                         preexec_fn=default_signals)
+    pids = []
+    for _ in range(100):
+        pids = agent_pids(p.pid)
+        if pids:
+            break
+        time.sleep(0.01)
+    if not check(pids, "the program's agent was found (socket named after pid %d)" % p.pid):
+        killpg(p.pid)
+        p.communicate()
+        return
+    time.sleep(0.2)  # the worker is forked once the segment arrives
+    for pid in set(pids + agent_pids(p.pid)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        out, err = p.communicate(timeout=50)
+        res = Result(p.returncode, out, err, False)
+    except subprocess.TimeoutExpired:
+        killpg(p.pid)
+        out, err = p.communicate()
+        res = Result(p.returncode, out, err, True)
+    same(plain, res, "exact mode, %d allocations after its agent was killed (limit 50 s; without the shim 0.1 s)" % n)
+
+
 BASH_FD5 = 'exec 5>OUT; for i in $(seq 200); do echo line$i >&5; done; exec 5>&-'
 
 
@@ -747,7 +846,9 @@ def case_report_at_exit():
 CASES = {"tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
          "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
-         "gate_tree": case_gate_tree, "chromium": case_chromium, "report_at_exit": case_report_at_exit}
+         "gate_tree": case_gate_tree, "chromium": case_chromium, "report_at_exit": case_report_at_exit,
+         "heap_untouched": case_heap_untouched, "agent_gone": case_agent_gone, "alloc_errno": case_alloc_errno,
+         "malloc_debug": case_malloc_debug}
 if CASE not in CASES:
     print("unknown case %r (cases: %s)" % (CASE, " ".join(CASES)), file=sys.stderr)
     sys.exit(2)

@@ -59,6 +59,7 @@ cJSON *vkm_cli_json_load(const char *what, const char *path);
 
 /* Writes a whole file atomically (temp + rename). 0 or -errno (said). */
 int vkm_cli_write_file(const char *what, const char *path, const void *data, size_t len);
+int vkm_cli_check_writable(const char *what, const char *path); /* before the command runs */
 
 /* Growable string buffer. */
 typedef struct vkm_buf_s {
@@ -110,6 +111,9 @@ typedef struct vkm_child_s {
  * in env set (a VALUE-less "NAME" unsets). While it runs, SIGINT/SIGQUIT are
  * ignored here (the terminal delivers them to the child) and SIGTERM/SIGHUP
  * are forwarded. 0, or -errno when fork failed. */
+/* valkmem gate: processes still running this long after the command ended
+ * are not waited for (vkm_agentd_t.orphan_ms); 0 (run): wait for them. */
+extern int vkm_launch_orphan_ms;
 int vkm_run_child(const char *lib, char *const argv[], const char *const env[], vkm_child_t *out);
 const char *vkm_signal_name(int sig);
 

@@ -485,7 +485,18 @@ int vkm_cmd_gate(int argc, char **argv) {
   }
   if (o.have_tolerance && !o.baseline) vkm_cli_warn("gate: --tolerance has no effect without --baseline");
   if (o.baseline && vkm_report_load("baseline", o.baseline, &base) < 0) goto out;
+  /* Absent figures read as 0, and every run would "grow" past a 0. */
+  for (const char *const *sec = (const char *const[]){"totals", "live", "peak", NULL}; o.baseline && *sec; sec++)
+    if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(base.root, *sec))) {
+      vkm_cli_err("malformed baseline %s: no \"%s\" object (a baseline needs totals, live and peak: a report "
+                  "from VALKMEM_REPORT or valkmem gate --report)", o.baseline, *sec);
+      goto out;
+    }
   if (o.baseline && base_tree_load(o.baseline, &base, &btree) < 0) goto out;
+  /* An output that cannot be written is said now, not after a long run. */
+  if (o.report && vkm_cli_check_writable("report", o.report) < 0) goto out;
+  if (o.junit && vkm_cli_check_writable("JUnit file", o.junit) < 0) goto out;
+  if (o.benchmark_json && vkm_cli_check_writable("benchmark JSON", o.benchmark_json) < 0) goto out;
 
   char lib[PATH_MAX];
   if (vkm_find_library(lib, sizeof lib) < 0) goto out;
@@ -502,6 +513,7 @@ int vkm_cmd_gate(int argc, char **argv) {
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   run.argv = argv + cmd;
+  vkm_launch_orphan_ms = 2000; /* a daemon the command leaves behind: its last checkpoint */
   int rc = vkm_run_child(lib, argv + cmd, env, &run.child);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;

@@ -268,6 +268,9 @@ void vkm_gate_evaluate(const vkm_gate_opts_t *o, vkm_supp_list_t *supp, vkm_repo
     c->measured = measured[id];
     c->limit = o->limit[id];
     finish(res, c);
+    if (id == VKM_LIM_RSS && c->measured == 0) /* no process has 0 resident bytes */
+      snprintf(c->detail, sizeof c->detail, "      peak RSS was not measured: the process ended (a signal, _exit) "
+               "before the agent's first sample, so this check holds for want of a number\n");
     if (c->ok) continue;
     switch (id) {
     case VKM_LIM_PEAK:
@@ -323,6 +326,9 @@ void vkm_gate_evaluate(const vkm_gate_opts_t *o, vkm_supp_list_t *supp, vkm_repo
       [VKM_LIM_ALLOC_BYTES] = baseline->alloc_bytes,
   };
   for (size_t k = 0; k < sizeof bm / sizeof bm[0]; k++) {
+    /* A peak RSS of 0 was never measured (the process ended before the
+     * agent's first sample): nothing to grow from. */
+    if (bm[k].lim == VKM_LIM_RSS && old[VKM_LIM_RSS] == 0) continue;
     vkm_check_t *c = add_check(res);
     snprintf(c->name, sizeof c->name, "%s", bm[k].name);
     snprintf(c->what, sizeof c->what, "%s", bm[k].what);

@@ -180,7 +180,7 @@ static void print_checks(vkm_buf_t *b, const char *indent, const vkm_gate_result
     vkm_buf_printf(b, "%s%s ", indent, c->ok ? "ok  " : "FAIL");
     check_line(b, c);
     vkm_buf_printf(b, "\n");
-    if (!c->ok && c->detail[0]) put_indented(b, detail_prefix, c->detail);
+    if (c->detail[0]) put_indented(b, detail_prefix, c->detail); /* an ok check's: what it rests on */
   }
 }
 

@@ -189,6 +189,7 @@ void vkm_temp_dir_remove(const char *dir) {
  * Running the child
  * ------------------------------------------------------------------------- */
 static volatile sig_atomic_t child_pid;
+int vkm_launch_orphan_ms;
 
 static void forward_signal(int sig) {
   if (child_pid > 0) kill((pid_t)child_pid, sig);
@@ -264,7 +265,7 @@ static int agent_start(agent_t *a) {
     close(done[1]);
     signal(SIGINT, SIG_IGN); /* the command's Ctrl-C; the agent writes its reports */
     vkm_agentd_t d = {.listen_fd = ls, .sock_path = a->sock, .first_seg_fd = -1, .first_pid_fd = -1,
-                      .done_fd = done[0]};
+                      .done_fd = done[0], .orphan_ms = vkm_launch_orphan_ms};
     _exit(vkm_agentd_run(&d));
   }
   close(ls);
@@ -306,6 +307,9 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
   sigaction(SIGQUIT, &ign, &old_quit);
   sigaction(SIGTERM, &fwd, &old_term);
   sigaction(SIGHUP, &fwd, &old_hup);
+  /* Ignored when we started (nohup): stays ignored, not forwarded. */
+  if (old_term.sa_handler == SIG_IGN) sigaction(SIGTERM, &old_term, NULL);
+  if (old_hup.sa_handler == SIG_IGN) sigaction(SIGHUP, &old_hup, NULL);
   pid_t pid = fork();
   if (pid < 0) {
     int e = errno;
@@ -319,10 +323,13 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
     return -e;
   }
   if (pid == 0) {
+    /* The dispositions valkmem was started with: `nohup valkmem run`
+     * must leave SIGHUP ignored in the command, as nohup alone does
+     * (exec resets our forwarding handlers to SIG_DFL anyway). */
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGQUIT, &old_quit, NULL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
     close(pfd[0]);
     if (preload) setenv(vkm_sys_preload_var(), preload, 1);
     if (lib && arc == 0) setenv("VALKMEM_AGENT_SOCK", agent.sock, 1);

@@ -18,7 +18,11 @@ const char *vkm_schema_problem(const cJSON *root) {
   if (!s) return "no \"schema\" field (not a valkmem report)";
   if (!cJSON_IsString(s)) return "\"schema\" is not a string";
   if (strncmp(s->valuestring, "valkmem.", 8) != 0) return "\"schema\" does not start with \"valkmem.\"";
-  return NULL;
+  /* Another version's fields may mean other things: not read as ours. */
+  static const char *const known[] = {"valkmem.report/1", "valkmem.snapshot/1", "valkmem.export/1"};
+  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+    if (strcmp(s->valuestring, known[i]) == 0) return NULL;
+  return "unsupported \"schema\" (this valkmem reads valkmem.report/1, valkmem.snapshot/1 and valkmem.export/1)";
 }
 
 /* Reads obj[key] as a non-negative integer into *out. Absent: 0. */

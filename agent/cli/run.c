@@ -153,6 +153,18 @@ void vkm_print_summary(FILE *f, const vkm_report_t *r) {
     fprintf(f, "  note: %llu sampling events dropped\n", (unsigned long long)r->dropped_events);
 }
 
+/* The file the agent writes for the started process: --report with %p
+ * as its pid and %% as '%' (agent.c, expand_path). */
+static void report_of(const char *pattern, int pid, char *out, size_t cap) {
+  size_t n = 0;
+  for (const char *s = pattern; *s && n + 1 < cap; s++) {
+    if (s[0] == '%' && s[1] == 'p') n += (size_t)snprintf(out + n, cap - n, "%d", pid), s++;
+    else if (s[0] == '%' && s[1] == '%') out[n++] = '%', s++;
+    else out[n++] = *s;
+  }
+  out[n < cap ? n : cap - 1] = 0;
+}
+
 int vkm_cmd_run(int argc, char **argv) {
   const char *report = NULL;
   char sample[32] = "";
@@ -206,6 +218,7 @@ int vkm_cmd_run(int argc, char **argv) {
     if (vkm_temp_report(tmp, sizeof tmp) < 0) return VKM_EXIT_USAGE;
     report = tmp;
   } else {
+    if (vkm_cli_check_writable("report", report) < 0) return VKM_EXIT_USAGE;
     unlink(report); /* an old report must not pass for this run's */
   }
   char env_report[PATH_MAX + 32], env_sample[64];
@@ -238,6 +251,9 @@ int vkm_cmd_run(int argc, char **argv) {
       fprintf(stderr, "valkmem: %s exited with %d\n", argv[i], child.exit_code);
     char *text = NULL;
     size_t len = 0;
+    char root_report[PATH_MAX];
+    report_of(report, child.pid, root_report, sizeof root_report);
+    report = root_report;
     if (vkm_cli_slurp(report, &text, &len) < 0 || len == 0) {
       vkm_cli_warn("run: no report was written to %s (was the program statically linked, or "
                    "VALKMEM_DISABLE set?)", report);

@@ -83,6 +83,9 @@ int vkm_supp_parse(vkm_supp_list_t *l, const char *text, size_t len, const char 
                    size_t errlen) {
   size_t lineno = 0;
   const char *p = text, *end = text + len;
+  /* A UTF-8 byte order mark (editors on Windows write one) is not part of
+   * the first line: it would read as an unknown type "\xef\xbb\xbfleak". */
+  if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) p += 3;
   while (p < end) {
     lineno++;
     const char *nl = memchr(p, '\n', (size_t)(end - p));

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,31 @@ int vkm_cli_slurp(const char *path, char **out, size_t *len) {
   buf[n] = 0;
   *out = buf;
   if (len) *len = n;
+  return 0;
+}
+
+/* Before the command runs: could vkm_cli_write_file write `path` (a
+ * temporary file beside it, renamed over it)? Says why not. */
+int vkm_cli_check_writable(const char *what, const char *path) {
+  struct stat st;
+  if (!*path) {
+    vkm_cli_err("cannot write %s: the file name is empty", what);
+    return -EINVAL;
+  }
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    vkm_cli_err("cannot write %s %s: %s", what, path, strerror(EISDIR));
+    return -EISDIR;
+  }
+  char dir[PATH_MAX];
+  const char *slash = strrchr(path, '/');
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else if (slash == path) snprintf(dir, sizeof dir, "/");
+  else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  if (access(dir, W_OK | X_OK) != 0) {
+    int e = errno;
+    vkm_cli_err("cannot write %s %s: %s: %s", what, path, dir, strerror(e));
+    return -e;
+  }
   return 0;
 }
 

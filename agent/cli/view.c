@@ -6,6 +6,7 @@
  * snapshot, report and history, with state "exited". */
 #include "cli.h"
 #include "../agent.h"
+#include "../http_listen.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -78,8 +79,16 @@ int vkm_cmd_view(int argc, char **argv) {
     return VKM_EXIT_USAGE;
   }
   char addr[300] = "";
-  if (listen && !valid_listen(listen, addr, sizeof addr)) {
-    vkm_cli_err("view: --listen: bad address \"%s\" (expected HOST:PORT or PORT, e.g. 127.0.0.1:8080)", listen);
+  vkm_listen_addr_t la;
+  /* What the dashboard would refuse (and then serve nothing): said now. */
+  if (listen && (!valid_listen(listen, addr, sizeof addr) || vkm_listen_parse(addr, &la) != 0)) {
+    vkm_cli_err("view: --listen: bad address \"%s\" (expected HOST:PORT or PORT with a numeric host, e.g. "
+                "127.0.0.1:8080 or [::1]:8080)", listen);
+    return VKM_EXIT_USAGE;
+  }
+  if (listen && !la.loopback && !getenv("VALKMEM_TOKEN")) {
+    vkm_cli_err("view: --listen %s is not a loopback address: set VALKMEM_TOKEN (anyone who can reach it could "
+                "read the report)", listen);
     return VKM_EXIT_USAGE;
   }
   if (validate(file) < 0) return VKM_EXIT_USAGE;
