@@ -132,7 +132,9 @@ void vkm_listen_announce(const char *bound, int port, bool not_root) {
   const char *slash = strrchr(prog, '/');
   if (slash && slash[1]) prog = slash + 1;
   char line[800];
-  int n = snprintf(line, sizeof line, "valkmem: dashboard for %s (pid %d): %s\n", prog, vkm_target_pid(), url);
+  const char *view = getenv("VALKMEM_VIEW"); /* `valkmem view FILE`: no process behind it (agent.c) */
+  int n = view ? snprintf(line, sizeof line, "valkmem: dashboard of the saved %s: %s\n", view, url)
+               : snprintf(line, sizeof line, "valkmem: dashboard for %s (pid %d): %s\n", prog, vkm_target_pid(), url);
   if (n > 0) {
     if ((size_t)n >= sizeof line) n = sizeof line - 1;
     vkm_write_stderr(line, (size_t)n);
