@@ -229,6 +229,15 @@ typedef struct agent_s {
   char dir[96];
 } agent_t;
 
+/* The recorder tells the root of its tree (the one process that waits for
+ * its report at exit when VALKMEM_REPORT has no %p) by the pid in its
+ * agent's socket name, agent-PID-NONCE.sock (interpose/link.c). The
+ * command is given a symbolic link of that name to our socket. */
+static int root_link_name(const agent_t *a, pid_t pid, char *out, size_t cap) {
+  int n = snprintf(out, cap, "%s/agent-%010d-%016x.sock", a->dir, (int)pid, 0u);
+  return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
 static int agent_start(agent_t *a) {
   memset(a, 0, sizeof *a);
   a->pid = -1;
@@ -285,7 +294,15 @@ static void agent_finish(agent_t *a) {
     }
   }
   a->pid = -1;
-  unlink(a->sock);
+  /* The directory is ours alone (mkdtemp): our socket, the command's link
+   * to it, and any worker socket a killed worker left behind all go. */
+  DIR *d = opendir(a->dir);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d)))
+      if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+  }
   rmdir(a->dir);
 }
 
@@ -332,7 +349,13 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
     sigaction(SIGHUP, &old_hup, NULL);
     close(pfd[0]);
     if (preload) setenv(vkm_sys_preload_var(), preload, 1);
-    if (lib && arc == 0) setenv("VALKMEM_AGENT_SOCK", agent.sock, 1);
+    if (lib && arc == 0) {
+      char link[sizeof agent.sock];
+      if (root_link_name(&agent, getpid(), link, sizeof link) == 0 && symlink("agent.sock", link) == 0)
+        setenv("VALKMEM_AGENT_SOCK", link, 1);
+      else
+        setenv("VALKMEM_AGENT_SOCK", agent.sock, 1);
+    }
     /* The CLI's own setting, not the shim's (which warns about unknown
      * VALKMEM_* names). */
     unsetenv("VALKMEM_LIB");
