@@ -355,6 +355,13 @@ const char *vkm_plat_name(void) { return "darwin"; }
 char **vkm_plat_environ(void) { return *_NSGetEnviron(); }
 void vkm_plat_set_environ(char **env) { *_NSGetEnviron() = env; }
 
+/* No such advice on macOS; there every copy of a process is a fork() or a
+ * posix_spawn, and fork runs the atfork handlers. */
+void *vkm_plat_map_wiped_in_copies(size_t len) {
+  (void)len;
+  return NULL;
+}
+
 const char *vkm_plat_preload_var(void) { return "DYLD_INSERT_LIBRARIES"; }
 
 /* ---------------------------------------------------------------------------

@@ -74,6 +74,20 @@ extern vkm_real_t vkm_real VKM_HIDDEN;
 extern int vkm_usable_mode VKM_HIDDEN;
 extern int vkm_constructed VKM_HIDDEN;     /* our constructor has started */
 
+/* A copy of the process made without fork() - a raw clone or clone3
+ * without CLONE_VM, as sandboxes and zygotes make - runs no atfork handler,
+ * so it would go on writing its parent's segment: counters, rings, the
+ * address table. The kernel zeroes vkm_alive in every copy (platform.h);
+ * fork_child sets it again, and fork_prepare marks a fork under way so
+ * that a fork child's slow paths before that do not mistake it for a raw
+ * copy. The slow paths check it (the fast path stays as it is: a copy's
+ * first calls, up to its first slow path, still count into its parent);
+ * a copy then stops recording (vkm_stop_copy). */
+extern volatile uint8_t *vkm_alive VKM_HIDDEN;
+extern volatile int vkm_forking VKM_HIDDEN;
+VKM_INLINE int vkm_is_copy(void) { return vkm_alive && !*vkm_alive && !vkm_forking; }
+void vkm_stop_copy(void);
+
 /* thread.c */
 vkm_tstate_t *vkm_thread_attach(void);       /* slow path: get a state for this thread, or NULL */
 void vkm_live_flush(vkm_tstate_t *ts);       /* publish the live delta, reset the room */

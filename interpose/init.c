@@ -281,7 +281,19 @@ static void drop_from_preload(void) {
  * half-way through a table insert), then the fold lock, then the copy of
  * the segment for the child (seg.c), which must see no fold half done.
  * ------------------------------------------------------------------------- */
+volatile uint8_t *vkm_alive;
+volatile int vkm_forking;
+
+/* A raw copy of the process (hot.h): it records nothing from here on, and
+ * leaves its parent's segment alone. Its calls pass straight through. */
+void vkm_stop_copy(void) {
+  vkm_config.enabled = false; /* no thread attaches, the exit handler does nothing */
+  vkm_sampling = 0;
+  vkm_tls.ts = vkm_tls.other = vkm_tls.state = NULL;
+}
+
 static void fork_prepare(void) {
+  vkm_forking = 1;
   vkm_guard_enter();
   vkm_sample_fork_prepare();
   vkm_thread_fork_prepare();
@@ -293,9 +305,12 @@ static void fork_parent(void) {
   vkm_thread_fork_parent();
   vkm_sample_fork_parent();
   vkm_guard_leave();
+  vkm_forking = 0;
 }
 
 static void fork_child(void) {
+  if (vkm_alive) *vkm_alive = 1; /* the kernel zeroed it in this copy */
+  vkm_forking = 0;
   my_pid = getpid();
   if (vkm_seg_fork_child() != 0) { /* no segment of its own could be had: it counts nothing */
     vkm_sample_fork_child();
@@ -332,6 +347,11 @@ __attribute__((constructor(101))) static void vkm_load(void) {
   capture_argv();
   vkm_seg->config = vkm_config;
   if (!vkm_config.follow_exec) drop_from_preload();
+  uint8_t *alive = vkm_plat_map_wiped_in_copies(4096);
+  if (alive) {
+    *alive = 1;
+    vkm_alive = alive;
+  }
   pthread_atfork(fork_prepare, fork_parent, fork_child);
   vkm_plat_on_exit(at_exit, NULL);
   vkm_seg_publish_modules();

@@ -104,6 +104,15 @@ void *vkm_plat_map(size_t len) {
   return (p == MAP_FAILED || (uintptr_t)p > (uintptr_t)-4096) ? NULL : p;
 }
 
+void *vkm_plat_map_wiped_in_copies(size_t len) {
+  void *p = vkm_plat_map(len);
+  if (p && syscall(SYS_madvise, p, len, MADV_WIPEONFORK) != 0) {
+    vkm_plat_unmap(p, len); /* a kernel before 4.14 */
+    p = NULL;
+  }
+  return p;
+}
+
 void vkm_plat_unmap(void *p, size_t len) {
   if (p) syscall(SYS_munmap, p, len);
 }

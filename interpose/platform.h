@@ -53,6 +53,10 @@ void vkm_plat_unmap(void *p, size_t len);
  * the partial pages at the edges are cleared by hand. In a forked child this
  * avoids copying every page of a table just to clear it. */
 void vkm_plat_zero(void *p, size_t len);
+/* A page of private memory that every copy of this process made without
+ * CLONE_VM (fork, or a raw clone/clone3 that runs no atfork handler) gets
+ * zeroed (Linux: MADV_WIPEONFORK). NULL where the platform cannot. */
+void *vkm_plat_map_wiped_in_copies(size_t len);
 /* The process's argv, read without the app's heap into `buf`: NUL-separated
  * strings. Returns argc, or 0. */
 int vkm_plat_cmdline(char *buf, size_t cap, size_t *used);

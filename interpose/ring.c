@@ -150,6 +150,10 @@ static void put_or_wait(vkm_ring_t *r, const vkm_event_t *ev, const void *extra,
 
 void vkm_emit(vkm_event_t *ev, const void *extra, size_t extra_len) {
   if (!vkm_ready || !vkm_seg) return;
+  if (vkm_unlikely(vkm_is_copy())) { /* the rings are the parent's */
+    vkm_stop_copy();
+    return;
+  }
   if (extra_len > 60000) extra_len = 60000;
   vkm_guard_enter();
   vkm_tstate_t *ts = vkm_self_state();

@@ -278,6 +278,10 @@ void vkm_sample_warm_up(void) {
 }
 
 void vkm_sample_alloc(vkm_tstate_t *ts, void *p, size_t req, size_t usable) {
+  if (vkm_unlikely(vkm_is_copy())) {
+    vkm_stop_copy();
+    return;
+  }
   vkm_sample_reset_interval(ts);
   if (!vkm_sampling) return;
   vkm_guard_enter();
@@ -307,6 +311,10 @@ void vkm_sample_emit_free(vkm_tstate_t *ts, void *p, uint64_t id) {
 }
 
 uint64_t vkm_sample_take(void *p) {
+  if (vkm_unlikely(vkm_is_copy())) { /* the parent's block: the parent keeps it */
+    vkm_stop_copy();
+    return 0;
+  }
   uint64_t id = table_remove((uintptr_t)p);
   if (id) {
     filter_dec(p);

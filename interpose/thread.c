@@ -70,6 +70,10 @@ static vkm_tstate_t *registry_next(const vkm_tstate_t *ts) { return vkm_seg_at(t
  * Live heap: flushed per thread in quanta, with a global high-water mark.
  * ------------------------------------------------------------------------- */
 void vkm_live_flush(vkm_tstate_t *ts) {
+  if (vkm_unlikely(vkm_is_copy())) { /* a raw copy of the process (hot.h) */
+    vkm_stop_copy();
+    return;
+  }
   int64_t d = vkm_live_delta(ts);
   /* The two rooms always add up to twice the quantum (hot.h), and a flush
    * comes at the latest one allocation past the quantum. */
@@ -186,6 +190,10 @@ static vkm_tstate_t *state_acquire(void) {
 
 vkm_tstate_t *vkm_thread_attach(void) {
   if (vkm_tls.exiting || !vkm_config.enabled || !vkm_seg) return NULL;
+  if (vkm_unlikely(vkm_is_copy())) {
+    vkm_stop_copy();
+    return NULL;
+  }
   vkm_guard_enter();
   if (__atomic_load_n(&key_made, __ATOMIC_ACQUIRE) != 2) make_key();
   vkm_tstate_t *ts = state_acquire();

@@ -212,6 +212,11 @@ VKM_WRAP void *VKM_FN(malloc)(size_t n) {
  * may have been sampled, an mmapped chunk, a live-heap flush due. */
 static VKM_COLD void free_slow(vkm_tstate_t *ts, void *p) {
   if (p == NULL || vkm_is_bootstrap(p)) return;
+  if (vkm_unlikely(vkm_is_copy())) { /* a raw copy of the process (hot.h): not ours to count */
+    vkm_stop_copy();
+    vkm_real.free(p);
+    return;
+  }
   if (!ts) ts = slow_state();
   if (!ts) {
     if (vkm_count_stateless()) {

@@ -843,12 +843,52 @@ def case_report_at_exit():
               "bash: report \"end\" %r, want exit 4" % (end,))
 
 
+def case_raw_clone():
+    """A copy made by a raw clone (no CLONE_VM, so no atfork handler runs)
+    must not write its parent's segment: the parent's report, in exact
+    mode, is the one it has without the copy - its kept blocks still live
+    (the copy freed its copies of them), none of the copy's 2000 blocks,
+    and its own exit code, not the copy's exit(7). The copy's first
+    request may count in the parent before a slow path notices (hot.h)."""
+    d = mkdir("clone")
+    prog = os.path.join(BINDIR, "proc_clone")
+    reps = {}
+    for mode in ("plain", "clone"):
+        rep = os.path.join(d, mode + ".json")
+        plain = run([prog, mode], base_env())
+        shim = run([prog, mode], shim_env(VALKMEM_REPORT=rep, VALKMEM_HTTP="0", VALKMEM_SAMPLE_BYTES="1"))
+        same(plain, shim, "proc_clone " + mode)
+        if check(os.path.exists(rep), "%s: report present at exit" % mode):
+            reps[mode] = load(rep)
+    if len(reps) != 2:
+        return
+    a, b = reps["plain"], reps["clone"]
+    end = b.get("end")
+    check(isinstance(end, dict) and end.get("kind") == "exit" and end.get("code") == 0,
+          "the parent's end is its own exit 0, not the copy's exit(7): %r" % (end,))
+    na, nb = a["totals"]["alloc_count"], b["totals"]["alloc_count"]
+    check(na <= nb <= na + 1, "the parent's allocations without the copy's 2000: %d with the copy, %d without" % (nb, na))
+    fa, fb = a["totals"]["free_count"], b["totals"]["free_count"]
+    check(fb == fa, "the copy's 100 frees are not the parent's: %d with the copy, %d without" % (fb, fa))
+
+    def site(r, fn):
+        for s in r.get("sites") or []:
+            if any(f.get("function") == fn for f in (s.get("frames") or [])[:1]):
+                return s
+        return None
+    k = site(b, "keep_block")
+    check(k is not None and k.get("live_count") == 100,
+          "keep_block still holds its 100 blocks in the parent: %r" % (k and k.get("live_count"),))
+    c = site(b, "copy_block")
+    check(c is None or c.get("alloc_count", 0) <= 1, "no copy_block site in the parent's report: %r" % (c and c.get("alloc_count"),))
+
+
 CASES = {"tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
          "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
          "gate_tree": case_gate_tree, "chromium": case_chromium, "report_at_exit": case_report_at_exit,
          "heap_untouched": case_heap_untouched, "agent_gone": case_agent_gone, "alloc_errno": case_alloc_errno,
-         "malloc_debug": case_malloc_debug}
+         "malloc_debug": case_malloc_debug, "raw_clone": case_raw_clone}
 if CASE not in CASES:
     print("unknown case %r (cases: %s)" % (CASE, " ".join(CASES)), file=sys.stderr)
     sys.exit(2)
