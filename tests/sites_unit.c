@@ -324,6 +324,21 @@ static void test_calibration(void) {
   }
   cJSON_Delete(rep);
 
+  /* A total 4 standard errors (and 2 %) above the estimates: more than
+   * sampling explains, so not applied - scaling would move every site. */
+  {
+    T_ns += 100000000ull;
+    double se_live = sqrt(350 * v) * (double)usable / size;
+    t.t_ns = T_ns;
+    t.live_bytes = (int64_t)llround(est_live_usable * 1.02 + 4 * se_live);
+    vkm_sites_tick(&t);
+    cJSON *r4 = report(0);
+    const cJSON *c4 = cJSON_GetObjectItem(cJSON_GetObjectItem(r4, "calibration"), "live");
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItem(c4, "applied")));
+    cJSON_Delete(r4);
+    t.live_bytes = exact_live;
+  }
+
   /* A total ten times the estimates (a forked child's inherited heap):
    * not applied, the figures are the raw estimates with their raw errors. */
   T_ns += 100000000ull;
