@@ -570,8 +570,6 @@ static void on_exec(int sig) {
 /* The worker's socket for the exit handshake, next to the agent's. The
  * path goes into the segment last byte first, so the recorder never reads
  * half a path. */
-static int final_wait; /* publish the socket to the recorder (vkm_worker_t) */
-
 static void open_final_socket(const char *dir) {
   snprintf(final_path, sizeof final_path, "%s/w%d-%d.sock", dir, vkm_target_pid(), (int)getpid());
   struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -588,10 +586,8 @@ static void open_final_socket(const char *dir) {
   }
   final_fd = s;
   size_t len = strlen(final_path);
-  if (final_wait) { /* else agentd has put '-' there: the recorder does not wait */
-    memcpy(vkm_seg->agent_sock + 1, final_path + 1, len);
-    __atomic_store_n(&vkm_seg->agent_sock[0], final_path[0], __ATOMIC_RELEASE);
-  }
+  memcpy(vkm_seg->agent_sock + 1, final_path + 1, len);
+  __atomic_store_n(&vkm_seg->agent_sock[0], final_path[0], __ATOMIC_RELEASE);
   if (my_row) memcpy(my_row->sock, final_path, len + 1);
 }
 
@@ -601,7 +597,6 @@ int vkm_agent_is_root(void) { return is_root; }
 int vkm_worker_run(const vkm_worker_t *w, const sigset_t *unblock) {
   char why[256];
   is_root = w->root;
-  final_wait = w->final_wait;
   if (vkm_segread_attach(w->seg_fd, w->owner, why, sizeof why) != 0) {
     vkm_say("error", "pid %d: %s", w->pid, why);
     return 1;

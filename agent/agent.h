@@ -98,7 +98,6 @@ typedef struct vkm_worker_s {
   int seg_fd, pid_fd;   /* the segment and the process's pidfd (-1: none) */
   int pid;
   int owner;            /* writes VALKMEM_REPORT */
-  int final_wait;       /* the process waits at exit() until its report is out */
   int root;             /* the tree's root: its URL line is the tree's */
   int forked;           /* a forked child: dashboard after 250 ms */
   int linger;           /* keep the dashboard after the end, until SIGTERM */

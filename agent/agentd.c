@@ -32,7 +32,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,14 +126,6 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
   }
   w.owner = pct || report_owner(d, h->pid);
   w.root = h->pid == d->root_pid;
-  /* The exit handshake makes a report exist the moment its process has
-   * exited, and lets the report read the process's end state (peak RSS,
-   * mappings) while it is still there. A process that writes no report
-   * need not wait: say so in the segment now, before the worker starts,
-   * so that a short-lived process does not wait for the fork (a '-' in
-   * agent_sock, segment.h). */
-  w.final_wait = w.owner;
-  if (!w.final_wait) vkm_proc_seg_poke(segfd, offsetof(vkm_seg_hdr_t, agent_sock), "-", 1);
   sock_dir_of(d->sock_path, w.sock_dir, sizeof w.sock_dir);
   /* The worker's signals wait until it has its own handlers (a SIGUSR1
    * for an exec may follow at once). */

@@ -235,40 +235,14 @@ enum { /* perftools.profiles field numbers */
   P_TIME_NANOS = 9, P_DURATION_NANOS = 10, P_PERIOD_TYPE = 11, P_PERIOD = 12, P_DEFAULT_SAMPLE_TYPE = 14,
 };
 
+/* The profile's tables (pprof_enc.h) and the modules they map into. */
 typedef struct pb_s {
-  vkm_intern_t strs, funcs, locs;
-  vkm_pbuf_t strtab, funcs_pb, locs_pb, tmp, tmp2;
+  vkm_pptab_t t;
   mods_t *mods;
-  int err;
 } pb_t;
 
-static uint64_t str_idx(pb_t *c, const char *s) {
-  if (!s || !*s) return 0;
-  int added;
-  uint64_t id = vkm_intern(&c->strs, s, &added);
-  if (!id) c->err = -ENOMEM;
-  else if (added) vkm_pb_bytes(&c->strtab, P_STRING_TABLE, s, strlen(s));
-  return id;
-}
-
-static uint64_t func_id(pb_t *c, const char *name, const char *file) {
-  char key[1100];
-  snprintf(key, sizeof key, "%s\x01%s", name, file ? file : "");
-  int added;
-  uint64_t id = vkm_intern(&c->funcs, key, &added);
-  if (!id) {
-    c->err = -ENOMEM;
-    return 0;
-  }
-  if (added) {
-    vkm_pb_uint(&c->tmp2, 1, id);
-    vkm_pb_uint(&c->tmp2, 2, str_idx(c, name));
-    vkm_pb_uint(&c->tmp2, 3, str_idx(c, name));
-    if (file) vkm_pb_uint(&c->tmp2, 4, str_idx(c, file));
-    vkm_pb_msg(&c->funcs_pb, P_FUNCTION, &c->tmp2);
-  }
-  return id;
-}
+static uint64_t str_idx(pb_t *c, const char *s) { return vkm_pp_str(&c->t, s); }
+static uint64_t func_id(pb_t *c, const char *name, const char *file) { return vkm_pp_func(&c->t, name, file); }
 
 /* A location per call address (return address - 1, inside the call, as
  * Go's CallersFrames reports it). */
@@ -277,9 +251,9 @@ static uint64_t loc_id(pb_t *c, uintptr_t ret, const vkm_sym_t *sym) {
   char key[24];
   snprintf(key, sizeof key, "%llx", (unsigned long long)addr);
   int added;
-  uint64_t id = vkm_intern(&c->locs, key, &added);
+  uint64_t id = vkm_intern(&c->t.locs, key, &added);
   if (!id) {
-    c->err = -ENOMEM;
+    c->t.err = -ENOMEM;
     return 0;
   }
   if (added) {
@@ -288,7 +262,7 @@ static uint64_t loc_id(pb_t *c, uintptr_t ret, const vkm_sym_t *sym) {
       c->mods->maps[mid - 1].used = true;
       if (!sym->function) c->mods->maps[mid - 1].funcs_ok = false;
     }
-    vkm_pbuf_t *t = &c->tmp;
+    vkm_pbuf_t *t = &c->t.tmp;
     vkm_pb_uint(t, 1, id);
     if (mid) vkm_pb_uint(t, 2, mid);
     vkm_pb_uint(t, 3, addr);
@@ -299,7 +273,7 @@ static uint64_t loc_id(pb_t *c, uintptr_t ret, const vkm_sym_t *sym) {
       vkm_pb_msg(t, 4, &line);
       vkm_pbuf_free(&line);
     }
-    vkm_pb_msg(&c->locs_pb, P_LOCATION, t);
+    vkm_pb_msg(&c->t.locs_pb, P_LOCATION, t);
   }
   return id;
 }
@@ -350,7 +324,7 @@ static int write_proto(const row_t *rows, size_t n, bool allocs, uint64_t t_wall
       vkm_pb_uint(&lab, 3, (uint64_t)bs);
       vkm_pb_msg(&s, 3, &lab);
     }
-    if (ids.err || vals.err || s.err || lab.err) c.err = -ENOMEM;
+    if (ids.err || vals.err || s.err || lab.err) c.t.err = -ENOMEM;
     if (a[0] || a[1] || u[0] || u[1]) vkm_pb_bytes(&samples, P_SAMPLE, s.p, s.n);
     vkm_pbuf_free(&ids);
     vkm_pbuf_free(&vals);
@@ -361,7 +335,7 @@ static int write_proto(const row_t *rows, size_t n, bool allocs, uint64_t t_wall
    * are all known (then a consumer need not symbolize it again). */
   for (size_t i = 0; i < c.mods->nmaps; i++) {
     const map_t *m = &c.mods->maps[i];
-    vkm_pbuf_t *t = &c.tmp;
+    vkm_pbuf_t *t = &c.t.tmp;
     vkm_pb_uint(t, 1, i + 1);
     vkm_pb_uint(t, 2, m->start);
     vkm_pb_uint(t, 3, m->limit);
@@ -382,33 +356,20 @@ static int write_proto(const row_t *rows, size_t n, bool allocs, uint64_t t_wall
   vkm_pbuf_put(&prof, head.p, head.n);
   vkm_pbuf_put(&prof, samples.p, samples.n);
   vkm_pbuf_put(&prof, maps.p, maps.n);
-  vkm_pbuf_put(&prof, c.locs_pb.p, c.locs_pb.n);
-  vkm_pbuf_put(&prof, c.funcs_pb.p, c.funcs_pb.n);
-  vkm_pbuf_put(&prof, c.strtab.p, c.strtab.n);
+  vkm_pbuf_put(&prof, c.t.locs_pb.p, c.t.locs_pb.n);
+  vkm_pbuf_put(&prof, c.t.funcs_pb.p, c.t.funcs_pb.n);
+  vkm_pbuf_put(&prof, c.t.strtab.p, c.t.strtab.n);
   vkm_pb_uint(&prof, P_TIME_NANOS, t_wall);
   if (dur_ns) vkm_pb_uint(&prof, P_DURATION_NANOS, dur_ns);
   vkm_pb_uint(&prof, P_PERIOD, rate());
   if (dflt) vkm_pb_uint(&prof, P_DEFAULT_SAMPLE_TYPE, dflt);
-  int err = c.err     ? c.err
-            : head.err ? head.err
-            : samples.err ? samples.err
-            : maps.err    ? maps.err
-            : prof.err    ? prof.err
-            : c.strtab.err ? c.strtab.err
-            : c.locs_pb.err ? c.locs_pb.err
-                            : c.funcs_pb.err;
+  int err = vkm_pptab_err(&c.t);
+  if (!err) err = head.err ? head.err : samples.err ? samples.err : maps.err ? maps.err : prof.err;
   if (!err) {
     vkm_gzip_stored(&gz, prof.p, prof.n);
     err = gz.err;
   }
-  vkm_intern_free(&c.strs);
-  vkm_intern_free(&c.funcs);
-  vkm_intern_free(&c.locs);
-  vkm_pbuf_free(&c.strtab);
-  vkm_pbuf_free(&c.funcs_pb);
-  vkm_pbuf_free(&c.locs_pb);
-  vkm_pbuf_free(&c.tmp);
-  vkm_pbuf_free(&c.tmp2);
+  vkm_pptab_free(&c.t);
   vkm_pbuf_free(&head);
   vkm_pbuf_free(&samples);
   vkm_pbuf_free(&maps);

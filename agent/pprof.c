@@ -213,18 +213,8 @@ enum { /* field numbers of perftools.profiles.Profile */
   P_TIME_NANOS = 9, P_DURATION_NANOS = 10, P_PERIOD_TYPE = 11, P_PERIOD = 12, P_DEFAULT_SAMPLE_TYPE = 14,
 };
 
-typedef struct pctx_s {
-  vkm_intern_t strs, funcs, locs;
-  vkm_pbuf_t strtab;   /* string_table entries, in id order */
-  vkm_pbuf_t funcs_pb; /* Function messages */
-  vkm_pbuf_t locs_pb;  /* Location messages */
-  vkm_pbuf_t tmp, tmp2;
-  int err;
-} pctx_t;
-
-/* String table index (0 is ""). */
-static uint64_t str_idx(pctx_t *c, const char *s) {
-  if (!*s) return 0;
+uint64_t vkm_pp_str(vkm_pptab_t *c, const char *s) {
+  if (!s || !*s) return 0;
   int added;
   uint64_t id = vkm_intern(&c->strs, s, &added);
   if (!id) {
@@ -235,9 +225,9 @@ static uint64_t str_idx(pctx_t *c, const char *s) {
   return id;
 }
 
-static uint64_t func_id(pctx_t *c, const char *name, const char *file) {
-  char key[1024];
-  snprintf(key, sizeof key, "%s\x01%s", name, file);
+uint64_t vkm_pp_func(vkm_pptab_t *c, const char *name, const char *file) {
+  char key[1100];
+  snprintf(key, sizeof key, "%s\x01%s", name, file ? file : "");
   int added;
   uint64_t id = vkm_intern(&c->funcs, key, &added);
   if (!id) {
@@ -245,16 +235,31 @@ static uint64_t func_id(pctx_t *c, const char *name, const char *file) {
     return 0;
   }
   if (added) {
-    vkm_pb_uint(&c->tmp, 1, id);
-    vkm_pb_uint(&c->tmp, 2, str_idx(c, name));
-    vkm_pb_uint(&c->tmp, 3, str_idx(c, name));
-    if (*file) vkm_pb_uint(&c->tmp, 4, str_idx(c, file));
-    vkm_pb_msg(&c->funcs_pb, P_FUNCTION, &c->tmp);
+    vkm_pb_uint(&c->tmp2, 1, id);
+    vkm_pb_uint(&c->tmp2, 2, vkm_pp_str(c, name));
+    vkm_pb_uint(&c->tmp2, 3, vkm_pp_str(c, name));
+    if (file && *file) vkm_pb_uint(&c->tmp2, 4, vkm_pp_str(c, file));
+    vkm_pb_msg(&c->funcs_pb, P_FUNCTION, &c->tmp2);
   }
   return id;
 }
 
-static uint64_t loc_id(pctx_t *c, const cJSON *frame) {
+int vkm_pptab_err(const vkm_pptab_t *c) {
+  return c->err ? c->err : c->strtab.err ? c->strtab.err : c->locs_pb.err ? c->locs_pb.err : c->funcs_pb.err;
+}
+
+void vkm_pptab_free(vkm_pptab_t *c) {
+  vkm_intern_free(&c->strs);
+  vkm_intern_free(&c->funcs);
+  vkm_intern_free(&c->locs);
+  vkm_pbuf_free(&c->strtab);
+  vkm_pbuf_free(&c->funcs_pb);
+  vkm_pbuf_free(&c->locs_pb);
+  vkm_pbuf_free(&c->tmp);
+  vkm_pbuf_free(&c->tmp2);
+}
+
+static uint64_t loc_id(vkm_pptab_t *c, const cJSON *frame) {
   const char *fn = jstr(frame, "function", "[unknown]");
   const char *mod = jstr(frame, "module", "");
   const char *file = jstr(frame, "file", "");
@@ -269,7 +274,7 @@ static uint64_t loc_id(pctx_t *c, const cJSON *frame) {
     return 0;
   }
   if (added) {
-    uint64_t fid = func_id(c, fn, file);
+    uint64_t fid = vkm_pp_func(c, fn, file);
     vkm_pb_uint(&c->tmp, 1, id);
     if (off) vkm_pb_uint(&c->tmp, 3, off);
     vkm_pb_uint(&c->tmp2, 1, fid);
@@ -280,9 +285,9 @@ static uint64_t loc_id(pctx_t *c, const cJSON *frame) {
   return id;
 }
 
-static void value_type(pctx_t *c, vkm_pbuf_t *out, unsigned field, const char *type, const char *unit) {
-  vkm_pb_uint(&c->tmp2, 1, str_idx(c, type));
-  vkm_pb_uint(&c->tmp2, 2, str_idx(c, unit));
+static void value_type(vkm_pptab_t *c, vkm_pbuf_t *out, unsigned field, const char *type, const char *unit) {
+  vkm_pb_uint(&c->tmp2, 1, vkm_pp_str(c, type));
+  vkm_pb_uint(&c->tmp2, 2, vkm_pp_str(c, unit));
   vkm_pb_msg(out, field, &c->tmp2);
 }
 
@@ -291,7 +296,7 @@ int vkm_pprof_from_report(const cJSON *report, const char *type, unsigned char *
   *out_len = 0;
   int mask = type_mask(type);
   if (mask < 0 || !report) return -EINVAL;
-  pctx_t c;
+  vkm_pptab_t c;
   memset(&c, 0, sizeof c);
   vkm_pbuf_t head = {0}, samples = {0}, prof = {0}, gz = {0};
 
@@ -329,7 +334,7 @@ int vkm_pprof_from_report(const cJSON *report, const char *type, unsigned char *
 
   /* Period: one sample per sample_bytes of allocation, on average. */
   value_type(&c, &head, P_PERIOD_TYPE, "space", "bytes");
-  uint64_t dflt = str_idx(&c, mask == 1 ? "alloc_space" : "inuse_space");
+  uint64_t dflt = vkm_pp_str(&c, mask == 1 ? "alloc_space" : "inuse_space");
 
   /* Profile: string 0 must be "", first in the table. */
   vkm_pb_bytes(&prof, P_STRING_TABLE, "", 0);
@@ -347,20 +352,13 @@ int vkm_pprof_from_report(const cJSON *report, const char *type, unsigned char *
   vkm_pb_uint(&prof, P_PERIOD, (uint64_t)(period > 0 ? period : 1));
   vkm_pb_uint(&prof, P_DEFAULT_SAMPLE_TYPE, dflt);
 
-  int err = c.err ? c.err : head.err ? head.err : samples.err ? samples.err : prof.err ? prof.err
-          : c.strtab.err ? c.strtab.err : c.locs_pb.err ? c.locs_pb.err : c.funcs_pb.err;
+  int err = vkm_pptab_err(&c);
+  if (!err) err = head.err ? head.err : samples.err ? samples.err : prof.err;
   if (!err) {
     vkm_gzip_stored(&gz, prof.p, prof.n);
     err = gz.err;
   }
-  vkm_intern_free(&c.strs);
-  vkm_intern_free(&c.funcs);
-  vkm_intern_free(&c.locs);
-  vkm_pbuf_free(&c.strtab);
-  vkm_pbuf_free(&c.funcs_pb);
-  vkm_pbuf_free(&c.locs_pb);
-  vkm_pbuf_free(&c.tmp);
-  vkm_pbuf_free(&c.tmp2);
+  vkm_pptab_free(&c);
   vkm_pbuf_free(&head);
   vkm_pbuf_free(&samples);
   vkm_pbuf_free(&prof);

@@ -35,6 +35,24 @@ typedef struct vkm_intern_s {
 uint64_t vkm_intern(vkm_intern_t *t, const char *key, int *added);
 void vkm_intern_free(vkm_intern_t *t);
 
+/* The tables a profile.proto is built from, shared by both writers:
+ * interned strings, functions and locations, and their encoded messages
+ * (string_table entries in id order, Function and Location messages).
+ * tmp and tmp2 are scratch for sub-messages; err is sticky. */
+typedef struct vkm_pptab_s {
+  vkm_intern_t strs, funcs, locs;
+  vkm_pbuf_t strtab, funcs_pb, locs_pb, tmp, tmp2;
+  int err;
+} vkm_pptab_t;
+/* The string table index of s (0 for NULL or ""). */
+uint64_t vkm_pp_str(vkm_pptab_t *t, const char *s);
+/* The id of the Function (name, file), adding its message if new (uses
+ * tmp2); 0 on out-of-memory. */
+uint64_t vkm_pp_func(vkm_pptab_t *t, const char *name, const char *file);
+/* The first error any table met, or 0. */
+int vkm_pptab_err(const vkm_pptab_t *t);
+void vkm_pptab_free(vkm_pptab_t *t);
+
 /* Appends a gzip member holding p[0..n) in stored deflate blocks. */
 void vkm_gzip_stored(vkm_pbuf_t *out, const unsigned char *p, size_t n);
 

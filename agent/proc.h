@@ -62,9 +62,6 @@ int vkm_proc_seg_peek(int fd, void *buf, size_t len);
 /* An identity of the segment behind fd, the same for every descriptor of
  * it (a memfd's inode), or 0 when the platform has none. */
 uint64_t vkm_proc_seg_id(int fd);
-/* Writes len bytes at off into the segment behind fd, which its recorder
- * sees through its own mapping (pwrite; a mapping on macOS). 0, or -1. */
-int vkm_proc_seg_poke(int fd, size_t off, const void *buf, size_t len);
 /* Do descriptors a and b stand for the same open file? */
 int vkm_proc_same_file(int a, int b);
 /* The segment mapped in pid, opened from outside (adoption, `valkmem

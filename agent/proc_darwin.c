@@ -176,16 +176,6 @@ int vkm_proc_seg_peek(int fd, void *buf, size_t len) {
   return 0;
 }
 
-int vkm_proc_seg_poke(int fd, size_t off, const void *buf, size_t len) {
-  long pg = sysconf(_SC_PAGESIZE);
-  size_t base = off - off % (size_t)(pg > 0 ? pg : 4096), span = off - base + len;
-  uint8_t *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)base);
-  if (p == MAP_FAILED) return -1;
-  memcpy(p + (off - base), buf, len);
-  munmap(p, span);
-  return 0;
-}
-
 /* Shared memory objects have no inode number to tell them apart; a
  * segment reaches the agent once, from its own process (no adoption). */
 uint64_t vkm_proc_seg_id(int fd) {

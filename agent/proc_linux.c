@@ -201,10 +201,6 @@ int vkm_proc_open_handle(int pid) { return (int)syscall(SYS_pidfd_open, (pid_t)p
  * ------------------------------------------------------------------------- */
 int vkm_proc_seg_peek(int fd, void *buf, size_t len) { return pread(fd, buf, len, 0) == (ssize_t)len ? 0 : -1; }
 
-int vkm_proc_seg_poke(int fd, size_t off, const void *buf, size_t len) {
-  return pwrite(fd, buf, len, (off_t)off) == (ssize_t)len ? 0 : -1;
-}
-
 uint64_t vkm_proc_seg_id(int fd) {
   struct stat st;
   return fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;

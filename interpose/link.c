@@ -256,14 +256,14 @@ void vkm_link_fork_child(void) {
   hand_over(1);
 }
 
-/* Whether this process's exit must wait for its report, decided here and
- * at once where it can be, without asking the agent (which may be busy
- * starting workers for the processes before it). With %p every process
- * has a report. Without it only the tree's root has one, and a
- * recorder-started agent's socket is named agent-PID-NONCE.sock after the
- * process that started it, the root (socket_path above; an exec'd image of
- * it keeps its pid). Under `valkmem run` the socket has another name: then
- * the agent says, in agent_sock, whether to wait ('-': no, agentd.c). */
+/* Whether this process's exit must wait for its report, decided here,
+ * without asking the agent (which may be busy starting workers for the
+ * processes before it). With %p every process has a report. Without it
+ * only the tree's root has one, and the socket every tree's agent is
+ * reached by is named agent-PID-NONCE.sock after the root: the process
+ * that started the agent (socket_path above), or the command of `valkmem
+ * run`/`gate` (a link of that name, agent/cli/launch.c). An exec'd image
+ * of the root keeps its pid. A socket of another name: wait, to be safe. */
 static int report_due_here(void) {
   if (strstr(vkm_config.report, "%p")) return 1;
   const char *base = strrchr(agent_sock, '/');
@@ -291,8 +291,8 @@ void vkm_link_at_exit(int code) {
   if (!handed || !vkm_config.report[0] || !report_due_here()) return;
   /* The agent forks a worker for this process when it receives the
    * segment; a process that ends at once may get here first. agent_sock
-   * says what to do (segment.h): a path, or "-" (no wait: no report due,
-   * or no socket) or "!" (the worker has stopped). */
+   * says what to do (segment.h): a path, or "-" (the worker has no socket)
+   * or "!" (the worker has stopped). */
   char path[sizeof vkm_seg->agent_sock];
   for (int i = 0; i < 2000; i++) {
     memcpy(path, vkm_seg->agent_sock, sizeof path);

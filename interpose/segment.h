@@ -173,9 +173,8 @@ typedef struct vkm_seg_hdr_s {
 
   /* agent: the worker's socket that the recorder's exit handler reports
    * to, so that a report exists once the process has exited. Empty: not
-   * known yet (the exit handler waits for it, 2 s at most); "-": do not
-   * wait (no report is due from this process, or the worker has no
-   * socket); "!": the worker has stopped while the process lives on
+   * known yet (the exit handler waits for it, 2 s at most); "-": the
+   * worker has no socket (do not wait); "!": the worker has stopped while the process lives on
    * (nobody drains the rings: exact mode must not wait for it). */
   char agent_sock[108];
 } vkm_seg_hdr_t;

@@ -161,6 +161,18 @@ static VKM_COLD void *malloc_flush(vkm_tstate_t *ts, void *p) {
   return p;
 }
 
+/* The common end of malloc's and realloc's fast paths: a new block from
+ * glibc's allocator counted in, its usable size read from the chunk header
+ * (an mmapped chunk takes the slow way). */
+VKM_INLINE void *count_new_block(vkm_tstate_t *ts, void *p) {
+  size_t h = vkm_glibc_header(p);
+  if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return alloc_finish(ts, p, 0, 0);
+  size_t u = vkm_glibc_heap_usable(h);
+  VKM_OWN_ADD(ts->c.alloc_usable, u);
+  if (vkm_unlikely(vkm_live_grow(ts, u))) return malloc_flush(ts, p);
+  return p;
+}
+
 static VKM_COLD void *malloc_sampled(vkm_tstate_t *ts, size_t n) {
   void *p = vkm_real.malloc(n);
   if (p == NULL) return malloc_failed(ts, n);
@@ -199,12 +211,7 @@ VKM_WRAP void *VKM_FN(malloc)(size_t n) {
   ts->pending = n;
   void *p = vkm_real.malloc(n);
   if (vkm_unlikely(p == NULL)) return malloc_failed_pending(ts);
-  size_t h = vkm_glibc_header(p);
-  if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return alloc_finish(ts, p, 0, 0);
-  size_t u = vkm_glibc_heap_usable(h);
-  VKM_OWN_ADD(ts->c.alloc_usable, u);
-  if (vkm_unlikely(vkm_live_grow(ts, u))) return malloc_flush(ts, p);
-  return p;
+  return count_new_block(ts, p);
 }
 
 /* Everything free() does besides the common case, ending in the real free:
@@ -373,12 +380,7 @@ VKM_INLINE void *realloc_call(vkm_tstate_t *ts, void *p, size_t n) {
   if (vkm_unlikely(vkm_sample_due(ts, n))) return realloc_sampled(ts, p, n);
   void *q = vkm_real.realloc(p, n);
   if (vkm_unlikely(q == NULL)) return realloc_failed(ts);
-  size_t h = vkm_glibc_header(q);
-  if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return alloc_finish(ts, q, 0, 0);
-  size_t u = vkm_glibc_heap_usable(h);
-  VKM_OWN_ADD(ts->c.alloc_usable, u);
-  if (vkm_unlikely(vkm_live_grow(ts, u))) return malloc_flush(ts, q);
-  return q;
+  return count_new_block(ts, q);
 }
 
 /* The old block's size took the live delta past the quantum: flush, then go
