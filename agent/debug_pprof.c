@@ -20,7 +20,7 @@
  *
  * Scaling. Go's heap sampler counts down an exponential number of bytes
  * and picks the allocation that crosses zero; so does the recorder
- * (interpose/sample.c, vkm_sample_due), on requested bytes, with a fresh
+ * (interpose/sample.c, vkm_req_due), on requested bytes, with a fresh
  * draw after every sample. An allocation of s bytes is then picked with
  * probability 1 - exp(-s/rate), and a bucket of one size is scaled by its
  * inverse exactly as scaleHeapSample does (truncating, like Go). Sizes are

@@ -105,6 +105,12 @@ static void counters_add(vkm_counters_t *dst, const vkm_counters_t *src) {
   for (size_t i = 0; i < NCOUNTERS; i++) d[i] += VKM_LOAD(&s[i]);
 }
 
+static void state_add(vkm_counters_t *dst, const vkm_tstate_t *ts) {
+  vkm_counters_t c;
+  vkm_tstate_counters(ts, &c); /* the countdowns folded in (segment.h) */
+  counters_add(dst, &c);
+}
+
 static vkm_tstate_t *state_next(const vkm_tstate_t *ts) { return vkm_seg_at(VKM_LOAD(&ts->next_off)); }
 static vkm_tstate_t *registry_head(void) { return vkm_seg_at(__atomic_load_n(&vkm_seg->registry_off, __ATOMIC_ACQUIRE)); }
 
@@ -113,7 +119,7 @@ static void sum_states(vkm_counters_t *out) {
   counters_add(out, &vkm_seg->retired);
   uint32_t n = 0;
   for (vkm_tstate_t *ts = registry_head(); ts; ts = state_next(ts), n++)
-    if (__atomic_load_n(&ts->status, __ATOMIC_ACQUIRE) == VKM_TS_LIVE) counters_add(out, &ts->c);
+    if (__atomic_load_n(&ts->status, __ATOMIC_ACQUIRE) == VKM_TS_LIVE) state_add(out, ts);
   /* The registry lists each state once: as many as were ever made. */
   VKM_ASSERT(n <= VKM_SEG_THREADS_MAX);
 }
@@ -151,7 +157,15 @@ void vkm_counters_sum(vkm_counters_t *out) {
 }
 
 int64_t vkm_live_peak(void) { return __atomic_load_n(&vkm_seg->live_peak, __ATOMIC_RELAXED); }
-uint64_t vkm_live_peak_error_bound(void) { return (uint64_t)vkm_threads_max() * VKM_LIVE_QUANTUM; }
+/* Sampled mode: each thread checks the peak after a quantum of frees
+ * (vkm.h). Exact mode checks at every free: exact with one thread; with
+ * more, the others' counters are read while they run, and the bound
+ * stays one quantum for each of them. */
+uint64_t vkm_live_peak_error_bound(void) {
+  uint64_t t = vkm_threads_max();
+  if (vkm_config.exact) t = t > 1 ? t - 1 : 0;
+  return t * VKM_LIVE_QUANTUM;
+}
 uint32_t vkm_threads_live(void) { return __atomic_load_n(&vkm_seg->threads_live, __ATOMIC_RELAXED); }
 uint32_t vkm_threads_max(void) { return __atomic_load_n(&vkm_seg->threads_max, __ATOMIC_RELAXED); }
 uint64_t vkm_threads_total(void) { return __atomic_load_n(&vkm_seg->threads_total, __ATOMIC_RELAXED); }

@@ -100,10 +100,12 @@ static void api_snap(vkm_api_snap_t *s, int with_arena_peak) {
   memset(s, 0, sizeof *s);
   vkm_tstate_t *ts = api_self();
   if (ts) {
+    vkm_counters_t c;
+    vkm_tstate_counters(ts, &c);
     s->alloc_count = vkm_state_alloc_count(ts);
-    s->alloc_bytes = VKM_LOAD(&ts->c.alloc_bytes);
-    s->alloc_usable = VKM_LOAD(&ts->c.alloc_usable);
-    s->free_usable = VKM_LOAD(&ts->c.free_usable);
+    s->alloc_bytes = c.alloc_bytes;
+    s->alloc_usable = c.alloc_usable;
+    s->free_usable = c.free_usable;
   }
   s->thread_pool_count = api_pool_count;
   s->thread_pool_bytes = api_pool_bytes;

@@ -90,7 +90,7 @@ void vkm_stop_copy(void);
 
 /* thread.c */
 vkm_tstate_t *vkm_thread_attach(void);       /* slow path: get a state for this thread, or NULL */
-void vkm_live_flush(vkm_tstate_t *ts);       /* publish the live delta, reset the room */
+void vkm_peak_check(vkm_tstate_t *ts, size_t u); /* a free of u bytes made it due: re-arm, raise the peak to the heap before it */
 void vkm_count_orphan(int kind, size_t req, size_t usable); /* counts after thread exit */
 void vkm_thread_fork_prepare(void);
 void vkm_thread_fork_parent(void);
@@ -196,31 +196,59 @@ VKM_INLINE int vkm_countdown(int64_t *x, uint64_t d) {
 #endif
 }
 
-/* Sampling: counts a request of n bytes; nonzero when it passes the next
- * sample point. Exact mode keeps sample_left at -1 (every request is due);
- * counting-only at INT64_MAX. */
-VKM_INLINE int vkm_sample_due(vkm_tstate_t *ts, size_t n) { return vkm_countdown(&ts->sample_left, n); }
+/* x += d as one read-modify-write instruction on x86-64 (left alone, the
+ * compiler folds a neighbouring subtraction into an lea and splits the
+ * add into a load and a store). */
+VKM_INLINE void vkm_add(uint64_t *x, uint64_t d) {
+#if defined(__x86_64__)
+  __asm__("addq %1, %0" : "+m"(*x) : "r"(d));
+#else
+  *x += d;
+#endif
+}
 
-/* The net live delta since the last flush, d, is kept as the room left in
- * each direction: live_up = Q - d, live_down = Q + d (Q = VKM_LIVE_QUANTUM).
- * Growing by u returns nonzero when d passes +Q, shrinking when it passes
- * -Q; the caller then flushes. */
-VKM_INLINE int vkm_live_grow(vkm_tstate_t *ts, size_t u) {
-  ts->live_down += (int64_t)u;
-  return vkm_countdown(&ts->live_up, u);
+/* Sampling: counts a request of n bytes into the thread's requested total
+ * (req_left is its countdown, segment.h); nonzero when the request passes
+ * the next sample point. Exact mode keeps the countdown at -1 (every
+ * request is due); counting-only at INT64_MAX. */
+VKM_INLINE int vkm_req_due(vkm_tstate_t *ts, size_t n) { return vkm_countdown(&ts->req_left, n); }
+
+/* The peak of the live heap: counts a free of u usable bytes into the
+ * thread's freed total; nonzero when the thread has freed VKM_LIVE_QUANTUM
+ * bytes since its last peak check. The live heap only peaks just before
+ * it shrinks, so checking on the way down (thread.c) is enough: the
+ * allocating side needs no test at all. */
+VKM_INLINE int vkm_free_due(vkm_tstate_t *ts, size_t u) { return vkm_countdown(&ts->free_left, u); }
+
+/* Re-arming a countdown: its consumed part moves into the counter's base
+ * under arm_seq, so that a reader never sees a count twice or not at all.
+ * Owner thread only. */
+VKM_INLINE void vkm_arm_begin(vkm_tstate_t *ts) {
+  __atomic_store_n(&ts->arm_seq, ts->arm_seq | 1, __ATOMIC_RELAXED); /* odd (even if a fork copied it odd) */
+  __atomic_thread_fence(__ATOMIC_RELEASE);
 }
-VKM_INLINE int vkm_live_shrink(vkm_tstate_t *ts, size_t u) {
-  ts->live_up += (int64_t)u;
-  return vkm_countdown(&ts->live_down, u);
+VKM_INLINE void vkm_arm_end(vkm_tstate_t *ts) { __atomic_store_n(&ts->arm_seq, (ts->arm_seq | 1) + 1, __ATOMIC_RELEASE); }
+VKM_INLINE void vkm_req_rearm(vkm_tstate_t *ts, int64_t next) {
+  vkm_arm_begin(ts);
+  VKM_STORE(&ts->c.alloc_bytes, ts->c.alloc_bytes + (uint64_t)(ts->req_armed - ts->req_left));
+  VKM_STORE(&ts->req_armed, next);
+  VKM_STORE(&ts->req_left, next);
+  vkm_arm_end(ts);
 }
-VKM_INLINE int64_t vkm_live_delta(const vkm_tstate_t *ts) {
-  return VKM_LIVE_QUANTUM - ts->live_up;
+/* The freed bytes between peak checks: VKM_LIVE_QUANTUM, or none in exact
+ * mode, where every free is checked (it takes the slow path anyway) and
+ * the peak is exact. */
+VKM_INLINE int64_t vkm_peak_quantum(void) { return vkm_config.exact ? 0 : VKM_LIVE_QUANTUM; }
+VKM_INLINE void vkm_free_rearm(vkm_tstate_t *ts) {
+  int64_t q = vkm_peak_quantum();
+  vkm_arm_begin(ts);
+  VKM_STORE(&ts->c.free_usable, ts->c.free_usable + (uint64_t)(ts->free_armed - ts->free_left));
+  VKM_STORE(&ts->free_armed, q);
+  VKM_STORE(&ts->free_left, q);
+  vkm_arm_end(ts);
 }
-VKM_INLINE int vkm_live_due(const vkm_tstate_t *ts) {
-  int64_t d = vkm_live_delta(ts);
-  return d > VKM_LIVE_QUANTUM || d < -VKM_LIVE_QUANTUM;
-}
-VKM_INLINE void vkm_live_reset(vkm_tstate_t *ts) { ts->live_up = ts->live_down = VKM_LIVE_QUANTUM; }
+/* Freed bytes not yet peak-checked. */
+VKM_INLINE int64_t vkm_free_unchecked(const vkm_tstate_t *ts) { return ts->free_armed - ts->free_left; }
 
 /* ---------------------------------------------------------------------------
  * Usable size, the biggest single cost of exact byte counting.

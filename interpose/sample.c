@@ -180,18 +180,20 @@ static double ln_unit(double u) {
 }
 
 /* Called at attach and after every sample: the next sample is taken when
- * the thread's requests overdraw sample_left (vkm_sample_due). Exact mode
+ * the thread's requests overdraw the countdown (vkm_req_due). Exact mode
  * starts overdrawn, so that every allocation, even of 0 bytes, is due. */
 void vkm_sample_reset_interval(vkm_tstate_t *ts) {
+  int64_t next;
   if (!vkm_sampling) {
-    ts->sample_left = INT64_MAX;
+    next = INT64_MAX;
   } else if (vkm_config.exact) {
-    ts->sample_left = -1;
+    next = -1;
   } else {
     double u = ((double)(rng_next(ts) >> 11) + 1.0) * (1.0 / 9007199254740993.0); /* (0, 1] */
-    double next = -ln_unit(u) * (double)vkm_config.sample_bytes;
-    ts->sample_left = next > 4e18 ? (int64_t)4e18 : (int64_t)next;
+    double d = -ln_unit(u) * (double)vkm_config.sample_bytes;
+    next = d > 4e18 ? (int64_t)4e18 : (int64_t)d;
   }
+  vkm_req_rearm(ts, next);
 }
 
 /* Stack capture: first the fast walker (unwind.c), which keeps each return

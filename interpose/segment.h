@@ -31,7 +31,7 @@
 #include "vkm.h"
 
 #define VKM_SEG_MAGIC 0x31474553204d4b56ull /* "VKM SEG1", little-endian */
-#define VKM_SEG_VERSION 3u
+#define VKM_SEG_VERSION 4u
 /* Size of the segment. Pages cost nothing until touched (what a process
  * touches is its thread states, the rings its threads use and the pools
  * it registers), but the address space counts against RLIMIT_AS, which
@@ -55,11 +55,21 @@
 enum { VKM_TS_FREE = 0, VKM_TS_LIVE = 1, VKM_TS_DEAD = 2 };
 
 typedef struct __attribute__((aligned(128))) vkm_tstate_s {
-  vkm_counters_t c;           /* owner writes, agent reads; c.alloc_count is
-                                 not kept here: it is the sum of c.size_hist */
-  int64_t live_up, live_down; /* owner only: room left before a live-heap flush, up
-                                 and down (see vkm_live_grow in hot.h) */
-  int64_t sample_left;        /* owner only: requested bytes before the next sample */
+  vkm_counters_t c;           /* owner writes, agent reads through
+                                 vkm_tstate_counters: c.alloc_count is not
+                                 kept (it is the sum of c.size_hist), and
+                                 c.alloc_bytes and c.free_usable hold only
+                                 what was counted up to their countdown's
+                                 last re-arm (below) */
+  /* Two counters are countdowns, so that the fast path's one subtraction
+   * both counts and tests: requested bytes count down to the next sample
+   * (req_left), freed usable bytes to the next peak check (free_left).
+   * Their totals are c.alloc_bytes + (req_armed - req_left) and
+   * c.free_usable + (free_armed - free_left). The owner re-arms under
+   * arm_seq (odd while it does). */
+  int64_t req_left, req_armed;
+  int64_t free_left, free_armed;
+  uint64_t arm_seq;
   size_t pending;             /* owner only: malloc's/realloc's request while the real call runs */
   size_t pending_old;         /* owner only: realloc's old usable size, likewise */
   uint64_t rng;               /* owner only: xorshift64* state */
@@ -139,8 +149,7 @@ typedef struct vkm_seg_hdr_s {
   int retire_lock;
   int pad0_;
   vkm_counters_t retired;
-  int64_t live_flushed;      /* atomic: live heap as flushed by threads */
-  int64_t live_peak;         /* atomic: its high-water mark */
+  int64_t live_peak;         /* atomic: the live heap's high-water mark, as the peak checks saw it */
   uint32_t threads_live, threads_max;
   uint64_t threads_total;
   uint32_t registry_count;   /* states ever created */
@@ -178,6 +187,35 @@ typedef struct vkm_seg_hdr_s {
    * (nobody drains the rings: exact mode must not wait for it). */
   char agent_sock[108];
 } vkm_seg_hdr_t;
+
+/* One thread's counters as totals (the countdowns folded in), consistent
+ * with its re-arms: the owner thread, the recorder's peak check and the
+ * agent all read a state through this. Counters the fast path writes
+ * change under the read; each value is one it had. */
+static inline void vkm_tstate_counters(const vkm_tstate_t *ts, vkm_counters_t *out) {
+  for (int tries = 0;; tries++) {
+    uint64_t s1 = __atomic_load_n(&ts->arm_seq, __ATOMIC_ACQUIRE);
+    const uint64_t *src = (const uint64_t *)&ts->c;
+    uint64_t *dst = (uint64_t *)out;
+    for (size_t i = 0; i < sizeof(vkm_counters_t) / sizeof(uint64_t); i++) dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+    int64_t ra = __atomic_load_n(&ts->req_armed, __ATOMIC_RELAXED), rl = __atomic_load_n(&ts->req_left, __ATOMIC_RELAXED);
+    int64_t fa = __atomic_load_n(&ts->free_armed, __ATOMIC_RELAXED), fl = __atomic_load_n(&ts->free_left, __ATOMIC_RELAXED);
+#if defined(__SANITIZE_THREAD__)
+    uint64_t s2 = __atomic_load_n(&ts->arm_seq, __ATOMIC_SEQ_CST);
+#else
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    uint64_t s2 = __atomic_load_n(&ts->arm_seq, __ATOMIC_RELAXED);
+#endif
+    /* A re-arm is a few stores; an owner stopped inside one (a process
+     * killed there) must not stop the reader: after many tries the
+     * figures read stand. */
+    if ((s1 == s2 && !(s1 & 1)) || tries >= 1000) {
+      out->alloc_bytes += (uint64_t)(ra - rl);
+      out->free_usable += (uint64_t)(fa - fl);
+      return;
+    }
+  }
+}
 
 /* Each side's own mapping of the segment, and an offset made a pointer
  * into it. */

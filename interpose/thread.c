@@ -28,7 +28,6 @@ __thread vkm_tls_t vkm_tls __attribute__((tls_model("initial-exec")));
 #define retired (H->retired)
 #define retire_lock (H->retire_lock)
 #define retire_seq (H->retire_seq)
-#define live_flushed (H->live_flushed)
 #define live_peak (H->live_peak)
 #define threads_live (H->threads_live)
 #define threads_max (H->threads_max)
@@ -67,22 +66,60 @@ vkm_tstate_t *vkm_registry_head(void) { return vkm_seg_at(__atomic_load_n(&H->re
 static vkm_tstate_t *registry_next(const vkm_tstate_t *ts) { return vkm_seg_at(ts->next_off); }
 
 /* ---------------------------------------------------------------------------
- * Live heap: flushed per thread in quanta, with a global high-water mark.
+ * The live heap's peak (vkm.h): checked on the way down.
  * ------------------------------------------------------------------------- */
-void vkm_live_flush(vkm_tstate_t *ts) {
+static void peak_raise(int64_t now) {
+  int64_t peak = __atomic_load_n(&live_peak, __ATOMIC_RELAXED);
+  while (now > peak && !__atomic_compare_exchange_n(&live_peak, &peak, now, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+}
+
+/* A live thread's share of the live heap: its allocated usable bytes read
+ * before its freed ones, so that a thread allocating and freeing meanwhile
+ * can only make the share low. */
+static int64_t state_live(const vkm_tstate_t *ts) {
+  for (int tries = 0;; tries++) {
+    uint64_t s1 = __atomic_load_n(&ts->arm_seq, __ATOMIC_ACQUIRE);
+    uint64_t a = VKM_LOAD(&ts->c.alloc_usable);
+    uint64_t f = VKM_LOAD(&ts->c.free_usable);
+    int64_t fa = VKM_LOAD(&ts->free_armed), fl = VKM_LOAD(&ts->free_left);
+    uint64_t s2 = __atomic_load_n(&ts->arm_seq, __ATOMIC_SEQ_CST);
+    if ((s1 == s2 && !(s1 & 1)) || tries >= 100) return (int64_t)(a - f - (uint64_t)(fa - fl));
+  }
+}
+
+/* The live heap now, summed over the retired total and every live
+ * thread; 0 when a thread's exit overlapped every try (then this check
+ * is skipped: the next one comes a quantum later). */
+static int live_now(int64_t *out) {
+  for (int tries = 0; tries < 8; tries++) {
+    uint64_t s1 = __atomic_load_n(&retire_seq, __ATOMIC_ACQUIRE);
+    if (s1 & 1) {
+      sched_yield();
+      continue;
+    }
+    int64_t live = (int64_t)(VKM_LOAD(&retired.alloc_usable) - VKM_LOAD(&retired.free_usable));
+    for (vkm_tstate_t *ts = vkm_registry_head(); ts; ts = registry_next(ts))
+      if (__atomic_load_n(&ts->status, __ATOMIC_ACQUIRE) == VKM_TS_LIVE) live += state_live(ts);
+    if (__atomic_load_n(&retire_seq, __ATOMIC_SEQ_CST) == s1) {
+      *out = live;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+void vkm_peak_check(vkm_tstate_t *ts, size_t u) {
   if (vkm_unlikely(vkm_is_copy())) { /* a raw copy of the process (hot.h) */
     vkm_stop_copy();
     return;
   }
-  int64_t d = vkm_live_delta(ts);
-  /* The two rooms always add up to twice the quantum (hot.h), and a flush
-   * comes at the latest one allocation past the quantum. */
-  VKM_ASSERT(ts->live_up + ts->live_down == 2 * VKM_LIVE_QUANTUM);
-  vkm_live_reset(ts);
-  int64_t now = __atomic_add_fetch(&live_flushed, d, __ATOMIC_RELAXED);
-  int64_t peak = __atomic_load_n(&live_peak, __ATOMIC_RELAXED);
-  while (now > peak && !__atomic_compare_exchange_n(&live_peak, &peak, now, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-  }
+  VKM_ASSERT(ts->free_armed == vkm_peak_quantum()); /* armed at attach and by every check */
+  vkm_free_rearm(ts);
+  /* The free that made the check due is counted already; the heap was
+   * larger by its u bytes just before it. */
+  int64_t now;
+  if (live_now(&now)) peak_raise(now + (int64_t)u);
 }
 
 /* ---------------------------------------------------------------------------
@@ -101,11 +138,24 @@ static void counters_zero(vkm_counters_t *c) {
   for (size_t i = 0; i < NCOUNTERS; i++) VKM_STORE(&d[i], 0);
 }
 
+/* Moves a state's counters into the retired total and leaves it empty,
+ * its countdowns consumed (armed == left): the next thread to take it
+ * re-arms them from nothing. */
+static void retire_counters(vkm_tstate_t *ts) {
+  vkm_counters_t c;
+  vkm_tstate_counters(ts, &c);
+  counters_add(&retired, &c);
+  vkm_arm_begin(ts);
+  counters_zero(&ts->c);
+  VKM_STORE(&ts->req_armed, ts->req_left);
+  VKM_STORE(&ts->free_armed, ts->free_left);
+  vkm_arm_end(ts);
+}
+
 /* Called with retire_lock held. */
 static void fold_locked(vkm_tstate_t *ts) {
   __atomic_add_fetch(&retire_seq, 1, __ATOMIC_ACQ_REL);
-  counters_add(&retired, &ts->c);
-  counters_zero(&ts->c);
+  retire_counters(ts);
   __atomic_store_n(&ts->status, VKM_TS_DEAD, __ATOMIC_RELEASE);
   __atomic_add_fetch(&retire_seq, 1, __ATOMIC_ACQ_REL);
 }
@@ -114,6 +164,8 @@ static void fold_locked(vkm_tstate_t *ts) {
  * destructors, libc's own clean-up). Those calls go straight into the
  * retired total with the fold lock held: rare and exact. */
 void vkm_count_orphan(int kind, size_t req, size_t usable) {
+  int64_t now;
+  if (kind == 1 && live_now(&now)) peak_raise(now); /* before the heap shrinks */
   spin_lock(&retire_lock);
   __atomic_add_fetch(&retire_seq, 1, __ATOMIC_ACQ_REL);
   switch (kind) {
@@ -131,13 +183,6 @@ void vkm_count_orphan(int kind, size_t req, size_t usable) {
   }
   __atomic_add_fetch(&retire_seq, 1, __ATOMIC_ACQ_REL);
   spin_unlock(&retire_lock);
-  int64_t d = kind == 0 ? (int64_t)usable : kind == 1 ? -(int64_t)usable : 0;
-  if (d) {
-    int64_t now = __atomic_add_fetch(&live_flushed, d, __ATOMIC_RELAXED);
-    int64_t peak = __atomic_load_n(&live_peak, __ATOMIC_RELAXED);
-    while (now > peak && !__atomic_compare_exchange_n(&live_peak, &peak, now, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-    }
-  }
 }
 
 /* ---------------------------------------------------------------------------
@@ -147,7 +192,11 @@ static void thread_exit(void *arg) {
   vkm_tstate_t *ts = arg;
   if (!ts || self_state() != ts) return;
   vkm_guard_enter();
-  if (vkm_live_delta(ts)) vkm_live_flush(ts);
+  if (vkm_free_unchecked(ts)) { /* its last frees may follow a peak */
+    int64_t now;
+    if (live_now(&now)) peak_raise(now);
+    vkm_free_rearm(ts);
+  }
   spin_lock(&retire_lock);
   fold_locked(ts);
   spin_unlock(&retire_lock);
@@ -199,7 +248,7 @@ vkm_tstate_t *vkm_thread_attach(void) {
   vkm_tstate_t *ts = state_acquire();
   if (ts) {
     ts->os_tid = vkm_plat_tid();
-    vkm_live_reset(ts);
+    vkm_free_rearm(ts); /* a reused state's countdowns were left consumed */
     if (!ts->rng) ts->rng = ((uint64_t)ts->os_tid * 0x9E3779B97F4A7C15ull) ^ vkm_now_ns() ^ (uintptr_t)ts;
     vkm_sample_reset_interval(ts);
     pthread_setspecific(exit_key, ts);
@@ -238,12 +287,7 @@ void vkm_thread_fork_child(void) {
       live++;
       continue;
     }
-    if (ts->status == VKM_TS_LIVE) {
-      live_flushed += vkm_live_delta(ts); /* not flushed by its (now gone) owner */
-      vkm_live_reset(ts);
-      counters_add(&retired, &ts->c);
-      counters_zero(&ts->c);
-    }
+    if (ts->status == VKM_TS_LIVE) retire_counters(ts);
     ts->status = VKM_TS_FREE;
   }
   threads_live = live;

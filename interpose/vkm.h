@@ -75,11 +75,14 @@ typedef struct vkm_counters_s {
  * zero times). */
 void vkm_counters_sum(vkm_counters_t *out);
 
-/* Live heap (usable bytes) as flushed by threads, and its high-water mark.
- * Each thread flushes its net delta when it passes VKM_LIVE_QUANTUM, so the
- * global figure lags truth by at most threads x quantum. */
+/* The live heap's high-water mark (usable bytes). A thread checks it each
+ * time it has freed VKM_LIVE_QUANTUM bytes since its last check, and when
+ * it ends: the live heap, summed exactly over every thread, raises the
+ * peak. The heap peaks just before it shrinks, and between the true peak
+ * and the next check each thread has freed less than a quantum, so the
+ * mark is low by at most (concurrent threads x quantum), never high.
+ * Exact mode checks at every free. */
 #define VKM_LIVE_QUANTUM (64 * 1024)
-int64_t vkm_live_flushed(void);
 int64_t vkm_live_peak(void);
 uint64_t vkm_live_peak_error_bound(void); /* max concurrent threads x quantum */
 uint32_t vkm_threads_live(void);

@@ -21,11 +21,13 @@
 /* ---------------------------------------------------------------------------
  * Recording (inline into every wrapper)
  * ------------------------------------------------------------------------- */
-/* The rare half of recording: a live-heap flush and/or a sample. Returns p
- * so that the wrappers can tail-call it and keep nothing alive across it. */
-static VKM_COLD void *record_rare(vkm_tstate_t *ts, void *p, size_t req, size_t u, int sample) {
-  if (vkm_live_due(ts)) vkm_live_flush(ts);
-  if (sample) vkm_sample_alloc(ts, p, req, u);
+/* The rare half of recording: a sample. Returns p so that the wrappers
+ * can tail-call it and keep nothing alive across it. Every sample is taken
+ * from here, so the recorder's frames on its stacks are the same whichever
+ * path led to it (the agent keeps stacks that differ only in trimmed frames
+ * apart). */
+static VKM_COLD void *record_sample(vkm_tstate_t *ts, void *p, size_t req, size_t u) {
+  vkm_sample_alloc(ts, p, req, u);
   return p;
 }
 
@@ -37,35 +39,34 @@ static VKM_COLD void *record_failure(vkm_tstate_t *ts) {
 /* Records a successful allocation of `req` bytes at p; returns p. */
 VKM_INLINE void *record_alloc(vkm_tstate_t *ts, void *p, size_t req) {
   size_t u = vkm_usable(p);
-  VKM_OWN_ADD(ts->c.alloc_bytes, req);
   VKM_OWN_ADD(ts->c.alloc_usable, u);
   VKM_OWN_ADD(ts->c.size_hist[vkm_size_class(req)], 1); /* also the alloc count */
-  int sample = vkm_sample_due(ts, req);
-  if (vkm_unlikely(vkm_live_grow(ts, u) | sample)) return record_rare(ts, p, req, u, sample);
+  if (vkm_unlikely(vkm_req_due(ts, req))) return record_sample(ts, p, req, u); /* also the requested bytes */
   return p;
 }
 
 /* The counting halves shared by glibc's fast paths and the other
  * allocators': a request of n bytes (nonzero when a sample is due), and a
- * free of u usable bytes (nonzero when the live heap is due a flush). */
+ * free of u usable bytes (nonzero when a peak check is due). Each counter
+ * is one instruction: the requested and freed totals are the countdowns
+ * themselves (segment.h). */
 VKM_INLINE int count_request(vkm_tstate_t *ts, size_t n) {
-  VKM_OWN_ADD(ts->c.alloc_bytes, n);
   VKM_OWN_ADD(ts->c.size_hist[vkm_size_class(n)], 1); /* also the alloc count */
-  return vkm_sample_due(ts, n);
+  return vkm_req_due(ts, n);
 }
 
 VKM_INLINE int count_free(vkm_tstate_t *ts, size_t u) {
   VKM_OWN_ADD(ts->c.free_count, 1);
-  VKM_OWN_ADD(ts->c.free_usable, u);
-  return vkm_live_shrink(ts, u);
+  return vkm_free_due(ts, u);
 }
 
 VKM_INLINE void record_free(vkm_tstate_t *ts, size_t u) {
-  if (vkm_unlikely(count_free(ts, u))) vkm_live_flush(ts);
+  if (vkm_unlikely(count_free(ts, u))) vkm_peak_check(ts, u);
 }
 
-static VKM_COLD void free_flush(vkm_tstate_t *ts, void *p) {
-  vkm_live_flush(ts);
+/* The heap is about to shrink: check its peak first. */
+static VKM_COLD void free_checked(vkm_tstate_t *ts, void *p, size_t u) {
+  vkm_peak_check(ts, u);
   vkm_real.free(p);
 }
 
@@ -138,9 +139,8 @@ static VKM_COLD void *malloc_slow(vkm_tstate_t *ts, size_t n) {
  * before the real call, so that only ts lives across it; a failure undoes
  * that. */
 static VKM_COLD void *malloc_failed(vkm_tstate_t *ts, size_t n) {
-  VKM_OWN_ADD(ts->c.alloc_bytes, -n); /* nothing was allocated after all */
-  VKM_OWN_ADD(ts->c.size_hist[vkm_size_class(n)], -1);
-  ts->sample_left += (int64_t)n;
+  VKM_OWN_ADD(ts->c.size_hist[vkm_size_class(n)], -1); /* nothing was allocated after all */
+  ts->req_left += (int64_t)n;
   return record_failure(ts);
 }
 
@@ -152,12 +152,7 @@ static VKM_COLD void *malloc_failed_pending(vkm_tstate_t *ts) { return malloc_fa
 static VKM_COLD void *alloc_finish(vkm_tstate_t *ts, void *p, size_t req, int sample) {
   size_t u = vkm_usable(p);
   VKM_OWN_ADD(ts->c.alloc_usable, u);
-  vkm_live_grow(ts, u);
-  return record_rare(ts, p, req, u, sample);
-}
-
-static VKM_COLD void *malloc_flush(vkm_tstate_t *ts, void *p) {
-  vkm_live_flush(ts);
+  if (sample) return record_sample(ts, p, req, u); /* one call site for every sample: its stacks match */
   return p;
 }
 
@@ -167,9 +162,7 @@ static VKM_COLD void *malloc_flush(vkm_tstate_t *ts, void *p) {
 VKM_INLINE void *count_new_block(vkm_tstate_t *ts, void *p) {
   size_t h = vkm_glibc_header(p);
   if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return alloc_finish(ts, p, 0, 0);
-  size_t u = vkm_glibc_heap_usable(h);
-  VKM_OWN_ADD(ts->c.alloc_usable, u);
-  if (vkm_unlikely(vkm_live_grow(ts, u))) return malloc_flush(ts, p);
+  vkm_add(&ts->c.alloc_usable, vkm_glibc_heap_usable(h));
   return p;
 }
 
@@ -193,7 +186,6 @@ static VKM_NOINLINE void *malloc_other(size_t n) {
   size_t u = vkm_class_lookup(n);
   if (vkm_unlikely(u == 0)) u = vkm_real.usable_size(p);
   VKM_OWN_ADD(ts->c.alloc_usable, u);
-  if (vkm_unlikely(vkm_live_grow(ts, u))) return malloc_flush(ts, p);
   return p;
 }
 
@@ -247,7 +239,8 @@ static VKM_COLD void free_slow(vkm_tstate_t *ts, void *p) {
 static VKM_NOINLINE void free_other(void *p) {
   vkm_tstate_t *ts = vkm_tls.other;
   if (vkm_unlikely(ts == NULL || vkm_maybe_sampled(p))) return free_slow(ts, p);
-  if (vkm_unlikely(count_free(ts, vkm_real.usable_size(p)))) return free_flush(ts, p);
+  size_t u = vkm_real.usable_size(p);
+  if (vkm_unlikely(count_free(ts, u))) return free_checked(ts, p, u);
   vkm_real.free(p);
 }
 
@@ -260,7 +253,8 @@ VKM_WRAP void VKM_FN(free)(void *p) {
   if (vkm_unlikely(vkm_maybe_sampled(p))) return free_slow(ts, p);
   size_t h = vkm_glibc_header(p);
   if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return free_slow(ts, p);
-  if (vkm_unlikely(count_free(ts, vkm_glibc_heap_usable(h)))) return free_flush(ts, p);
+  size_t u = vkm_glibc_heap_usable(h);
+  if (vkm_unlikely(count_free(ts, u))) return free_checked(ts, p, u);
   vkm_real.free(p);
 }
 
@@ -318,13 +312,9 @@ static void *realloc_common(vkm_tstate_t *ts, void *p, size_t n) {
   size_t new_u = vkm_usable(q);
   if (sid) vkm_sample_emit_free(ts, p, sid);
   VKM_OWN_ADD(ts->c.realloc_count, 1);
-  VKM_OWN_ADD(ts->c.alloc_bytes, n);
   VKM_OWN_ADD(ts->c.alloc_usable, new_u);
-  VKM_OWN_ADD(ts->c.free_usable, old_u);
-  vkm_live_grow(ts, new_u);
-  vkm_live_shrink(ts, old_u);
-  if (vkm_unlikely(vkm_live_due(ts))) vkm_live_flush(ts);
-  if (vkm_unlikely(vkm_sample_due(ts, n))) vkm_sample_alloc(ts, q, n, new_u);
+  if (vkm_unlikely(vkm_free_due(ts, old_u))) vkm_peak_check(ts, old_u);
+  if (vkm_unlikely(vkm_req_due(ts, n))) return record_sample(ts, q, n, new_u);
   return q;
 }
 
@@ -361,10 +351,8 @@ static VKM_COLD void *realloc_slow(vkm_tstate_t *ts, void *p, size_t n) {
 static VKM_COLD void *realloc_failed(vkm_tstate_t *ts) {
   size_t n = ts->pending, old_u = ts->pending_old;
   VKM_OWN_ADD(ts->c.realloc_count, -1);
-  VKM_OWN_ADD(ts->c.alloc_bytes, -n);
-  VKM_OWN_ADD(ts->c.free_usable, -old_u);
-  ts->sample_left += (int64_t)n;
-  if (vkm_live_grow(ts, old_u)) vkm_live_flush(ts);
+  ts->req_left += (int64_t)n;
+  ts->free_left += (int64_t)old_u;
   return record_failure(ts);
 }
 
@@ -377,17 +365,17 @@ static VKM_COLD void *realloc_sampled(vkm_tstate_t *ts, void *p, size_t n) {
 /* The second half of realloc's fast path: the real call and the new block
  * counted in. */
 VKM_INLINE void *realloc_call(vkm_tstate_t *ts, void *p, size_t n) {
-  if (vkm_unlikely(vkm_sample_due(ts, n))) return realloc_sampled(ts, p, n);
+  if (vkm_unlikely(vkm_req_due(ts, n))) return realloc_sampled(ts, p, n);
   void *q = vkm_real.realloc(p, n);
   if (vkm_unlikely(q == NULL)) return realloc_failed(ts);
   return count_new_block(ts, q);
 }
 
-/* The old block's size took the live delta past the quantum: flush, then go
- * on as the fast path does. Out of line, so that the fast path makes no
- * call before the real one and keeps p and n in their argument registers. */
-static VKM_COLD void *realloc_flushed(vkm_tstate_t *ts, void *p, size_t n) {
-  vkm_live_flush(ts);
+/* The old block's size made a peak check due: check, then go on as the
+ * fast path does. Out of line, so that the fast path makes no call before
+ * the real one and keeps p and n in their argument registers. */
+static VKM_COLD void *realloc_checked(vkm_tstate_t *ts, void *p, size_t n) {
+  vkm_peak_check(ts, ts->pending_old);
   return realloc_call(ts, p, n);
 }
 
@@ -401,11 +389,9 @@ VKM_WRAP void *VKM_FN(realloc)(void *p, size_t n) {
   if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return realloc_slow(ts, p, n);
   size_t old_u = vkm_glibc_heap_usable(h);
   VKM_OWN_ADD(ts->c.realloc_count, 1);
-  VKM_OWN_ADD(ts->c.alloc_bytes, n);
-  VKM_OWN_ADD(ts->c.free_usable, old_u);
   ts->pending = n;
   ts->pending_old = old_u;
-  if (vkm_unlikely(vkm_live_shrink(ts, old_u))) return realloc_flushed(ts, p, n);
+  if (vkm_unlikely(vkm_free_due(ts, old_u))) return realloc_checked(ts, p, n);
   return realloc_call(ts, p, n);
 }
 

@@ -883,7 +883,39 @@ def case_raw_clone():
     check(c is None or c.get("alloc_count", 0) <= 1, "no copy_block site in the parent's report: %r" % (c and c.get("alloc_count"),))
 
 
-CASES = {"tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
+def case_peak():
+    """The live heap's peak against a peak the program planted and summed
+    itself (proc_peak.c): threads hold their shares at once, then free in
+    small steps between smaller allocations. Sampled mode checks the peak
+    after each 64 KiB a thread frees: the mark may be low by the reported
+    bound, never high. Exact mode checks at every free: with one thread
+    the peak is the planted one, give or take what the C library itself
+    holds (its stdio buffer, the threads' bookkeeping)."""
+    d = mkdir("peak")
+    prog = os.path.join(BINDIR, "proc_peak")
+    slack = 16384
+    for threads, mib in ((1, 24), (4, 24)):
+        for mode, sample in (("sampled", None), ("exact", "1")):
+            rep = os.path.join(d, "%s-%d.json" % (mode, threads))
+            extra = dict(VALKMEM_REPORT=rep, VALKMEM_HTTP="0")
+            if sample:
+                extra["VALKMEM_SAMPLE_BYTES"] = sample
+            r = run([prog, threads, mib], shim_env(**extra), timeout=120)
+            if not check(r.rc == 0 and os.path.exists(rep), "proc_peak %d %s ran: %r" % (threads, mode, r)):
+                continue
+            planted = int(r.out.decode().strip())
+            b = load(rep)
+            peak, bound = b["peak"]["live_bytes"], b["peak"]["live_error_bytes"]
+            if mode == "sampled":
+                check(bound == 65536 * threads, "%s, %d thread(s): bound is a quantum a thread: %d" % (mode, threads, bound))
+            else:
+                check(bound == 65536 * (threads - 1), "%s, %d thread(s): bound %d" % (mode, threads, bound))
+            print("%s, %d thread(s): planted %d, peak %d (%+d), bound %d" % (mode, threads, planted, peak, peak - planted, bound))
+            check(planted - bound <= peak <= planted + slack,
+                  "%s, %d thread(s): peak %d within [planted %d - bound %d, + %d]" % (mode, threads, peak, planted, bound, slack))
+
+
+CASES = {"peak": case_peak, "tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
          "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
          "gate_tree": case_gate_tree, "chromium": case_chromium, "report_at_exit": case_report_at_exit,
