@@ -140,7 +140,7 @@ typedef struct vkm_tick_s {
   vkm_counters_t c;         /* cumulative totals */
   int64_t live_bytes;       /* alloc_usable - free_usable, exact */
   int64_t live_count;       /* alloc_count - free_count */
-  int64_t peak_live_bytes;  /* high-water of flushed live heap (see vkm_live_peak) */
+  int64_t peak_live_bytes;  /* high-water of the live heap (see vkm_live_peak) */
   double alloc_bps, free_bps;       /* usable bytes/s over the last tick */
   double alloc_ops, free_ops;       /* calls/s */
   double pressure_pct;      /* (alloc - reclaim) / alloc over a 5 s window, 0 when reclaim keeps up */

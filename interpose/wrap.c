@@ -208,7 +208,7 @@ VKM_WRAP void *VKM_FN(malloc)(size_t n) {
 
 /* Everything free() does besides the common case, ending in the real free:
  * free(NULL), not attached or re-entered, a bootstrap block, a block that
- * may have been sampled, an mmapped chunk, a live-heap flush due. */
+ * may have been sampled, an mmapped chunk, a peak check due. */
 static VKM_COLD void free_slow(vkm_tstate_t *ts, void *p) {
   if (p == NULL || vkm_is_bootstrap(p)) return;
   if (vkm_unlikely(vkm_is_copy())) { /* a raw copy of the process (hot.h): not ours to count */
