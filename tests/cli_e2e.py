@@ -636,6 +636,20 @@ if case("export"):
               f"{consumer[0]} reads the export: leaky_put holds 9000 B in use", p.stdout + p.stderr)
     else:
         print("note: no pprof consumer (go, google-pprof) found: pprof read-back skipped", file=sys.stderr)
+    # A malformed site is named, not exported as zero.
+    if os.path.exists(os.path.join(W, "exp.json")):
+        good = load("exp.json")
+        for what, edit, want in (("frames a string", lambda s: s.__setitem__("frames", "abc"), '"sites[0].frames" is not an array'),
+                                 ("a frame a number", lambda s: s.__setitem__("frames", [1]), '"sites[0].frames[0]" is not an object'),
+                                 ("live_bytes a string", lambda s: s.__setitem__("live_bytes", "x"), '"sites[0].live_bytes" is not a non-negative number'),
+                                 ("negative alloc_bytes", lambda s: s.__setitem__("alloc_bytes", -5), '"sites[0].alloc_bytes" is not a non-negative number')):
+            bad = json.loads(json.dumps(good))
+            edit(bad["sites"][0])
+            with open(os.path.join(W, "bad.json"), "w") as f:
+                json.dump(bad, f)
+            rc, out, err = run(["export", "--folded", "bad.folded", "bad.json"])
+            check(rc == 2 and "malformed report" in err and want in err and "bad.json" in err,
+                  "export of a report whose site has " + what + ": exit 2 naming it", show(rc, out, err))
 
 # ---------------------------------------------------------------------------
 # view: the agent serves a saved report from an idle child
