@@ -124,6 +124,7 @@ typedef struct vkm_agentd_s {
   int attach;           /* valkmem attach: the process runs without an agent of its own */
   int orphan_ms;        /* valkmem gate: processes that outlive the command by this long are
                          * not waited for (their workers write a checkpoint and stop); 0: wait */
+  int lock_fd;          /* sock_path.lock, locked for as long as we serve the path (interpose/link.c), or -1 */
 } vkm_agentd_t;
 int vkm_agentd_run(vkm_agentd_t *d);
 int vkm_cmd_agent(int argc, char **argv);

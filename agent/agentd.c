@@ -73,6 +73,16 @@ static void sock_dir_of(const char *sock, char *dir, size_t cap) {
   else dir[0] = 0;
 }
 
+/* The lock on sock_path.lock (interpose/link.c): removed, then let go, so
+ * that a process arriving after us takes the path for a new agent. */
+static void release_lock(vkm_agentd_t *d) {
+  if (d->lock_fd < 0) return;
+  char lock[256];
+  if (d->sock_path && (size_t)snprintf(lock, sizeof lock, "%s.lock", d->sock_path) < sizeof lock) unlink(lock);
+  close(d->lock_fd);
+  d->lock_fd = -1;
+}
+
 static int report_owner(const vkm_agentd_t *d, int pid) {
   /* Without %p: the root only (its exec'd images share its pid). */
   (void)d;
@@ -138,6 +148,7 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
   if (c == 0) {
     if (d->listen_fd >= 0) close(d->listen_fd);
     if (d->done_fd >= 0) close(d->done_fd);
+    if (d->lock_fd >= 0) close(d->lock_fd); /* a worker that outlives us must not hold it */
     signal(SIGCHLD, SIG_DFL);
     _exit(vkm_worker_run(&w, &old));
   }
@@ -343,6 +354,7 @@ int vkm_agentd_run(vkm_agentd_t *d) {
       if (d->sock_path) unlink(d->sock_path);
       close(d->listen_fd);
       d->listen_fd = -1;
+      release_lock(d); /* so that the next one takes the path at once */
     }
     if (stopping && !nworkers) break;
     if (launcher_done && !nworkers && now_ms() - idle_since >= GRACE_MS) break;
@@ -365,17 +377,37 @@ int vkm_agentd_run(vkm_agentd_t *d) {
   }
   if (d->sock_path && d->listen_fd >= 0) unlink(d->sock_path);
   if (d->listen_fd >= 0) close(d->listen_fd);
+  release_lock(d);
   return 0;
 }
 
 /* ---------------------------------------------------------------------------
  * `valkmem agent`: what a recorder starts.
  * ------------------------------------------------------------------------- */
+/* The tree's root is named in the socket: agent-PID-NONCE.sock, PID the
+ * process that started the tree's first agent. An agent started in place
+ * of one that is gone (--in-place) keeps the name, and so the root; 0 when
+ * the name says nothing. Otherwise the first process to arrive is the
+ * root: the one that started us. */
+static int root_of(const char *sock) {
+  const char *b = strrchr(sock, '/');
+  b = b ? b + 1 : sock;
+  if (strncmp(b, "agent-", 6) != 0) return 0;
+  int pid = 0;
+  for (int i = 6; i < 16; i++) {
+    if (b[i] < '0' || b[i] > '9') return 0;
+    pid = pid * 10 + (b[i] - '0');
+  }
+  return b[16] == '-' ? pid : 0;
+}
+
 int vkm_cmd_agent(int argc, char **argv) {
   const char *sock = NULL, *tty = NULL;
-  int from_recorder = 0;
+  int from_recorder = 0, in_place = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--from-recorder")) from_recorder = 1;
+    else if (!strcmp(argv[i], "--in-place")) in_place = 1;
+    else if (!strcmp(argv[i], "--new")) in_place = 0;
     else if (!strcmp(argv[i], "--sock") && i + 1 < argc) sock = argv[++i];
     else if (!strcmp(argv[i], "--tty") && i + 1 < argc) tty = argv[++i];
     else {
@@ -396,12 +428,20 @@ int vkm_cmd_agent(int argc, char **argv) {
   /* The program that spawned us keeps no child of ours (sys.h). */
   vkm_sys_detach();
   int pidfd = fcntl(5, F_GETFD) >= 0 ? 5 : -1;
-  vkm_agentd_t d = {.listen_fd = 3, .sock_path = sock, .first_seg_fd = 4, .first_pid_fd = pidfd, .done_fd = -1};
-  /* Descriptor 5 is the segment again when the recorder had no pidfd. */
+  int lockfd = fcntl(6, F_GETFD) >= 0 ? 6 : -1;
+  vkm_agentd_t d = {.listen_fd = 3, .sock_path = sock, .first_seg_fd = 4, .first_pid_fd = pidfd, .done_fd = -1,
+                    .lock_fd = lockfd, .root_pid = in_place ? root_of(sock) : 0};
+  /* Descriptors 5 and 6 are the segment again when the recorder had no
+   * pidfd or no lock. */
   if (pidfd >= 0 && vkm_proc_same_file(4, 5)) {
     close(5);
     d.first_pid_fd = -1;
   }
+  if (lockfd >= 0 && vkm_proc_same_file(4, 6)) {
+    close(6);
+    d.lock_fd = -1;
+  }
+  if (d.lock_fd >= 0) fcntl(d.lock_fd, F_SETFD, FD_CLOEXEC);
   fcntl(3, F_SETFD, FD_CLOEXEC);
   fcntl(4, F_SETFD, FD_CLOEXEC);
   if (d.first_pid_fd >= 0) fcntl(d.first_pid_fd, F_SETFD, FD_CLOEXEC);
@@ -456,7 +496,7 @@ int vkm_cmd_attach(int argc, char **argv) {
     return 1;
   }
   int ls = vkm_sys_socket(AF_UNIX, 0); /* nothing will connect: its children have no agent either */
-  vkm_agentd_t d = {.listen_fd = ls, .root_pid = (int)pid, .first_seg_fd = -1, .first_pid_fd = -1,
+  vkm_agentd_t d = {.listen_fd = ls, .root_pid = (int)pid, .first_seg_fd = -1, .first_pid_fd = -1, .lock_fd = -1,
                     .done_fd = -1, .attach = 1, .linger = 0};
   vkm_hello_t h = {.magic = VKM_HELLO_MAGIC, .version = VKM_SEG_VERSION, .pid = (int)pid, .kind = VKM_HELLO_SEGMENT};
   fprintf(stderr, "valkmem: attached to pid %ld (Ctrl-C to detach)\n", pid);

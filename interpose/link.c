@@ -6,10 +6,17 @@
  *
  *   - VALKMEM_AGENT_SOCK, inherited from an ancestor (or set by `valkmem
  *     run`/`gate`, which are agents themselves): connect and hand over;
- *   - otherwise, or when that agent is gone, this process starts one: the
- *     `valkmem` executable next to the library (or VALKMEM_AGENT_BIN),
- *     detached in a session of its own (platform.h), and leaves its socket
- *     path in the environment for descendants.
+ *   - otherwise this process starts one: the `valkmem` executable next to
+ *     the library (or VALKMEM_AGENT_BIN), detached in a session of its own
+ *     (platform.h), and leaves its socket path in the environment for
+ *     descendants;
+ *   - when that agent is gone (killed, crashed: nobody listens at the
+ *     path), one process of the tree starts another at the same path, so
+ *     that the rest of the tree, whose environment still names it, reaches
+ *     the new one instead of each starting its own. Which one: whoever
+ *     takes the lock on PATH.lock, which every agent holds for its life
+ *     (the kernel lets it go when the agent dies); the others wait for
+ *     the new agent to listen and hand over to it.
  *
  * At exit() the recorder writes the exit code into the segment; when a
  * report is due it also tells its agent and waits (bounded) until the
@@ -21,9 +28,11 @@
 #include "hot.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -52,7 +61,8 @@ static int sock_addr(const char *path, struct sockaddr_un *a, socklen_t *len) {
 }
 
 /* Sends a hello (with descriptors) to the agent at `path`; with want_reply,
- * waits up to timeout_ms for its one-byte answer. 0, or -1. */
+ * waits up to timeout_ms for its one-byte answer. 0; -2 when nobody
+ * listens at path (the agent is gone); -1 on any other failure. */
 static int send_hello(const char *path, uint32_t kind, const int *fds, int nfds, int want_reply, int timeout_ms) {
   struct sockaddr_un a;
   socklen_t alen;
@@ -63,7 +73,9 @@ static int send_hello(const char *path, uint32_t kind, const int *fds, int nfds,
   setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   int rc = -1;
-  if (connect(s, (struct sockaddr *)&a, alen) == 0) {
+  if (connect(s, (struct sockaddr *)&a, alen) != 0) {
+    if (errno == ECONNREFUSED || errno == ENOENT) rc = -2;
+  } else {
     vkm_hello_t h = {.magic = VKM_HELLO_MAGIC, .version = VKM_SEG_VERSION, .pid = vkm_seg->pid,
                      .ppid = vkm_seg->ppid, .kind = kind};
     struct iovec iov = {&h, sizeof h};
@@ -185,31 +197,60 @@ static char **agent_env(void) {
   return env;
 }
 
-static int spawn_agent(int segfd, int pidfd) {
+/* Starts an agent for this process: at a new path, or (at != NULL) in
+ * place of the tree's agent that is gone. 0; -2 when another agent holds
+ * the lock of that path (alive, or being started by another process of
+ * the tree); -1 when no agent could be started. */
+static int spawn_agent(int segfd, int pidfd, const char *at) {
   char bin[1024];
   if (find_agent_bin(bin, sizeof bin) != 0) {
     vkm_seg_note("no agent: cannot find the valkmem executable next to libvalkmem (set VALKMEM_AGENT_BIN)");
     return -1;
   }
-  char path[sizeof agent_sock];
-  if (socket_path(path, sizeof path) != 0) return -1;
+  char path[sizeof agent_sock], lock[sizeof agent_sock + 8];
+  if (at) snprintf(path, sizeof path, "%s", at);
+  else if (socket_path(path, sizeof path) != 0) return -1;
   struct sockaddr_un a;
   socklen_t alen;
   if (sock_addr(path, &a, &alen) != 0) return -1;
+  /* The agent holds the lock for its life. Without one (a path too long
+   * for it, a directory we cannot write) the agent runs all the same; it
+   * just cannot be replaced in place. */
+  int lk = -1;
+  if ((size_t)snprintf(lock, sizeof lock, "%s.lock", path) < sizeof lock)
+    lk = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lk >= 0 && flock(lk, LOCK_EX | LOCK_NB) != 0) {
+    int busy = errno == EWOULDBLOCK;
+    close(lk);
+    if (busy) return -2;
+    lk = -1;
+  }
+  if (at) unlink(path); /* the socket of the agent that is gone */
   int ls = vkm_plat_unix_socket();
-  if (ls < 0) return -1;
+  if (ls < 0) {
+    if (lk >= 0) close(lk);
+    return -1;
+  }
   if (bind(ls, (struct sockaddr *)&a, alen) != 0 || listen(ls, 4096) != 0) {
     close(ls);
+    if (lk >= 0) close(lk);
     return -1;
   }
   /* The URL line goes to the terminal the program was started from, never
    * into a pipe or file the program owns. */
   char tty[256] = "";
   if (isatty(2) && ttyname_r(2, tty, sizeof tty) != 0) tty[0] = 0;
-  char *argv[] = {bin, "agent", "--from-recorder", "--sock", path, tty[0] ? "--tty" : NULL, tty, NULL};
-  int fds[3] = {ls, segfd, pidfd >= 0 ? pidfd : segfd};
-  int rc = vkm_plat_spawn_detached(bin, argv, agent_env(), fds, 3);
+  char *argv[] = {bin, "agent", "--from-recorder", "--sock", path, at ? "--in-place" : "--new", NULL, NULL, NULL};
+  if (tty[0]) {
+    argv[6] = "--tty";
+    argv[7] = tty;
+  }
+  /* Descriptors 3..6 in the agent: the listening socket, the segment, this
+   * process's pidfd and the lock (the segment again where one is missing). */
+  int fds[4] = {ls, segfd, pidfd >= 0 ? pidfd : segfd, lk >= 0 ? lk : segfd};
+  int rc = vkm_plat_spawn_detached(bin, argv, agent_env(), fds, 4);
   close(ls);
+  if (lk >= 0) close(lk);
   if (rc != 0) {
     unlink(path);
     return -1;
@@ -227,8 +268,20 @@ static void hand_over(int may_spawn) {
   int pidfd = vkm_plat_self_handle();
   int fds[2] = {segfd, pidfd};
   int n = pidfd >= 0 ? 2 : 1;
-  if (agent_sock[0] && send_hello(agent_sock, VKM_HELLO_SEGMENT, fds, n, 0, 2000) == 0) handed = 1;
-  else if (may_spawn && spawn_agent(segfd, pidfd) == 0) handed = 1;
+  int rc = agent_sock[0] ? send_hello(agent_sock, VKM_HELLO_SEGMENT, fds, n, 0, 2000) : -1;
+  if (rc == 0) handed = 1;
+  /* The tree's agent is gone: take its place, or hand over to the process
+   * that does (link.c's head comment). Bounded: 100 tries, 2 ms apart. */
+  for (int i = 0; rc == -2 && may_spawn && i < 100; i++) {
+    int s = spawn_agent(segfd, pidfd, agent_sock);
+    if (s == 0) handed = 1;
+    if (s != -2) break;
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+    rc = send_hello(agent_sock, VKM_HELLO_SEGMENT, fds, n, 0, 2000);
+    if (rc == 0) handed = 1;
+  }
+  if (!handed && may_spawn && spawn_agent(segfd, pidfd, NULL) == 0) handed = 1;
   close(segfd);
   if (pidfd >= 0) close(pidfd);
 }

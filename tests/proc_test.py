@@ -359,6 +359,66 @@ def case_agent_gone():
     same(plain, res, "exact mode, %d allocations after its agent was killed (limit 50 s; without the shim 0.1 s)" % n)
 
 
+def case_agent_replaced():
+    """The tree's agent is killed while its script goes on starting
+    processes: one process of the tree starts a new agent at the same path
+    (the others' environment still names it) and the rest hand over to it -
+    not an agent for every process from then on. Every process started
+    after the kill has its report; the script's output and status are as
+    without the shim."""
+    d = mkdir("replaced")
+    spawns = os.path.join(d, "spawns")
+    wrapper = os.path.join(d, "agent.sh")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\necho \"$*\" >> %s\nexec %s \"$@\"\n" % (spawns, CLI))
+    os.chmod(wrapper, 0o755)
+    go = os.path.join(d, "go")
+    script = ("while [ ! -e %s ]; do sleep 0.02; done; for i in $(seq 30); do /bin/true; done; echo done" % go)
+    plain = run(["bash", "-c", script.replace(go, "/")], base_env())
+    reps = os.path.join(d, "reps")
+    os.mkdir(reps)
+    p = subprocess.Popen(["bash", "-c", script], env=shim_env(VALKMEM_HTTP="0", VALKMEM_AGENT_BIN=wrapper,
+                                                                VALKMEM_REPORT=os.path.join(reps, "r-%p.json")),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=default_signals)
+    pids = []
+    for _ in range(300):
+        pids = agent_pids(p.pid)
+        if pids:
+            break
+        time.sleep(0.01)
+    check(pids, "the script's agent was found")
+    time.sleep(0.2)
+    for pid in set(pids + agent_pids(p.pid)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    time.sleep(0.1)
+    open(go, "w").close()
+    try:
+        out, err = p.communicate(timeout=60)
+        res = Result(p.returncode, out, err, False)
+    except subprocess.TimeoutExpired:
+        killpg(p.pid)
+        out, err = p.communicate()
+        res = Result(p.returncode, out, err, True)
+    same(plain, res, "the script, its agent killed half-way")
+    for _ in range(100):  # the new agent writes the last reports as its processes end
+        if not agent_pids(p.pid):
+            break
+        time.sleep(0.05)
+    lines = open(spawns).read().splitlines() if os.path.exists(spawns) else []
+    check(len(lines) == 2 and "--new" in lines[0] and "--in-place" in lines[1] and all(lines[1].split()[3] == l.split()[3] for l in lines),
+          "two agents in all: the first, then one in its place at the same path: %r" % lines)
+    progs = []
+    for f in os.listdir(reps):
+        try:
+            progs.append(load(os.path.join(reps, f)).get("program"))
+        except Exception:
+            pass
+    check(progs.count("true") == 30, "every /bin/true started after the kill has its report: %d of 30" % progs.count("true"))
+
+
 BASH_FD5 = 'exec 5>OUT; for i in $(seq 200); do echo line$i >&5; done; exec 5>&-'
 
 
@@ -918,7 +978,7 @@ def case_peak():
                   "%s, %d thread(s): peak %d within [planted %d - bound %d, + %d]" % (mode, threads, peak, planted, bound, slack))
 
 
-CASES = {"peak": case_peak, "tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
+CASES = {"peak": case_peak, "agent_replaced": case_agent_replaced, "tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
          "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
          "gate_tree": case_gate_tree, "chromium": case_chromium, "report_at_exit": case_report_at_exit,
