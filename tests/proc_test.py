@@ -82,11 +82,8 @@ class Result:
                                                       self.out[-2000:], self.err[-2000:])
 
 
-def run(argv, env, timeout=30, cwd=None, preexec=default_signals, stdin=subprocess.DEVNULL):
-    """Runs argv in a process group of its own; on timeout the whole group is
-    killed. stdout and stderr are pipes (bytes)."""
-    p = subprocess.Popen([str(a) for a in argv], env=env, cwd=cwd, stdin=stdin, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, start_new_session=True, preexec_fn=preexec)
+def finish(p, timeout):
+    """Waits for a Popen started in a session of its own: a Result."""
     try:
         out, err = p.communicate(timeout=timeout)
         return Result(p.returncode, out, err, False)
@@ -94,6 +91,14 @@ def run(argv, env, timeout=30, cwd=None, preexec=default_signals, stdin=subproce
         killpg(p.pid)
         out, err = p.communicate()
         return Result(p.returncode, out, err, True)
+
+
+def run(argv, env, timeout=30, cwd=None, preexec=default_signals, stdin=subprocess.DEVNULL):
+    """Runs argv in a process group of its own; on timeout the whole group is
+    killed. stdout and stderr are pipes (bytes)."""
+    p = subprocess.Popen([str(a) for a in argv], env=env, cwd=cwd, stdin=stdin, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True, preexec_fn=preexec)
+    return finish(p, timeout)
 
 
 def killpg(pgid):
@@ -323,6 +328,25 @@ def agent_pids(spawner_pid):
     return pids
 
 
+def wait_agent(spawner_pid, seconds):
+    """The pids of the agent a recorder started, once there is one (or [])."""
+    end = time.time() + seconds
+    while True:
+        pids = agent_pids(spawner_pid)
+        if pids or time.time() > end:
+            return pids
+        time.sleep(0.01)
+
+
+def kill_agent(spawner_pid):
+    """SIGKILL to the agent a recorder started, and to its workers."""
+    for pid in set(agent_pids(spawner_pid)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def case_agent_gone():
     """Exact mode waits while a ring is full, for the agent to drain it. When
     the agent is gone (killed, crashed) the program must still end: one
@@ -333,29 +357,14 @@ def case_agent_gone():
     p = subprocess.Popen([PROG, "churn", "1500", str(n)], env=shim_env(VALKMEM_SAMPLE_BYTES="1", VALKMEM_HTTP="0"),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                          preexec_fn=default_signals)
-    pids = []
-    for _ in range(100):
-        pids = agent_pids(p.pid)
-        if pids:
-            break
-        time.sleep(0.01)
+    pids = wait_agent(p.pid, 1.0)
     if not check(pids, "the program's agent was found (socket named after pid %d)" % p.pid):
         killpg(p.pid)
         p.communicate()
         return
     time.sleep(0.2)  # the worker is forked once the segment arrives
-    for pid in set(pids + agent_pids(p.pid)):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
-        out, err = p.communicate(timeout=50)
-        res = Result(p.returncode, out, err, False)
-    except subprocess.TimeoutExpired:
-        killpg(p.pid)
-        out, err = p.communicate()
-        res = Result(p.returncode, out, err, True)
+    kill_agent(p.pid)
+    res = finish(p, 50)
     same(plain, res, "exact mode, %d allocations after its agent was killed (limit 50 s; without the shim 0.1 s)" % n)
 
 
@@ -380,28 +389,13 @@ def case_agent_replaced():
     p = subprocess.Popen(["bash", "-c", script], env=shim_env(VALKMEM_HTTP="0", VALKMEM_AGENT_BIN=wrapper,
                                                                 VALKMEM_REPORT=os.path.join(reps, "r-%p.json")),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=default_signals)
-    pids = []
-    for _ in range(300):
-        pids = agent_pids(p.pid)
-        if pids:
-            break
-        time.sleep(0.01)
+    pids = wait_agent(p.pid, 3.0)
     check(pids, "the script's agent was found")
     time.sleep(0.2)
-    for pid in set(pids + agent_pids(p.pid)):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    kill_agent(p.pid)
     time.sleep(0.1)
     open(go, "w").close()
-    try:
-        out, err = p.communicate(timeout=60)
-        res = Result(p.returncode, out, err, False)
-    except subprocess.TimeoutExpired:
-        killpg(p.pid)
-        out, err = p.communicate()
-        res = Result(p.returncode, out, err, True)
+    res = finish(p, 60)
     same(plain, res, "the script, its agent killed half-way")
     for _ in range(100):  # the new agent writes the last reports as its processes end
         if not agent_pids(p.pid):
