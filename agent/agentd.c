@@ -28,6 +28,7 @@
 #include "sys.h"
 #include "../interpose/segment.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -35,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -384,6 +386,65 @@ int vkm_agentd_run(vkm_agentd_t *d) {
 /* ---------------------------------------------------------------------------
  * `valkmem agent`: what a recorder starts.
  * ------------------------------------------------------------------------- */
+/* An agent that was killed leaves its socket and its lock behind in the
+ * recorders' directory, and its workers their sockets (wAGENT-WORKER.sock).
+ * A new tree's agent removes those whose lock nobody holds (their agent is
+ * gone: the kernel let the lock go), sockets without a lock that nobody
+ * listens at (left by an agent of an earlier version), and the sockets of
+ * workers that no longer exist. A socket being set up right now already
+ * listens, and its lock is held from before it was bound
+ * (interpose/link.c). */
+static int nobody_listens(const char *path) {
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof a.sun_path) return 0;
+  memcpy(a.sun_path, path, strlen(path));
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (s < 0) return 0;
+  int dead = connect(s, (struct sockaddr *)&a, sizeof a) != 0 && errno == ECONNREFUSED;
+  close(s);
+  return dead;
+}
+
+static void sweep_dead(const char *sock) {
+  char dir[256];
+  const char *slash = strrchr(sock, '/');
+  if (!slash || (size_t)(slash - sock) >= sizeof dir) return;
+  memcpy(dir, sock, (size_t)(slash - sock));
+  dir[slash - sock] = 0;
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  int n = 0;
+  while ((e = readdir(d)) && n < 4096) {
+    size_t len = strlen(e->d_name);
+    char path[512], lock[520];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path) continue;
+    int target, worker, end = 0;
+    if (sscanf(e->d_name, "w%d-%d.sock%n", &target, &worker, &end) == 2 && (size_t)end == len) {
+      n++;
+      if (nobody_listens(path)) unlink(path); /* a live worker takes the empty connection in its stride */
+      continue;
+    }
+    if (strncmp(e->d_name, "agent-", 6) != 0 || len < 6 + 5) continue;
+    n++;
+    if (len > 10 && !strcmp(e->d_name + len - 10, ".sock.lock")) {
+      int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0) continue;
+      if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        path[strlen(path) - 5] = 0; /* the socket */
+        unlink(path);
+        snprintf(lock, sizeof lock, "%s.lock", path);
+        unlink(lock);
+      }
+      close(fd);
+    } else if (!strcmp(e->d_name + len - 5, ".sock")) {
+      snprintf(lock, sizeof lock, "%s.lock", path);
+      if (access(lock, F_OK) != 0 && strcmp(path, sock) != 0 && nobody_listens(path)) unlink(path);
+    }
+  }
+  closedir(d);
+}
+
 /* The tree's root is named in the socket: agent-PID-NONCE.sock, PID the
  * process that started the tree's first agent. An agent started in place
  * of one that is gone (--in-place) keeps the name, and so the root; 0 when
@@ -442,6 +503,7 @@ int vkm_cmd_agent(int argc, char **argv) {
     d.lock_fd = -1;
   }
   if (d.lock_fd >= 0) fcntl(d.lock_fd, F_SETFD, FD_CLOEXEC);
+  if (!in_place) sweep_dead(sock);
   fcntl(3, F_SETFD, FD_CLOEXEC);
   fcntl(4, F_SETFD, FD_CLOEXEC);
   if (d.first_pid_fd >= 0) fcntl(d.first_pid_fd, F_SETFD, FD_CLOEXEC);

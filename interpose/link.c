@@ -222,8 +222,8 @@ static int spawn_agent(int segfd, int pidfd, const char *at) {
   if (lk >= 0 && flock(lk, LOCK_EX | LOCK_NB) != 0) {
     int busy = errno == EWOULDBLOCK;
     close(lk);
-    if (busy) return -2;
-    lk = -1;
+    if (busy && at) return -2;
+    lk = -1; /* a new path's lock held: only an agent sweeping dead ones (agentd.c) holds it, for a moment */
   }
   if (at) unlink(path); /* the socket of the agent that is gone */
   int ls = vkm_plat_unix_socket();

@@ -413,6 +413,52 @@ def case_agent_replaced():
     check(progs.count("true") == 30, "every /bin/true started after the kill has its report: %d of 30" % progs.count("true"))
 
 
+def case_sweep():
+    """A killed agent leaves its socket, its lock and its workers' sockets in
+    the recorders' directory ($TMPDIR/valkmem-UID). The next tree's agent
+    removes what belongs to nobody, and leaves alone a socket something
+    listens at and a lock something holds."""
+    import fcntl
+    import socket
+    tmp = mkdir("sweep")
+    d = os.path.join(tmp, "valkmem-%d" % os.getuid())
+    os.mkdir(d, 0o700)
+
+    def sock(name, listen):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(os.path.join(d, name))
+        if listen:
+            s.listen(4)
+            return s
+        s.close()  # the file stays, nobody listens: as a killed agent leaves it
+        return None
+
+    dead = ["agent-0000000001-0000000000000001.sock", "agent-0000000002-0000000000000002.sock",
+            "agent-0000000002-0000000000000002.sock.lock", "w1-2.sock"]
+    sock(dead[0], False)
+    sock(dead[1], False)
+    open(os.path.join(d, dead[2]), "w").close()
+    sock(dead[3], False)
+    keep = ["agent-0000000003-0000000000000003.sock", "agent-0000000004-0000000000000004.sock",
+            "agent-0000000004-0000000000000004.sock.lock", "w3-4.sock"]
+    live = [sock(keep[0], True), sock(keep[1], False), sock(keep[3], True)]
+    held = open(os.path.join(d, keep[2]), "w")
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # an agent alive, its socket busy elsewhere
+    r = run(["/bin/true"], shim_env(VALKMEM_HTTP="0", TMPDIR=tmp))
+    check(r.rc == 0, "/bin/true ran: %r" % r)
+    for _ in range(100):
+        left = set(os.listdir(d))
+        if not left & set(dead):
+            break
+        time.sleep(0.05)
+    check(not left & set(dead), "what belongs to nobody is gone: %r" % sorted(left & set(dead)))
+    check(set(keep) <= left, "a socket something listens at and a held lock stay: %r" % sorted(set(keep) - left))
+    held.close()
+    for s in live:
+        if s:
+            s.close()
+
+
 BASH_FD5 = 'exec 5>OUT; for i in $(seq 200); do echo line$i >&5; done; exec 5>&-'
 
 
@@ -972,7 +1018,7 @@ def case_peak():
                   "%s, %d thread(s): peak %d within [planted %d - bound %d, + %d]" % (mode, threads, peak, planted, bound, slack))
 
 
-CASES = {"peak": case_peak, "agent_replaced": case_agent_replaced, "tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
+CASES = {"peak": case_peak, "agent_replaced": case_agent_replaced, "sweep": case_sweep, "tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
          "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
          "gate_tree": case_gate_tree, "chromium": case_chromium, "report_at_exit": case_report_at_exit,

@@ -10,7 +10,7 @@ endforeach()
 if(Python3_FOUND AND TARGET valkmem-cli)
   set(VKM_PROC_CASES single_thread pthread_exit_main setxid_caps signals_default cjson_host
       stderr_clean fd_reuse sigkill_report gate_tree chromium sandbox_adopt attach tree_dashboard
-      report_at_exit heap_untouched agent_gone alloc_errno malloc_debug raw_clone peak agent_replaced)
+      report_at_exit heap_untouched agent_gone alloc_errno malloc_debug raw_clone peak agent_replaced sweep)
   foreach(case ${VKM_PROC_CASES})
     add_test(NAME proc_${case}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/proc_test.py
@@ -23,7 +23,7 @@ if(Python3_FOUND AND TARGET valkmem-cli)
   # (single_thread, setxid_caps and pthread_exit_main would then fail without
   # the shim too).
   set_tests_properties(proc_cjson_host proc_sigkill_report proc_peak PROPERTIES LABELS "preload")
-  set_tests_properties(proc_signals_default proc_stderr_clean proc_fd_reuse proc_report_at_exit proc_agent_replaced PROPERTIES LABELS "realprog")
+  set_tests_properties(proc_signals_default proc_stderr_clean proc_fd_reuse proc_report_at_exit proc_agent_replaced proc_sweep PROPERTIES LABELS "realprog")
   set_tests_properties(proc_chromium PROPERTIES LABELS "realprog;nosan" TIMEOUT 180)
   # Another allocator behind ours.
   set_tests_properties(proc_alloc_errno proc_malloc_debug PROPERTIES LABELS "nosan")
