@@ -235,7 +235,8 @@ VKM.panels = (function () {
     var grid = el('div', { class: 'mgrid' },
       pinned(metric('live heap', U.bytes(live.bytes), 'Bytes allocated and not yet freed, exact: allocated usable − freed usable. Source: ' + SRC_COUNTERS, 'is-key'), 'live', s),
       pinned(metric('live objects', U.count(live.count), 'Allocations not yet freed (allocs − frees), exact. Source: ' + SRC_COUNTERS), 'live_count', s),
-      pinned(metric('peak live', U.bytes(pk.live_bytes), 'Highest live heap seen (± ' + U.bytes(pk.live_error_bytes) + ' from per-thread flush timing). Source: ' + SRC_COUNTERS), 'peak_live', s),
+      pinned(metric('peak live', U.bytes(pk.live_bytes), 'Highest live heap seen: never above the true peak, at most ' + U.bytes(pk.live_error_bytes) +
+        ' below it (each thread checks it after every 64 KiB it frees' + (exact ? '; exact mode at every free' : '') + '). Source: ' + SRC_COUNTERS), 'peak_live', s),
       pinned(metric('allocs', U.count((s.totals || {}).alloc_count), 'malloc-family calls since start, exact. Source: ' + SRC_COUNTERS), 'alloc_count', s),
       pinned(metric('failed', U.count((s.totals || {}).failed_count), 'Allocations that returned NULL since start. Source: ' + SRC_COUNTERS), 'failed', s));
     var notes = el('div', { class: 'notes' },
