@@ -645,6 +645,7 @@ int vkm_worker_run(const vkm_worker_t *w, const sigset_t *unblock) {
    * it has lived a moment: the commands a script runs come and go in
    * milliseconds. */
   int http_due = vkm_config.http;
+  if (w->root && w->http_fd >= 0) vkm_http_inherit(w->http_fd, w->announce);
   if (http_due && w->root) {
     http_due = 0;
     http_on = vkm_http_start() == 0;

@@ -103,6 +103,8 @@ typedef struct vkm_worker_s {
   int linger;           /* keep the dashboard after the end, until SIGTERM */
   char sock_dir[96];    /* where its control socket goes */
   int row;              /* its row in vkm_tree, or -1 */
+  int http_fd;          /* root: the tree's dashboard socket, bound by agentd (-1: bind one) */
+  int announce;         /* root: print the URL line (not again for a later exec'd image) */
 } vkm_worker_t;
 #include <signal.h>
 /* unblock: the signal mask to take once its handlers are in (agentd forks
@@ -125,6 +127,9 @@ typedef struct vkm_agentd_s {
   int orphan_ms;        /* valkmem gate: processes that outlive the command by this long are
                          * not waited for (their workers write a checkpoint and stop); 0: wait */
   int lock_fd;          /* sock_path.lock, locked for as long as we serve the path (interpose/link.c), or -1 */
+  int dash_pid;         /* the process whose dashboard is the tree's: the first to arrive */
+  int http_fd;          /* its dashboard's listening socket, kept across its exec'd images, or -1 */
+  int announced;        /* the URL line is out */
 } vkm_agentd_t;
 int vkm_agentd_run(vkm_agentd_t *d);
 int vkm_cmd_agent(int argc, char **argv);
@@ -283,6 +288,11 @@ const cJSON *vkm_view_doc(void);
  * HTTP/SSE (http.c). All calls on the worker's main thread.
  * ------------------------------------------------------------------------- */
 int vkm_http_start(void);                 /* 0, or -errno (message already said) */
+/* The tree's dashboard socket, bound by agentd for the root's images
+ * (vkm_worker_t.http_fd): bound as cfg asks, or -1 (the worker then binds
+ * and says why not). vkm_http_inherit hands it to vkm_http_start. */
+int vkm_http_listener(const vkm_config_t *cfg);
+void vkm_http_inherit(int fd, bool announce);
 void vkm_http_poll(int timeout_ms);       /* serve until timeout */
 void vkm_http_broadcast_tick(void);       /* one SSE event to every stream */
 void vkm_http_stop(void);

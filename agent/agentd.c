@@ -134,10 +134,24 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
       __atomic_store_n(&row->state, VKM_ROW_RUNNING, __ATOMIC_RELEASE);
       w.row = (int)r;
     }
-    vkm_tree->root = d->root_pid;
+    vkm_tree->root = d->dash_pid ? d->dash_pid : h->pid;
   }
   w.owner = pct || report_owner(d, h->pid);
-  w.root = h->pid == d->root_pid;
+  /* The dashboard's root is the first process to arrive: the tree's root,
+   * or for an agent started in place of one that is gone, the process
+   * that started it (the root, named in the socket, is not ours). */
+  if (!d->dash_pid) d->dash_pid = h->pid;
+  w.root = h->pid == d->dash_pid;
+  w.http_fd = -1;
+  if (w.root && peek.magic == VKM_SEG_MAGIC) {
+    /* The root's dashboard outlives its images: an exec keeps the address,
+     * where each image used to bind a port of its own (the URL line of
+     * the first went dead, and a fixed VALKMEM_LISTEN was taken). */
+    if (d->http_fd < 0) d->http_fd = vkm_http_listener(&peek.config);
+    w.http_fd = d->http_fd;
+    w.announce = !d->announced;
+    d->announced = 1;
+  }
   sock_dir_of(d->sock_path, w.sock_dir, sizeof w.sock_dir);
   /* The worker's signals wait until it has its own handlers (a SIGUSR1
    * for an exec may follow at once). */
@@ -151,6 +165,7 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
     if (d->listen_fd >= 0) close(d->listen_fd);
     if (d->done_fd >= 0) close(d->done_fd);
     if (d->lock_fd >= 0) close(d->lock_fd); /* a worker that outlives us must not hold it */
+    if (d->http_fd >= 0 && !w.root) close(d->http_fd);
     signal(SIGCHLD, SIG_DFL);
     _exit(vkm_worker_run(&w, &old));
   }
@@ -379,6 +394,7 @@ int vkm_agentd_run(vkm_agentd_t *d) {
   }
   if (d->sock_path && d->listen_fd >= 0) unlink(d->sock_path);
   if (d->listen_fd >= 0) close(d->listen_fd);
+  if (d->http_fd >= 0) close(d->http_fd);
   release_lock(d);
   return 0;
 }
@@ -398,7 +414,7 @@ static int nobody_listens(const char *path) {
   struct sockaddr_un a = {.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof a.sun_path) return 0;
   memcpy(a.sun_path, path, strlen(path));
-  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int s = vkm_sys_socket(AF_UNIX, 1); /* close-on-exec, non-blocking: a listener never makes us wait */
   if (s < 0) return 0;
   int dead = connect(s, (struct sockaddr *)&a, sizeof a) != 0 && errno == ECONNREFUSED;
   close(s);
@@ -491,7 +507,7 @@ int vkm_cmd_agent(int argc, char **argv) {
   int pidfd = fcntl(5, F_GETFD) >= 0 ? 5 : -1;
   int lockfd = fcntl(6, F_GETFD) >= 0 ? 6 : -1;
   vkm_agentd_t d = {.listen_fd = 3, .sock_path = sock, .first_seg_fd = 4, .first_pid_fd = pidfd, .done_fd = -1,
-                    .lock_fd = lockfd, .root_pid = in_place ? root_of(sock) : 0};
+                    .lock_fd = lockfd, .root_pid = in_place ? root_of(sock) : 0, .http_fd = -1};
   /* Descriptors 5 and 6 are the segment again when the recorder had no
    * pidfd or no lock. */
   if (pidfd >= 0 && vkm_proc_same_file(4, 5)) {
@@ -558,7 +574,7 @@ int vkm_cmd_attach(int argc, char **argv) {
     return 1;
   }
   int ls = vkm_sys_socket(AF_UNIX, 0); /* nothing will connect: its children have no agent either */
-  vkm_agentd_t d = {.listen_fd = ls, .root_pid = (int)pid, .first_seg_fd = -1, .first_pid_fd = -1, .lock_fd = -1,
+  vkm_agentd_t d = {.listen_fd = ls, .root_pid = (int)pid, .first_seg_fd = -1, .first_pid_fd = -1, .lock_fd = -1, .http_fd = -1,
                     .done_fd = -1, .attach = 1, .linger = 0};
   vkm_hello_t h = {.magic = VKM_HELLO_MAGIC, .version = VKM_SEG_VERSION, .pid = (int)pid, .kind = VKM_HELLO_SEGMENT};
   fprintf(stderr, "valkmem: attached to pid %ld (Ctrl-C to detach)\n", pid);

@@ -811,6 +811,22 @@ static void accept_all(uint64_t now) {
   }
 }
 
+static int inherited_fd = -1;
+static bool inherited_announce = true;
+
+int vkm_http_listener(const vkm_config_t *cfg) {
+  vkm_listen_addr_t la;
+  if (!cfg->http || vkm_listen_parse(cfg->listen, &la) < 0 || (!la.loopback && !cfg->token[0])) return -1;
+  int fd = vkm_listen_bind(&la);
+  if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return fd < 0 ? -1 : fd;
+}
+
+void vkm_http_inherit(int fd, bool announce) {
+  inherited_fd = fd;
+  inherited_announce = announce;
+}
+
 int vkm_http_start(void) {
   if (S.running) return 0;
   if (!vkm_config.http) return 0;
@@ -830,7 +846,7 @@ int vkm_http_start(void) {
     return -EACCES;
   }
   if (S.not_root) ((struct sockaddr_in *)&la.ss)->sin_port = 0; /* same offset in sockaddr_in6 */
-  int fd = vkm_listen_bind(&la);
+  int fd = !S.not_root && inherited_fd >= 0 ? inherited_fd : vkm_listen_bind(&la);
   if (fd < 0) {
     vkm_say("error", "bind %s: %s; dashboard off", vkm_config.listen[0] ? vkm_config.listen : "127.0.0.1:0",
             strerror(-fd));
@@ -852,7 +868,8 @@ int vkm_http_start(void) {
   if (la.any) strcpy(S.bound, "*");
   S.lfd = fd;
   S.running = true;
-  vkm_listen_announce(S.bound, S.port, S.not_root);
+  /* A later image of the root serves the same address: said once. */
+  if (S.not_root || fd != inherited_fd || inherited_announce) vkm_listen_announce(S.bound, S.port, S.not_root);
   return 0;
 }
 

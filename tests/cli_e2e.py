@@ -567,7 +567,35 @@ if case("run"):
         check(pat == "rq%q.json" or f"report: {made.format(pid=pids[0] if pids else '')}" in err,
               f"run --report {pat}: the summary names the file written", err)
 
-    # `nohup valkmem run -- CMD`: CMD starts with SIGHUP (and an ignored
+    # An exec chain (a wrapper script, env, a pyenv-style shim): one URL
+    # line, and the address stays the root's through its images - the
+    # dashboard then shows the last one. A fixed VALKMEM_LISTEN is not
+    # taken from the later images.
+    import time
+    import urllib.request
+    chain = ["bash", "-c", "sleep 0.4; exec env sh -c 'exec sleep 1.2'"]
+    for listen in ("127.0.0.1:0", "127.0.0.1:%d" % (20000 + os.getpid() % 20000)):
+        p = subprocess.run([CLI, "run", "--"] + chain, env=base_env(VALKMEM_HTTP="1", VALKMEM_LISTEN=listen), cwd=W,
+                           capture_output=True, text=True, timeout=60)
+        lines = [l for l in p.stderr.splitlines() if "dashboard for" in l]
+        check(p.returncode == 0 and len(lines) == 1 and "Address already in use" not in p.stderr and "dashboard off" not in p.stderr,
+              f"run, VALKMEM_LISTEN={listen}, an exec chain of 4 images: one URL line, no bind error",
+              show(p.returncode, p.stdout, p.stderr))
+    urlf = os.path.join(W, "chain.url")
+    p = subprocess.Popen([CLI, "run", "--"] + chain, env=base_env(VALKMEM_HTTP="1", VALKMEM_URL_FILE=urlf), cwd=W,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    progs = []
+    for at in (0.2, 1.0):
+        time.sleep(at - (0.2 if at > 0.2 else 0))
+        try:
+            url = open(urlf).read().strip()
+            with urllib.request.urlopen(url.rstrip("/") + "/api/snapshot", timeout=5) as r:
+                progs.append(json.load(r).get("program"))
+        except Exception as e:
+            progs.append(repr(e))
+    p.communicate(timeout=60)
+    check(progs == ["bash", "sleep"], "the root's address shows its first image, then its last: %r" % progs)
+
     # SIGTERM) ignored, as it does under nohup alone.
     def ignore_hup_term():
         import signal
