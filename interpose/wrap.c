@@ -3,8 +3,8 @@
  * Every wrapper has one shape: guard -> call the real function -> record ->
  * return. The fast path touches only the caller's own vkm_tstate_t (plain
  * stores), the glibc chunk header, and a byte of the sampling filter on
- * free. Anything rare - first use on a thread, re-entry, sampling, the live
- * heap flush - is a separate cold function.
+ * free. Anything rare - first use on a thread, re-entry, sampling, a peak
+ * check - is a separate cold function.
  *
  * The wrappers are named VKM_FN(malloc) and so on (hot.h): the allocator's
  * own names on Linux, vkm_wrap_* on macOS, where wrap_darwin.c's
