@@ -461,30 +461,13 @@ static void sweep_dead(const char *sock) {
   closedir(d);
 }
 
-/* The tree's root is named in the socket: agent-PID-NONCE.sock, PID the
- * process that started the tree's first agent. An agent started in place
- * of one that is gone (--in-place) keeps the name, and so the root; 0 when
- * the name says nothing. Otherwise the first process to arrive is the
- * root: the one that started us. */
-static int root_of(const char *sock) {
-  const char *b = strrchr(sock, '/');
-  b = b ? b + 1 : sock;
-  if (strncmp(b, "agent-", 6) != 0) return 0;
-  int pid = 0;
-  for (int i = 6; i < 16; i++) {
-    if (b[i] < '0' || b[i] > '9') return 0;
-    pid = pid * 10 + (b[i] - '0');
-  }
-  return b[16] == '-' ? pid : 0;
-}
 
 int vkm_cmd_agent(int argc, char **argv) {
   const char *sock = NULL, *tty = NULL;
-  int from_recorder = 0, in_place = 0;
+  int from_recorder = 0, in_place = 0; /* in place of an agent that is gone: it keeps the root its socket names */
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--from-recorder")) from_recorder = 1;
     else if (!strcmp(argv[i], "--in-place")) in_place = 1;
-    else if (!strcmp(argv[i], "--new")) in_place = 0;
     else if (!strcmp(argv[i], "--sock") && i + 1 < argc) sock = argv[++i];
     else if (!strcmp(argv[i], "--tty") && i + 1 < argc) tty = argv[++i];
     else {
@@ -507,7 +490,10 @@ int vkm_cmd_agent(int argc, char **argv) {
   int pidfd = fcntl(5, F_GETFD) >= 0 ? 5 : -1;
   int lockfd = fcntl(6, F_GETFD) >= 0 ? 6 : -1;
   vkm_agentd_t d = {.listen_fd = 3, .sock_path = sock, .first_seg_fd = 4, .first_pid_fd = pidfd, .done_fd = -1,
-                    .lock_fd = lockfd, .root_pid = in_place ? root_of(sock) : 0, .http_fd = -1};
+                    .lock_fd = lockfd, .http_fd = -1};
+  /* Otherwise the root is the first process to arrive: the one that started us. */
+  long named = in_place ? vkm_sock_root(sock) : -1;
+  if (named > 0) d.root_pid = (int)named;
   /* Descriptors 5 and 6 are the segment again when the recorder had no
    * pidfd or no lock. */
   if (pidfd >= 0 && vkm_proc_same_file(4, 5)) {

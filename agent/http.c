@@ -814,10 +814,31 @@ static void accept_all(uint64_t now) {
 static int inherited_fd = -1;
 static bool inherited_announce = true;
 
-int vkm_http_listener(const vkm_config_t *cfg) {
+/* A listening socket where cfg says (any port: a free one), or -errno,
+ * said only when `say`. */
+static int listen_as(const vkm_config_t *cfg, bool any_port, bool say) {
   vkm_listen_addr_t la;
-  if (!cfg->http || vkm_listen_parse(cfg->listen, &la) < 0 || (!la.loopback && !cfg->token[0])) return -1;
+  if (vkm_listen_parse(cfg->listen, &la) < 0) {
+    if (say)
+      vkm_say("error", "VALKMEM_LISTEN=%s: expected host:port, :port or [v6]:port with a numeric host; "
+              "dashboard off", cfg->listen);
+    return -EINVAL;
+  }
+  if (!la.loopback && !cfg->token[0]) {
+    if (say)
+      vkm_say("error", "VALKMEM_LISTEN=%s: a non-loopback address needs VALKMEM_TOKEN (anyone who can reach "
+              "it could read this process's memory profile); dashboard off", cfg->listen);
+    return -EACCES;
+  }
+  if (any_port) ((struct sockaddr_in *)&la.ss)->sin_port = 0; /* same offset in sockaddr_in6 */
   int fd = vkm_listen_bind(&la);
+  if (fd < 0 && say)
+    vkm_say("error", "bind %s: %s; dashboard off", cfg->listen[0] ? cfg->listen : "127.0.0.1:0", strerror(-fd));
+  return fd;
+}
+
+int vkm_http_listener(const vkm_config_t *cfg) {
+  int fd = cfg->http ? listen_as(cfg, false, false) : -1;
   if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
   return fd < 0 ? -1 : fd;
 }
@@ -834,38 +855,25 @@ int vkm_http_start(void) {
   /* Only the tree's root takes the address asked for; every other process
    * of the tree is reached through it (/p/PID/) and takes a free port. */
   S.not_root = !vkm_agent_is_root();
-  vkm_listen_addr_t la;
-  if (vkm_listen_parse(vkm_config.listen, &la) < 0) {
-    vkm_say("error", "VALKMEM_LISTEN=%s: expected host:port, :port or [v6]:port with a numeric host; "
-            "dashboard off", vkm_config.listen);
-    return -EINVAL;
-  }
-  if (!la.loopback && !vkm_config.token[0]) {
-    vkm_say("error", "VALKMEM_LISTEN=%s: a non-loopback address needs VALKMEM_TOKEN (anyone who can reach "
-            "it could read this process's memory profile); dashboard off", vkm_config.listen);
-    return -EACCES;
-  }
-  if (S.not_root) ((struct sockaddr_in *)&la.ss)->sin_port = 0; /* same offset in sockaddr_in6 */
-  int fd = !S.not_root && inherited_fd >= 0 ? inherited_fd : vkm_listen_bind(&la);
-  if (fd < 0) {
-    vkm_say("error", "bind %s: %s; dashboard off", vkm_config.listen[0] ? vkm_config.listen : "127.0.0.1:0",
-            strerror(-fd));
-    return fd;
-  }
+  int fd = !S.not_root && inherited_fd >= 0 ? inherited_fd : listen_as(&vkm_config, S.not_root, true);
+  if (fd < 0) return fd;
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
   getsockname(fd, (struct sockaddr *)&ss, &sl);
   char ip[INET6_ADDRSTRLEN] = "";
+  bool any;
   if (ss.ss_family == AF_INET6) {
     S.port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof ip);
     snprintf(S.bound, sizeof S.bound, "[%s]", ip);
+    any = IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr);
   } else {
     S.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof ip);
     snprintf(S.bound, sizeof S.bound, "%s", ip);
+    any = ((struct sockaddr_in *)&ss)->sin_addr.s_addr == htonl(INADDR_ANY);
   }
-  if (la.any) strcpy(S.bound, "*");
+  if (any) strcpy(S.bound, "*");
   S.lfd = fd;
   S.running = true;
   /* A later image of the root serves the same address: said once. */

@@ -240,11 +240,14 @@ static int spawn_agent(int segfd, int pidfd, const char *at) {
    * into a pipe or file the program owns. */
   char tty[256] = "";
   if (isatty(2) && ttyname_r(2, tty, sizeof tty) != 0) tty[0] = 0;
-  char *argv[] = {bin, "agent", "--from-recorder", "--sock", path, at ? "--in-place" : "--new", NULL, NULL, NULL};
+  char *argv[9] = {bin, "agent", "--from-recorder", "--sock", path};
+  int k = 5;
+  if (at) argv[k++] = "--in-place";
   if (tty[0]) {
-    argv[6] = "--tty";
-    argv[7] = tty;
+    argv[k++] = "--tty";
+    argv[k++] = tty;
   }
+  argv[k] = NULL;
   /* Descriptors 3..6 in the agent: the listening socket, the segment, this
    * process's pidfd and the lock (the segment again where one is missing). */
   int fds[4] = {ls, segfd, pidfd >= 0 ? pidfd : segfd, lk >= 0 ? lk : segfd};
@@ -319,18 +322,8 @@ void vkm_link_fork_child(void) {
  * of the root keeps its pid. A socket of another name: wait, to be safe. */
 static int report_due_here(void) {
   if (strstr(vkm_config.report, "%p")) return 1;
-  const char *base = strrchr(agent_sock, '/');
-  base = base ? base + 1 : agent_sock;
-  /* "agent-" 10 digits "-" 16 hex digits ".sock" */
-  if (strlen(base) != 6 + 10 + 1 + 16 + 5 || strncmp(base, "agent-", 6) || base[16] != '-' ||
-      strcmp(base + 33, ".sock"))
-    return 1;
-  long root = 0;
-  for (int i = 6; i < 16; i++) {
-    if (base[i] < '0' || base[i] > '9') return 0;
-    root = root * 10 + (base[i] - '0');
-  }
-  return root == (long)getpid();
+  long root = vkm_sock_root(agent_sock);
+  return root < 0 || root == (long)getpid();
 }
 
 void vkm_link_at_exit(int code) {

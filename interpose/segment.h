@@ -222,6 +222,30 @@ static inline void vkm_tstate_counters(const vkm_tstate_t *ts, vkm_counters_t *o
 extern vkm_seg_hdr_t *vkm_seg;
 static inline void *vkm_seg_at(uint64_t off) { return off ? (void *)((char *)vkm_seg + off) : (void *)0; }
 
+/* An agent's socket is named after its tree's root: agent-PID-NONCE.sock,
+ * PID in 10 digits, NONCE in 16 hex digits (interpose/link.c; `valkmem
+ * run` and `gate` link one such name to theirs). The root's pid, or -1 for
+ * a path named otherwise. */
+static inline long vkm_sock_root(const char *path) {
+  const char *b = path;
+  for (const char *c = path; *c; c++)
+    if (*c == '/') b = c + 1;
+  static const char head[] = "agent-", tail[] = ".sock";
+  long pid = 0;
+  for (int i = 0; i < 6; i++)
+    if (b[i] != head[i]) return -1;
+  for (int i = 6; i < 16; i++) {
+    if (b[i] < '0' || b[i] > '9') return -1;
+    pid = pid * 10 + (b[i] - '0');
+  }
+  if (b[16] != '-') return -1;
+  for (int i = 17; i < 33; i++)
+    if (!((b[i] >= '0' && b[i] <= '9') || (b[i] >= 'a' && b[i] <= 'f'))) return -1;
+  for (int i = 0; i < 6; i++)
+    if (b[33 + i] != tail[i]) return -1; /* the terminating NUL included */
+  return pid;
+}
+
 /* What a recorder sends the agent with its segment and pidfd. */
 #define VKM_HELLO_MAGIC 0x4f4c4c45484d4b56ull /* "VKMHELLO" */
 typedef struct vkm_hello_s {

@@ -141,33 +141,39 @@ static uint64_t rd_bytes(rd_t *r, size_t n) {
 }
 static uint8_t rd_u8(rd_t *r) { return (uint8_t)rd_bytes(r, 1); }
 
-static uint64_t rd_uleb(rd_t *r) {
+/* LEB128: the value's bits; *bits is how many were read, *last the last
+ * byte (0 when the number is bad). */
+static uint64_t rd_leb(rd_t *r, unsigned *bits, uint8_t *last) {
   uint64_t v = 0;
   for (unsigned shift = 0;; shift += 7) {
     if (r->bad || r->p >= r->end || shift > 63) {
       r->bad = 1;
-      return 0;
-    }
-    uint8_t b = *r->p++;
-    v |= (uint64_t)(b & 0x7f) << shift;
-    if (!(b & 0x80)) return v;
-  }
-}
-
-static int64_t rd_sleb(rd_t *r) {
-  uint64_t v = 0;
-  for (unsigned shift = 0;; shift += 7) {
-    if (r->bad || r->p >= r->end || shift > 63) {
-      r->bad = 1;
+      *bits = 0;
+      *last = 0;
       return 0;
     }
     uint8_t b = *r->p++;
     v |= (uint64_t)(b & 0x7f) << shift;
     if (!(b & 0x80)) {
-      if (shift + 7 < 64 && (b & 0x40)) v |= ~(uint64_t)0 << (shift + 7);
-      return (int64_t)v;
+      *bits = shift + 7;
+      *last = b;
+      return v;
     }
   }
+}
+
+static uint64_t rd_uleb(rd_t *r) {
+  unsigned bits;
+  uint8_t last;
+  return rd_leb(r, &bits, &last);
+}
+
+static int64_t rd_sleb(rd_t *r) {
+  unsigned bits;
+  uint8_t last;
+  uint64_t v = rd_leb(r, &bits, &last);
+  if (bits < 64 && (last & 0x40)) v |= ~(uint64_t)0 << bits; /* sign-extend */
+  return (int64_t)v;
 }
 
 /* A DW_EH_PE-encoded value: absolute, pc-relative or (datarel != 0)

@@ -177,7 +177,7 @@ class MachO:
         return out
 
     def _bind_opcodes(self, ops, lazy, out):
-        def uleb(i):
+        def leb(i):  # value, next index, bits read, last byte
             v = shift = 0
             while True:
                 b = ops[i]
@@ -185,19 +185,15 @@ class MachO:
                 v |= (b & 0x7F) << shift
                 shift += 7
                 if not b & 0x80:
-                    return v, i
+                    return v, i, shift, b
+
+        def uleb(i):
+            v, i, _, _ = leb(i)
+            return v, i
 
         def sleb(i):
-            v = shift = 0
-            while True:
-                b = ops[i]
-                i += 1
-                v |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    if b & 0x40:
-                        v -= 1 << shift
-                    return v, i
+            v, i, shift, b = leb(i)
+            return (v - (1 << shift) if b & 0x40 else v), i
 
         i, sym, seg, addr = 0, None, 0, 0
         while i < len(ops):

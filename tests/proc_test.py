@@ -402,7 +402,7 @@ def case_agent_replaced():
             break
         time.sleep(0.05)
     lines = open(spawns).read().splitlines() if os.path.exists(spawns) else []
-    check(len(lines) == 2 and "--new" in lines[0] and "--in-place" in lines[1] and all(lines[1].split()[3] == l.split()[3] for l in lines),
+    check(len(lines) == 2 and "--in-place" not in lines[0] and "--in-place" in lines[1] and all(lines[1].split()[3] == l.split()[3] for l in lines),
           "two agents in all: the first, then one in its place at the same path: %r" % lines)
     progs = []
     for f in os.listdir(reps):
