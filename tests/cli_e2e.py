@@ -612,6 +612,93 @@ if case("run"):
               f"without valkmem:\n{plain.stdout}with valkmem {sub}:\n{p.stdout}{p.stderr}")
 
 # ---------------------------------------------------------------------------
+# run and gate pass a signal on to the command exactly once: one sent to
+# valkmem alone (kill PID) is forwarded, one the command has had already (the
+# terminal's Ctrl-C) is not sent again.
+# ---------------------------------------------------------------------------
+if case("run-signals"):
+    import pty
+    import signal
+    import termios
+    import time
+    counter = write("sigcount.py", """
+import signal, sys, time
+got = []
+for s in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+    signal.signal(s, lambda n, f: got.append(signal.Signals(n).name))
+open(sys.argv[1], "w").write("ready")
+t = time.time()
+while not got and time.time() - t < 30:
+    time.sleep(0.01)
+time.sleep(0.6)  # a second delivery would arrive within this
+print(" ".join(got), flush=True)
+""")
+
+    def start(sub, ready, **kw):
+        argv = [CLI, sub, "--no-http" if sub == "run" else "--sampled", "--", "python3", counter, ready]
+        return subprocess.Popen(argv, env=base_env(), cwd=W, **kw)
+
+    def wait_ready(ready, p):
+        t = time.time()
+        while not os.path.exists(ready) and p.poll() is None and time.time() - t < 30:
+            time.sleep(0.02)
+        return os.path.exists(ready)
+
+    for sub in ("run", "gate"):
+        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+            ready = os.path.join(W, f"ready-{sub}-{sig.name}")
+            # Its own group, as a program started from another shell is:
+            # then this process is outside it.
+            p = start(sub, ready, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            if wait_ready(ready, p):
+                p.send_signal(sig)
+            out, err = p.communicate(timeout=60)
+            check(out.strip() == sig.name and p.returncode == 0,
+                  f"{sub}: {sig.name} sent to valkmem alone reaches the command once", show(p.returncode, out, err))
+        # timeout(1) signals its child and then its whole group, valkmem's
+        # command included: once, not twice.
+        if shutil.which("timeout"):
+            ready = os.path.join(W, f"ready-{sub}-timeout")
+            argv = ["timeout", "-s", "INT", "3", CLI, sub, "--no-http" if sub == "run" else "--sampled", "--",
+                    "python3", counter, ready]
+            p = subprocess.run(argv, env=base_env(), cwd=W, capture_output=True, text=True, timeout=60)
+            check(p.stdout.strip() == "SIGINT", f"{sub} under timeout -s INT: the command gets SIGINT once",
+                  show(p.returncode, p.stdout, p.stderr))
+        # Ctrl-C at a terminal: valkmem and the command in the terminal's
+        # foreground group, the kernel signals both.
+        master, slave = pty.openpty()
+        ready = os.path.join(W, f"ready-{sub}-tty")
+
+        def ctty():
+            import fcntl
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        p = start(sub, ready, stdin=slave, stdout=slave, stderr=slave, start_new_session=True, preexec_fn=ctty)
+        os.close(slave)
+        if wait_ready(ready, p):
+            os.write(master, b"\x03")
+        chunks = []
+        t = time.time()
+        while p.poll() is None and time.time() - t < 60:
+            try:
+                import select
+                if select.select([master], [], [], 0.1)[0]:
+                    chunks.append(os.read(master, 65536))
+            except OSError:
+                break
+        try:
+            while select.select([master], [], [], 0.1)[0]:
+                chunks.append(os.read(master, 65536))
+        except OSError:
+            pass
+        os.close(master)
+        p.wait(timeout=60)
+        text = b"".join(chunks).decode(errors="replace")
+        lines = [l.replace("^C", "").strip() for l in text.splitlines()]
+        lines = [l for l in lines if l.startswith("SIG")]
+        check(lines == ["SIGINT"], f"{sub}: Ctrl-C at a terminal reaches the command once, not twice",
+              f"exit {p.returncode}\n{text}")
+
+# ---------------------------------------------------------------------------
 # the library search: next to the executable, ../lib*/ (multiarch too)
 # ---------------------------------------------------------------------------
 if case("libsearch"):

@@ -191,8 +191,18 @@ void vkm_temp_dir_remove(const char *dir) {
 static volatile sig_atomic_t child_pid;
 int vkm_launch_orphan_ms;
 
-static void forward_signal(int sig) {
-  if (child_pid > 0) kill((pid_t)child_pid, sig);
+/* A signal to us is passed on to the command unless the command has had
+ * it already. The terminal's (Ctrl-C, Ctrl-backslash, a hang-up) go to the
+ * whole foreground process group, the command included; so does a kill of
+ * the group from inside it (the command's own kill(0, ...), or `timeout`,
+ * which starts us in a group of its own). A second SIGINT would interrupt
+ * the command's clean-up. A signal sent to us from outside the group (kill
+ * PID, a supervisor) is the command's. */
+static void forward_signal(int sig, siginfo_t *si, void *uc) {
+  (void)uc;
+  if (child_pid <= 0 || si == NULL || si->si_code == SI_KERNEL) return;
+  if (si->si_code <= 0 && si->si_pid > 0 && getpgid(si->si_pid) == getpgrp()) return;
+  kill((pid_t)child_pid, sig);
 }
 
 /* Builds LD_PRELOAD: ours first, so a malloc replacement the user already
@@ -316,15 +326,17 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
   char *preload = lib ? make_preload(lib) : NULL;
   if (lib && !preload) return -ENOMEM;
   fflush(NULL);
-  struct sigaction ign = {.sa_handler = SIG_IGN}, fwd = {.sa_handler = forward_signal};
+  struct sigaction fwd = {.sa_sigaction = forward_signal, .sa_flags = SA_SIGINFO};
   struct sigaction old_int, old_quit, old_term, old_hup;
-  sigemptyset(&ign.sa_mask);
   sigemptyset(&fwd.sa_mask);
-  sigaction(SIGINT, &ign, &old_int);
-  sigaction(SIGQUIT, &ign, &old_quit);
+  sigaction(SIGINT, &fwd, &old_int);
+  sigaction(SIGQUIT, &fwd, &old_quit);
   sigaction(SIGTERM, &fwd, &old_term);
   sigaction(SIGHUP, &fwd, &old_hup);
-  /* Ignored when we started (nohup): stays ignored, not forwarded. */
+  /* Ignored when we started (nohup, a shell's `cmd &`): stays ignored, not
+   * forwarded. */
+  if (old_int.sa_handler == SIG_IGN) sigaction(SIGINT, &old_int, NULL);
+  if (old_quit.sa_handler == SIG_IGN) sigaction(SIGQUIT, &old_quit, NULL);
   if (old_term.sa_handler == SIG_IGN) sigaction(SIGTERM, &old_term, NULL);
   if (old_hup.sa_handler == SIG_IGN) sigaction(SIGHUP, &old_hup, NULL);
   pid_t pid = fork();
