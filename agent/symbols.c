@@ -206,20 +206,8 @@ static uint64_t rd_fixed(rd_t *r, unsigned n) {
   return v;
 }
 
-static uint64_t rd_uleb(rd_t *r) {
-  uint64_t v = 0;
-  unsigned shift = 0;
-  while (r->p < r->end) {
-    uint8_t b = *r->p++;
-    if (shift < 64) v |= (uint64_t)(b & 0x7f) << shift;
-    shift += 7;
-    if (!(b & 0x80)) return v;
-  }
-  r->bad = true;
-  return v;
-}
-
-static int64_t rd_sleb(rd_t *r) {
+/* LEB128, unsigned or (sign) signed: one loop for both. */
+static uint64_t rd_leb(rd_t *r, bool sign) {
   uint64_t v = 0;
   unsigned shift = 0;
   while (r->p < r->end) {
@@ -227,13 +215,16 @@ static int64_t rd_sleb(rd_t *r) {
     if (shift < 64) v |= (uint64_t)(b & 0x7f) << shift;
     shift += 7;
     if (!(b & 0x80)) {
-      if (shift < 64 && (b & 0x40)) v |= ~(uint64_t)0 << shift;
-      return (int64_t)v;
+      if (sign && shift < 64 && (b & 0x40)) v |= ~(uint64_t)0 << shift;
+      return v;
     }
   }
   r->bad = true;
-  return (int64_t)v;
+  return v;
 }
+
+static uint64_t rd_uleb(rd_t *r) { return rd_leb(r, false); }
+static int64_t rd_sleb(rd_t *r) { return (int64_t)rd_leb(r, true); }
 
 static const char *rd_cstr(rd_t *r) {
   const uint8_t *s = r->p;
