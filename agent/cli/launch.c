@@ -200,8 +200,10 @@ int vkm_launch_orphan_ms;
  * PID, a supervisor) is the command's. */
 static void forward_signal(int sig, siginfo_t *si, void *uc) {
   (void)uc;
-  if (child_pid <= 0 || si == NULL || si->si_code == SI_KERNEL) return;
-  if (si->si_code <= 0 && si->si_pid > 0 && getpgid(si->si_pid) == getpgrp()) return;
+  /* The kernel's own (the terminal's) carry no sender: si_pid is 0, on
+   * Linux (SI_KERNEL) and on macOS alike. */
+  if (child_pid <= 0 || si == NULL || si->si_pid <= 0) return;
+  if (getpgid(si->si_pid) == getpgrp()) return;
   kill((pid_t)child_pid, sig);
 }
 
