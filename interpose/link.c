@@ -289,6 +289,14 @@ static void hand_over(int may_spawn) {
   if (pidfd >= 0) close(pidfd);
 }
 
+/* Whether this process may start an agent. Not as the first process of a
+ * PID namespace (a container's entrypoint, `unshare -p`): every orphan of
+ * the namespace is its child, the detached agent included, and an init
+ * that waits for all its children would wait for the agent, which waits
+ * for it. It still hands its segment to an agent it is given
+ * (VALKMEM_AGENT_SOCK), and its descendants start their own. */
+static int may_start_agent(void) { return getpid() != 1; }
+
 void vkm_link_start(void) {
   const char *s = getenv("VALKMEM_AGENT_SOCK");
   if (s && strlen(s) < sizeof agent_sock) snprintf(agent_sock, sizeof agent_sock, "%s", s);
@@ -299,7 +307,7 @@ void vkm_link_start(void) {
     if (fd >= 0) close(fd);
     return;
   }
-  hand_over(1);
+  hand_over(may_start_agent());
 }
 
 void vkm_link_fork_child(void) {
@@ -309,7 +317,7 @@ void vkm_link_fork_child(void) {
     if (fd >= 0) close(fd);
     return;
   }
-  hand_over(1);
+  hand_over(may_start_agent());
 }
 
 /* Whether this process's exit must wait for its report, decided here,

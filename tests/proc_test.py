@@ -1018,12 +1018,54 @@ def case_peak():
                   "%s, %d thread(s): peak %d within [planted %d - bound %d, + %d]" % (mode, threads, peak, planted, bound, slack))
 
 
+def case_pid1_init():
+    """The first process of a PID namespace (a container's entrypoint) starts
+    no agent: every orphan there is its child, and an init that waits for
+    all its children would wait for the agent, which waits for it."""
+    if not shutil.which("unshare"):
+        print("SKIP: no unshare")
+        return
+    d = mkdir("pid1")
+    init = os.path.join(d, "init.py")
+    with open(init, "w") as f:
+        f.write("""import os, sys, time
+if sys.argv[1] == "fork":
+    p = os.fork()
+    if p == 0:
+        os._exit(3)
+    time.sleep(0.5)
+while True:
+    try:
+        pid, st = os.waitpid(-1, 0)
+        if sys.argv[1] == "fork" and pid == p:
+            print("reaped my child", os.waitstatus_to_exitcode(st), flush=True)
+    except ChildProcessError:
+        print("no more children", flush=True)
+        break
+print("processes:", sorted(open("/proc/%s/comm" % e).read().strip() for e in os.listdir("/proc") if e.isdigit()))
+""")
+    rep = os.path.join(d, "r-%p.json")
+    for what in ("alone", "fork"):
+        argv = ["unshare", "-f", "-p", "--mount-proc", "env"]
+        plain = run(argv + ["python3", init, what], base_env(), timeout=30)
+        if plain.rc != 0:
+            print("SKIP: unshare -p fails here even without the shim: %r" % plain)
+            return
+        shim = run(argv + ["LD_PRELOAD=" + LIB, "VALKMEM_REPORT=" + rep, "python3", init, what], base_env(), timeout=30)
+        if what == "alone":
+            same(plain, shim, "python3 as PID 1 of a new PID namespace: no child of its own appears")
+        else:
+            # Its forked child starts an agent of its own, which PID 1 adopts
+            # and reaps once that child's report is out: it must not wait.
+            check(not shim.timed_out and shim.rc == 0 and b"reaped my child 3\n" in shim.out and b"no more children" in shim.out,
+                  "PID 1 that forks and then waits until no child is left ends: %r" % shim)
+
 CASES = {"peak": case_peak, "agent_replaced": case_agent_replaced, "sweep": case_sweep, "tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
          "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
          "gate_tree": case_gate_tree, "chromium": case_chromium, "report_at_exit": case_report_at_exit,
          "heap_untouched": case_heap_untouched, "agent_gone": case_agent_gone, "alloc_errno": case_alloc_errno,
-         "malloc_debug": case_malloc_debug, "raw_clone": case_raw_clone}
+         "malloc_debug": case_malloc_debug, "raw_clone": case_raw_clone, "pid1_init": case_pid1_init}
 if CASE not in CASES:
     print("unknown case %r (cases: %s)" % (CASE, " ".join(CASES)), file=sys.stderr)
     sys.exit(2)
