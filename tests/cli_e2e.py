@@ -698,6 +698,36 @@ print(" ".join(got), flush=True)
         check(lines == ["SIGINT"], f"{sub}: Ctrl-C at a terminal reaches the command once, not twice",
               f"exit {p.returncode}\n{text}")
 
+        # Ctrl-C in a shell loop: the loop stops, as it does without valkmem.
+        # bash goes on after a child that exits 130; it stops only when the
+        # child itself dies of SIGINT, so valkmem must.
+        loop = os.path.join(W, f"loop-{sub}.sh")
+        with open(loop, "w") as f:
+            f.write(f"for i in 1 2 3; do {CLI} {sub} {'--no-http' if sub == 'run' else '--sampled'} -- "
+                    f"python3 -c 'import sys, time; open(sys.argv[1], \"w\"); time.sleep(20)' {ready}-loop; "
+                    "echo after-iteration-$i; done; echo loop-done\n")
+        master, slave = pty.openpty()
+        p = subprocess.Popen(["bash", loop], env=base_env(), cwd=W, stdin=slave, stdout=slave, stderr=slave,
+                             start_new_session=True, preexec_fn=ctty)
+        os.close(slave)
+        if wait_ready(ready + "-loop", p):
+            os.write(master, b"\x03")
+        chunks = []
+        t = time.time()
+        while p.poll() is None and time.time() - t < 60:
+            try:
+                if select.select([master], [], [], 0.1)[0]:
+                    chunks.append(os.read(master, 65536))
+            except OSError:
+                break
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+        p.wait(timeout=60)
+        text = b"".join(chunks).decode(errors="replace")
+        check("after-iteration" not in text and "loop-done" not in text and p.returncode in (-2, 130),
+              f"{sub}: Ctrl-C stops the shell loop that runs it (bash exit {p.returncode})", text)
+
 # ---------------------------------------------------------------------------
 # the library search: next to the executable, ../lib*/ (multiarch too)
 # ---------------------------------------------------------------------------

@@ -116,6 +116,11 @@ typedef struct vkm_child_s {
 extern int vkm_launch_orphan_ms;
 int vkm_run_child(const char *lib, char *const argv[], const char *const env[], vkm_child_t *out);
 const char *vkm_signal_name(int sig);
+/* The last step of run and gate: when status is the command's own and the
+ * command died of SIGINT or SIGQUIT, valkmem dies of it too (core dumps
+ * off), as env or timeout would, so that a shell running it in a loop
+ * stops at Ctrl-C. Otherwise returns status (128+N for other signals). */
+int vkm_exit_like_child(const vkm_child_t *c, int status);
 
 /* Creates an empty temp file name for a report ($TMPDIR or /tmp). */
 int vkm_temp_report(char *path, size_t len);

@@ -647,5 +647,5 @@ out:
   vkm_report_free(&base);
   opts_free(&o);
   free(supp_files);
-  return status;
+  return run.child.pid > 0 && !run.child.exec_errno ? vkm_exit_like_child(&run.child, status) : status;
 }

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -316,6 +317,24 @@ static void agent_finish(agent_t *a) {
     closedir(d);
   }
   rmdir(a->dir);
+}
+
+int vkm_exit_like_child(const vkm_child_t *c, int status) {
+  /* A shell stops a loop or a list at Ctrl-C only when its child itself
+   * died of SIGINT (or SIGQUIT): it takes an exit status of 130 for a
+   * command that caught the signal and carried on. Other signals keep the
+   * shell's 128+N, with the summary saying which. */
+  if ((c->signal != SIGINT && c->signal != SIGQUIT) || status != c->exit_code) return status;
+  struct rlimit no_core = {0, 0};
+  setrlimit(RLIMIT_CORE, &no_core);
+  fflush(NULL);
+  signal(c->signal, SIG_DFL);
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, c->signal);
+  sigprocmask(SIG_UNBLOCK, &one, NULL);
+  raise(c->signal);
+  return status; /* a signal that does not end a process */
 }
 
 int vkm_run_child(const char *lib, char *const argv[], const char *const env[], vkm_child_t *out) {

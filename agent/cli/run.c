@@ -13,8 +13,9 @@ static const char run_usage[] =
     "usage: valkmem run [--report FILE] [--sample-bytes N] [--exact] [--no-http] -- CMD [ARGS...]\n"
     "\n"
     "Runs CMD with libvalkmem.so preloaded, passes its exit status through\n"
-    "(death by signal N exits 128+N, as in a shell) and prints a summary of\n"
-    "its memory use on stderr when it ends.\n"
+    "(killed by signal N: 128+N; by SIGINT or SIGQUIT, valkmem dies of it too,\n"
+    "so that a shell loop stops at Ctrl-C) and prints a summary of its memory\n"
+    "use on stderr when it ends.\n"
     "\n"
     "  --report FILE      keep the JSON report in FILE (default: a temp file, removed)\n"
     "  --sample-bytes N   mean bytes between sampled allocations (VALKMEM_SAMPLE_BYTES;\n"
@@ -275,5 +276,5 @@ int vkm_cmd_run(int argc, char **argv) {
     free(text);
   }
   if (tmp[0]) unlink(tmp);
-  return child.exit_code;
+  return vkm_exit_like_child(&child, child.exit_code);
 }
