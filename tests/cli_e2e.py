@@ -596,7 +596,21 @@ if case("run"):
     p.communicate(timeout=60)
     check(progs == ["bash", "sleep"], "the root's address shows its first image, then its last: %r" % progs)
 
-    # SIGTERM) ignored, as it does under nohup alone.
+    # A daemon (or a `cmd &` left behind) runs on after the command has
+    # ended: run returns, as the shell would, instead of waiting for it.
+    mark = "vkm-daemon-%d" % os.getpid()
+    try:
+        p = subprocess.run([CLI, "run", "--no-http", "--", "sh", "-c",
+                            f"sh -c 'sleep 60; : {mark}' >/dev/null 2>&1 </dev/null & echo started"],
+                           env=base_env(), cwd=W, capture_output=True, text=True, timeout=30)
+        check(p.returncode == 0 and p.stdout == "started\n", "run: a command that leaves a daemon behind returns",
+              show(p.returncode, p.stdout, p.stderr))
+    except subprocess.TimeoutExpired:
+        check(False, "run: a command that leaves a daemon behind returns (still waiting after 30 s)")
+    subprocess.run(["pkill", "-f", mark], check=False)
+
+    # Started under nohup, run and gate leave the command's SIGHUP and
+    # SIGTERM ignored, as nohup alone does.
     def ignore_hup_term():
         import signal
         signal.signal(signal.SIGHUP, signal.SIG_IGN)

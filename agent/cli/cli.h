@@ -108,11 +108,14 @@ typedef struct vkm_child_s {
 } vkm_child_t;
 
 /* Runs argv (PATH-searched) with LD_PRELOAD=lib prepended and each "NAME=VALUE"
- * in env set (a VALUE-less "NAME" unsets). While it runs, SIGINT/SIGQUIT are
- * ignored here (the terminal delivers them to the child) and SIGTERM/SIGHUP
- * are forwarded. 0, or -errno when fork failed. */
-/* valkmem gate: processes still running this long after the command ended
- * are not waited for (vkm_agentd_t.orphan_ms); 0 (run): wait for them. */
+ * in env set (a VALUE-less "NAME" unsets). While it runs, a signal sent to
+ * valkmem from outside its process group is passed on to the child; the
+ * terminal's, which the child has had already, are not (launch.c). 0, or
+ * -errno when fork failed. */
+/* Processes of the tree still running this long after the command ended (a
+ * daemon, a `cmd &` left behind) are not waited for, as a shell would not
+ * (vkm_agentd_t.orphan_ms): run 500 ms, gate 2 s (their last checkpoint is
+ * checked). 0 waits for them. */
 extern int vkm_launch_orphan_ms;
 int vkm_run_child(const char *lib, char *const argv[], const char *const env[], vkm_child_t *out);
 const char *vkm_signal_name(int sig);

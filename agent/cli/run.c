@@ -232,6 +232,7 @@ int vkm_cmd_run(int argc, char **argv) {
   if (no_http) env[ne++] = "VALKMEM_HTTP=0";
   env[ne] = NULL;
   vkm_child_t child;
+  vkm_launch_orphan_ms = 500; /* a daemon the command started runs on; the summary is the command's */
   int rc = vkm_run_child(lib, argv + i, env, &child);
   if (rc < 0) {
     vkm_cli_err("run: cannot start %s: %s", argv[i], strerror(-rc));
