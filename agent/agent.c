@@ -73,6 +73,24 @@ static uint64_t unix_ms_now(void) {
 
 static int smaps_mode = VKM_SMAPS_DUE; /* vkm_os_sample's; the final tick sets it */
 
+/* The counts balance (nothing is freed that was not allocated) unless the
+ * program frees a pointer the allocator never handed out: the recorder
+ * then counts whatever the word before it held as the block's size, and
+ * glibc aborts a moment later (free(): invalid pointer). Said once, in the
+ * report too; the live heap is then shown as 0, not as a negative or
+ * wrapped number, and every total stays a number a report can hold. */
+static int unbalanced;
+
+static void check_balance(void) {
+  if (!unbalanced && cur.c.free_usable <= cur.c.alloc_usable && cur.c.free_count <= cur.c.alloc_count) return;
+  if (!unbalanced)
+    vkm_say("warning", "pid %d: more freed than allocated: the program freed a pointer its allocator did not hand out "
+            "(an invalid free); byte counts are not exact from here on", vkm_target_pid());
+  unbalanced = 1;
+  if (cur.live_bytes < 0) cur.live_bytes = 0;
+  if (cur.live_count < 0) cur.live_count = 0;
+}
+
 static void compute_tick(void) {
   prev = cur;
   cur.seq = prev.seq + 1;
@@ -83,6 +101,7 @@ static void compute_tick(void) {
   vkm_counters_sum(&cur.c);
   cur.live_bytes = (int64_t)(cur.c.alloc_usable - cur.c.free_usable);
   cur.live_count = (int64_t)(cur.c.alloc_count - cur.c.free_count);
+  check_balance();
   int64_t peak = vkm_live_peak();
   if (cur.live_bytes > peak) peak = cur.live_bytes;
   if (prev.peak_live_bytes > peak) peak = prev.peak_live_bytes;
@@ -144,7 +163,11 @@ static const char *program_name(void) {
   return s ? s + 1 : argv[0];
 }
 
-static void add_u64(cJSON *o, const char *k, uint64_t v) { cJSON_AddNumberToObject(o, k, (double)v); }
+/* Counters are far below 2^63; one that is not was thrown off by an invalid
+ * free (check_balance) and is capped so that the report stays readable. */
+static void add_u64(cJSON *o, const char *k, uint64_t v) {
+  cJSON_AddNumberToObject(o, k, (double)(v > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : v));
+}
 
 static void add_totals(cJSON *o, const vkm_counters_t *c) {
   cJSON *t = cJSON_AddObjectToObject(o, "totals");
@@ -190,6 +213,11 @@ static cJSON *document(const char *schema, unsigned top_sites) {
   add_u64(o, "dropped_events", cur.dropped_events);
   add_u64(o, "self_bytes", cur.self_bytes);
   add_totals(o, &cur.c);
+  if (unbalanced) {
+    cJSON *w = cJSON_AddArrayToObject(o, "warnings");
+    cJSON_AddItemToArray(w, cJSON_CreateString("invalid free: the program freed a pointer its allocator did not hand "
+                                               "out; byte counts are not exact"));
+  }
   cJSON *live = cJSON_AddObjectToObject(o, "live");
   cJSON_AddNumberToObject(live, "bytes", (double)cur.live_bytes);
   cJSON_AddNumberToObject(live, "count", (double)cur.live_count);

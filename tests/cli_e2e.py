@@ -345,6 +345,15 @@ if case("gate-crash"):
           "JUnit: the crash is an <error> testcase", ET.tostring(root, encoding="unicode"))
     rc, out, err = run(["gate", "--max-leak", "1MB", "--", prog("gate_crash")])
     check(rc == 128 + 11, "a crash within the limits exits 128+SIGSEGV like a shell", show(rc, out, err))
+    # An invalid free: glibc aborts, and the counts it threw off (the word
+    # before the pointer taken as a size) still make a readable report.
+    rc, out, err = run(["gate", "--max-leak", "1MB", "--report", "badfree.json", "--", prog("gate_crash"), "badfree"])
+    check(rc == 128 + 6 and "SIGABRT" in err and "malformed" not in err and "invalid free" in err,
+          "an invalid free: the abort's status passes through, the report is readable, the invalid free is said",
+          show(rc, out, err))
+    bad = load("badfree.json")
+    check(bad.get("live", {}).get("bytes", -1) >= 0 and any("invalid free" in w for w in bad.get("warnings", [])),
+          "an invalid free: live bytes not negative, the report's warnings say it", json.dumps(bad.get("live")))
 
 if case("gate-config"):
     cfg = write("gate.json", json.dumps({"max_leak": "0", "max_allocs": 1000000,

@@ -1,6 +1,8 @@
 /* gate_crash.c - leaks in crash_leak(), waits for the agent's report
  * checkpoint (VALKMEM_CHECKPOINT_MS=500 under the gate), then dies of
- * SIGSEGV. */
+ * SIGSEGV. With the argument "badfree": frees a pointer 8 bytes into a
+ * block instead, which glibc answers with an abort (the recorder has
+ * counted whatever the word before it held as a size by then). */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +17,13 @@ void crash_leak(void) {
   }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   crash_leak();
+  if (argc > 1 && strcmp(argv[1], "badfree") == 0) {
+    char *p = malloc(100);
+    memset(p, 0, 100);
+    free(p + 8);
+  }
   struct timespec ts = {1, 500 * 1000 * 1000};
   nanosleep(&ts, NULL);
   signal(SIGSEGV, SIG_DFL);
