@@ -333,6 +333,16 @@ if case("gate-rss-unmeasured"):
     rc, out, err = run(["gate", "--max-rss", "1KB", "--", prog("gate_exit"), "0", "11"])
     check("peak RSS 0 B" not in err or "not measured" in err,
           "a peak RSS of 0 B is said to be no measurement", show(rc, out, err))
+    # The same without a limit: the summary does not show "0 B" as a peak.
+    rc, out, err = run(["gate", "--", prog("gate_exit"), "0", "11"])
+    check("peak RSS 0 B" not in err,
+          "no limit: the summary says the peak RSS was not measured, not 0 B", show(rc, out, err))
+    rep = os.path.join(W, "unmeasured.json")
+    p = subprocess.run([CLI, "run", "--no-http", "--report", rep, "--", prog("gate_exit"), "0", "11"], env=base_env(),
+                       cwd=W, capture_output=True, text=True, timeout=60)
+    measured = (load("unmeasured.json").get("peak") or {}).get("rss_bytes", 0) if os.path.exists(rep) else 0
+    check(measured != 0 or ("peak RSS       not measured" in p.stderr and "peak RSS       0 B" not in p.stderr),
+          "run's summary: a peak RSS never read is 'not measured', not 0 B", show(p.returncode, p.stdout, p.stderr))
 
 if case("gate-crash"):
     rc, out, err = run(["gate", "--max-leak", "0", "--junit", "crash.xml", "--", prog("gate_crash")])

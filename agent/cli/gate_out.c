@@ -148,8 +148,10 @@ static void verdict_line(vkm_buf_t *b, const vkm_gate_run_t *run) {
 static void measured_line(vkm_buf_t *b, const char *indent, const vkm_report_t *r, const vkm_gate_result_t *res,
                           bool crashed) {
   char a[64], c2[64], d[64], e[64];
+  /* 0 is never a peak RSS: the process ended before its first reading. */
   vkm_buf_printf(b, "%smeasured: peak live heap %s, peak RSS %s, %llu allocations of %s, %s %s\n", indent,
-                 vkm_fmt_size(r->peak_live_bytes, a, sizeof a), vkm_fmt_size(r->peak_rss_bytes, c2, sizeof c2),
+                 vkm_fmt_size(r->peak_live_bytes, a, sizeof a),
+                 r->peak_rss_bytes ? vkm_fmt_size(r->peak_rss_bytes, c2, sizeof c2) : "not measured",
                  (unsigned long long)r->alloc_count, vkm_fmt_size(r->alloc_bytes, d, sizeof d),
                  crashed ? "live at the end" : "leak at exit", vkm_fmt_size(res->leak_bytes, e, sizeof e));
 }

@@ -73,7 +73,8 @@ void vkm_print_summary(FILE *f, const vkm_report_t *r) {
   if (r->peak_live_error_bytes) fprintf(f, " (exact to within %s)", vkm_fmt_size(r->peak_live_error_bytes, b, sizeof b));
   fprintf(f, "\n  live at exit   %s in %llu object(s)\n", vkm_fmt_size(r->live_bytes, a, sizeof a),
           (unsigned long long)r->live_count);
-  fprintf(f, "  peak RSS       %s\n", vkm_fmt_size(r->peak_rss_bytes, a, sizeof a));
+  fprintf(f, "  peak RSS       %s\n", r->peak_rss_bytes ? vkm_fmt_size(r->peak_rss_bytes, a, sizeof a)
+                                                        : "not measured (the process ended before the first reading)");
   if (r->duration_s > 0) fprintf(f, "  duration       %.2f s\n", r->duration_s);
 
   /* Top size classes by allocation count. */
