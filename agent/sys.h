@@ -46,5 +46,7 @@ void vkm_sys_detach(void);
 /* Run on every CPU, whatever the spawning program was pinned to (where
  * the platform pins processes at all). */
 void vkm_sys_all_cpus(void);
+/* Closes every descriptor from lowfd up. */
+void vkm_sys_close_from(int lowfd);
 
 #endif

@@ -109,4 +109,8 @@ void vkm_sys_detach(void) {
 }
 
 /* macOS has no CPU affinity to undo. */
+void vkm_sys_close_from(int lowfd) {
+  for (int fd = lowfd, n = getdtablesize(); fd < n && fd < 65536; fd++) close(fd);
+}
+
 void vkm_sys_all_cpus(void) {}

@@ -47,6 +47,11 @@ const char *vkm_sys_signal_abbrev(int sig) { return sigabbrev_np(sig); }
 
 void vkm_sys_detach(void) {}
 
+void vkm_sys_close_from(int lowfd) {
+  if (close_range((unsigned)lowfd, ~0u, 0) == 0) return;
+  for (long fd = lowfd, n = sysconf(_SC_OPEN_MAX); fd < n && fd < 65536; fd++) close((int)fd);
+}
+
 void vkm_sys_all_cpus(void) {
   cpu_set_t all;
   CPU_ZERO(&all);

@@ -647,7 +647,7 @@ if case("run"):
 # ---------------------------------------------------------------------------
 # run and gate pass a signal on to the command exactly once: one sent to
 # valkmem alone (kill PID) is forwarded, one the command has had already (the
-# terminal's Ctrl-C) is not sent again.
+# terminal's Ctrl-C, a kill of the whole group) is not sent again.
 # ---------------------------------------------------------------------------
 if case("run-signals"):
     import pty
@@ -688,6 +688,16 @@ print(" ".join(got), flush=True)
             out, err = p.communicate(timeout=60)
             check(out.strip() == sig.name and p.returncode == 0,
                   f"{sub}: {sig.name} sent to valkmem alone reaches the command once", show(p.returncode, out, err))
+        # The whole group, from outside it (a supervisor's killpg): the
+        # command has it already, and valkmem's witness says so.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            ready = os.path.join(W, f"ready-{sub}-group-{sig.name}")
+            p = start(sub, ready, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            if wait_ready(ready, p):
+                os.killpg(p.pid, sig)
+            out, err = p.communicate(timeout=60)
+            check(out.strip() == sig.name, f"{sub}: {sig.name} to the whole group from outside reaches the command once",
+                  show(p.returncode, out, err))
         # timeout(1) signals its child and then its whole group, valkmem's
         # command included: once, not twice.
         if shutil.which("timeout"):

@@ -13,10 +13,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -193,19 +196,166 @@ static volatile sig_atomic_t child_pid;
 int vkm_launch_orphan_ms;
 
 /* A signal to us is passed on to the command unless the command has had
- * it already. The terminal's (Ctrl-C, Ctrl-backslash, a hang-up) go to the
- * whole foreground process group, the command included; so does a kill of
- * the group from inside it (the command's own kill(0, ...), or `timeout`,
- * which starts us in a group of its own). A second SIGINT would interrupt
- * the command's clean-up. A signal sent to us from outside the group (kill
- * PID, a supervisor) is the command's. */
+ * it already:
+ * - the terminal's (Ctrl-C, Ctrl-backslash, a hang-up) go to the whole
+ *   foreground process group, the command included;
+ * - so does a kill of the group from inside it (the command's own
+ *   kill(0, ...), or `timeout`, which starts us in a group of its own);
+ * - a kill of the group from outside it (a supervisor's killpg, systemd
+ *   stopping a unit, which signals each of its processes) looks like a
+ *   kill of us alone (kill PID, docker stop) from here. A witness tells
+ *   them apart: a child of ours in the group, not the command's, that
+ *   reports each such signal it gets on a pipe. When it got the same
+ *   signal at the same moment, so did the command.
+ * A second SIGINT would interrupt the command's clean-up; a second SIGTERM
+ * makes many servers skip theirs. The handler only notes the signal; the
+ * wait loop in vkm_run_child decides, after hearing from the witness. */
+enum { WITNESS_MS = 100 }; /* how long a group-wide signal may take to reach the witness */
+static const int forwarded[] = {SIGINT, SIGQUIT, SIGTERM, SIGHUP};
+#define NFWD ((int)(sizeof forwarded / sizeof forwarded[0]))
+static volatile sig_atomic_t fwd_pending[NFWD];
+static uint64_t fwd_at[NFWD]; /* ms, when it arrived (set before fwd_pending) */
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts); /* async-signal-safe */
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void forward_signal(int sig, siginfo_t *si, void *uc) {
   (void)uc;
   /* The kernel's own (the terminal's) carry no sender: si_pid is 0, on
    * Linux (SI_KERNEL) and on macOS alike. */
   if (child_pid <= 0 || si == NULL || si->si_pid <= 0) return;
   if (getpgid(si->si_pid) == getpgrp()) return;
-  kill((pid_t)child_pid, sig);
+  for (int i = 0; i < NFWD; i++)
+    if (forwarded[i] == sig) {
+      fwd_at[i] = mono_ms();
+      fwd_pending[i] = 1;
+    }
+}
+
+/* The witness: what it got, and when (its clock is ours: CLOCK_MONOTONIC). */
+typedef struct witness_msg_s {
+  int sig;
+  uint64_t at_ms;
+} witness_msg_t;
+
+typedef struct witness_s {
+  pid_t pid;
+  int rd;           /* its reports */
+  int ctl;          /* closed to make it go */
+  uint64_t seen[NFWD]; /* ms of the last report of each signal */
+} witness_t;
+
+static int witness_fd = -1;
+
+static void witness_heard(int sig) {
+  witness_msg_t m = {sig, mono_ms()};
+  ssize_t w = write(witness_fd, &m, sizeof m); /* atomic: below PIPE_BUF */
+  (void)w;
+}
+
+static void witness_start(witness_t *w) {
+  memset(w, 0, sizeof *w);
+  w->pid = -1;
+  w->rd = w->ctl = -1;
+  int rep[2], ctl[2];
+  if (vkm_sys_pipe(rep) != 0) return;
+  if (vkm_sys_pipe(ctl) != 0) {
+    close(rep[0]);
+    close(rep[1]);
+    return;
+  }
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    /* It holds nothing of ours or the command's (a pipe the command's
+     * output goes to must reach its end without it): its two pipes at 3
+     * and 4, /dev/null at 0, 1 and 2. */
+    dup2(rep[1], 3);
+    dup2(ctl[0], 4);
+    vkm_sys_close_from(5);
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+      dup2(null, 0);
+      dup2(null, 1);
+      dup2(null, 2);
+      if (null > 4) close(null);
+    }
+    witness_fd = 3;
+    struct sigaction sa = {.sa_handler = witness_heard, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < NFWD; i++) sigaction(forwarded[i], &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    char c;
+    while (read(4, &c, 1) < 0 && errno == EINTR) {
+    }
+    _exit(0); /* valkmem closed its end, or is gone */
+  }
+  close(rep[1]);
+  close(ctl[0]);
+  if (pid < 0) {
+    close(rep[0]);
+    close(ctl[1]);
+    return;
+  }
+  fcntl(rep[0], F_SETFL, fcntl(rep[0], F_GETFL) | O_NONBLOCK);
+  w->pid = pid;
+  w->rd = rep[0];
+  w->ctl = ctl[1];
+}
+
+/* Reads what the witness has said so far; waits at most until deadline_ms. */
+static void witness_listen(witness_t *w, uint64_t deadline_ms) {
+  if (w->rd < 0) return;
+  for (;;) {
+    witness_msg_t m;
+    ssize_t r = read(w->rd, &m, sizeof m);
+    if (r == (ssize_t)sizeof m) {
+      for (int i = 0; i < NFWD; i++)
+        if (forwarded[i] == m.sig) w->seen[i] = m.at_ms;
+      continue;
+    }
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) { /* gone: every signal is ours alone from now */
+      close(w->rd);
+      w->rd = -1;
+      return;
+    }
+    uint64_t now = mono_ms();
+    if (now >= deadline_ms) return;
+    struct pollfd p = {.fd = w->rd, .events = POLLIN};
+    poll(&p, 1, (int)(deadline_ms - now));
+  }
+}
+
+/* The signals noted by forward_signal: each passed on unless the witness
+ * got it within WITNESS_MS of us. */
+static void forward_pending(witness_t *w) {
+  for (int i = 0; i < NFWD; i++) {
+    if (!fwd_pending[i]) continue;
+    fwd_pending[i] = 0;
+    uint64_t at = fwd_at[i];
+    int group = 0;
+    for (uint64_t deadline = at + WITNESS_MS; !group;) {
+      witness_listen(w, deadline);
+      group = w->seen[i] + WITNESS_MS >= at && w->seen[i] <= at + WITNESS_MS;
+      if (w->rd < 0 || mono_ms() >= deadline) break;
+    }
+    if (!group && child_pid > 0) kill((pid_t)child_pid, forwarded[i]);
+  }
+}
+
+static void on_child(int sig) { (void)sig; } /* wakes sigsuspend */
+
+static void witness_stop(witness_t *w) {
+  if (w->ctl >= 0) close(w->ctl);
+  if (w->rd >= 0) close(w->rd);
+  if (w->pid > 0)
+    while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+  w->pid = -1;
+  w->rd = w->ctl = -1;
 }
 
 /* Builds LD_PRELOAD: ours first, so a malloc replacement the user already
@@ -360,9 +510,25 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
   if (old_quit.sa_handler == SIG_IGN) sigaction(SIGQUIT, &old_quit, NULL);
   if (old_term.sa_handler == SIG_IGN) sigaction(SIGTERM, &old_term, NULL);
   if (old_hup.sa_handler == SIG_IGN) sigaction(SIGHUP, &old_hup, NULL);
+  witness_t witness;
+  witness_start(&witness);
+  /* Until the command has ended, the signals to pass on and SIGCHLD are
+   * taken only in sigsuspend (below), so none is noted after the loop has
+   * looked and before it sleeps. */
+  struct sigaction chld = {.sa_handler = on_child}, old_chld;
+  sigemptyset(&chld.sa_mask);
+  sigaction(SIGCHLD, &chld, &old_chld);
+  sigset_t held, old_mask;
+  sigemptyset(&held);
+  sigaddset(&held, SIGCHLD);
+  for (int i = 0; i < NFWD; i++) sigaddset(&held, forwarded[i]);
+  sigprocmask(SIG_BLOCK, &held, &old_mask);
   pid_t pid = fork();
   if (pid < 0) {
     int e = errno;
+    witness_stop(&witness);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    sigaction(SIGCHLD, &old_chld, NULL);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGQUIT, &old_quit, NULL);
     sigaction(SIGTERM, &old_term, NULL);
@@ -380,6 +546,8 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
     sigaction(SIGQUIT, &old_quit, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGHUP, &old_hup, NULL);
+    sigaction(SIGCHLD, &old_chld, NULL);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
     close(pfd[0]);
     if (preload) setenv(vkm_sys_preload_var(), preload, 1);
     if (lib && arc == 0) {
@@ -425,14 +593,21 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
   pid_t w;
   /* Waited for, not reaped: while the command is a zombie the agent can
    * still read how it ended (/proc/PID/stat) for its report. */
-  siginfo_t si;
-  int wr;
-  do wr = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT);
-  while (wr < 0 && errno == EINTR);
+  for (;;) {
+    forward_pending(&witness);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    int wr = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT | WNOHANG);
+    if ((wr == 0 && si.si_pid == pid) || (wr < 0 && errno != EINTR)) break;
+    sigsuspend(&old_mask); /* a signal to pass on, or a child's end */
+  }
+  witness_stop(&witness);
+  sigprocmask(SIG_SETMASK, &old_mask, NULL);
   if (lib && arc == 0) agent_finish(&agent);
   do w = waitpid(pid, &status, 0);
   while (w < 0 && errno == EINTR);
   child_pid = 0;
+  sigaction(SIGCHLD, &old_chld, NULL);
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGQUIT, &old_quit, NULL);
   sigaction(SIGTERM, &old_term, NULL);
