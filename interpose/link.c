@@ -259,7 +259,8 @@ static int spawn_agent(int segfd, int pidfd, const char *at) {
     return -1;
   }
   snprintf(agent_sock, sizeof agent_sock, "%s", path);
-  vkm_env_set("VALKMEM_AGENT_SOCK", path);
+  /* For the programs this one execs; a forked child has agent_sock. */
+  if (vkm_config.follow_exec) vkm_env_set("VALKMEM_AGENT_SOCK", path);
   return 0;
 }
 
@@ -300,6 +301,9 @@ static int may_start_agent(void) { return getpid() != 1; }
 void vkm_link_start(void) {
   const char *s = getenv("VALKMEM_AGENT_SOCK");
   if (s && strlen(s) < sizeof agent_sock) snprintf(agent_sock, sizeof agent_sock, "%s", s);
+  /* Programs this one execs run without the shim: they are not given the
+   * agent's socket either (unsetenv moves pointers, it allocates nothing). */
+  if (s && !vkm_config.follow_exec) unsetenv("VALKMEM_AGENT_SOCK");
   const char *b = getenv("VALKMEM_AGENT_BIN");
   if (b) snprintf(agent_bin, sizeof agent_bin, "%s", b);
   if (!vkm_config.agent) {

@@ -1060,12 +1060,25 @@ print("processes:", sorted(open("/proc/%s/comm" % e).read().strip() for e in os.
             check(not shim.timed_out and shim.rc == 0 and b"reaped my child 3\n" in shim.out and b"no more children" in shim.out,
                   "PID 1 that forks and then waits until no child is left ends: %r" % shim)
 
+def case_env_no_follow():
+    """VALKMEM_FOLLOW_EXEC=0: the programs the process execs run without the
+    shim, and without the agent's socket in their environment either."""
+    show = ["sh", "-c", "echo ${VALKMEM_AGENT_SOCK-unset}; sh -c 'echo ${VALKMEM_AGENT_SOCK-unset}'"]
+    plain = run(show, base_env(VALKMEM_FOLLOW_EXEC="0"))
+    check_eq(plain.out, b"unset\nunset\n", "without the shim (sanity)")
+    shim = run(show, shim_env(VALKMEM_FOLLOW_EXEC="0"))
+    same(plain, shim, "FOLLOW_EXEC=0: no VALKMEM_AGENT_SOCK in the program's environment or its children's")
+    # Under valkmem run, which gives the command the socket.
+    p = subprocess.run([CLI, "run", "--no-http", "--quiet", "--"] + show, env=base_env(VALKMEM_LIB=LIB, VALKMEM_FOLLOW_EXEC="0"),
+                       capture_output=True, timeout=60)
+    check_eq(p.stdout, b"unset\nunset\n", "valkmem run, FOLLOW_EXEC=0: the command does not pass the socket on")
+
 CASES = {"peak": case_peak, "agent_replaced": case_agent_replaced, "sweep": case_sweep, "tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
          "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
          "gate_tree": case_gate_tree, "chromium": case_chromium, "report_at_exit": case_report_at_exit,
          "heap_untouched": case_heap_untouched, "agent_gone": case_agent_gone, "alloc_errno": case_alloc_errno,
-         "malloc_debug": case_malloc_debug, "raw_clone": case_raw_clone, "pid1_init": case_pid1_init}
+         "malloc_debug": case_malloc_debug, "raw_clone": case_raw_clone, "pid1_init": case_pid1_init, "env_no_follow": case_env_no_follow}
 if CASE not in CASES:
     print("unknown case %r (cases: %s)" % (CASE, " ".join(CASES)), file=sys.stderr)
     sys.exit(2)
