@@ -44,6 +44,8 @@ struct vkm_seg_module_s;
  * returns -1 when it cannot be read. owner: this process writes
  * VALKMEM_REPORT (the root of the tree, or every process with %p). */
 int vkm_segread_attach(int fd, int owner, char *why, size_t cap);
+/* A segment header's magic, version and size (one of segment.h's; equal
+ * to size, the file's or the mapping's, unless size is 0). */
 int vkm_segread_check(const struct vkm_seg_hdr_s *h, uint64_t size, char *why, size_t cap);
 int vkm_segread_modules(struct vkm_seg_module_s *out, size_t max, char *strings, size_t str_cap, size_t *count);
 int vkm_target_pid(void);           /* the recorded process, as the agent sees it */

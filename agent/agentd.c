@@ -553,7 +553,7 @@ int vkm_cmd_attach(int argc, char **argv) {
   char why[256];
   int bad = vkm_proc_seg_peek(fd, &peek, sizeof peek) != 0;
   if (bad) snprintf(why, sizeof why, "cannot read its segment");
-  else bad = vkm_segread_check(&peek, VKM_SEG_SIZE, why, sizeof why) != 0;
+  else bad = vkm_segread_check(&peek, 0, why, sizeof why) != 0;
   if (bad) {
     vkm_say("error", "attach: process %ld: %s", pid, why);
     close(fd);

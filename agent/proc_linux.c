@@ -225,7 +225,7 @@ int vkm_proc_open_segment(int pid, char *where, size_t cap) {
   unsigned long lo = 0, hi = 0;
   int found = 0;
   while (fgets(line, sizeof line, f))
-    if (strstr(line, "/memfd:valkmem") && sscanf(line, "%lx-%lx", &lo, &hi) == 2 && hi - lo == VKM_SEG_SIZE) found = 1;
+    if (strstr(line, "/memfd:valkmem") && sscanf(line, "%lx-%lx", &lo, &hi) == 2 && vkm_seg_size_ok(hi - lo)) found = 1;
   fclose(f);
   if (!found) {
     errno = 0;

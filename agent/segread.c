@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -28,7 +29,7 @@ static int argc_store;
 static int report_owner;
 
 int vkm_segread_check(const vkm_seg_hdr_t *h, uint64_t size, char *why, size_t cap) {
-  if (size < sizeof(uint64_t) * 2 || h->magic != VKM_SEG_MAGIC) {
+  if ((size && size < sizeof(uint64_t) * 2) || h->magic != VKM_SEG_MAGIC) {
     snprintf(why, cap, "not a valkmem segment");
     return -1;
   }
@@ -37,21 +38,31 @@ int vkm_segread_check(const vkm_seg_hdr_t *h, uint64_t size, char *why, size_t c
              h->version, VKM_SEG_VERSION);
     return -1;
   }
-  if (h->size != size) {
-    snprintf(why, cap, "segment of %llu bytes, expected %llu", (unsigned long long)size, (unsigned long long)h->size);
+  if (!vkm_seg_size_ok(h->size) || (size && h->size != size)) {
+    snprintf(why, cap, "segment of %llu bytes, its header says %llu", (unsigned long long)size,
+             (unsigned long long)h->size);
     return -1;
   }
   return 0;
 }
 
 int vkm_segread_attach(int fd, int owner, char *why, size_t cap) {
-  void *p = mmap(NULL, VKM_SEG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  /* Its size from its header (segment.h: smaller under RLIMIT_AS), checked
+   * against the file's before the whole is mapped. */
+  vkm_seg_hdr_t peek;
+  struct stat st;
+  if (pread(fd, &peek, sizeof peek, 0) != (ssize_t)sizeof peek || fstat(fd, &st) != 0) {
+    snprintf(why, cap, "cannot read the segment: %s", strerror(errno));
+    return -1;
+  }
+  if (vkm_segread_check(&peek, (uint64_t)st.st_size, why, cap) != 0) return -1;
+  void *p = mmap(NULL, peek.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
     snprintf(why, cap, "mmap of the segment: %s", strerror(errno));
     return -1;
   }
-  if (vkm_segread_check(p, VKM_SEG_SIZE, why, cap) != 0) {
-    munmap(p, VKM_SEG_SIZE);
+  if (vkm_segread_check(p, peek.size, why, cap) != 0) {
+    munmap(p, peek.size);
     return -1;
   }
   vkm_seg = p;

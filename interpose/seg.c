@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 vkm_seg_hdr_t *vkm_seg;
@@ -82,23 +83,29 @@ void vkm_seg_note(const char *fmt, ...) {
 /* ---------------------------------------------------------------------------
  * Creation and allocation
  * ------------------------------------------------------------------------- */
-static int seg_map(int *fd_out, void **map_out) { return vkm_plat_shm_create(VKM_SEG_SIZE, fd_out, map_out); }
+/* The segment's size, chosen once (a forked child keeps its parent's):
+ * smaller when the address space is limited (segment.h). */
+static uint64_t seg_size = VKM_SEG_SIZE;
+
+static int seg_map(int *fd_out, void **map_out) { return vkm_plat_shm_create(seg_size, fd_out, map_out); }
 
 int vkm_seg_create(void) {
   if (vkm_seg) return 0;
   void *p = NULL;
   int fd = -1;
+  struct rlimit as;
+  if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) seg_size = VKM_SEG_SIZE_SMALL;
   if (seg_map(&fd, &p) != 0) {
     /* No shared memory (a seccomp filter, say): count in private memory, with no
      * agent. Nothing is lost but the dashboard. */
-    p = vkm_plat_map(VKM_SEG_SIZE);
+    p = vkm_plat_map(seg_size);
     if (!p) return -1;
   }
   vkm_seg_hdr_t *h = p;
   h->magic = VKM_SEG_MAGIC;
   h->version = VKM_SEG_VERSION;
   h->hdr_size = sizeof *h;
-  h->size = VKM_SEG_SIZE;
+  h->size = seg_size;
   h->bump = ARENA_BASE;
   h->modules_off = ARENA_BASE - VKM_SEG_MODULES_BYTES;
   h->pid = (int32_t)getpid();
@@ -230,7 +237,7 @@ void vkm_seg_fork_prepare(void) {
 }
 
 void vkm_seg_fork_parent(void) {
-  vkm_plat_shm_release(fork_fd, fork_map, VKM_SEG_SIZE);
+  vkm_plat_shm_release(fork_fd, fork_map, seg_size);
   fork_map = NULL;
   fork_fd = -1;
 }
@@ -250,21 +257,21 @@ static void child_stop(void) {
 int vkm_seg_fork_child(void) {
   if (!vkm_seg) return -1;
   if (fork_map) {
-    if (vkm_plat_shm_place(fork_map, fork_fd, vkm_seg, VKM_SEG_SIZE) != 0) {
-      vkm_plat_shm_release(fork_fd, NULL, VKM_SEG_SIZE);
+    if (vkm_plat_shm_place(fork_map, fork_fd, vkm_seg, seg_size) != 0) {
+      vkm_plat_shm_release(fork_fd, NULL, seg_size);
       fork_map = NULL;
       fork_fd = -1;
       child_stop();
       return -1;
     }
   } else { /* no memfd copy could be made: a private one keeps the parent's counters safe */
-    void *tmp = vkm_plat_map(VKM_SEG_SIZE);
+    void *tmp = vkm_plat_map(seg_size);
     if (!tmp) {
       child_stop();
       return -1;
     }
     copy(tmp, vkm_seg, vkm_seg->bump);
-    if (vkm_plat_shm_place(tmp, -1, vkm_seg, VKM_SEG_SIZE) != 0) {
+    if (vkm_plat_shm_place(tmp, -1, vkm_seg, seg_size) != 0) {
       child_stop();
       return -1;
     }

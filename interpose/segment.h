@@ -40,6 +40,13 @@
  * exact mode; a thread without a ring of its own emits through the shared
  * one, made at start-up). */
 #define VKM_SEG_SIZE ((uint64_t)64 << 20)
+/* The size under a finite RLIMIT_AS (`ulimit -v`, which programs and test
+ * harnesses set to see how little memory a program needs): the same 8 MiB
+ * for structures and 4 MiB of ring buffers (64 threads' rings in sampled
+ * mode, 16 in exact mode; the others share one), so the program keeps
+ * 52 MiB more of its address space. h->size says which. */
+#define VKM_SEG_SIZE_SMALL ((uint64_t)12 << 20)
+VKM_INLINE int vkm_seg_size_ok(uint64_t size) { return size == VKM_SEG_SIZE || size == VKM_SEG_SIZE_SMALL; }
 #define VKM_SEG_RING_BASE ((uint64_t)8 << 20)
 #define VKM_SEG_THREADS_MAX 4096       /* thread states; more threads count into `retired` */
 #define VKM_SEG_MODULES_BYTES (256 * 1024)

@@ -1073,12 +1073,37 @@ def case_env_no_follow():
                        capture_output=True, timeout=60)
     check_eq(p.stdout, b"unset\nunset\n", "valkmem run, FOLLOW_EXEC=0: the command does not pass the socket on")
 
+def case_rlimit_as():
+    """Under a finite RLIMIT_AS (ulimit -v) the segment is 12 MiB, not 64:
+    the program can allocate about as much as without the shim."""
+    import resource
+    limit = 200 << 20
+    fill = ("import ctypes\nlibc = ctypes.CDLL(None)\nlibc.malloc.restype = ctypes.c_void_p\nn = 0\n"
+            "while libc.malloc(1 << 20):\n    n += 1\nprint(n)\n")
+
+    def limited():
+        default_signals()
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    rep = os.path.join(mkdir("rlimit"), "r.json")
+    plain = run(["python3", "-c", fill], base_env(), preexec=limited)
+    shim = run(["python3", "-c", fill], shim_env(VALKMEM_REPORT=rep, VALKMEM_HTTP="0"), preexec=limited)
+    try:
+        a, b = int(plain.out), int(shim.out)
+    except ValueError:
+        check(False, "both runs print a count: %r / %r" % (plain, shim))
+        return
+    print("1 MiB blocks under RLIMIT_AS %d MiB: %d without the shim, %d with it" % (limit >> 20, a, b))
+    check(a - b <= 16, "the shim takes at most 16 MiB of a limited address space (took %d MiB)" % (a - b))
+    r, found = final_report(rep, 20)
+    check(r is not None and r["totals"]["failed_count"] >= 1,
+          "the report is written and counts the failure that ended the loop (%s)" % found)
+
 CASES = {"peak": case_peak, "agent_replaced": case_agent_replaced, "sweep": case_sweep, "tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
          "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
          "gate_tree": case_gate_tree, "chromium": case_chromium, "report_at_exit": case_report_at_exit,
          "heap_untouched": case_heap_untouched, "agent_gone": case_agent_gone, "alloc_errno": case_alloc_errno,
-         "malloc_debug": case_malloc_debug, "raw_clone": case_raw_clone, "pid1_init": case_pid1_init, "env_no_follow": case_env_no_follow}
+         "malloc_debug": case_malloc_debug, "raw_clone": case_raw_clone, "pid1_init": case_pid1_init, "env_no_follow": case_env_no_follow, "rlimit_as": case_rlimit_as}
 if CASE not in CASES:
     print("unknown case %r (cases: %s)" % (CASE, " ".join(CASES)), file=sys.stderr)
     sys.exit(2)
