@@ -506,7 +506,7 @@ int vkm_cmd_gate(int argc, char **argv) {
   const char *env[] = {env_report,
                        "VALKMEM_HTTP=0",
                        "VALKMEM_TOP_SITES=0",
-                       "VALKMEM_CHECKPOINT_MS=500",
+                       "VALKMEM_CHECKPOINT_MS=0", /* every end writes a report, and a stop (a daemon) too */
                        "VALKMEM_SAMPLE_BYTES=1", /* dropped below with --sampled: the user's own setting stays */
                        NULL};
   if (o.sampled) env[4] = NULL;
