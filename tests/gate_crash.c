@@ -1,6 +1,5 @@
-/* gate_crash.c - leaks in crash_leak(), waits for the agent's report
- * checkpoint (VALKMEM_CHECKPOINT_MS=500 under the gate), then dies of
- * SIGSEGV. With the argument "badfree": frees a pointer 8 bytes into a
+/* gate_crash.c - leaks in crash_leak(), waits 1.5 s, then dies of
+ * SIGSEGV (its worker writes the report from the segment). With the argument "badfree": frees a pointer 8 bytes into a
  * block instead, which glibc answers with an abort (the recorder has
  * counted whatever the word before it held as a size by then). */
 #include <signal.h>

@@ -59,7 +59,7 @@ static const char gate_usage[] =
     "\n"
     "Exit status: CMD's status when every check holds; 3 (--error-exitcode) when one\n"
     "fails; 2 for a usage or configuration error; 127/126 when CMD cannot be started.\n"
-    "A command that crashes before the first report checkpoint keeps its own status.\n";
+    "A command that crashes before the agent has its report keeps its own status.\n";
 
 static const char *opt_value(int argc, char **argv, int *i, const char *name, bool *missing) {
   size_t n = strlen(name);
@@ -513,7 +513,7 @@ int vkm_cmd_gate(int argc, char **argv) {
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   run.argv = argv + cmd;
-  vkm_launch_orphan_ms = 2000; /* a daemon the command leaves behind: its last checkpoint */
+  vkm_launch_orphan_ms = 2000; /* a daemon the command leaves behind: the report written when we stop waiting */
   int rc = vkm_run_child(lib, argv + cmd, env, &run.child);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -537,7 +537,7 @@ int vkm_cmd_gate(int argc, char **argv) {
      * (the build fails either way, for the right reason); one that exited
      * 0 must not pass a gate nobody checked. */
     if (run.crashed)
-      vkm_cli_err("gate: %s crashed before the first report checkpoint, so no limit could be checked", argv[cmd]);
+      vkm_cli_err("gate: %s crashed before the agent had its report, so no limit could be checked", argv[cmd]);
     else
       vkm_cli_err("gate: %s left no report, so no limit could be checked (is it statically linked, or does it "
                   "set VALKMEM_DISABLE?)", argv[cmd]);
