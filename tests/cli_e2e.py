@@ -355,6 +355,10 @@ if case("gate-crash"):
           "JUnit: the crash is an <error> testcase", ET.tostring(root, encoding="unicode"))
     rc, out, err = run(["gate", "--max-leak", "1MB", "--", prog("gate_crash")])
     check(rc == 128 + 11, "a crash within the limits exits 128+SIGSEGV like a shell", show(rc, out, err))
+    # Killed from outside (SIGTERM) is said as such, not as a crash.
+    rc, out, err = run(["gate", "--", "sh", "-c", "kill -TERM $$"])
+    check(rc == 128 + 15 and "was killed by SIGTERM" in err and "killed by SIGTERM" in err and "crashed" not in err,
+          "a command killed by SIGTERM: 'was killed by SIGTERM', not a crash", show(rc, out, err))
     # An invalid free: glibc aborts, and the counts it threw off (the word
     # before the pointer taken as a size) still make a readable report.
     rc, out, err = run(["gate", "--max-leak", "1MB", "--report", "badfree.json", "--", prog("gate_crash"), "badfree"])

@@ -119,6 +119,9 @@ typedef struct vkm_child_s {
 extern int vkm_launch_orphan_ms;
 int vkm_run_child(const char *lib, char *const argv[], const char *const env[], vkm_child_t *out);
 const char *vkm_signal_name(int sig);
+/* Whether a death by sig is a crash (SIGSEGV, SIGABRT and their kind), not
+ * a kill from outside (SIGTERM, SIGKILL, SIGINT). */
+bool vkm_signal_is_crash(int sig);
 /* The last step of run and gate: when status is the command's own and the
  * command died of SIGINT or SIGQUIT, valkmem dies of it too (core dumps
  * off), as env or timeout would, so that a shell running it in a loop

@@ -529,15 +529,17 @@ int vkm_cmd_gate(int argc, char **argv) {
   run.crashed = run.child.signal != 0;
   int fail_code = o.have_error_exitcode ? o.error_exitcode : VKM_EXIT_GATE_FAIL;
   if (run.crashed)
-    vkm_cli_err("gate: %s crashed: killed by %s (signal %d)", argv[cmd], vkm_signal_name(run.child.signal),
-                run.child.signal);
+    vkm_cli_err("gate: %s %s by %s (signal %d)", argv[cmd],
+                vkm_signal_is_crash(run.child.signal) ? "crashed: killed" : "was killed",
+                vkm_signal_name(run.child.signal), run.child.signal);
 
   if (load_tree(dir, run.child.pid, argv[cmd], &o, &run) == 0) {
     /* Nothing measured. A command that failed on its own keeps its status
      * (the build fails either way, for the right reason); one that exited
      * 0 must not pass a gate nobody checked. */
     if (run.crashed)
-      vkm_cli_err("gate: %s crashed before the agent had its report, so no limit could be checked", argv[cmd]);
+      vkm_cli_err("gate: %s %s before the agent had its report, so no limit could be checked", argv[cmd],
+                  vkm_signal_is_crash(run.child.signal) ? "crashed" : "was killed");
     else
       vkm_cli_err("gate: %s left no report, so no limit could be checked (is it statically linked, or does it "
                   "set VALKMEM_DISABLE?)", argv[cmd]);

@@ -44,7 +44,8 @@ static void command_line(vkm_buf_t *b, char *const *argv) {
 
 static void command_outcome(vkm_buf_t *b, const vkm_gate_run_t *run) {
   if (run->child.signal)
-    vkm_buf_printf(b, "crashed: killed by %s (signal %d)", vkm_signal_name(run->child.signal), run->child.signal);
+    vkm_buf_printf(b, "%skilled by %s (signal %d)", vkm_signal_is_crash(run->child.signal) ? "crashed: " : "",
+                   vkm_signal_name(run->child.signal), run->child.signal);
   else
     vkm_buf_printf(b, "exited with %d", run->child.exit_code);
 }
@@ -243,11 +244,12 @@ void vkm_gate_print_human(FILE *f, const vkm_gate_opts_t *o, const vkm_supp_list
     vkm_buf_printf(&b, "\n");
     if (run->crashed) {
       const cJSON *end = cJSON_GetObjectItemCaseSensitive(r->root, "end");
+      const char *how = vkm_signal_is_crash(run->child.signal) ? "crashed" : "was killed";
       if (end)
-        vkm_buf_printf(&b, "  the command crashed: its report covers it up to the signal\n");
+        vkm_buf_printf(&b, "  the command %s: its report covers it up to the signal\n", how);
       else
-        vkm_buf_printf(&b, "  the command crashed: these numbers are from the last report checkpoint%s\n",
-                       r->state && strcmp(r->state, "exited") == 0 ? " (written at exit)" : " before the crash");
+        vkm_buf_printf(&b, "  the command %s: these numbers are from the last report checkpoint%s\n", how,
+                       r->state && strcmp(r->state, "exited") == 0 ? " (written at exit)" : " before the signal");
     }
     measured_line(&b, "  ", r, res, run->crashed);
     print_checks(&b, "  ", res, "");

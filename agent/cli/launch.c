@@ -123,6 +123,11 @@ int vkm_find_library(char *path, size_t len) {
   return -ENOENT;
 }
 
+bool vkm_signal_is_crash(int sig) {
+  return sig == SIGSEGV || sig == SIGABRT || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP ||
+         sig == SIGSYS;
+}
+
 const char *vkm_signal_name(int sig) {
   switch (sig) {
   case SIGSEGV: return "SIGSEGV";
