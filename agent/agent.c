@@ -678,6 +678,7 @@ int vkm_worker_run(const vkm_worker_t *w, const sigset_t *unblock) {
     http_due = 0;
     http_on = vkm_http_start() == 0;
   }
+  if (w->ready_fd >= 0) close(w->ready_fd); /* the URL line is out, or there is none: the program goes on */
   uint64_t tick_ns = (uint64_t)vkm_config.tick_ms * 1000000ull;
   uint64_t next_tick = vkm_now_ns() + tick_ns;
   while (!ended && !stop_flag) {

@@ -107,6 +107,7 @@ typedef struct vkm_worker_s {
   int row;              /* its row in vkm_tree, or -1 */
   int http_fd;          /* root: the tree's dashboard socket, bound by agentd (-1: bind one) */
   int announce;         /* root: print the URL line (not again for a later exec'd image) */
+  int ready_fd;         /* closed once the URL line is out (or will not be), or -1 (agentd.c) */
 } vkm_worker_t;
 #include <signal.h>
 /* unblock: the signal mask to take once its handlers are in (agentd forks
@@ -132,6 +133,7 @@ typedef struct vkm_agentd_s {
   int dash_pid;         /* the process whose dashboard is the tree's: the first to arrive */
   int http_fd;          /* its dashboard's listening socket, kept across its exec'd images, or -1 */
   int announced;        /* the URL line is out */
+  int ready_fd;         /* the spawning recorder waits for its end, or -1: the first worker has it */
 } vkm_agentd_t;
 int vkm_agentd_run(vkm_agentd_t *d);
 int vkm_cmd_agent(int argc, char **argv);

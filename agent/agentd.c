@@ -122,7 +122,8 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
     }
     kill(workers[i].wpid, SIGUSR1);
   }
-  vkm_worker_t w = {.seg_fd = segfd, .pid_fd = pidfd, .pid = h->pid, .forked = forked, .linger = d->linger, .row = -1};
+  vkm_worker_t w = {.seg_fd = segfd, .pid_fd = pidfd, .pid = h->pid, .forked = forked, .linger = d->linger, .row = -1,
+                    .ready_fd = -1};
   if (vkm_tree) {
     uint32_t r = __atomic_fetch_add(&vkm_tree->nrows, 1, __ATOMIC_ACQ_REL);
     if (r < VKM_TREE_ROWS) {
@@ -151,6 +152,7 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
     w.http_fd = d->http_fd;
     w.announce = !d->announced;
     d->announced = 1;
+    w.ready_fd = d->ready_fd; /* the recorder that started us waits for the URL line */
   }
   sock_dir_of(d->sock_path, w.sock_dir, sizeof w.sock_dir);
   /* The worker's signals wait until it has its own handlers (a SIGUSR1
@@ -166,10 +168,15 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
     if (d->done_fd >= 0) close(d->done_fd);
     if (d->lock_fd >= 0) close(d->lock_fd); /* a worker that outlives us must not hold it */
     if (d->http_fd >= 0 && !w.root) close(d->http_fd);
+    if (d->ready_fd >= 0 && w.ready_fd < 0) close(d->ready_fd);
     signal(SIGCHLD, SIG_DFL);
     _exit(vkm_worker_run(&w, &old));
   }
   sigprocmask(SIG_SETMASK, &old, NULL);
+  if (w.ready_fd >= 0) { /* the worker has it now */
+    close(d->ready_fd);
+    d->ready_fd = -1;
+  }
   close(segfd);
   if (pidfd >= 0) close(pidfd);
   if (c < 0) {
@@ -343,6 +350,10 @@ int vkm_agentd_run(vkm_agentd_t *d) {
     if (!d->root_pid) d->root_pid = h.pid;
     start_worker(d, d->first_seg_fd, d->first_pid_fd, &h);
   }
+  if (d->ready_fd >= 0) { /* no worker took it (no dashboard, a segment refused): nothing to wait for */
+    close(d->ready_fd);
+    d->ready_fd = -1;
+  }
   /* Accepted in a loop until EAGAIN: the listening socket must not block. */
   fcntl(d->listen_fd, F_SETFL, fcntl(d->listen_fd, F_GETFL) | O_NONBLOCK);
   int launcher_done = d->done_fd < 0;
@@ -465,9 +476,11 @@ static void sweep_dead(const char *sock) {
 int vkm_cmd_agent(int argc, char **argv) {
   const char *sock = NULL, *tty = NULL;
   int from_recorder = 0, in_place = 0; /* in place of an agent that is gone: it keeps the root its socket names */
+  int ready = 0;                       /* descriptor 7: the recorder waits for the URL line until it is closed */
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--from-recorder")) from_recorder = 1;
     else if (!strcmp(argv[i], "--in-place")) in_place = 1;
+    else if (!strcmp(argv[i], "--ready")) ready = 1;
     else if (!strcmp(argv[i], "--sock") && i + 1 < argc) sock = argv[++i];
     else if (!strcmp(argv[i], "--tty") && i + 1 < argc) tty = argv[++i];
     else {
@@ -490,7 +503,8 @@ int vkm_cmd_agent(int argc, char **argv) {
   int pidfd = fcntl(5, F_GETFD) >= 0 ? 5 : -1;
   int lockfd = fcntl(6, F_GETFD) >= 0 ? 6 : -1;
   vkm_agentd_t d = {.listen_fd = 3, .sock_path = sock, .first_seg_fd = 4, .first_pid_fd = pidfd, .done_fd = -1,
-                    .lock_fd = lockfd, .http_fd = -1};
+                    .lock_fd = lockfd, .http_fd = -1, .ready_fd = ready && fcntl(7, F_GETFD) >= 0 ? 7 : -1};
+  if (d.ready_fd >= 0) fcntl(d.ready_fd, F_SETFD, FD_CLOEXEC);
   /* Otherwise the root is the first process to arrive: the one that started us. */
   long named = in_place ? vkm_sock_root(sock) : -1;
   if (named > 0) d.root_pid = (int)named;
@@ -560,7 +574,7 @@ int vkm_cmd_attach(int argc, char **argv) {
     return 1;
   }
   int ls = vkm_sys_socket(AF_UNIX, 0); /* nothing will connect: its children have no agent either */
-  vkm_agentd_t d = {.listen_fd = ls, .root_pid = (int)pid, .first_seg_fd = -1, .first_pid_fd = -1, .lock_fd = -1, .http_fd = -1,
+  vkm_agentd_t d = {.listen_fd = ls, .root_pid = (int)pid, .first_seg_fd = -1, .first_pid_fd = -1, .lock_fd = -1, .http_fd = -1, .ready_fd = -1,
                     .done_fd = -1, .attach = 1, .linger = 0};
   vkm_hello_t h = {.magic = VKM_HELLO_MAGIC, .version = VKM_SEG_VERSION, .pid = (int)pid, .kind = VKM_HELLO_SEGMENT};
   fprintf(stderr, "valkmem: attached to pid %ld (Ctrl-C to detach)\n", pid);

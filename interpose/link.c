@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,20 +241,44 @@ static int spawn_agent(int segfd, int pidfd, const char *at) {
    * into a pipe or file the program owns. */
   char tty[256] = "";
   if (isatty(2) && ttyname_r(2, tty, sizeof tty) != 0) tty[0] = 0;
-  char *argv[9] = {bin, "agent", "--from-recorder", "--sock", path};
+  /* The line is said before main: a full-screen program draws after it,
+   * instead of having it written over its screen. The agent closes its
+   * end of this pipe once the line is out (or will not be). */
+  int ready[2] = {-1, -1};
+  if (tty[0] && vkm_config.http && !vkm_config.quiet && !vkm_config.url_file[0] && !at) {
+    if (pipe(ready) == 0) { /* at start-up: no other thread forks meanwhile */
+      fcntl(ready[0], F_SETFD, FD_CLOEXEC);
+      fcntl(ready[1], F_SETFD, FD_CLOEXEC);
+    } else {
+      ready[0] = ready[1] = -1;
+    }
+  }
+  char *argv[10] = {bin, "agent", "--from-recorder", "--sock", path};
   int k = 5;
   if (at) argv[k++] = "--in-place";
   if (tty[0]) {
     argv[k++] = "--tty";
     argv[k++] = tty;
   }
+  if (ready[1] >= 0) argv[k++] = "--ready";
   argv[k] = NULL;
   /* Descriptors 3..6 in the agent: the listening socket, the segment, this
-   * process's pidfd and the lock (the segment again where one is missing). */
-  int fds[4] = {ls, segfd, pidfd >= 0 ? pidfd : segfd, lk >= 0 ? lk : segfd};
-  int rc = vkm_plat_spawn_detached(bin, argv, agent_env(), fds, 4);
+   * process's pidfd and the lock (the segment again where one is missing);
+   * 7: the pipe above. */
+  int fds[5] = {ls, segfd, pidfd >= 0 ? pidfd : segfd, lk >= 0 ? lk : segfd, ready[1]};
+  int rc = vkm_plat_spawn_detached(bin, argv, agent_env(), fds, ready[1] >= 0 ? 5 : 4);
   close(ls);
   if (lk >= 0) close(lk);
+  if (ready[1] >= 0) {
+    close(ready[1]);
+    /* Bounded: an agent that is slow to start costs the program at most
+     * this much, and the line then comes when it comes. */
+    struct pollfd p = {.fd = ready[0], .events = POLLIN};
+    if (rc == 0)
+      while (poll(&p, 1, 500) < 0 && errno == EINTR) {
+      }
+    close(ready[0]);
+  }
   if (rc != 0) {
     unlink(path);
     return -1;

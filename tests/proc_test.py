@@ -1098,12 +1098,37 @@ def case_rlimit_as():
     check(r is not None and r["totals"]["failed_count"] >= 1,
           "the report is written and counts the failure that ended the loop (%s)" % found)
 
+def case_url_first():
+    """On a terminal the URL line comes before the program's first output
+    (the recorder waits, bounded, until the agent has said it), so a
+    full-screen program draws over it instead of having it written over
+    its screen."""
+    import pty
+    import select
+    for i in range(3):
+        master, slave = pty.openpty()
+        p = subprocess.Popen(["sh", "-c", "echo MAIN"], stdin=slave, stdout=slave, stderr=slave,
+                             env=shim_env(), start_new_session=True, preexec_fn=default_signals)
+        os.close(slave)
+        data = b""
+        deadline = time.monotonic() + 20
+        while b"MAIN" not in data and time.monotonic() < deadline:
+            if select.select([master], [], [], 1)[0]:
+                try:
+                    data += os.read(master, 4096)
+                except OSError:
+                    break
+        p.wait(timeout=30)
+        os.close(master)
+        url, main = data.find(b"valkmem: dashboard for sh"), data.find(b"MAIN")
+        check(0 <= url < main, "run %d: the URL line before the program's output: %r" % (i, data[:300]))
+
 CASES = {"peak": case_peak, "agent_replaced": case_agent_replaced, "sweep": case_sweep, "tree_dashboard": case_tree_dashboard, "attach": case_attach, "sandbox_adopt": case_sandbox_adopt, "single_thread": case_single_thread, "pthread_exit_main": case_pthread_exit_main,
          "setxid_caps": case_setxid_caps, "signals_default": case_signals_default, "cjson_host": case_cjson_host,
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
          "gate_tree": case_gate_tree, "chromium": case_chromium, "report_at_exit": case_report_at_exit,
          "heap_untouched": case_heap_untouched, "agent_gone": case_agent_gone, "alloc_errno": case_alloc_errno,
-         "malloc_debug": case_malloc_debug, "raw_clone": case_raw_clone, "pid1_init": case_pid1_init, "env_no_follow": case_env_no_follow, "rlimit_as": case_rlimit_as}
+         "malloc_debug": case_malloc_debug, "raw_clone": case_raw_clone, "pid1_init": case_pid1_init, "env_no_follow": case_env_no_follow, "rlimit_as": case_rlimit_as, "url_first": case_url_first}
 if CASE not in CASES:
     print("unknown case %r (cases: %s)" % (CASE, " ".join(CASES)), file=sys.stderr)
     sys.exit(2)

@@ -441,7 +441,7 @@ static int agent_start(agent_t *a) {
   if (p == 0) {
     close(done[1]);
     signal(SIGINT, SIG_IGN); /* the command's Ctrl-C; the agent writes its reports */
-    vkm_agentd_t d = {.listen_fd = ls, .sock_path = a->sock, .first_seg_fd = -1, .first_pid_fd = -1, .lock_fd = -1, .http_fd = -1,
+    vkm_agentd_t d = {.listen_fd = ls, .sock_path = a->sock, .first_seg_fd = -1, .first_pid_fd = -1, .lock_fd = -1, .http_fd = -1, .ready_fd = -1,
                       .done_fd = done[0], .orphan_ms = vkm_launch_orphan_ms};
     _exit(vkm_agentd_run(&d));
   }
