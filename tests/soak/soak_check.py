@@ -175,8 +175,17 @@ def main():
             truth, _ = run(argv, env, a.timeout, label)
             if truth is None:
                 return 1
-            files = sorted(glob.glob(os.path.join(rdir, "*")))
-            stray = [f for f in files if not f.endswith(".json")]
+            # The report is out when the process has ended; a worker may
+            # still be rewriting it (tmp + rename) with counts that moved
+            # after the exit handshake (destructors that run after ours).
+            # A rewrite that never completes is a failure.
+            deadline = time.monotonic() + 5
+            while True:
+                files = sorted(glob.glob(os.path.join(rdir, "*")))
+                stray = [f for f in files if not f.endswith(".json")]
+                if not stray or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.05)
             if stray:
                 fail("%s: unfinished report files %s" % (label, stray))
             if a.child_reports:
