@@ -671,9 +671,41 @@ time.sleep(0.6)  # a second delivery would arrive within this
 print(" ".join(got), flush=True)
 """)
 
+    def start_argv(sub, ready):
+        return [CLI, sub, "--no-http" if sub == "run" else "--sampled", "--", "python3", counter, ready]
+
     def start(sub, ready, **kw):
-        argv = [CLI, sub, "--no-http" if sub == "run" else "--sampled", "--", "python3", counter, ready]
-        return subprocess.Popen(argv, env=base_env(), cwd=W, **kw)
+        return subprocess.Popen(start_argv(sub, ready), env=base_env(), cwd=W, **kw)
+
+    def ctrl_c_on_pty(argv, ready):
+        """Runs argv on a new terminal (its controlling one), types Ctrl-C
+        once ready exists, and returns (exit status, all it wrote)."""
+        import select
+        master, slave = pty.openpty()
+
+        def ctty():
+            import fcntl
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        p = subprocess.Popen(argv, env=base_env(), cwd=W, stdin=slave, stdout=slave, stderr=slave,
+                             start_new_session=True, preexec_fn=ctty)
+        os.close(slave)
+        if wait_ready(ready, p):
+            os.write(master, b"\x03")
+        chunks = []
+        t = time.time()
+        while time.time() - t < 60:
+            try:
+                if select.select([master], [], [], 0.1)[0]:
+                    chunks.append(os.read(master, 65536))
+                elif p.poll() is not None:
+                    break
+            except OSError:
+                break
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+        p.wait(timeout=60)
+        return p.returncode, b"".join(chunks).decode(errors="replace")
 
     def wait_ready(ready, p):
         t = time.time()
@@ -713,37 +745,12 @@ print(" ".join(got), flush=True)
                   show(p.returncode, p.stdout, p.stderr))
         # Ctrl-C at a terminal: valkmem and the command in the terminal's
         # foreground group, the kernel signals both.
-        master, slave = pty.openpty()
         ready = os.path.join(W, f"ready-{sub}-tty")
-
-        def ctty():
-            import fcntl
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-        p = start(sub, ready, stdin=slave, stdout=slave, stderr=slave, start_new_session=True, preexec_fn=ctty)
-        os.close(slave)
-        if wait_ready(ready, p):
-            os.write(master, b"\x03")
-        chunks = []
-        t = time.time()
-        while p.poll() is None and time.time() - t < 60:
-            try:
-                import select
-                if select.select([master], [], [], 0.1)[0]:
-                    chunks.append(os.read(master, 65536))
-            except OSError:
-                break
-        try:
-            while select.select([master], [], [], 0.1)[0]:
-                chunks.append(os.read(master, 65536))
-        except OSError:
-            pass
-        os.close(master)
-        p.wait(timeout=60)
-        text = b"".join(chunks).decode(errors="replace")
+        rc, text = ctrl_c_on_pty(start_argv(sub, ready), ready)
         lines = [l.replace("^C", "").strip() for l in text.splitlines()]
         lines = [l for l in lines if l.startswith("SIG")]
         check(lines == ["SIGINT"], f"{sub}: Ctrl-C at a terminal reaches the command once, not twice",
-              f"exit {p.returncode}\n{text}")
+              f"exit {rc}\n{text}")
 
         # Ctrl-C in a shell loop: the loop stops, as it does without valkmem.
         # bash goes on after a child that exits 130; it stops only when the
@@ -753,27 +760,9 @@ print(" ".join(got), flush=True)
             f.write(f"for i in 1 2 3; do {CLI} {sub} {'--no-http' if sub == 'run' else '--sampled'} -- "
                     f"python3 -c 'import sys, time; open(sys.argv[1], \"w\"); time.sleep(20)' {ready}-loop; "
                     "echo after-iteration-$i; done; echo loop-done\n")
-        master, slave = pty.openpty()
-        p = subprocess.Popen(["bash", loop], env=base_env(), cwd=W, stdin=slave, stdout=slave, stderr=slave,
-                             start_new_session=True, preexec_fn=ctty)
-        os.close(slave)
-        if wait_ready(ready + "-loop", p):
-            os.write(master, b"\x03")
-        chunks = []
-        t = time.time()
-        while p.poll() is None and time.time() - t < 60:
-            try:
-                if select.select([master], [], [], 0.1)[0]:
-                    chunks.append(os.read(master, 65536))
-            except OSError:
-                break
-        if p.poll() is None:
-            p.kill()
-        os.close(master)
-        p.wait(timeout=60)
-        text = b"".join(chunks).decode(errors="replace")
-        check("after-iteration" not in text and "loop-done" not in text and p.returncode in (-2, 130),
-              f"{sub}: Ctrl-C stops the shell loop that runs it (bash exit {p.returncode})", text)
+        rc, text = ctrl_c_on_pty(["bash", loop], ready + "-loop")
+        check("after-iteration" not in text and "loop-done" not in text and rc in (-2, 130),
+              f"{sub}: Ctrl-C stops the shell loop that runs it (bash exit {rc})", text)
 
 # ---------------------------------------------------------------------------
 # the library search: next to the executable, ../lib*/ (multiarch too)
