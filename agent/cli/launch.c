@@ -353,6 +353,13 @@ static void forward_pending(witness_t *w) {
 
 static void on_child(int sig) { (void)sig; } /* wakes sigsuspend */
 
+/* The dispositions (and mask, when given) valkmem had before the command. */
+static void restore_signals(const struct sigaction old[NFWD], const struct sigaction *old_chld, const sigset_t *mask) {
+  sigaction(SIGCHLD, old_chld, NULL);
+  for (int i = 0; i < NFWD; i++) sigaction(forwarded[i], &old[i], NULL);
+  if (mask) sigprocmask(SIG_SETMASK, mask, NULL); /* last: nothing held comes to our handlers */
+}
+
 static void witness_stop(witness_t *w) {
   if (w->ctl >= 0) close(w->ctl);
   if (w->rd >= 0) close(w->rd);
@@ -503,18 +510,13 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
   if (lib && !preload) return -ENOMEM;
   fflush(NULL);
   struct sigaction fwd = {.sa_sigaction = forward_signal, .sa_flags = SA_SIGINFO};
-  struct sigaction old_int, old_quit, old_term, old_hup;
+  struct sigaction old[NFWD];
   sigemptyset(&fwd.sa_mask);
-  sigaction(SIGINT, &fwd, &old_int);
-  sigaction(SIGQUIT, &fwd, &old_quit);
-  sigaction(SIGTERM, &fwd, &old_term);
-  sigaction(SIGHUP, &fwd, &old_hup);
+  for (int i = 0; i < NFWD; i++) sigaction(forwarded[i], &fwd, &old[i]);
   /* Ignored when we started (nohup, a shell's `cmd &`): stays ignored, not
    * forwarded. */
-  if (old_int.sa_handler == SIG_IGN) sigaction(SIGINT, &old_int, NULL);
-  if (old_quit.sa_handler == SIG_IGN) sigaction(SIGQUIT, &old_quit, NULL);
-  if (old_term.sa_handler == SIG_IGN) sigaction(SIGTERM, &old_term, NULL);
-  if (old_hup.sa_handler == SIG_IGN) sigaction(SIGHUP, &old_hup, NULL);
+  for (int i = 0; i < NFWD; i++)
+    if (old[i].sa_handler == SIG_IGN) sigaction(forwarded[i], &old[i], NULL);
   witness_t witness;
   witness_start(&witness);
   /* Until the command has ended, the signals to pass on and SIGCHLD are
@@ -532,12 +534,7 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
   if (pid < 0) {
     int e = errno;
     witness_stop(&witness);
-    sigprocmask(SIG_SETMASK, &old_mask, NULL);
-    sigaction(SIGCHLD, &old_chld, NULL);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGQUIT, &old_quit, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    sigaction(SIGHUP, &old_hup, NULL);
+    restore_signals(old, &old_chld, &old_mask);
     free(preload);
     close(pfd[0]);
     close(pfd[1]);
@@ -547,12 +544,7 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
     /* The dispositions valkmem was started with: `nohup valkmem run`
      * must leave SIGHUP ignored in the command, as nohup alone does
      * (exec resets our forwarding handlers to SIG_DFL anyway). */
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGQUIT, &old_quit, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    sigaction(SIGHUP, &old_hup, NULL);
-    sigaction(SIGCHLD, &old_chld, NULL);
-    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    restore_signals(old, &old_chld, &old_mask);
     close(pfd[0]);
     if (preload) setenv(vkm_sys_preload_var(), preload, 1);
     if (lib && arc == 0) {
@@ -612,11 +604,7 @@ int vkm_run_child(const char *lib, char *const argv[], const char *const env[], 
   do w = waitpid(pid, &status, 0);
   while (w < 0 && errno == EINTR);
   child_pid = 0;
-  sigaction(SIGCHLD, &old_chld, NULL);
-  sigaction(SIGINT, &old_int, NULL);
-  sigaction(SIGQUIT, &old_quit, NULL);
-  sigaction(SIGTERM, &old_term, NULL);
-  sigaction(SIGHUP, &old_hup, NULL);
+  restore_signals(old, &old_chld, NULL);
   if (w < 0) return -errno;
   if (WIFEXITED(status)) {
     out->exit_code = WEXITSTATUS(status);
