@@ -72,6 +72,10 @@ extern int vkm_ready VKM_HIDDEN;
 extern int vkm_sampling VKM_HIDDEN;       /* sample_bytes != 0 */
 extern vkm_real_t vkm_real VKM_HIDDEN;
 extern int vkm_usable_mode VKM_HIDDEN;
+/* glibc's allocator and, on x86-64, a CPU with LZCNT: the glibc fast paths
+ * may be taken (vkm_tls.ts is set); otherwise every thread goes the other
+ * allocators' way (vkm_tls.other). Fixed before any thread attaches. */
+extern int vkm_fast_path VKM_HIDDEN;
 extern int vkm_constructed VKM_HIDDEN;     /* our constructor has started */
 
 /* A copy of the process made without fork() - a raw clone or clone3
@@ -287,6 +291,31 @@ VKM_INLINE size_t vkm_usable(void *p) {
   if (vkm_likely(vkm_usable_mode == VKM_USABLE_GLIBC)) return vkm_usable_glibc(p);
   return vkm_real.usable_size(p);
 }
+
+/* A thread's histogram slot for a request of n bytes (segment.h: slots
+ * by leading zeros). vkm_lz is right on every CPU; vkm_lz_fast is one
+ * instruction but needs x86-64's LZCNT (elsewhere the same encoding is
+ * BSR, which answers another question), so only the glibc fast path uses
+ * it, and that path is taken only where the CPU has LZCNT (vkm_fast_path,
+ * init.c). */
+VKM_INLINE size_t vkm_lz(size_t n) { return n ? (size_t)__builtin_clzll((unsigned long long)n) : 64; }
+VKM_INLINE size_t vkm_lz_fast(size_t n) {
+#if defined(__x86_64__)
+  size_t r;
+  __asm__("lzcnt %1, %0" : "=r"(r) : "r"(n) : "cc");
+  return r;
+#elif defined(__aarch64__)
+  size_t r; /* clz of 0 is 64 */
+  __asm__("clz %0, %1" : "=r"(r) : "r"(n));
+  return r;
+#else
+  return vkm_lz(n);
+#endif
+}
+VKM_INLINE uint64_t *vkm_hist_at(vkm_tstate_t *ts, size_t z) {
+  return (uint64_t *)((char *)ts + offsetof(vkm_tstate_t, c.size_hist)) + z; /* z == 64: hist_zero */
+}
+VKM_INLINE uint64_t *vkm_hist_slot(vkm_tstate_t *ts, size_t n) { return vkm_hist_at(ts, vkm_lz(n)); }
 
 /* floor(log2(n)), with 0 in bucket 0: two instructions, no branch. */
 VKM_INLINE size_t vkm_size_class(size_t n) {

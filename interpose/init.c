@@ -21,6 +21,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 int vkm_ready;
 int vkm_sampling;
@@ -36,6 +39,7 @@ vkm_real_t vkm_real = {.malloc = malloc, .free = free, .calloc = calloc, .reallo
 vkm_real_t vkm_real;
 #endif
 int vkm_usable_mode = VKM_USABLE_NEXT;
+int vkm_fast_path;
 uint16_t vkm_class_usable[VKM_CLASS_MAX / 8 + 1];
 int vkm_constructed;
 
@@ -142,6 +146,17 @@ static int use_mimalloc(void) {
   return 0;
 }
 
+/* LZCNT (hot.h, vkm_lz_fast): every x86-64 CPU since about 2013 has it;
+ * one without it counts through the other allocators' path. */
+static int cpu_has_lzcnt(void) {
+#if defined(__x86_64__)
+  unsigned a, b, c, d;
+  return __get_cpuid(0x80000001u, &a, &b, &c, &d) && (c & bit_LZCNT);
+#else
+  return 1;
+#endif
+}
+
 /* The inline glibc read is used when the real malloc is glibc's own. It
  * is not probed here: allocating and freeing test blocks at start-up left
  * the program's heap in another state than without valkmem (bins and
@@ -153,6 +168,7 @@ static int use_mimalloc(void) {
  * for every size from 0 to 4200 and for mmapped blocks. */
 static void choose_usable_mode(void) {
   if (vkm_plat_is_libc_malloc((void *)vkm_real.malloc)) vkm_usable_mode = VKM_USABLE_GLIBC;
+  vkm_fast_path = vkm_usable_mode == VKM_USABLE_GLIBC && cpu_has_lzcnt();
 }
 
 /* Another allocator's size classes (see vkm_class_lookup), taken only

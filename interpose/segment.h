@@ -31,7 +31,7 @@
 #include "vkm.h"
 
 #define VKM_SEG_MAGIC 0x31474553204d4b56ull /* "VKM SEG1", little-endian */
-#define VKM_SEG_VERSION 4u
+#define VKM_SEG_VERSION 5u
 /* Size of the segment. Pages cost nothing until touched (what a process
  * touches is its thread states, the rings its threads use and the pools
  * it registers), but the address space counts against RLIMIT_AS, which
@@ -64,10 +64,18 @@ enum { VKM_TS_FREE = 0, VKM_TS_LIVE = 1, VKM_TS_DEAD = 2 };
 typedef struct __attribute__((aligned(128))) vkm_tstate_s {
   vkm_counters_t c;           /* owner writes, agent reads through
                                  vkm_tstate_counters: c.alloc_count is not
-                                 kept (it is the sum of c.size_hist), and
-                                 c.alloc_bytes and c.free_usable hold only
-                                 what was counted up to their countdown's
-                                 last re-arm (below) */
+                                 kept (it is the sum of the histogram),
+                                 c.size_hist is kept by leading zeros
+                                 (below), and c.alloc_bytes and
+                                 c.free_usable hold only what was counted
+                                 up to their countdown's last re-arm */
+  /* A thread's histogram is indexed by the leading zeros of the requested
+   * size, which x86-64's lzcnt and arm64's clz give in one instruction with
+   * no special case for 0 (the size class, 63 minus that, takes three more
+   * on the fast path): slot z of c.size_hist counts requests with z leading
+   * zeros, for z in 0..63, and hist_zero, right after it, the requests of 0
+   * bytes (64 leading zeros). vkm_tstate_counters turns it round. */
+  uint64_t hist_zero;
   /* Two counters are countdowns, so that the fast path's one subtraction
    * both counts and tests: requested bytes count down to the next sample
    * (req_left), freed usable bytes to the next peak check (free_left).
@@ -88,6 +96,9 @@ typedef struct __attribute__((aligned(128))) vkm_tstate_s {
   uint64_t ring_off;          /* the thread's ring (vkm_seg_ring_t), 0 until its first event; kept across reuse */
   uint64_t next_off;          /* registry list; immutable once published */
 } vkm_tstate_t;
+/* The histogram's 65 slots are contiguous (vkm_hist_slot). */
+_Static_assert(offsetof(vkm_tstate_t, hist_zero) == offsetof(vkm_tstate_t, c.size_hist) + VKM_HIST_BUCKETS * sizeof(uint64_t),
+               "hist_zero follows c.size_hist");
 
 /* ---------------------------------------------------------------------------
  * Event ring: a power-of-two byte buffer of variable-length records (a
@@ -217,6 +228,12 @@ static inline void vkm_tstate_counters(const vkm_tstate_t *ts, vkm_counters_t *o
      * killed there) must not stop the reader: after many tries the
      * figures read stand. */
     if ((s1 == s2 && !(s1 & 1)) || tries >= 1000) {
+      for (int b = 0; b < VKM_HIST_BUCKETS / 2; b++) { /* leading zeros to size classes */
+        uint64_t t = out->size_hist[b];
+        out->size_hist[b] = out->size_hist[VKM_HIST_BUCKETS - 1 - b];
+        out->size_hist[VKM_HIST_BUCKETS - 1 - b] = t;
+      }
+      out->size_hist[0] += __atomic_load_n(&ts->hist_zero, __ATOMIC_RELAXED);
       out->alloc_bytes += (uint64_t)(ra - rl);
       out->free_usable += (uint64_t)(fa - fl);
       return;

@@ -51,7 +51,7 @@ void vkm_guard_enter(void) {
  * allocators' (other); the mode is fixed before any thread attaches. */
 void vkm_guard_leave(void) {
   if (--vkm_tls.guard) return;
-  if (vkm_usable_mode == VKM_USABLE_GLIBC) vkm_tls.ts = vkm_tls.state;
+  if (vkm_fast_path) vkm_tls.ts = vkm_tls.state;
   else vkm_tls.other = vkm_tls.state;
 }
 #define self_state vkm_self_state
@@ -59,6 +59,7 @@ void vkm_guard_leave(void) {
 uint64_t vkm_state_alloc_count(const vkm_tstate_t *ts) {
   uint64_t n = 0;
   for (int i = 0; i < VKM_HIST_BUCKETS; i++) n += VKM_LOAD(&ts->c.size_hist[i]);
+  n += VKM_LOAD(&ts->hist_zero);
   return n;
 }
 
@@ -147,6 +148,7 @@ static void retire_counters(vkm_tstate_t *ts) {
   counters_add(&retired, &c);
   vkm_arm_begin(ts);
   counters_zero(&ts->c);
+  VKM_STORE(&ts->hist_zero, 0);
   VKM_STORE(&ts->req_armed, ts->req_left);
   VKM_STORE(&ts->free_armed, ts->free_left);
   vkm_arm_end(ts);

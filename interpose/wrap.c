@@ -40,7 +40,7 @@ static VKM_COLD void *record_failure(vkm_tstate_t *ts) {
 VKM_INLINE void *record_alloc(vkm_tstate_t *ts, void *p, size_t req) {
   size_t u = vkm_usable(p);
   VKM_OWN_ADD(ts->c.alloc_usable, u);
-  VKM_OWN_ADD(ts->c.size_hist[vkm_size_class(req)], 1); /* also the alloc count */
+  VKM_OWN_ADD(*vkm_hist_slot(ts, req), 1); /* also the alloc count */
   if (vkm_unlikely(vkm_req_due(ts, req))) return record_sample(ts, p, req, u); /* also the requested bytes */
   return p;
 }
@@ -51,7 +51,13 @@ VKM_INLINE void *record_alloc(vkm_tstate_t *ts, void *p, size_t req) {
  * is one instruction: the requested and freed totals are the countdowns
  * themselves (segment.h). */
 VKM_INLINE int count_request(vkm_tstate_t *ts, size_t n) {
-  VKM_OWN_ADD(ts->c.size_hist[vkm_size_class(n)], 1); /* also the alloc count */
+  VKM_OWN_ADD(*vkm_hist_slot(ts, n), 1); /* also the alloc count */
+  return vkm_req_due(ts, n);
+}
+
+/* The same on glibc's fast path, where the CPU is known to have LZCNT. */
+VKM_INLINE int count_request_fast(vkm_tstate_t *ts, size_t n) {
+  VKM_OWN_ADD(*vkm_hist_at(ts, vkm_lz_fast(n)), 1);
   return vkm_req_due(ts, n);
 }
 
@@ -139,7 +145,7 @@ static VKM_COLD void *malloc_slow(vkm_tstate_t *ts, size_t n) {
  * before the real call, so that only ts lives across it; a failure undoes
  * that. */
 static VKM_COLD void *malloc_failed(vkm_tstate_t *ts, size_t n) {
-  VKM_OWN_ADD(ts->c.size_hist[vkm_size_class(n)], -1); /* nothing was allocated after all */
+  VKM_OWN_ADD(*vkm_hist_slot(ts, n), -1); /* nothing was allocated after all */
   ts->req_left += (int64_t)n;
   return record_failure(ts);
 }
@@ -199,7 +205,7 @@ static VKM_NOINLINE void *malloc_other(size_t n) {
 VKM_WRAP void *VKM_FN(malloc)(size_t n) {
   vkm_tstate_t *ts = vkm_tls.ts;
   if (vkm_unlikely(ts == NULL)) return malloc_other(n);
-  if (vkm_unlikely(count_request(ts, n))) return malloc_sampled(ts, n);
+  if (vkm_unlikely(count_request_fast(ts, n))) return malloc_sampled(ts, n);
   ts->pending = n;
   void *p = vkm_real.malloc(n);
   if (vkm_unlikely(p == NULL)) return malloc_failed_pending(ts);
@@ -350,6 +356,10 @@ static VKM_COLD void *realloc_slow(vkm_tstate_t *ts, void *p, size_t n) {
  * leaves the old block in place and undoes both). */
 static VKM_COLD void *realloc_failed(vkm_tstate_t *ts) {
   size_t n = ts->pending, old_u = ts->pending_old;
+  if (n == 0) { /* glibc's realloc(p, 0) frees p and says NULL: the old block went out as counted */
+    VKM_OWN_ADD(ts->c.free_count, 1);
+    return NULL;
+  }
   VKM_OWN_ADD(ts->c.realloc_count, -1);
   ts->req_left += (int64_t)n;
   ts->free_left += (int64_t)old_u;
@@ -380,11 +390,12 @@ static VKM_COLD void *realloc_checked(vkm_tstate_t *ts, void *p, size_t n) {
 }
 
 /* The common case: glibc's allocator, a block that was not sampled (the
- * filter's pinned slots also send NULL and bootstrap blocks away), not
- * mmapped, and a non-zero size (realloc(p, 0) frees). */
+ * filter's pinned slots also send NULL and bootstrap blocks away) and not
+ * mmapped. realloc(p, 0) takes it too: glibc frees p and says NULL, which
+ * realloc_failed tells from a failure by the size. */
 VKM_WRAP void *VKM_FN(realloc)(void *p, size_t n) {
   vkm_tstate_t *ts = vkm_tls.ts;
-  if (vkm_unlikely(ts == NULL || vkm_maybe_sampled(p) || n == 0)) return realloc_slow(ts, p, n);
+  if (vkm_unlikely(ts == NULL || vkm_maybe_sampled(p))) return realloc_slow(ts, p, n);
   size_t h = vkm_glibc_header(p);
   if (vkm_unlikely(h & VKM_GLIBC_MMAPPED)) return realloc_slow(ts, p, n);
   size_t old_u = vkm_glibc_heap_usable(h);

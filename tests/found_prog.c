@@ -31,6 +31,8 @@ static size_t us(void *p) { return malloc_usable_size(p); }
 /* One iteration; returns the usable bytes it allocated/freed through au and fu. */
 static void exact_iteration(uint64_t *au, uint64_t *fu, void **leaks, long i) {
   void *p = malloc(100); *au += us(p); *fu += us(p); free(p);
+  p = malloc(0); *au += us(p); *fu += us(p); free(p);        /* class 0, by itself on the fast path (segment.h) */
+  p = malloc(1); *au += us(p); *fu += us(p); free(p);        /* class 0 too */
   p = calloc(10, 20); *au += us(p); *fu += us(p); free(p);
   p = realloc(NULL, 50); *au += us(p);                       /* alloc */
   size_t u0 = us(p);
