@@ -25,6 +25,7 @@ vkm_config_t vkm_config = {
     .tick_ms = 100,
     .checkpoint_ms = 10000,
     .agent = true,
+    .fast_path = true,
 };
 
 enum opt_kind { OPT_BOOL, OPT_U64, OPT_U32, OPT_STR };
@@ -55,6 +56,7 @@ static const opt_t options[] = {
     {"CHECKPOINT_MS", OPT_U32, &vkm_config.checkpoint_ms, 0, "rewrite the report this often (0 = at exit only)"},
     {"QUIET", OPT_BOOL, &vkm_config.quiet, 0, "no URL line, no warnings"},
     {"AGENT", OPT_BOOL, &vkm_config.agent, 0, "hand the segment to an agent process (0 = count only)"},
+    {"FAST_PATH", OPT_BOOL, &vkm_config.fast_path, 0, "0: count glibc's calls the general way, as on a CPU without LZCNT (for tests)"},
     /* Read elsewhere, listed so they are not reported as unknown. */
     {"VIEW", OPT_STR, NULL, 0, "serve a saved report instead of live data"},
     {"AGENT_SOCK", OPT_STR, NULL, 0, "internal: the agent of this process tree"},

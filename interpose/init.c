@@ -168,7 +168,7 @@ static int cpu_has_lzcnt(void) {
  * for every size from 0 to 4200 and for mmapped blocks. */
 static void choose_usable_mode(void) {
   if (vkm_plat_is_libc_malloc((void *)vkm_real.malloc)) vkm_usable_mode = VKM_USABLE_GLIBC;
-  vkm_fast_path = vkm_usable_mode == VKM_USABLE_GLIBC && cpu_has_lzcnt();
+  vkm_fast_path = vkm_usable_mode == VKM_USABLE_GLIBC && cpu_has_lzcnt() && vkm_config.fast_path;
 }
 
 /* Another allocator's size classes (see vkm_class_lookup), taken only

@@ -166,6 +166,7 @@ typedef struct vkm_config_s {
   uint32_t checkpoint_ms;    /* VALKMEM_CHECKPOINT_MS: rewrite the report this often (0 = only at exit); default 10000 when a report is set (a checkpoint with full 10 h history costs ~55 ms) */
   bool quiet;                /* VALKMEM_QUIET: no URL line, no warnings */
   bool agent;                /* VALKMEM_AGENT, default on: 0 = count only, no agent process */
+  bool fast_path;            /* VALKMEM_FAST_PATH, default on: 0 = glibc's calls go the general way (tests) */
 } vkm_config_t;
 
 /* The recorder reads it from the environment (config.c) and copies it into

@@ -80,14 +80,18 @@ def case_exact():
     reps = {}
     for n in (200, 400):
         rep, truth = os.path.join(TMP, "r%d.json" % n), os.path.join(TMP, "t%d.json" % n)
-        for mode in ("sampled", "exact"):
+        # "general": glibc's calls counted the way other allocators' are,
+        # as on a CPU without LZCNT (the fast paths not taken)
+        for mode in ("sampled", "exact", "general"):
             env = {"FOUND_TRUTH": truth}
             if mode == "exact":
                 env["VALKMEM_SAMPLE_BYTES"] = "1"
+            if mode == "general":
+                env["VALKMEM_FAST_PATH"] = "0"
             run(["exact", n], rep, env)
             reps[(n, mode)] = (load(rep), load(truth))
     n = 200
-    for mode in ("sampled", "exact"):
+    for mode in ("sampled", "exact", "general"):
         (a, ta), (b, tb) = reps[(200, mode)], reps[(400, mode)]
         check_eq(a["schema"], "valkmem.report/1", "schema")
         check_eq(a["platform"], "linux", "platform")
