@@ -516,6 +516,10 @@ static void on_control(void) {
   for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
     if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len >= CMSG_LEN(sizeof(int)))
       memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+  /* Our own user's (the tree's other workers), or the process itself,
+   * which may run as another user (open_final_socket). */
+  unsigned uid;
+  if (vkm_sys_peer_uid(c, &uid) != 0 || (uid != (unsigned)geteuid() && uid != 0 && vkm_sys_peer_pid(c) != vkm_target_pid())) n = -1;
   if (n == (ssize_t)sizeof h && h.magic == VKM_HELLO_MAGIC && h.kind == VKM_HELLO_FINAL) {
     finish();
     char ok = 1;
@@ -612,6 +616,10 @@ static void open_final_socket(const char *dir) {
     __atomic_store_n(&vkm_seg->agent_sock[0], '-', __ATOMIC_RELEASE); /* the recorder need not wait */
     return;
   }
+  /* A process that changed its user since (setpriv) still reaches it,
+   * where the directory lets it in (valkmem run and gate); on_control
+   * takes other users' connections from that process alone. */
+  chmod(final_path, 0666);
   final_fd = s;
   size_t len = strlen(final_path);
   memcpy(vkm_seg->agent_sock + 1, final_path + 1, len);

@@ -193,6 +193,26 @@ static void start_worker(vkm_agentd_t *d, int segfd, int pidfd, const vkm_hello_
   workers[nworkers++] = (worker_t){.pid = h->pid, .wpid = (int)c, .ino = ino, .born = peek.start_ns, .row = w.row};
 }
 
+/* Who may hand a segment over. The socket's directory keeps other users
+ * out, except under `valkmem run` and `gate`, whose directory lets a
+ * process of the command's tree in when it runs as another user (setpriv,
+ * runuser, a server dropping root): such a process is accepted when it,
+ * or one of its ancestors, is a process this agent serves (an exec, a
+ * fork) or the launcher itself; any other user's is refused. */
+static int peer_allowed(const vkm_agentd_t *d, int c, int peer) {
+  unsigned uid;
+  if (vkm_sys_peer_uid(c, &uid) != 0) return 0;
+  if (uid == (unsigned)geteuid() || uid == 0) return 1;
+  int launcher = d->done_fd >= 0 ? (int)getppid() : 0;
+  for (int p = peer, depth = 0; p > 1 && depth < 256; depth++) {
+    if (p == launcher) return 1;
+    for (size_t i = 0; i < nworkers; i++)
+      if (workers[i].pid == p) return 1;
+    p = vkm_proc_parent(p, 0);
+  }
+  return 0;
+}
+
 /* One connection: a hello with descriptors. */
 static void on_connection(vkm_agentd_t *d, int c) {
   struct timeval tv = {2, 0};
@@ -218,8 +238,19 @@ static void on_connection(vkm_agentd_t *d, int c) {
    * of its own (a sandbox) knows itself by another number. */
   int peer = vkm_sys_peer_pid(c);
   if (peer > 0 && n == (ssize_t)sizeof h) h.pid = peer;
+  int allowed = peer_allowed(d, c, peer);
   close(c);
-  if (n != (ssize_t)sizeof h || h.magic != VKM_HELLO_MAGIC) {
+  if (!allowed) {
+    vkm_say("warning", "pid %d: a recorder of another user, not of this process tree, was refused", peer);
+    /* Tell it that no worker will take its end, so that its exit does not
+     * wait for one (segment.h, agent_sock "-"). Its own mapping is the
+     * file the descriptor names; a file that is not a segment is left. */
+    vkm_seg_hdr_t hd;
+    if (nfds >= 1 && vkm_proc_seg_peek(fds[0], &hd, sizeof hd) == 0 && hd.magic == VKM_SEG_MAGIC && hd.agent_sock[0] == 0) {
+      ssize_t w = pwrite(fds[0], "-", 1, (off_t)offsetof(vkm_seg_hdr_t, agent_sock));
+      (void)w;
+    }
+  } else if (n != (ssize_t)sizeof h || h.magic != VKM_HELLO_MAGIC) {
     vkm_say("warning", "a connection that is not a valkmem recorder's was ignored");
   } else if (h.version != VKM_SEG_VERSION) {
     vkm_say("error", "pid %d: its recorder speaks segment version %u, this agent version %u: use the libvalkmem and valkmem of one build",

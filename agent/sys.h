@@ -25,6 +25,9 @@ ssize_t vkm_sys_recvmsg(int s, struct msghdr *m, int flags);
 /* The pid of the process at the other end of a Unix socket, as this
  * process sees it; -1 when unknown. */
 int vkm_sys_peer_pid(int s);
+/* The effective uid of the process at the other end of a Unix socket:
+ * 0 and *uid, or -1. */
+int vkm_sys_peer_uid(int s, unsigned *uid);
 /* Path of the running executable into buf. 0, or -1. */
 int vkm_sys_exe_path(char *buf, size_t cap);
 

@@ -69,6 +69,14 @@ int vkm_sys_peer_pid(int s) {
   return -1;
 }
 
+int vkm_sys_peer_uid(int s, unsigned *uid) {
+  uid_t u;
+  gid_t g;
+  if (getpeereid(s, &u, &g) != 0) return -1;
+  *uid = (unsigned)u;
+  return 0;
+}
+
 int vkm_sys_exe_path(char *buf, size_t cap) {
   uint32_t size = (uint32_t)cap;
   if (_NSGetExecutablePath(buf, &size) != 0) return -1;

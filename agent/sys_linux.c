@@ -28,6 +28,14 @@ int vkm_sys_peer_pid(int s) {
   return -1;
 }
 
+int vkm_sys_peer_uid(int s, unsigned *uid) {
+  struct ucred cred;
+  socklen_t cl = sizeof cred;
+  if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) return -1;
+  *uid = (unsigned)cred.uid;
+  return 0;
+}
+
 int vkm_sys_exe_path(char *buf, size_t cap) {
   ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
   if (n <= 0) return -1;

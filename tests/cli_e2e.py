@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 
 ap = argparse.ArgumentParser()
@@ -343,6 +344,52 @@ if case("gate-rss-unmeasured"):
     measured = (load("unmeasured.json").get("peak") or {}).get("rss_bytes", 0) if os.path.exists(rep) else 0
     check(measured != 0 or ("peak RSS       not measured" in p.stderr and "peak RSS       0 B" not in p.stderr),
           "run's summary: a peak RSS never read is 'not measured', not 0 B", show(p.returncode, p.stdout, p.stderr))
+
+if case("gate-other-user"):
+    # A process of the command's tree that runs as another user (setpriv:
+    # as CI running its tests unprivileged) is recorded by the gate's own
+    # agent and checked; it used to start an agent of its own, which the
+    # gate never heard of, and the gate checked setpriv's heap at its exec.
+    # A process of another user from outside the tree is refused.
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    probe = subprocess.run(as_nobody + ["sh", "-c", 'test -x "$0" && test -r "$1"', prog("gate_leak"),
+                                        os.path.abspath(args.lib)], capture_output=True) \
+        if os.geteuid() == 0 and shutil.which("setpriv") else None
+    if probe is None or probe.returncode != 0:
+        print("SKIP gate-other-user: needs root, setpriv, and uid 65534 able to run the test programs")
+    else:
+        rc, out, err = run(["gate", "--max-leak", "0", "--report", "nobody.json", "--"] + as_nobody + [prog("gate_leak"), "5"])
+        g = load("nobody.json")["gate"]
+        check(rc == 3 and "5000 B" in err and "leaky_put" in err, "a leak behind setpriv is found and named", show(rc, out, err))
+        check(g.get("leak_bytes") == 5000 and load("nobody.json").get("program") == "gate_leak",
+              "the report is gate_leak's (the exec'd image), with its 5000 B", json.dumps(g)[:1500])
+        rc, out, err = run(["gate", "--max-leak", "0", "--"] + as_nobody + [prog("gate_clean")])
+        check(rc == 0 and "PASS" in err, "a clean program behind setpriv passes (setpriv's own heap at exec is not its leak)",
+              show(rc, out, err))
+        tree = ["sh", "-c", prog("gate_leak") + " 2; " + prog("gate_leak") + " 3"]
+        rc, out, err = run(["gate", "--max-leak", "0", "--only", "gate_leak", "--"] + as_nobody + tree)
+        check(rc == 3 and "FAIL: 2 of 2 process(es) failed" in err and "2000 B" in err and "3000 B" in err,
+              "the children of another user's shell are checked too", show(rc, out, err))
+        # An outsider of that user, given the socket, is refused, and does
+        # not wait at its exit for a report that will not come.
+        sockfile = os.path.join(W, "sock.txt")
+        gate = subprocess.Popen([CLI, "gate", "--report", "host.json", "--", "sh", "-c",
+                                 'echo "$VALKMEM_AGENT_SOCK" > %s; sleep 4' % sockfile],
+                                env=base_env(), cwd=W, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(200):
+            if os.path.exists(sockfile) and open(sockfile).read().strip():
+                break
+            time.sleep(0.02)
+        sock = open(sockfile).read().strip()
+        t0 = time.monotonic()
+        outsider = subprocess.run(as_nobody + ["env", "LD_PRELOAD=" + os.path.abspath(args.lib), "VALKMEM_AGENT_SOCK=" + sock,
+                                               prog("gate_leak"), "1"], env=base_env(), capture_output=True, text=True, timeout=30)
+        took = time.monotonic() - t0
+        gout, gerr = gate.communicate(timeout=60)
+        progs = [p["program"] for p in load("host.json")["gate"]["processes"]]
+        check(outsider.returncode == 0 and "was refused" in gerr and "gate_leak" not in progs,
+              "an outsider of another user is refused by the gate's agent", f"{outsider}\n{gerr}\n{progs}")
+        check(took < 1.5, "the refused outsider does not wait at its exit (%.2f s)" % took)
 
 if case("gate-crash"):
     rc, out, err = run(["gate", "--max-leak", "0", "--junit", "crash.xml", "--", prog("gate_crash")])

@@ -421,6 +421,13 @@ static int agent_start(agent_t *a) {
   if (!tmp || tmp[0] != '/' || strlen(tmp) > 40) tmp = "/tmp";
   snprintf(a->dir, sizeof a->dir, "%s/valkmem-run-XXXXXX", tmp);
   if (!mkdtemp(a->dir)) return -errno;
+  /* Others may pass through the directory (not list it) and connect to
+   * the sockets in it, so that a process of the command's tree that runs
+   * as another user (setpriv, runuser, a server dropping root) is recorded
+   * by this agent, not one of its own that the gate would not hear of;
+   * the agent takes other users' segments only from the command's tree
+   * (agentd.c, peer_allowed). */
+  chmod(a->dir, 0711);
   snprintf(a->sock, sizeof a->sock, "%s/agent.sock", a->dir);
   int ls = vkm_sys_socket(AF_UNIX, 0);
   if (ls < 0) return -errno;
@@ -431,6 +438,7 @@ static int agent_start(agent_t *a) {
     close(ls);
     return -e;
   }
+  chmod(a->sock, 0666);
   int done[2];
   if (vkm_sys_pipe(done) != 0) {
     close(ls);
