@@ -833,6 +833,12 @@ static int by_alloc(const void *a, const void *b) {
   return x->key < y->key ? -1 : x->key > y->key;
 }
 
+static int by_count(const void *a, const void *b) {
+  const site_t *x = *(site_t *const *)a, *y = *(site_t *const *)b;
+  if (x->alloc_objs != y->alloc_objs) return x->alloc_objs > y->alloc_objs ? -1 : 1;
+  return by_alloc(a, b);
+}
+
 static void lifetimes_json(cJSON *obj) {
   cJSON *l = cJSON_AddObjectToObject(obj, "lifetimes");
   cJSON_AddStringToObject(l, "epoch", gc_mode ? "gc" : "time");
@@ -896,7 +902,12 @@ void vkm_sites_json(cJSON *obj, unsigned top) {
     vkm_free(emitted);
     return;
   }
-  unsigned nl = select_top(bl, top, by_live), na = select_top(ba, top, by_alloc);
+  /* VALKMEM_LIVE_SITES (what `valkmem gate` asks for without a baseline):
+   * every site that holds memory, whatever `top` says, and the top sites
+   * by count as well as by bytes allocated; all sites otherwise cost a
+   * compiler's report megabytes of JSON to write and read. */
+  bool all_live = vkm_config.live_sites && top;
+  unsigned nl = select_top(bl, all_live ? 0 : top, by_live), na = select_top(ba, top, by_alloc);
   if (top) /* a live ranking lists sites that hold something */
     while (nl && bl[nl - 1]->live_bytes <= 0) nl--;
   cal_t cl = calibration(true), ca = calibration(false);
@@ -918,6 +929,15 @@ void vkm_sites_json(cJSON *obj, unsigned top) {
       emitted[ba[i]->idx] = 1;
       cJSON_AddItemToArray(sites, site_json(ba[i], &cl, &ca));
     }
+  }
+  if (all_live) { /* by count: into "sites" only (reusing ba) */
+    unsigned nc = select_top(ba, top, by_count);
+    for (unsigned i = 0; i < nc; i++)
+      if (!emitted[ba[i]->idx]) {
+        emitted[ba[i]->idx] = 1;
+        site_symbolise(ba[i]);
+        cJSON_AddItemToArray(sites, site_json(ba[i], &cl, &ca));
+      }
   }
   vkm_free(emitted);
 

@@ -52,6 +52,7 @@ static const opt_t options[] = {
     {"URL_FILE", STR(url_file), "write the dashboard URL here"},
     {"ALLOCATOR", STR(allocator), "'mimalloc' forwards the app's allocations to mimalloc"},
     {"TOP_SITES", OPT_U32, &vkm_config.top_sites, 0, "sites per ranking in reports (0 = all)"},
+    {"LIVE_SITES", OPT_BOOL, &vkm_config.live_sites, 0, "reports list every site holding memory, whatever TOP_SITES says"},
     {"TICK_MS", OPT_U32, &vkm_config.tick_ms, 0, "agent tick"},
     {"CHECKPOINT_MS", OPT_U32, &vkm_config.checkpoint_ms, 0, "rewrite the report this often (0 = at exit only)"},
     {"QUIET", OPT_BOOL, &vkm_config.quiet, 0, "no URL line, no warnings"},

@@ -31,7 +31,7 @@
 #include "vkm.h"
 
 #define VKM_SEG_MAGIC 0x31474553204d4b56ull /* "VKM SEG1", little-endian */
-#define VKM_SEG_VERSION 5u
+#define VKM_SEG_VERSION 6u
 /* Size of the segment. Pages cost nothing until touched (what a process
  * touches is its thread states, the rings its threads use and the pools
  * it registers), but the address space counts against RLIMIT_AS, which

@@ -167,6 +167,7 @@ typedef struct vkm_config_s {
   bool quiet;                /* VALKMEM_QUIET: no URL line, no warnings */
   bool agent;                /* VALKMEM_AGENT, default on: 0 = count only, no agent process */
   bool fast_path;            /* VALKMEM_FAST_PATH, default on: 0 = glibc's calls go the general way (tests) */
+  bool live_sites;           /* VALKMEM_LIVE_SITES: reports list every site holding memory (and TOP_SITES by bytes and by count allocated) */
 } vkm_config_t;
 
 /* The recorder reads it from the environment (config.c) and copies it into

@@ -14,7 +14,7 @@ add_test(NAME cli_units COMMAND cli_units)
 set_tests_properties(cli_units PROPERTIES TIMEOUT 60)
 
 # --- planted programs for the gate ----------------------------------------
-foreach(prog gate_clean gate_leak gate_allocs gate_grow gate_crash gate_exit)
+foreach(prog gate_clean gate_leak gate_allocs gate_grow gate_crash gate_exit gate_sites)
   vkm_test_exe(${prog} ${CMAKE_SOURCE_DIR}/tests/${prog}.c)
   # Source paths in stacks: keep debug info.
   target_compile_options(${prog} PRIVATE -g)
