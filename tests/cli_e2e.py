@@ -379,6 +379,7 @@ if case("gate-other-user"):
         rc, out, err = run(["gate", "--max-leak", "0", "--report", "nobody.json", "--"] + as_nobody + [prog("gate_leak"), "5"])
         g = load("nobody.json")["gate"]
         check(rc == 3 and "5000 B" in err and "leaky_put" in err, "a leak behind setpriv is found and named", show(rc, out, err))
+        check("checked: gate_leak (pid" in err, "the summary says whose numbers they are (what setpriv exec'd)", err)
         check(g.get("leak_bytes") == 5000 and load("nobody.json").get("program") == "gate_leak",
               "the report is gate_leak's (the exec'd image), with its 5000 B", json.dumps(g)[:1500])
         rc, out, err = run(["gate", "--max-leak", "0", "--"] + as_nobody + [prog("gate_clean")])
