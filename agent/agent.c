@@ -500,6 +500,14 @@ static void finish(void) {
 static void on_control(void) {
   int c = vkm_sys_accept(final_fd, 0);
   if (c < 0) return;
+  /* Our own user's (the tree's other workers), or the process itself,
+   * which may run as another user (open_final_socket); anyone else is
+   * closed on before a byte is read. */
+  unsigned uid;
+  if (vkm_sys_peer_uid(c, &uid) != 0 || (uid != (unsigned)geteuid() && uid != 0 && vkm_sys_peer_pid(c) != vkm_target_pid())) {
+    close(c);
+    return;
+  }
   struct timeval tv = {2, 0};
   setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   vkm_hello_t h;
@@ -516,10 +524,6 @@ static void on_control(void) {
   for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
     if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len >= CMSG_LEN(sizeof(int)))
       memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-  /* Our own user's (the tree's other workers), or the process itself,
-   * which may run as another user (open_final_socket). */
-  unsigned uid;
-  if (vkm_sys_peer_uid(c, &uid) != 0 || (uid != (unsigned)geteuid() && uid != 0 && vkm_sys_peer_pid(c) != vkm_target_pid())) n = -1;
   if (n == (ssize_t)sizeof h && h.magic == VKM_HELLO_MAGIC && h.kind == VKM_HELLO_FINAL) {
     finish();
     char ok = 1;

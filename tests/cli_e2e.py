@@ -389,8 +389,7 @@ if case("gate-other-user"):
         rc, out, err = run(["gate", "--max-leak", "0", "--only", "gate_leak", "--"] + as_nobody + tree)
         check(rc == 3 and "FAIL: 2 of 2 process(es) failed" in err and "2000 B" in err and "3000 B" in err,
               "the children of another user's shell are checked too", show(rc, out, err))
-        # An outsider of that user, given the socket, is refused, and does
-        # not wait at its exit for a report that will not come.
+        # An outsider of that user, given the socket, is refused.
         sockfile = os.path.join(W, "sock.txt")
         gate = subprocess.Popen([CLI, "gate", "--report", "host.json", "--", "sh", "-c",
                                  'echo "$VALKMEM_AGENT_SOCK" > %s; sleep 4' % sockfile],
@@ -400,15 +399,12 @@ if case("gate-other-user"):
                 break
             time.sleep(0.02)
         sock = open(sockfile).read().strip()
-        t0 = time.monotonic()
         outsider = subprocess.run(as_nobody + ["env", "LD_PRELOAD=" + os.path.abspath(args.lib), "VALKMEM_AGENT_SOCK=" + sock,
                                                prog("gate_leak"), "1"], env=base_env(), capture_output=True, text=True, timeout=30)
-        took = time.monotonic() - t0
         gout, gerr = gate.communicate(timeout=60)
         progs = [p["program"] for p in load("host.json")["gate"]["processes"]]
         check(outsider.returncode == 0 and "was refused" in gerr and "gate_leak" not in progs,
               "an outsider of another user is refused by the gate's agent", f"{outsider}\n{gerr}\n{progs}")
-        check(took < 1.5, "the refused outsider does not wait at its exit (%.2f s)" % took)
 
 if case("gate-crash"):
     rc, out, err = run(["gate", "--max-leak", "0", "--junit", "crash.xml", "--", prog("gate_crash")])
