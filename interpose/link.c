@@ -137,16 +137,20 @@ static int find_agent_bin(char *out, size_t cap) {
   return executable(out) ? 0 : -1;
 }
 
-/* A private directory for the socket: $TMPDIR (or /tmp)/valkmem-UID, ours
- * and closed to others. */
+/* A directory for the socket: $TMPDIR (or /tmp)/valkmem-UID, ours. Others
+ * may pass through it (0711) but not list or change it, so that a process
+ * of the tree that runs as another user (setpriv, su, a server dropping
+ * root) reaches the tree's agent by the name it inherited; the agent takes
+ * another user's segment only from a process of its tree (agentd.c). */
 static int socket_path(char *out, size_t cap) {
   const char *tmp = getenv("TMPDIR");
   if (!tmp || tmp[0] != '/' || strlen(tmp) > 40) tmp = "/tmp";
   char dir[96];
   snprintf(dir, sizeof dir, "%s/valkmem-%u", tmp, (unsigned)getuid());
-  if (mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
+  if (mkdir(dir, 0711) != 0 && errno != EEXIST) return -1;
   struct stat st;
-  if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077)) return -1;
+  if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 066)) return -1;
+  if ((st.st_mode & 0777) != 0711) chmod(dir, 0711); /* a umask's, or an earlier version's 0700 */
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   /* Fixed-width numbers: the environment string the program inherits has
@@ -237,6 +241,7 @@ static int spawn_agent(int segfd, int pidfd, const char *at) {
     if (lk >= 0) close(lk);
     return -1;
   }
+  chmod(path, 0666); /* reachable by the tree's processes of other users (socket_path) */
   /* The URL line goes to the terminal the program was started from, never
    * into a pipe or file the program owns. */
   char tty[256] = "";

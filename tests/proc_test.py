@@ -1073,6 +1073,36 @@ def case_env_no_follow():
                        capture_output=True, timeout=60)
     check_eq(p.stdout, b"unset\nunset\n", "valkmem run, FOLLOW_EXEC=0: the command does not pass the socket on")
 
+def case_other_user():
+    """Under a plain LD_PRELOAD, a process that runs as another user (setpriv
+    as root) hands its segment to the tree's agent, as a process of the same
+    user does: its report is written by that agent (owned by root), in
+    place of setpriv's (the same pid), not by an agent of its own."""
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    leaky = os.path.join(BINDIR, "proc_leaky")
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        print("SKIP: needs root and setpriv")
+        return
+    if run(as_nobody + ["sh", "-c", 'test -x "$0" && test -r "$1"', leaky, LIB], base_env()).rc != 0:
+        print("SKIP: uid 65534 cannot run %s with %s" % (leaky, LIB))
+        return
+    d = mkdir("otheruser")
+    os.chmod(d, 0o777)  # an agent of uid 65534's own could write here too
+    rep = os.path.join(d, "r-%p.json")
+    plain = run(as_nobody + [leaky], base_env())
+    shim = run(as_nobody + [leaky], shim_env(VALKMEM_REPORT=rep, VALKMEM_HTTP="0"))
+    same(plain, shim, "setpriv to uid 65534, then a leak")
+    files = [f for f in os.listdir(d) if f.endswith(".json")]
+    check(len(files) == 1, "one report, for the one pid: %s" % files)
+    if len(files) != 1:
+        return
+    path = os.path.join(d, files[0])
+    r, found = final_report(path, 20)
+    check(r is not None and r.get("program") == "proc_leaky" and r["live"]["bytes"] >= 4096,
+          "the report is proc_leaky's, with its 4096-byte leak (%s)" % found)
+    check(os.stat(path).st_uid == 0, "written by the tree's agent (root), not by an agent of uid 65534's own (owner %d)"
+          % os.stat(path).st_uid)
+
 def case_rlimit_as():
     """Under a finite RLIMIT_AS (ulimit -v) the segment is 12 MiB, not 64:
     the program can allocate about as much as without the shim."""
@@ -1128,7 +1158,7 @@ CASES = {"peak": case_peak, "agent_replaced": case_agent_replaced, "sweep": case
          "stderr_clean": case_stderr_clean, "fd_reuse": case_fd_reuse, "sigkill_report": case_sigkill_report,
          "gate_tree": case_gate_tree, "chromium": case_chromium, "report_at_exit": case_report_at_exit,
          "heap_untouched": case_heap_untouched, "agent_gone": case_agent_gone, "alloc_errno": case_alloc_errno,
-         "malloc_debug": case_malloc_debug, "raw_clone": case_raw_clone, "pid1_init": case_pid1_init, "env_no_follow": case_env_no_follow, "rlimit_as": case_rlimit_as, "url_first": case_url_first}
+         "malloc_debug": case_malloc_debug, "raw_clone": case_raw_clone, "pid1_init": case_pid1_init, "env_no_follow": case_env_no_follow, "rlimit_as": case_rlimit_as, "url_first": case_url_first, "other_user": case_other_user}
 if CASE not in CASES:
     print("unknown case %r (cases: %s)" % (CASE, " ".join(CASES)), file=sys.stderr)
     sys.exit(2)

@@ -10,7 +10,7 @@ endforeach()
 if(Python3_FOUND AND TARGET valkmem-cli)
   set(VKM_PROC_CASES single_thread pthread_exit_main setxid_caps signals_default cjson_host
       stderr_clean fd_reuse sigkill_report gate_tree chromium sandbox_adopt attach tree_dashboard
-      report_at_exit heap_untouched agent_gone alloc_errno malloc_debug raw_clone peak agent_replaced sweep pid1_init env_no_follow rlimit_as url_first)
+      report_at_exit heap_untouched agent_gone alloc_errno malloc_debug raw_clone peak agent_replaced sweep pid1_init env_no_follow rlimit_as url_first other_user)
   foreach(case ${VKM_PROC_CASES})
     add_test(NAME proc_${case}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/proc_test.py
