@@ -218,10 +218,10 @@ static void on_connection(vkm_agentd_t *d, int c) {
   /* The sender's pid as this agent sees it: a process in a pid namespace
    * of its own (a sandbox) knows itself by another number. Known before a
    * byte is read: a refused sender, who could connect and say nothing, is
-   * given 50 ms rather than 2 s of this loop. */
+   * not waited for at all (only what it has sent already is read). */
   int peer = vkm_sys_peer_pid(c);
   int allowed = peer_allowed(d, c, peer);
-  struct timeval tv = {allowed ? 2 : 0, allowed ? 0 : 50000};
+  struct timeval tv = {2, 0};
   setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   vkm_hello_t h;
   struct iovec iov = {&h, sizeof h};
@@ -231,7 +231,7 @@ static void on_connection(vkm_agentd_t *d, int c) {
   } u;
   struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
   ssize_t n;
-  do n = vkm_sys_recvmsg(c, &m, MSG_WAITALL);
+  do n = vkm_sys_recvmsg(c, &m, allowed ? MSG_WAITALL : MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
   int fds[4] = {-1, -1, -1, -1}, nfds = 0;
   for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))

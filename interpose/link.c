@@ -137,20 +137,22 @@ static int find_agent_bin(char *out, size_t cap) {
   return executable(out) ? 0 : -1;
 }
 
-/* A directory for the socket: $TMPDIR (or /tmp)/valkmem-UID, ours. Others
- * may pass through it (0711) but not list or change it, so that a process
- * of the tree that runs as another user (setpriv, su, a server dropping
- * root) reaches the tree's agent by the name it inherited; the agent takes
- * another user's segment only from a process of its tree (agentd.c). */
+/* A directory for the socket: $TMPDIR (or /tmp)/valkmem-UID, ours. Root's
+ * lets others pass through it (0711) but not list or change it, so that a
+ * process of the tree that drops root (setpriv, su, a server) reaches the
+ * tree's agent by the name it inherited; the agent takes another user's
+ * segment only from a process of its tree (agentd.c). Another user's stays
+ * closed (0700): no process of theirs can become another user. */
 static int socket_path(char *out, size_t cap) {
   const char *tmp = getenv("TMPDIR");
   if (!tmp || tmp[0] != '/' || strlen(tmp) > 40) tmp = "/tmp";
   char dir[96];
   snprintf(dir, sizeof dir, "%s/valkmem-%u", tmp, (unsigned)getuid());
-  if (mkdir(dir, 0711) != 0 && errno != EEXIST) return -1;
+  mode_t mode = getuid() == 0 ? 0711 : 0700;
+  if (mkdir(dir, mode) != 0 && errno != EEXIST) return -1;
   struct stat st;
   if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 066)) return -1;
-  if ((st.st_mode & 0777) != 0711) chmod(dir, 0711); /* a umask's, or an earlier version's 0700 */
+  if ((st.st_mode & 0777) != mode) chmod(dir, mode); /* a umask's, or an earlier version's */
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   /* Fixed-width numbers: the environment string the program inherits has

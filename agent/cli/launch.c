@@ -427,7 +427,7 @@ static int agent_start(agent_t *a) {
    * by this agent, not one of its own that the gate would not hear of;
    * the agent takes other users' segments only from the command's tree
    * (agentd.c, peer_allowed). */
-  chmod(a->dir, 0711);
+  if (geteuid() == 0) chmod(a->dir, 0711); /* only root's processes can become another user */
   snprintf(a->sock, sizeof a->sock, "%s/agent.sock", a->dir);
   int ls = vkm_sys_socket(AF_UNIX, 0);
   if (ls < 0) return -errno;
