@@ -503,8 +503,7 @@ static void on_control(void) {
   /* Our own user's (the tree's other workers), or the process itself,
    * which may run as another user (open_final_socket); anyone else is
    * closed on before a byte is read. */
-  unsigned uid;
-  if (vkm_sys_peer_uid(c, &uid) != 0 || (uid != (unsigned)geteuid() && uid != 0 && vkm_sys_peer_pid(c) != vkm_target_pid())) {
+  if (!vkm_sys_peer_trusted(c) && vkm_sys_peer_pid(c) != vkm_target_pid()) {
     close(c);
     return;
   }

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 struct msghdr;
 
@@ -28,6 +29,13 @@ int vkm_sys_peer_pid(int s);
 /* The effective uid of the process at the other end of a Unix socket:
  * 0 and *uid, or -1. */
 int vkm_sys_peer_uid(int s, unsigned *uid);
+/* Whether the other end runs as this process's user or as root: the
+ * sockets' directories once let no one else in, and still do but for a
+ * root agent's tree (agentd.c, peer_allowed). */
+static inline int vkm_sys_peer_trusted(int s) {
+  unsigned uid;
+  return vkm_sys_peer_uid(s, &uid) == 0 && (uid == (unsigned)geteuid() || uid == 0);
+}
 /* Path of the running executable into buf. 0, or -1. */
 int vkm_sys_exe_path(char *buf, size_t cap);
 

@@ -317,15 +317,8 @@ VKM_INLINE uint64_t *vkm_hist_at(vkm_tstate_t *ts, size_t z) {
 }
 VKM_INLINE uint64_t *vkm_hist_slot(vkm_tstate_t *ts, size_t n) { return vkm_hist_at(ts, vkm_lz(n)); }
 
-/* floor(log2(n)), with 0 in bucket 0: two instructions, no branch. */
-VKM_INLINE size_t vkm_size_class(size_t n) {
-#if defined(__x86_64__)
-  size_t r; /* bsr gives the 64-bit index directly; clz leaves an int to widen */
-  __asm__("bsr %1, %0" : "=r"(r) : "r"(n | 1) : "cc");
-  return r;
-#else
-  return (size_t)63 ^ (size_t)__builtin_clzll((unsigned long long)(n | 1));
-#endif
-}
+/* floor(log2(n)), with 0 in bucket 0: the size class of the retired
+ * total's histogram, which is kept in class order (thread.c). */
+VKM_INLINE size_t vkm_size_class(size_t n) { return (size_t)63 ^ (size_t)__builtin_clzll((unsigned long long)(n | 1)); }
 
 #endif

@@ -60,6 +60,7 @@ cJSON *vkm_cli_json_load(const char *what, const char *path);
 /* Writes a whole file atomically (temp + rename). 0 or -errno (said). */
 int vkm_cli_write_file(const char *what, const char *path, const void *data, size_t len);
 int vkm_cli_check_writable(const char *what, const char *path); /* before the command runs */
+const char *vkm_cli_base_name(const char *path);              /* after the last '/' (path itself when none, or when it ends in one) */
 
 /* Growable string buffer. */
 typedef struct vkm_buf_s {

@@ -213,11 +213,6 @@ static int append_text(const char *what, const char *path, const char *text) {
  * happened to land after the new image's: such a report is not checked
  * (the image it describes is gone, and the new one left nothing).
  * ------------------------------------------------------------------------- */
-static const char *base_name(const char *p) {
-  const char *s = strrchr(p, '/');
-  return s && s[1] ? s + 1 : p;
-}
-
 static bool only_matches(const vkm_gate_opts_t *o, const char *name) {
   if (!o->nonly) return true;
   for (size_t k = 0; k < o->nonly; k++)
@@ -247,7 +242,7 @@ static void proc_fill(vkm_gate_proc_t *p) {
   const cJSON *av = cJSON_GetObjectItemCaseSensitive(root, "argv");
   const cJSON *a0 = cJSON_IsArray(av) ? cJSON_GetArrayItem(av, 0) : NULL;
   if (cJSON_IsString(j) && j->valuestring[0]) snprintf(p->program, sizeof p->program, "%s", j->valuestring);
-  else if (cJSON_IsString(a0) && a0->valuestring[0]) snprintf(p->program, sizeof p->program, "%s", base_name(a0->valuestring));
+  else if (cJSON_IsString(a0) && a0->valuestring[0]) snprintf(p->program, sizeof p->program, "%s", vkm_cli_base_name(a0->valuestring));
   const cJSON *end = cJSON_GetObjectItemCaseSensitive(root, "end");
   j = cJSON_GetObjectItemCaseSensitive(end, "kind");
   if (cJSON_IsString(j)) snprintf(p->end_kind, sizeof p->end_kind, "%s", j->valuestring);
@@ -291,7 +286,7 @@ static size_t load_tree(const char *dir, int root_pid, const char *cmd, const vk
     p->pid = pid;
     p->is_root = pid == root_pid;
     have_root |= p->is_root;
-    snprintf(p->program, sizeof p->program, "%s", p->is_root ? base_name(cmd) : "?");
+    snprintf(p->program, sizeof p->program, "%s", p->is_root ? vkm_cli_base_name(cmd) : "?");
     reports++;
     char path[PATH_MAX], *text = NULL, err[200] = "";
     size_t len = 0;
@@ -318,7 +313,7 @@ static size_t load_tree(const char *dir, int root_pid, const char *cmd, const vk
       memset(p, 0, sizeof *p);
       p->pid = root_pid;
       p->is_root = true;
-      snprintf(p->program, sizeof p->program, "%s", base_name(cmd));
+      snprintf(p->program, sizeof p->program, "%s", vkm_cli_base_name(cmd));
       p->state = VKM_PROC_NO_REPORT;
     }
   }

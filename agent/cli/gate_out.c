@@ -244,9 +244,8 @@ void vkm_gate_print_human(FILE *f, const vkm_gate_opts_t *o, const vkm_supp_list
     vkm_buf_printf(&b, "\n");
     /* The command became another program (setpriv, env, a wrapper script
      * that execs): say whose numbers these are. */
-    const char *base = run && run->argv && run->argv[0] ? strrchr(run->argv[0], '/') : NULL;
-    base = base ? base + 1 : run && run->argv ? run->argv[0] : NULL;
-    if (run && run->nprocs == 1 && base && run->procs[0].program[0] && strcmp(run->procs[0].program, base) != 0)
+    if (run->nprocs == 1 && run->argv && run->argv[0] && run->procs[0].program[0] &&
+        strcmp(run->procs[0].program, vkm_cli_base_name(run->argv[0])) != 0)
       vkm_buf_printf(&b, "  checked: %s (pid %d), what the command exec'd\n", run->procs[0].program, run->procs[0].pid);
     if (run->crashed) {
       const cJSON *end = cJSON_GetObjectItemCaseSensitive(r->root, "end");

@@ -125,6 +125,11 @@ int vkm_cli_slurp(const char *path, char **out, size_t *len) {
 
 /* Before the command runs: could vkm_cli_write_file write `path` (a
  * temporary file beside it, renamed over it)? Says why not. */
+const char *vkm_cli_base_name(const char *path) {
+  const char *s = strrchr(path, '/');
+  return s && s[1] ? s + 1 : path;
+}
+
 int vkm_cli_check_writable(const char *what, const char *path) {
   struct stat st;
   if (!*path) {
