@@ -5,7 +5,7 @@ set(VKM_CLI_DIR ${CMAKE_SOURCE_DIR}/agent/cli)
 set(VKM_CLI_UNIT_SRC
     ${VKM_CLI_DIR}/alloc.c ${VKM_CLI_DIR}/util.c ${VKM_CLI_DIR}/size.c ${VKM_CLI_DIR}/launch.c
     ${VKM_CLI_DIR}/report.c ${VKM_CLI_DIR}/suppress.c ${VKM_CLI_DIR}/config.c
-    ${VKM_CLI_DIR}/gate_eval.c ${VKM_CLI_DIR}/gate_out.c ${VKM_CLI_DIR}/run.c
+    ${VKM_CLI_DIR}/gate_eval.c ${VKM_CLI_DIR}/gate_out.c ${VKM_CLI_DIR}/gate_text.c ${VKM_CLI_DIR}/gate_ci.c ${VKM_CLI_DIR}/run.c
     ${CMAKE_SOURCE_DIR}/agent/sys_${VKM_PLATFORM}.c)
 
 # --- units: parsers, matching, verdicts, escaping -------------------------
